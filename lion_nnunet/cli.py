@@ -1,0 +1,80 @@
+"""``lion <command>``: the one console script. Thin: every command calls library functions.
+
+Each command group is a module with a ``register(subparsers)`` function (listed in
+COMMAND_MODULES); heavy imports (torch, nnunetv2) happen inside the handlers, so
+``lion --help`` stays fast.
+Exit codes: 0 success, 1 runtime error (a :class:`LionError`), 2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from lion_nnunet import __version__
+from lion_nnunet.cliutils import HelpFormatter
+from lion_nnunet.errors import LionError
+
+COMMAND_MODULES = (
+    "lion_nnunet.dataset_conversion.cli_phantoms",  # phantoms
+    "lion_nnunet.dataset_conversion.cli_convert",  # convert autopet|manifest|images, splits
+    "lion_nnunet.plans.cli_plans",  # plan, plans install
+    "lion_nnunet.trainers.cli_doctor",  # env, doctor
+    "lion_nnunet.inference.cli_inference",  # predict, postprocess
+    "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
+    "lion_nnunet.analysis.cli_tom",  # tom, tom-correlate, embed
+    "lion_nnunet.demo",  # demo
+)
+
+EXAMPLES = """\
+examples:
+  lion demo --out lion_demo                       # synthetic data end to end on CPU
+  lion phantoms --tracer fdg --cases 12 --out fdg_synth
+  lion convert autopet --input fdg_synth/studies --organs fdg_synth/organs --tracer fdg \\
+       --dataset-id 501 --name LION_FDG
+  lion doctor                                     # is nnU-Net set up to find the LION trainers?
+  lion <command> --help                           # every command's options and examples
+"""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lion",
+        description="LION: PET-only tumor segmentation for FDG and PSMA PET/CT on nnU-Net v2.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lion-nnunet {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lion`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2) + (0 if args.verbose else 10),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except LionError as e:
+        print(f"lion {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lion {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Shared pieces of the ``lion`` command line: flags every command spells the same way."""
+
+from __future__ import annotations
+
+import argparse
+
+from lion_nnunet.progress import default_processes
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples in epilogs as written and shows defaults."""
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    examples: str,
+    description: str = "",
+) -> argparse.ArgumentParser:
+    """Add a subcommand whose ``--help`` ends with runnable examples."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog="examples:\n" + examples.strip("\n"),
+        formatter_class=HelpFormatter,
+    )
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output instead of refusing/skipping",
+    )
+
+
+def add_no_pbar(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-pbar", action="store_true", help="do not show progress bars")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON answer")
+
+
+def add_processes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-np",
+        "--num-processes",
+        dest="num_processes",
+        type=int,
+        default=default_processes(),
+        help="worker processes (as nnU-Net's -np)",
+    )
+
+
+def add_sharding(parser: argparse.ArgumentParser) -> None:
+    """``--num-parts/--part-id``: process every num_parts-th case starting at part_id."""
+    parser.add_argument(
+        "--num-parts", type=int, default=1, help="split the cohort into this many parts"
+    )
+    parser.add_argument("--part-id", type=int, default=0, help="which part this run does (0-based)")
+
+
+def add_tracer(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    from lion_nnunet.labels import TRACERS
+
+    parser.add_argument(
+        "--tracer", choices=TRACERS, required=required, help="tracer, picks the organ label set"
+    )

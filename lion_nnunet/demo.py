@@ -1,0 +1,9 @@
+"""`lion demo`: synthetic FDG data end to end on CPU."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add this group's subcommands to ``lion``."""

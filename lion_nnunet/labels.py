@@ -1,0 +1,343 @@
+"""Organ label sets per tracer: the single source of truth for LION label ids.
+
+A LION label map has background 0, tumor 1, and the auxiliary organ classes 2..K in the order
+declared here. Each organ class is built from one or more TotalSegmentator v2 classes (left/right
+pairs merged into one class). dataset.json, the CLI's ``--tracer`` choices, colour maps,
+postprocessing and the docs' label tables are all generated from these declarations.
+
+Examples:
+    >>> from lion_nnunet.labels import get_label_set, TUMOR_LABEL
+    >>> fdg = get_label_set("fdg")
+    >>> fdg.labels()["tumor"] == TUMOR_LABEL
+    True
+    >>> fdg.organ_names[:3]
+    ('brain', 'heart', 'kidneys')
+    >>> fdg.label_of("kidneys")
+    4
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lion_nnunet.errors import LionError
+
+BACKGROUND_LABEL = 0
+TUMOR_LABEL = 1
+FIRST_ORGAN_LABEL = 2
+
+#: TotalSegmentator tasks whose outputs we read, with the file stem TotalSegmentator writes for
+#: the multi-label output (``--ml``) of each.
+TOTALSEG_TASKS = ("total", "head_glands_cavities")
+
+
+@dataclass(frozen=True)
+class TotalSegClass:
+    """One TotalSegmentator v2 class.
+
+    Args:
+        task: TotalSegmentator task, e.g. ``"total"`` or ``"head_glands_cavities"``.
+        name: class name, also the file stem of its binary mask (``<name>.nii.gz``).
+        id: value of the class in that task's multi-label output.
+    """
+
+    task: str
+    name: str
+    id: int
+
+
+@dataclass(frozen=True)
+class OrganClass:
+    """One auxiliary LION organ class, merged from one or more TotalSegmentator classes."""
+
+    name: str
+    sources: tuple[TotalSegClass, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The label set of one tracer: tumor plus ordered auxiliary organ classes.
+
+    Label ids: background 0, tumor 1, ``organs[i]`` -> ``i + 2``.
+    """
+
+    tracer: str
+    organs: tuple[OrganClass, ...]
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        names = [o.name for o in self.organs]
+        if len(set(names)) != len(names):
+            raise LionError(f"label set {self.tracer!r}: organ names repeat: {names}")
+        if {"background", "tumor"} & set(names):
+            raise LionError(
+                f"label set {self.tracer!r}: 'background' and 'tumor' are reserved names"
+            )
+        seen: dict[tuple[str, str], str] = {}
+        for organ in self.organs:
+            if not organ.sources:
+                raise LionError(
+                    f"label set {self.tracer!r}: organ {organ.name!r} has no "
+                    "TotalSegmentator source class"
+                )
+            for src in organ.sources:
+                if src.task not in TOTALSEG_TASKS:
+                    raise LionError(
+                        f"label set {self.tracer!r}: organ {organ.name!r} uses task "
+                        f"{src.task!r}; expected one of {TOTALSEG_TASKS}"
+                    )
+                key = (src.task, src.name)
+                if key in seen:
+                    raise LionError(
+                        f"label set {self.tracer!r}: TotalSegmentator class {src.task}/{src.name} "
+                        f"is mapped to both {seen[key]!r} and {organ.name!r}"
+                    )
+                seen[key] = organ.name
+
+    @property
+    def organ_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.organs)
+
+    @property
+    def organ_labels(self) -> tuple[int, ...]:
+        """Label ids of the organ classes (2..K)."""
+        return tuple(range(FIRST_ORGAN_LABEL, FIRST_ORGAN_LABEL + len(self.organs)))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including background."""
+        return FIRST_ORGAN_LABEL + len(self.organs)
+
+    def labels(self, with_organs: bool = True) -> dict[str, int]:
+        """The nnU-Net dataset.json ``labels`` mapping (name -> id, consecutive from 0)."""
+        out = {"background": BACKGROUND_LABEL, "tumor": TUMOR_LABEL}
+        if with_organs:
+            out.update(zip(self.organ_names, self.organ_labels, strict=True))
+        return out
+
+    def label_of(self, organ: str) -> int:
+        """Label id of an organ class by name."""
+        try:
+            return FIRST_ORGAN_LABEL + self.organ_names.index(organ)
+        except ValueError:
+            raise LionError(
+                f"organ {organ!r} is not in the {self.tracer} label set; "
+                f"choose from {', '.join(self.organ_names)}"
+            ) from None
+
+    def name_of(self, label: int) -> str:
+        """Class name of a label id."""
+        for name, value in self.labels().items():
+            if value == label:
+                return name
+        raise LionError(
+            f"label {label} is not in the {self.tracer} label set (0..{self.num_classes - 1})"
+        )
+
+    def tasks(self) -> tuple[str, ...]:
+        """TotalSegmentator tasks this label set needs, in TOTALSEG_TASKS order."""
+        used = {s.task for o in self.organs for s in o.sources}
+        return tuple(t for t in TOTALSEG_TASKS if t in used)
+
+    def totalseg_lookup(self) -> dict[tuple[str, str], int]:
+        """Map ``(task, TotalSegmentator class name)`` -> LION label id."""
+        return {
+            (s.task, s.name): label
+            for organ, label in zip(self.organs, self.organ_labels, strict=True)
+            for s in organ.sources
+        }
+
+    def totalseg_id_lookup(self, task: str) -> dict[int, int]:
+        """Map TotalSegmentator multi-label id of ``task`` -> LION label id."""
+        return {
+            s.id: label
+            for organ, label in zip(self.organs, self.organ_labels, strict=True)
+            for s in organ.sources
+            if s.task == task
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (the schema of ``--label-set`` files)."""
+        return {
+            "tracer": self.tracer,
+            "notes": self.notes,
+            "organs": [
+                {
+                    "name": o.name,
+                    "description": o.description,
+                    "totalsegmentator": [
+                        {"task": s.task, "name": s.name, "id": s.id} for s in o.sources
+                    ],
+                }
+                for o in self.organs
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, where: str = "label set") -> LabelSet:
+        """Build a label set from its JSON form, naming ``where`` in every error."""
+        try:
+            organs = tuple(
+                OrganClass(
+                    name=str(o["name"]),
+                    description=str(o.get("description", "")),
+                    sources=tuple(
+                        TotalSegClass(task=str(s["task"]), name=str(s["name"]), id=int(s["id"]))
+                        for s in o["totalsegmentator"]
+                    ),
+                )
+                for o in data["organs"]
+            )
+            return cls(tracer=str(data["tracer"]), organs=organs, notes=str(data.get("notes", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise LionError(
+                f"{where}: not a valid label set ({type(e).__name__}: {e}); expected "
+                '{"tracer": ..., "organs": [{"name": ..., "totalsegmentator": '
+                '[{"task": ..., "name": ..., "id": ...}]}]}'
+            ) from None
+
+
+def _ts(task: str, *pairs: tuple[str, int]) -> tuple[TotalSegClass, ...]:
+    return tuple(TotalSegClass(task, name, id_) for name, id_ in pairs)
+
+
+# TotalSegmentator v2 ids, from totalsegmentator/map_to_binary.py (class_map["total"] and
+# class_map["head_glands_cavities"]); tests/test_labels.py checks them against the package.
+FDG = LabelSet(
+    tracer="fdg",
+    organs=(
+        OrganClass("brain", _ts("total", ("brain", 90)), "high glucose metabolism"),
+        OrganClass("heart", _ts("total", ("heart", 51)), "variable myocardial uptake"),
+        OrganClass(
+            "kidneys", _ts("total", ("kidney_right", 2), ("kidney_left", 3)), "renal excretion"
+        ),
+        OrganClass("urinary_bladder", _ts("total", ("urinary_bladder", 21)), "excreted tracer"),
+        OrganClass("liver", _ts("total", ("liver", 5)), "moderate background uptake"),
+        OrganClass("spleen", _ts("total", ("spleen", 1)), "moderate uptake"),
+        OrganClass("stomach", _ts("total", ("stomach", 6)), "variable physiological uptake"),
+        OrganClass(
+            "small_bowel",
+            _ts("total", ("small_bowel", 18), ("duodenum", 19)),
+            "bowel uptake (small bowel + duodenum)",
+        ),
+        OrganClass("colon", _ts("total", ("colon", 20)), "bowel uptake"),
+    ),
+)
+
+PSMA = LabelSet(
+    tracer="psma",
+    organs=(
+        OrganClass(
+            "salivary_glands",
+            _ts(
+                "head_glands_cavities",
+                ("parotid_gland_left", 7),
+                ("parotid_gland_right", 8),
+                ("submandibular_gland_right", 9),
+                ("submandibular_gland_left", 10),
+            ),
+            "parotid + submandibular glands, intense PSMA uptake",
+        ),
+        OrganClass(
+            "kidneys", _ts("total", ("kidney_right", 2), ("kidney_left", 3)), "renal uptake"
+        ),
+        OrganClass("liver", _ts("total", ("liver", 5)), "hepatobiliary uptake"),
+        OrganClass("spleen", _ts("total", ("spleen", 1)), "moderate uptake"),
+        OrganClass(
+            "small_bowel",
+            _ts("total", ("small_bowel", 18), ("duodenum", 19)),
+            "bowel uptake (small bowel + duodenum)",
+        ),
+        OrganClass("urinary_bladder", _ts("total", ("urinary_bladder", 21)), "excreted tracer"),
+    ),
+    notes=(
+        "Lacrimal glands also take up PSMA ligands, but TotalSegmentator v2 has no lacrimal gland "
+        "class, so they are not an auxiliary class here."
+    ),
+)
+
+#: The registry: tracer name -> label set. Feeds ``--tracer`` choices, docs and tests.
+LABEL_SETS: dict[str, LabelSet] = {ls.tracer: ls for ls in (FDG, PSMA)}
+TRACERS: tuple[str, ...] = tuple(LABEL_SETS)
+
+
+def get_label_set(tracer: str) -> LabelSet:
+    """The built-in label set of a tracer (``"fdg"`` or ``"psma"``)."""
+    try:
+        return LABEL_SETS[tracer.lower()]
+    except KeyError:
+        raise LionError(f"unknown tracer {tracer!r}; choose from {', '.join(TRACERS)}") from None
+
+
+def load_label_set(path: str | Path) -> LabelSet:
+    """Read a user label set from a JSON file with the schema of :meth:`LabelSet.to_dict`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LionError(f"{path}: label-set file not found") from None
+    except json.JSONDecodeError as e:
+        raise LionError(f"{path}: label-set file is not valid JSON ({e})") from None
+    return LabelSet.from_dict(data, where=str(path))
+
+
+def resolve_label_set(
+    tracer: str | None = None, label_set_file: str | Path | None = None
+) -> LabelSet:
+    """The label set from ``--label-set FILE`` when given, else from ``--tracer``."""
+    if label_set_file is not None:
+        return load_label_set(label_set_file)
+    if tracer is None:
+        raise LionError("give a tracer (--tracer fdg|psma) or a label-set file (--label-set)")
+    return get_label_set(tracer)
+
+
+def label_set_from_dataset_labels(labels: Mapping[str, int], tracer: str = "custom") -> LabelSet:
+    """Recover the organ order of a dataset.json ``labels`` mapping (sources are not needed).
+
+    Used by postprocessing, which reads the organ classes from a trained model's dataset.json
+    rather than from a hard-coded list.
+    """
+    if labels.get("tumor") != TUMOR_LABEL or labels.get("background") != BACKGROUND_LABEL:
+        raise LionError(
+            f"dataset.json labels {dict(labels)} do not follow the LION layout "
+            "(background 0, tumor 1, organs 2..K)"
+        )
+    organs = sorted((v, k) for k, v in labels.items() if k not in ("background", "tumor"))
+    expected = list(range(FIRST_ORGAN_LABEL, FIRST_ORGAN_LABEL + len(organs)))
+    if [v for v, _ in organs] != expected:
+        raise LionError(f"dataset.json organ labels {organs} are not consecutive from 2")
+    if tracer in LABEL_SETS and [k for _, k in organs] == list(LABEL_SETS[tracer].organ_names):
+        return LABEL_SETS[tracer]
+    return LabelSet(
+        tracer=tracer,
+        organs=tuple(
+            OrganClass(name, (TotalSegClass("total", name, -1 - i),))
+            for i, (_, name) in enumerate(organs)
+        ),
+    )
+
+
+def markdown_table(label_set: LabelSet) -> str:
+    """The docs' label table for one tracer (docs/labels.md is generated from this)."""
+    rows = [
+        "| id | class | TotalSegmentator v2 source (task/name = id) | why |",
+        "| --- | --- | --- | --- |",
+        f"| {BACKGROUND_LABEL} | background | - | - |",
+        f"| {TUMOR_LABEL} | tumor | - (from the tumor mask; wins over organs) | target |",
+    ]
+    for organ, label in zip(label_set.organs, label_set.organ_labels, strict=True):
+        src = ", ".join(f"{s.task}/{s.name} = {s.id}" for s in organ.sources)
+        rows.append(f"| {label} | {organ.name} | {src} | {organ.description} |")
+    return "\n".join(rows)
+
+
+def all_totalseg_classes(
+    label_sets: Iterable[LabelSet] = LABEL_SETS.values(),
+) -> set[TotalSegClass]:
+    """Every TotalSegmentator class used by the given label sets."""
+    return {s for ls in label_sets for o in ls.organs for s in o.sources}

@@ -1,0 +1,34 @@
+"""Shared fixtures. Topic fixtures live in fixtures_*.py beside this file and are imported here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+
+
+def _set_nnunet_env(mp: pytest.MonkeyPatch, root: Path) -> dict[str, Path]:
+    dirs = {}
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        dirs[var] = root / var
+        dirs[var].mkdir(parents=True, exist_ok=True)
+        mp.setenv(var, str(dirs[var]))
+    for key, value in CPU_FRIENDLY_ENV.items():
+        mp.setenv(key, value)
+    return dirs
+
+
+@pytest.fixture
+def nnunet_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Fresh nnUNet_raw/preprocessed/results folders under tmp_path, set in the environment."""
+    return _set_nnunet_env(monkeypatch, tmp_path / "nnunet")
+
+
+@pytest.fixture(scope="session")
+def session_nnunet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """nnU-Net folders shared by the session-scoped end-to-end fixtures."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield _set_nnunet_env(mp, tmp_path_factory.mktemp("nnunet_session"))
