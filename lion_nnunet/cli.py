@@ -20,8 +20,8 @@ from lion_nnunet.errors import LionError
 
 COMMAND_MODULES = (
     "lion_nnunet.dataset_conversion.cli_phantoms",  # phantoms
-    "lion_nnunet.dataset_conversion.cli_convert",  # convert autopet|manifest|images, splits
-    "lion_nnunet.plans.cli_plans",  # plan, plans install
+    "lion_nnunet.dataset_conversion.cli_convert",  # convert autopet|manifest
+    "lion_nnunet.plans.cli_plans",  # plan, plans install, splits
     "lion_nnunet.trainers.cli_doctor",  # env, doctor
     "lion_nnunet.inference.cli_inference",  # predict, postprocess
     "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
