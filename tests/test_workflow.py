@@ -1,0 +1,52 @@
+"""The resumable step runner behind `lion demo` and `lion experiment`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.workflow import Workflow
+
+
+def _writer(path: Path, text: str) -> list[str]:
+    return [sys.executable, "-c", f"open({str(path)!r}, 'a').write({text!r}); print('Epoch 1')"]
+
+
+def test_step_runs_once_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out.txt"
+    wf = Workflow(tmp_path / "wf")
+    wf.run("write", _writer(out, "a"), outputs=[out])
+    assert "Epoch 1" in capsys.readouterr().out
+    Workflow(tmp_path / "wf").run("write", _writer(out, "a"), outputs=[out])
+    assert out.read_text() == "a"
+    assert "[skip] write" in capsys.readouterr().out
+    # A changed command is a different step signature: it runs again.
+    Workflow(tmp_path / "wf").run("write", _writer(out, "b"), outputs=[out])
+    assert out.read_text() == "ab"
+    assert (tmp_path / "wf" / "logs" / "write.log").read_text().startswith("$ ")
+
+
+def test_failed_step_raises_with_log_tail_and_is_not_marked(tmp_path: Path) -> None:
+    wf = Workflow(tmp_path, echo=False)
+    cmd = [sys.executable, "-c", "import sys; print('boom happened'); sys.exit(3)"]
+    with pytest.raises(LionError, match=r"(?s)exit code 3.*boom happened"):
+        wf.run("fail", cmd)
+    assert not wf.is_done("fail", "anything")
+    assert list((tmp_path / ".lion_steps").iterdir()) == []
+
+
+def test_missing_output_counts_as_failure(tmp_path: Path) -> None:
+    wf = Workflow(tmp_path, echo=False)
+    with pytest.raises(LionError, match="did not write"):
+        wf.run("noop", [sys.executable, "-c", "pass"], outputs=[tmp_path / "never"])
+
+
+def test_call_step(tmp_path: Path) -> None:
+    calls = []
+    wf = Workflow(tmp_path, echo=False)
+    wf.call("py", lambda: calls.append(1))
+    wf.call("py", lambda: calls.append(1))
+    assert calls == [1]
