@@ -32,3 +32,6 @@ def session_nnunet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     """nnU-Net folders shared by the session-scoped end-to-end fixtures."""
     with pytest.MonkeyPatch.context() as mp:
         yield _set_nnunet_env(mp, tmp_path_factory.mktemp("nnunet_session"))
+
+
+from fixtures_cohorts import *  # noqa: E402, F403
