@@ -1,9 +1,125 @@
-"""CLI commands (to be filled)."""
+"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from lion_nnunet.cliutils import (
+    HelpFormatter,
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_processes,
+    add_sharding,
+)
+
+EXAMPLES = """\
+  lion convert autopet --input fdg_synth/studies --organs fdg_synth/organs --tracer fdg \\
+      --metadata fdg_synth/cases.csv --dataset-id 501 --name LION_FDG --test-fraction 0.2
+  lion convert autopet --input fdg_synth/studies --organs fdg_synth/organs --tracer fdg \\
+      --dataset-id 502 --name LION_FDG_noorgans --no-organs          # organ-context ablation
+  lion convert manifest --input my_cohort.csv --tracer psma --dataset-id 601 --name LION_PSMA
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from lion_nnunet.labels import TRACERS
+
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tracer", choices=TRACERS, help="tracer: picks the built-in organ label set")
+    who.add_argument("--label-set", help="JSON file with your own organ label set")
+    p.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1..999)")
+    p.add_argument("--name", required=True, help="dataset name: DatasetXXX_<name>")
+    p.add_argument("--no-organs", action="store_true", help="tumor-only labels {0,1} (ablation)")
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="move this fraction of labelled cases to imagesTs/labelsTs")  # fmt: skip
+    p.add_argument("--test-cases", help="file with case ids (one per line or a case_id column)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --test-fraction")
+    add_processes(p)
+    add_sharding(p)
+    add_overwrite(p)
+    add_no_pbar(p)
+    add_json(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this group's subcommands to ``lion``."""
+    """Add ``lion convert autopet`` and ``lion convert manifest``."""
+    conv = add_command(
+        subparsers, "convert", "convert a cohort into an nnU-Net raw dataset", EXAMPLES
+    )
+    kinds = conv.add_subparsers(dest="kind", metavar="<layout>", required=True)
+    a = kinds.add_parser(
+        "autopet",
+        help="autoPET layout: <patient>/<study>/SUV.nii.gz + SEG.nii.gz, or autoPET III imagesTr",
+        epilog="examples:\n" + EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    a.add_argument("--input", required=True, help="cohort folder")
+    a.add_argument("--organs", help="folder of TotalSegmentator outputs (per study or per case)")
+    a.add_argument(
+        "--metadata", help="CSV with disease/center/scanner (autoPET metadata or cases.csv)"
+    )
+    _common(a)
+    a.set_defaults(func=run)
+    m = kinds.add_parser(
+        "manifest",
+        help="CSV with case_id, pet, tumor, organs [, disease, center, scanner, split]",
+        epilog="examples:\n" + EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    m.add_argument("--input", required=True, help="manifest CSV")
+    _common(m)
+    m.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lion_nnunet.dataset_conversion.autopet import discover_autopet
+    from lion_nnunet.dataset_conversion.manifest import read_manifest
+    from lion_nnunet.dataset_conversion.raw_dataset import (
+        choose_test_cases,
+        convert_cohort,
+        read_case_list,
+    )
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.labels import resolve_label_set
+
+    label_set = resolve_label_set(args.tracer, args.label_set)
+    with_organs = not args.no_organs
+    if args.kind == "autopet":
+        if with_organs and not args.organs:
+            raise LionError("--organs is required unless --no-organs is given")
+        cases = discover_autopet(args.input, args.organs, label_set.tracer, args.metadata)
+        if not with_organs:
+            for c in cases:
+                c.organs = []
+    else:
+        cases = read_manifest(args.input, with_organs)
+    labelled = [c.case_id for c in cases if c.tumor is not None and c.split == "train"]
+    if args.test_cases:
+        test = read_case_list(Path(args.test_cases))
+        unknown = sorted(test - {c.case_id for c in cases})
+        if unknown:
+            raise LionError(f"{args.test_cases}: unknown case id(s) {unknown[:5]}")
+    else:
+        test = choose_test_cases(labelled, args.test_fraction, args.seed)
+    for c in cases:
+        if c.case_id in test:
+            c.split = "test"
+    folder = convert_cohort(
+        cases, args.dataset_id, args.name, label_set, with_organs=with_organs,
+        num_processes=args.num_processes, overwrite=args.overwrite, part_id=args.part_id,
+        num_parts=args.num_parts, progress=not args.no_pbar,
+    )  # fmt: skip
+    n_test = sum(c.split == "test" for c in cases)
+    if args.json:
+        print(
+            json.dumps({"dataset_dir": str(folder), "train": len(cases) - n_test, "test": n_test})
+        )
+    else:
+        print(
+            f"{folder}: {len(cases) - n_test} training + {n_test} test case(s); see lion_cases.csv"
+        )
+    return 0

@@ -1,0 +1,430 @@
+"""Write an nnU-Net raw dataset from a cohort: PET in SUV + merged tumor/organ label maps.
+
+Output, in ``$nnUNet_raw/DatasetXXX_NAME/``::
+
+    imagesTr/<case>_0000.nii.gz   PET (SUV, float32), the only input channel
+    labelsTr/<case>.nii.gz        uint8: 0 background, 1 tumor, 2..K organs (tumor wins)
+    imagesTs/, labelsTs/          the same for test cases (labelsTs only where a tumor mask exists)
+    dataset.json                  nnU-Net keys + "lion": tracer, with_organs, label set, version
+    lion_cases.csv                case_id, split, tracer, disease, center, scanner, sources,
+                                  tumor_volume_ml, n_lesions
+    .lion/<case>.json             per-case record: a re-run skips cases whose record and files
+                                  are intact
+
+Conversion first validates the whole cohort from file headers and reports every problem at
+once, before anything is written. Data problems found while converting (NaN PET, odd mask values)
+abort the run listing every failed case; finished cases stay and are skipped on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cc3d
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from lion_nnunet import __version__
+from lion_nnunet.dataset_conversion.organs import organ_label_map
+from lion_nnunet.errors import LionError
+from lion_nnunet.io import (
+    array_to_image,
+    image_to_array,
+    read_image,
+    write_csv,
+    write_image,
+    write_json,
+)
+from lion_nnunet.labels import TUMOR_LABEL, LabelSet
+from lion_nnunet.nnunet_env import dataset_folder_name, require_folder
+from lion_nnunet.progress import parallel_map
+
+log = logging.getLogger(__name__)
+
+#: Above this value a "SUV" image is almost surely in Bq/ml (or counts): refuse it.
+MAX_PLAUSIBLE_SUV = 500.0
+#: Connectivity used to count lesions (the autoPET evaluation's cc3d connectivity).
+LESION_CONNECTIVITY = 18
+CASES_CSV = "lion_cases.csv"
+CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class CaseSource:
+    """One case to convert. ``tumor`` None = unlabelled test case; ``split`` "train" or "test"."""
+
+    case_id: str
+    pet: Path
+    tumor: Path | None
+    organs: list[Path] = field(default_factory=list)
+    split: str = "train"
+    disease: str = ""
+    center: str = ""
+    scanner: str = ""
+
+
+@dataclass
+class _Job:
+    source: CaseSource
+    dataset_dir: str
+    label_set: dict
+    with_organs: bool
+    signature: str
+
+
+def sanitize_case_id(text: str) -> str:
+    """A file-name-safe case id: letters, digits, '_', '-', '.'; other runs become '-'."""
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).strip("-.")
+
+
+def _header(path: Path, what: str) -> sitk.ImageFileReader | str:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return f"{path}: cannot read {what} header; is the file corrupt or not an image?"
+    return reader
+
+
+def _header_mismatch(a: sitk.ImageFileReader, b: sitk.ImageFileReader) -> str | None:
+    if a.GetDimension() != b.GetDimension():
+        return f"dimension {b.GetDimension()} differs from {a.GetDimension()}"
+    if a.GetSize() != b.GetSize():
+        return f"size {b.GetSize()} differs from the PET's {a.GetSize()} (x, y, z voxels)"
+    checks = (("spacing", 1e-3, "mm"), ("origin", 1e-2, "mm"), ("direction", 1e-4, ""))
+    for name, tol, unit in checks:
+        va = np.array(getattr(a, f"Get{name.title()}")())
+        vb = np.array(getattr(b, f"Get{name.title()}")())
+        if not np.allclose(va, vb, atol=tol):
+            return (
+                f"{name} {tuple(np.round(vb, 4))} {unit} differs from the PET's "
+                f"{tuple(np.round(va, 4))} {unit}"
+            ).replace("  ", " ")
+    return None
+
+
+def validate_cohort(cases: list[CaseSource], with_organs: bool) -> None:
+    """Check ids, files and header geometry of every case; raise one LionError listing all."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for case in cases:
+        seen[case.case_id] = seen.get(case.case_id, 0) + 1
+        if not CASE_ID.match(case.case_id):
+            problems.append(
+                f"case id {case.case_id!r} has characters nnU-Net cannot use in a file name"
+            )
+        if case.split not in ("train", "test"):
+            problems.append(f"{case.case_id}: split {case.split!r} is neither 'train' nor 'test'")
+        if case.split == "train" and case.tumor is None:
+            problems.append(f"{case.case_id}: a training case needs a tumor mask")
+        pet = _header(case.pet, "PET") if case.pet.is_file() else f"{case.pet}: PET file not found"
+        if isinstance(pet, str):
+            problems.append(pet)
+        elif pet.GetDimension() != 3 or pet.GetNumberOfComponents() != 1:
+            problems.append(
+                f"{case.pet}: PET has {pet.GetDimension()} dimensions and "
+                f"{pet.GetNumberOfComponents()} components; expected one 3-D volume "
+                "(dynamic/multi-frame PET is not supported)"
+            )
+        if case.tumor is not None:
+            if not case.tumor.is_file():
+                problems.append(f"{case.tumor}: tumor mask file not found")
+            else:
+                tumor = _header(case.tumor, "tumor mask")
+                if isinstance(tumor, str):
+                    problems.append(tumor)
+                elif not isinstance(pet, str):
+                    diff = _header_mismatch(pet, tumor)
+                    if diff:
+                        problems.append(
+                            f"{case.tumor}: {diff}; tumor masks must be on the PET grid "
+                            "(resample with nearest neighbour onto the PET first)"
+                        )
+        if with_organs:
+            if not case.organs:
+                problems.append(f"{case.case_id}: no organ labels given (or use --no-organs)")
+            problems += [
+                f"{p}: organ label file or folder not found" for p in case.organs if not p.exists()
+            ]
+    problems += [f"case id {cid!r} occurs {n} times" for cid, n in seen.items() if n > 1]
+    if problems:
+        listed = "\n  - ".join(problems)
+        raise LionError(
+            f"{len(problems)} problem(s) in the cohort; nothing was written:\n  - {listed}"
+        )
+
+
+def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> str:
+    parts = [json.dumps(label_set.to_dict(), sort_keys=True), str(with_organs), source.split]
+    for p in [source.pet, source.tumor, *source.organs]:
+        if p is not None:
+            st = p.stat()
+            parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
+    img = read_image(path, "PET")
+    suv = image_to_array(img).astype(np.float32, copy=False)
+    if not np.isfinite(suv).all():
+        raise LionError(f"{path}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
+    vmax = float(suv.max())
+    if vmax <= 0:
+        raise LionError(f"{path}: PET is empty (maximum {vmax:g}); expected SUV > 0 somewhere")
+    if vmax > MAX_PLAUSIBLE_SUV:
+        raise LionError(
+            f"{path}: PET maximum is {vmax:g}, implausible for SUV; is it in Bq/ml? "
+            "Convert to SUV first (lion predict converts DICOM PET for you)"
+        )
+    if (neg := suv < 0).any():
+        log.warning(
+            "%s: %d negative SUV voxels (min %.3g) clipped to 0", path, neg.sum(), suv.min()
+        )
+        suv = np.clip(suv, 0, None)
+    return img, suv
+
+
+def _read_tumor(path: Path) -> np.ndarray:
+    arr = image_to_array(read_image(path, "tumor mask"))
+    if np.issubdtype(arr.dtype, np.floating) and (
+        not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr))
+    ):
+        odd = np.unique(arr[arr != np.round(arr)])[:3]
+        raise LionError(
+            f"{path}: tumor mask has non-integer values (e.g. {odd.tolist()}); expected 0 for "
+            "background and positive integers for tumor (is it a probability map?)"
+        )
+    if arr.min() < 0:
+        raise LionError(f"{path}: tumor mask has negative values (min {arr.min()}); expected >= 0")
+    return arr > 0
+
+
+def _case_outputs(dataset_dir: Path, case: CaseSource) -> tuple[Path, Path | None]:
+    sub = "Tr" if case.split == "train" else "Ts"
+    image = dataset_dir / f"images{sub}" / f"{case.case_id}_0000.nii.gz"
+    label = dataset_dir / f"labels{sub}" / f"{case.case_id}.nii.gz" if case.tumor else None
+    return image, label
+
+
+def _record_path(dataset_dir: Path, case_id: str) -> Path:
+    return dataset_dir / ".lion" / f"{case_id}.json"
+
+
+def _is_done(job: _Job) -> dict | None:
+    """The case's record when it was converted before with the same inputs and its files exist."""
+    dataset_dir = Path(job.dataset_dir)
+    record_file = _record_path(dataset_dir, job.source.case_id)
+    if not record_file.is_file():
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+    except json.JSONDecodeError:
+        return None
+    image, label = _case_outputs(dataset_dir, job.source)
+    if record.get("signature") != job.signature or not image.is_file():
+        return None
+    if label is not None and not label.is_file():
+        return None
+    return record["row"]
+
+
+def _convert_case(job: _Job) -> dict:
+    """Convert one case; return {"row": ...} or {"error": "..."} (errors are collected)."""
+    src = job.source
+    try:
+        done = _is_done(job)
+        if done is not None:
+            return {"row": done, "skipped": True}
+        label_set = LabelSet.from_dict(job.label_set)
+        dataset_dir = Path(job.dataset_dir)
+        pet_img, suv = _read_pet(src.pet)
+        image_path, label_path = _case_outputs(dataset_dir, src)
+        row = {
+            "case_id": src.case_id, "split": src.split, "tracer": label_set.tracer,
+            "disease": src.disease, "center": src.center, "scanner": src.scanner,
+            "pet_source": str(src.pet), "tumor_source": str(src.tumor or ""),
+            "organs_source": ";".join(map(str, src.organs)),
+            "tumor_volume_ml": np.nan, "n_lesions": np.nan,
+        }  # fmt: skip
+        if src.tumor is not None:
+            tumor = _read_tumor(src.tumor)
+            labels = np.zeros(tumor.shape, dtype=np.uint8)
+            if job.with_organs:
+                labels = organ_label_map(src.organs, pet_img, label_set)
+            labels[tumor] = TUMOR_LABEL
+            voxel_ml = float(np.prod(pet_img.GetSpacing())) / 1000.0
+            row["tumor_volume_ml"] = round(float(tumor.sum()) * voxel_ml, 4)
+            row["n_lesions"] = int(
+                cc3d.connected_components(tumor, connectivity=LESION_CONNECTIVITY, return_N=True)[1]
+            )
+            label_img = array_to_image(labels, pet_img)
+            write_image(label_img, label_path)
+        out_pet = array_to_image(suv, pet_img)
+        write_image(out_pet, image_path)
+        write_json({"signature": job.signature, "row": row}, _record_path(dataset_dir, src.case_id))
+        return {"row": row, "skipped": False}
+    except LionError as e:
+        return {"error": str(e)}
+    except Exception as e:  # a worker must report, not kill the pool
+        return {"error": f"{src.case_id}: unexpected {type(e).__name__}: {e}"}
+
+
+def dataset_json(label_set: LabelSet, with_organs: bool, num_training: int) -> dict:
+    """The nnU-Net dataset.json of a LION dataset (one PET channel, labels from labels.py)."""
+    return {
+        "channel_names": {"0": "PET"},
+        "labels": label_set.labels(with_organs=with_organs),
+        "numTraining": num_training,
+        "file_ending": ".nii.gz",
+        "name": "LION",
+        "description": (
+            "LION PET-only dataset: channel 0 is PET in SUV; labels: tumor 1"
+            + (", auxiliary organ classes 2..K from TotalSegmentator" if with_organs else "")
+        ),
+        "lion": {
+            "tracer": label_set.tracer,
+            "with_organs": with_organs,
+            "label_set": label_set.to_dict(),
+            "lion_version": __version__,
+        },
+    }
+
+
+def _prepare_dataset_dir(dataset_dir: Path, expected: dict, overwrite: bool) -> None:
+    """Refuse a dataset folder with other content unless ``overwrite`` (then empty it)."""
+    raw = dataset_dir.parent
+    dataset_id = dataset_dir.name[len("Dataset") : len("Dataset") + 3]
+    clashes = [p for p in raw.glob(f"Dataset{dataset_id}_*") if p.is_dir() and p != dataset_dir]
+    if clashes:
+        raise LionError(
+            f"{clashes[0]}: dataset id {int(dataset_id)} is already used by another dataset name; "
+            "nnU-Net needs one name per id: pick another --dataset-id or remove that folder"
+        )
+    if not dataset_dir.exists():
+        return
+    existing = dataset_dir / "dataset.json"
+    same = False
+    if existing.is_file():
+        try:
+            before = json.loads(existing.read_text()).get("lion", {})
+            same = {k: before.get(k) for k in ("tracer", "with_organs", "label_set")} == {
+                k: expected["lion"][k] for k in ("tracer", "with_organs", "label_set")
+            }
+        except json.JSONDecodeError:
+            same = False
+    elif not any(dataset_dir.iterdir()):
+        return
+    if overwrite:
+        shutil.rmtree(dataset_dir)
+    elif not same:
+        raise LionError(
+            f"{dataset_dir} exists with other content (not this tracer/organ setting, or not a "
+            "LION dataset); use --overwrite to replace it, or another --dataset-id/--name"
+        )
+
+
+def convert_cohort(
+    cases: list[CaseSource],
+    dataset_id: int,
+    name: str,
+    label_set: LabelSet,
+    with_organs: bool = True,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    part_id: int = 0,
+    num_parts: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Convert ``cases`` into ``$nnUNet_raw/DatasetXXX_NAME``; return the dataset folder.
+
+    With ``num_parts > 1`` this run converts every ``num_parts``-th case starting at ``part_id``
+    (same rule as ``nnUNetv2_predict -num_parts/-part_id``); dataset.json and lion_cases.csv are
+    rewritten by each part from the records present, so the last part to finish completes them.
+    """
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise LionError(
+            f"--part-id {part_id} must be in 0..{num_parts - 1} (--num-parts {num_parts})"
+        )
+    if not cases:
+        raise LionError("the cohort is empty: no cases found to convert")
+    validate_cohort(cases, with_organs)
+    dataset_dir = require_folder("nnUNet_raw") / dataset_folder_name(dataset_id, name)
+    num_training = sum(c.split == "train" for c in cases)
+    meta = dataset_json(label_set, with_organs, num_training)
+    if num_parts == 1 or part_id == 0:
+        _prepare_dataset_dir(dataset_dir, meta, overwrite)
+    for sub in ("imagesTr", "labelsTr", ".lion"):
+        (dataset_dir / sub).mkdir(parents=True, exist_ok=True)
+    if any(c.split == "test" for c in cases):
+        (dataset_dir / "imagesTs").mkdir(exist_ok=True)
+    if any(c.split == "test" and c.tumor for c in cases):
+        (dataset_dir / "labelsTs").mkdir(exist_ok=True)
+
+    mine = sorted(cases, key=lambda c: c.case_id)[part_id::num_parts]
+    ls_dict = label_set.to_dict()
+    jobs = [
+        _Job(c, str(dataset_dir), ls_dict, with_organs, _signature(c, label_set, with_organs))
+        for c in mine
+    ]
+    results = parallel_map(
+        _convert_case, jobs, num_processes, f"convert {dataset_dir.name}", progress
+    )
+    errors = [r["error"] for r in results if "error" in r]
+    skipped = sum(bool(r.get("skipped")) for r in results)
+    if skipped:
+        log.info("%d case(s) were converted before and are unchanged: skipped", skipped)
+    write_json(meta, dataset_dir / "dataset.json")
+    _write_cases_csv(dataset_dir, [c.case_id for c in cases])
+    if errors:
+        listed = "\n  - ".join(errors)
+        raise LionError(
+            f"{len(errors)} of {len(jobs)} case(s) failed; the others are written and a re-run "
+            f"skips them:\n  - {listed}"
+        )
+    return dataset_dir
+
+
+def _write_cases_csv(dataset_dir: Path, case_ids: list[str]) -> None:
+    rows = []
+    for cid in case_ids:
+        record = _record_path(dataset_dir, cid)
+        if record.is_file():
+            rows.append(json.loads(record.read_text())["row"])
+    if rows:
+        write_csv(pd.DataFrame(rows), dataset_dir / CASES_CSV)
+
+
+def choose_test_cases(case_ids: list[str], fraction: float, seed: int) -> set[str]:
+    """A deterministic random subset of ``case_ids`` (``round(fraction * n)`` cases)."""
+    if not 0.0 <= fraction < 1.0:
+        raise LionError(f"--test-fraction must be in [0, 1), got {fraction}")
+    ids = sorted(case_ids)
+    n = round(fraction * len(ids))
+    rng = np.random.default_rng(seed)
+    return set(np.array(ids)[rng.permutation(len(ids))[:n]].tolist()) if n else set()
+
+
+def read_case_list(path: Path) -> set[str]:
+    """Case ids from a text file (one per line) or a CSV with a ``case_id`` column."""
+    if not path.is_file():
+        raise LionError(f"{path}: test-case list not found")
+    text = path.read_text().strip().splitlines()
+    if text and "," in text[0]:
+        frame = pd.read_csv(path)
+        if "case_id" not in frame:
+            raise LionError(f"{path}: CSV has no 'case_id' column (columns: {list(frame.columns)})")
+        return set(frame["case_id"].astype(str))
+    return {line.strip() for line in text if line.strip()}
+
+
+def asdict_source(case: CaseSource) -> dict:
+    """A CaseSource as plain data (for --json output)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(case).items()}
