@@ -44,6 +44,22 @@ def read_image(path: str | Path, what: str = "image") -> sitk.Image:
         ) from None
 
 
+def read_voxels_keep_nan(path: str | Path, image: sitk.Image) -> np.ndarray:
+    """Voxels of a float image as numpy (z, y, x), with NaN kept.
+
+    SimpleITK's NIfTI reader replaces NaN with 0, which hides broken PET volumes; for NIfTI files
+    the voxels are read with nibabel instead (same voxel order as ``image``, transposed to z, y, x).
+    """
+    path = Path(path)
+    if path.name.endswith((".nii", ".nii.gz")) and image.GetDimension() == 3:
+        import nibabel as nib
+
+        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        if data.ndim == 3 and data.shape == tuple(image.GetSize()):
+            return np.ascontiguousarray(data.transpose(2, 1, 0))
+    return sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+
+
 def image_to_array(image: sitk.Image) -> np.ndarray:
     """Voxel array of an image, numpy axis order (z, y, x)."""
     return sitk.GetArrayFromImage(image)

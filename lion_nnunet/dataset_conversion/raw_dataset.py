@@ -38,6 +38,7 @@ from lion_nnunet.io import (
     array_to_image,
     image_to_array,
     read_image,
+    read_voxels_keep_nan,
     write_csv,
     write_image,
     write_json,
@@ -173,7 +174,7 @@ def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> st
 
 def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
     img = read_image(path, "PET")
-    suv = image_to_array(img).astype(np.float32, copy=False)
+    suv = read_voxels_keep_nan(path, img)
     if not np.isfinite(suv).all():
         raise LionError(f"{path}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
     vmax = float(suv.max())
