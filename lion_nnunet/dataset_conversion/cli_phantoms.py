@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from lion_nnunet.cliutils import add_command, add_no_pbar, add_overwrite, add_processes, add_tracer
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_processes,
+    add_tracer,
+)
+from lion_nnunet.errors import LionError
 
 EXAMPLES = """\
   lion phantoms --tracer fdg --cases 12 --out fdg_synth
   lion phantoms --tracer psma --cases 8 --organ-format ml --seed 3 --out psma_synth
-  lion phantoms --tracer fdg --cases 5 --size wholebody --out fdg_wholebody   # benchmarks
+  lion phantoms --tracer fdg --cases 8 --diseases lymphoma,negative --out lymphoma_synth
+  lion phantoms --tracer fdg --cases 20 --diseases lymphoma:3,melanoma:1 --out mixed_synth
+  lion phantoms --tracer fdg --cases 2 --size wholebody --out fdg_wholebody   # benchmarks
 """
 
 
@@ -43,10 +54,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="masks",
         help="per-class binary masks, or TotalSegmentator --ml multi-label files",
     )
+    p.add_argument(
+        "--diseases",
+        default=None,
+        help="comma-separated diseases, optionally with weights (lymphoma:3,negative:1); "
+        "default: all of the tracer's (fdg: lymphoma, lung_cancer, melanoma, negative; "
+        "psma: prostate_cancer, negative)",
+    )
     add_processes(p)
     add_overwrite(p)
     add_no_pbar(p)
+    add_json(p)
     p.set_defaults(func=run)
+
+
+def parse_diseases(text: str | None) -> dict[str, float] | None:
+    """``"lymphoma:3,negative"`` -> ``{"lymphoma": 3.0, "negative": 1.0}``."""
+    if text is None:
+        return None
+    weights = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, weight = item.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise LionError(
+                f"--diseases: weight {weight!r} of {name!r} is not a number (e.g. lymphoma:3)"
+            ) from None
+    return weights
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,12 +89,15 @@ def run(args: argparse.Namespace) -> int:
 
     table = make_cohort(
         args.out, args.tracer, args.cases, seed=args.seed, size=args.size,
-        organ_format=args.organ_format, num_processes=args.num_processes,
-        overwrite=args.overwrite, progress=not args.no_pbar,
+        organ_format=args.organ_format, diseases=parse_diseases(args.diseases),
+        num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
     )  # fmt: skip
-    counts = table["disease"].value_counts().to_dict()
-    print(
-        f"wrote {len(table)} {args.tracer} studies to {args.out} ({counts}); "
-        f"see {args.out}/cases.csv"
-    )
+    counts = {str(k): int(v) for k, v in table["disease"].value_counts().items()}
+    if args.json:
+        print(json.dumps({"out": str(args.out), "cases": len(table), "diseases": counts}))
+    else:
+        print(
+            f"wrote {len(table)} {args.tracer} studies to {args.out} ({counts}); "
+            f"see {args.out}/cases.csv"
+        )
     return 0

@@ -96,7 +96,8 @@ ORGANS: dict[str, Shape] = {
     "submandibular_gland_left": Ellipsoid((35, -30, 1520), (12, 12, 12)),
     "submandibular_gland_right": Ellipsoid((-35, -30, 1520), (12, 12, 12)),
 }
-#: Structures with uptake but no label (TotalSegmentator has no lacrimal gland class).
+#: Structures with uptake but no label (TotalSegmentator has no lacrimal gland class). The heart's
+#: blood pool is drawn inside the (jittered) heart by :func:`sample_anatomy`.
 UNLABELLED_UPTAKE: dict[str, Shape] = {
     "lacrimal_glands_left": Ellipsoid((32, -75, 1605), (7, 6, 6)),
     "lacrimal_glands_right": Ellipsoid((-32, -75, 1605), (7, 6, 6)),
@@ -114,13 +115,9 @@ NODE_REGIONS: dict[str, tuple[tuple[float, float, float], float]] = {
     "adrenal": ((60, 40, 1095), 8.0),
     "prostate_bed": ((0, -15, 825), 8.0),
 }
-INSIDE_REGIONS: dict[str, Shape] = {
-    "lung": LUNGS[0],
-    "liver": ORGANS["liver"],
-    "spleen": ORGANS["spleen"],
-    "bone": BONE[0],
-    "pelvic_bone": BONE[1],
-}
+#: Regions sampled inside a structure; organs are taken from the patient's jittered anatomy.
+INSIDE_REGIONS: dict[str, Shape] = {"bone": BONE[0], "pelvic_bone": BONE[1]}
+INSIDE_ORGANS = ("liver", "spleen")
 
 #: Disease -> lesion regions with weights; left/right regions are mirrored at random.
 DISEASE_REGIONS: dict[str, dict[str, float]] = {
@@ -142,6 +139,18 @@ HOT_NEIGHBOURS: dict[str, tuple[str, ...]] = {
     "psma": ("parotid_gland_left", "submandibular_gland_right", "kidney_left", "kidney_right",
              "urinary_bladder"),
 }  # fmt: skip
+
+
+#: Hot organs each disease puts lesions against (a subset of its tracer's HOT_NEIGHBOURS), so
+#: that diseases keep distinct lesion distributions: mediastinal/para-aortic nodes by the heart and
+#: kidneys, brain metastases, pelvic disease by the bladder, cervical nodes by the glands.
+NEAR_ORGANS: dict[str, tuple[str, ...]] = {
+    "lymphoma": ("heart", "kidney_left", "kidney_right"),
+    "lung_cancer": ("heart", "brain"),
+    "melanoma": ("brain", "urinary_bladder"),
+    "prostate_cancer": HOT_NEIGHBOURS["psma"],
+    "negative": (),
+}
 
 
 @dataclass(frozen=True)
@@ -228,10 +237,56 @@ def body_mask(grid: Grid, place: Placement) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Anatomy:
+    """One patient: where the body sits (:class:`Placement`) and their jittered organs.
+
+    ``organs`` maps TotalSegmentator class names to shapes in body mm (drawing order as
+    :data:`ORGANS`); ``extras`` are structures with uptake but no label (lacrimal glands, prostate,
+    the heart's blood pool).
+    """
+
+    place: Placement
+    organs: dict[str, Ellipsoid]
+    extras: dict[str, Ellipsoid]
+
+
+def _jitter(
+    shape: Ellipsoid, rng: np.random.Generator, shift_sd_mm: float, size_range: tuple[float, float]
+) -> Ellipsoid:
+    shift = rng.normal(0.0, shift_sd_mm, 3)
+    scale = rng.uniform(*size_range, 3)
+    return Ellipsoid(
+        tuple(float(c) for c in np.array(shape.center) + shift),
+        tuple(float(r) for r in np.array(shape.radii) * scale),
+        shape.shell,
+    )
+
+
+def sample_anatomy(
+    place: Placement,
+    rng: np.random.Generator,
+    shift_sd_mm: float = 6.0,
+    size_range: tuple[float, float] = (0.85, 1.15),
+) -> Anatomy:
+    """Jitter every organ's position (sd ``shift_sd_mm``, body mm) and radii (factor range)."""
+    organs = {name: _jitter(shape, rng, shift_sd_mm, size_range) for name, shape in ORGANS.items()}
+    extras = {
+        name: _jitter(shape, rng, shift_sd_mm / 2, size_range)
+        for name, shape in UNLABELLED_UPTAKE.items()
+    }
+    heart = organs["heart"]
+    extras["heart_blood_pool"] = Ellipsoid(
+        (heart.center[0], heart.center[1] - 0.1 * heart.radii[1], heart.center[2]),
+        tuple(0.55 * r for r in heart.radii),
+    )
+    return Anatomy(place, organs, extras)
+
+
 def sample_region_center(
-    region: str, rng: np.random.Generator, flip: bool
+    region: str, rng: np.random.Generator, flip: bool, anatomy: Anatomy
 ) -> tuple[float, float, float]:
-    """A lesion centre (body mm) in a named region; ``flip`` mirrors left/right."""
+    """A lesion centre (body mm) in a named region of one patient; ``flip`` mirrors left/right."""
     sign = -1.0 if flip else 1.0
     if region in NODE_REGIONS:
         (x, y, z), sd = NODE_REGIONS[region]
@@ -245,30 +300,34 @@ def sample_region_center(
         else:
             cx, (rx, ry) = 0.0, (170.0, 110.0)
         return (cx + 0.85 * rx * np.cos(theta), 0.85 * ry * np.sin(theta), zb)
-    shape = INSIDE_REGIONS[region]
     if region == "lung":
-        shape = LUNGS[0] if flip else LUNGS[1]
+        shape: Shape = LUNGS[0] if flip else LUNGS[1]
+    elif region in INSIDE_ORGANS:
+        shape = anatomy.organs[region]
+    else:
+        shape = INSIDE_REGIONS[region]
     if isinstance(shape, Cylinder):
         return (shape.center_xy[0], shape.center_xy[1], rng.uniform(shape.z0 + 30, shape.z1 - 30))
-    while True:  # rejection sampling inside 70% of the ellipsoid
-        u = rng.uniform(-0.7, 0.7, 3)
-        if (u**2).sum() <= 0.49:
-            c, r = np.array(shape.center), np.array(shape.radii)
-            p = c + u * r
-            if region == "pelvic_bone":
-                p[0] *= sign
-            return (float(p[0]), float(p[1]), float(p[2]))
+    u = rng.normal(size=3)  # uniform inside 70% of the ellipsoid
+    u *= 0.7 * rng.uniform() ** (1 / 3) / np.linalg.norm(u)
+    p = np.array(shape.center) + u * np.array(shape.radii)
+    if region == "pelvic_bone":
+        p[0] *= sign
+    return (float(p[0]), float(p[1]), float(p[2]))
 
 
 def sample_near_organ(
-    organ: str, lesion_radius_mm: float, rng: np.random.Generator
+    organ: str, lesion_radius_mm: float, rng: np.random.Generator, anatomy: Anatomy
 ) -> tuple[float, float, float]:
-    """A lesion centre (body mm) just outside an organ's surface, in a random direction."""
-    shape = ORGANS[organ]
-    assert isinstance(shape, Ellipsoid)  # every organ in ORGANS is an ellipsoid
+    """A lesion centre (body mm) straddling an organ's surface, in a random direction.
+
+    The centre lies 0.6 lesion radii outside the surface, so once the organ's voxels are cut
+    from the lesion it hugs the organ.
+    """
+    shape = anatomy.organs[organ]
     d = rng.normal(size=3)
     d /= np.linalg.norm(d)
     r = np.array(shape.radii)
     t = 1.0 / np.sqrt(((d / r) ** 2).sum())  # distance from centre to the surface along d
-    p = np.array(shape.center) + d * (t + lesion_radius_mm + 2.0)
+    p = np.array(shape.center) + d * (t + 0.6 * lesion_radius_mm)
     return (float(p[0]), float(p[1]), float(p[2]))
