@@ -6,7 +6,8 @@ model's input size keeping the physical aspect ratio (head up), repeated to 3 ch
 ImageNet-normalized. A timm ViT (default ``vit_small_patch14_dinov2``) built without pretrained
 weights is loaded from the user's local weights file (timm or official facebookresearch/dinov2
 key layout, mapped by timm's ``checkpoint_filter_fn``); its pooled features of both views are
-concatenated into the case's embedding. Nothing is downloaded.
+concatenated into the case's embedding. For projection and scores the embeddings are z-scored
+per feature over the cohort and scaled to unit length (cosine geometry). Nothing is downloaded.
 
 Array axis order: PET arrays are numpy (z, y, x) after reorientation to LPS; MIP images are
 (rows = head to feet, columns).
@@ -254,7 +255,7 @@ def embed_cohort(
     ``umap_<column>.png``) per grouping column, ``separation.csv`` and ``shift.json``.
     """
     from sklearn.decomposition import PCA
-    from sklearn.preprocessing import normalize
+    from sklearn.preprocessing import StandardScaler, normalize
 
     images, cases_csv, weights = Path(images), Path(cases_csv), Path(weights)
     out = Path(out_dir)
@@ -293,7 +294,9 @@ def embed_cohort(
     with atomic_path(cache_file) as tmp, tmp.open("wb") as fh:
         np.savez(fh, case_id=np.array(ids), embedding=emb, signature=signature)
 
-    unit = normalize(emb)  # cosine geometry, as used by the scores
+    # z-score each feature over the cohort (removes the component all MIPs share), then unit
+    # length: PCA, UMAP and the scores all work in this cosine geometry.
+    unit = normalize(StandardScaler().fit_transform(emb.astype(np.float64)))
     coords = table[["case_id", *group_by]].copy()
     pca = PCA(n_components=2, random_state=seed).fit(unit) if len(ids) >= 2 else None
     xy = pca.transform(unit) if pca is not None else np.zeros((len(ids), 2))
