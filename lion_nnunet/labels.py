@@ -341,3 +341,45 @@ def all_totalseg_classes(
 ) -> set[TotalSegClass]:
     """Every TotalSegmentator class used by the given label sets."""
     return {s for ls in label_sets for o in ls.organs for s in o.sources}
+
+
+LABELS_DOC_INTRO = """\
+# LION label sets
+
+Generated from `lion_nnunet/labels.py` by `python -m lion_nnunet.labels > docs/labels.md`;
+`tests/test_labels.py` fails when this page and the code drift apart.
+
+Every LION label map has background 0 and tumor 1; the auxiliary organ classes follow in a fixed
+order from 2. Organs are taken from TotalSegmentator v2 (`totalsegmentator.map_to_binary.class_map`,
+checked against the installed package by the tests); left/right pairs and the parts of the small
+bowel are merged into one class. Where an organ and the tumor mask overlap, **tumor wins**. At
+inference the organ classes are dropped and only the tumor is reported.
+
+Why these organs: they are the structures with physiological uptake of each tracer that a
+PET-only network would otherwise mistake for tumor (the preprint's list: brain, heart, kidneys,
+urinary bladder and liver for FDG; salivary and lacrimal glands, kidneys, liver, spleen, bowel and
+bladder for PSMA). We add spleen, stomach, small bowel and colon for FDG because physiological
+gastrointestinal and splenic uptake is a common false-positive source in FDG PET; they cost nothing
+at inference. Your own set: write the JSON below for your organs and pass `--label-set FILE`
+to `lion convert`.
+"""
+
+
+def labels_document() -> str:
+    """The whole of docs/labels.md."""
+    parts = [LABELS_DOC_INTRO]
+    for ls in LABEL_SETS.values():
+        parts.append(f"## {ls.tracer.upper()}\n\n{markdown_table(ls)}\n")
+        if ls.notes:
+            parts.append(f"{ls.notes}\n")
+    example = json.dumps(LABEL_SETS["psma"].to_dict()["organs"][:1], indent=2)
+    parts.append(
+        "## Label-set JSON schema\n\n"
+        '`{"tracer": NAME, "notes": TEXT, "organs": [ORGAN, ...]}`, each organ like:\n\n'
+        f"```json\n{example}\n```\n"
+    )
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(labels_document(), end="")

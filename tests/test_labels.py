@@ -90,3 +90,14 @@ def test_label_set_from_dataset_labels() -> None:
     assert custom.organ_names == ("liver",)
     with pytest.raises(LionError, match="consecutive"):
         label_set_from_dataset_labels({"background": 0, "tumor": 1, "liver": 3})
+
+
+def test_docs_label_tables_match_the_code() -> None:
+    from pathlib import Path
+
+    from lion_nnunet.labels import labels_document
+
+    doc = Path(__file__).parents[1] / "docs" / "labels.md"
+    assert doc.read_text() == labels_document(), (
+        "docs/labels.md is stale: run python -m lion_nnunet.labels > docs/labels.md"
+    )
