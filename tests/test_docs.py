@@ -1,0 +1,104 @@
+"""Every ```bash block in README.md and docs/*.md runs, in reading order, on synthetic data.
+
+The pages are run in DOC_ORDER in one sandbox folder (later pages may use what earlier pages
+made, as a reader would), with the nnU-Net folders inside the sandbox. Commands are shrunk for a
+2-core CPU by the SHRINK rules below (a GPU-sized training becomes a few CPU iterations); that is
+the only change made to what the docs say. Blocks fenced as ```text or ```console are not run:
+use them only for commands that need what a test machine cannot have (TotalSegmentator weights,
+several GPUs) and say so next to them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_ORDER = [
+    "README.md",
+    "docs/quickstart.md",
+    "docs/phantoms.md",
+    "docs/data-preparation.md",
+    "docs/training.md",
+    "docs/inference.md",
+    "docs/metrics.md",
+    "docs/tom.md",
+    "docs/domain-shift.md",
+    "docs/reproducing.md",
+    "docs/benchmarks.md",
+]
+TINY_TRAINER = "nnUNetTrainer_LION_1ep_2it"
+#: (pattern, replacement) applied to every line of a bash block, in order.
+SHRINK: list[tuple[str, str]] = [
+    (r"^\s*(make|pip install)\b.*$", ": skipped: installed already"),
+    (r"-tr nnUNetTrainer_LION(?![\w])", f"-tr {TINY_TRAINER}"),
+    (r"nnUNetTrainer_LION__", f"{TINY_TRAINER}__"),  # the results folder of that trainer
+    (r"(--device|-device) cuda", r"\1 cpu"),
+    (r"-f 0 1 2 3 4", "-f 0"),
+    (r"^(\s*lion demo)\b(?!.*--cases)(.*)$", r"\1 --cases 6 --epochs 1 --iterations 2\2"),
+    (r"^(\s*lion plans install\b(?!.*--patch-size).*?)(\s*(#.*)?)$", r"\1 --patch-size 64 32 32\2"),
+    (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
+]
+
+
+def bash_blocks(text: str) -> list[str]:
+    """The contents of the ```bash fenced blocks of a markdown text."""
+    return re.findall(r"^```bash[ \t]*\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def shrink(script: str) -> str:
+    """Apply SHRINK to every line (continuation lines are joined first)."""
+    script = re.sub(r"\\\n\s*", " ", script)
+    lines = []
+    for line in script.splitlines():
+        for pattern, repl in SHRINK:
+            line = re.sub(pattern, repl, line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_shrink_rules() -> None:
+    assert shrink("nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr nnUNetTrainer_LION\n") == (
+        f"nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr {TINY_TRAINER} -device cpu\n"
+    )
+    assert "--patch-size 64 32 32" in shrink("lion plans install --dataset 5 --tracer fdg  # x\n")
+    assert shrink("make demo\n").startswith(": skipped")
+    assert "-tr nnUNetTrainer_LION_noweights" in shrink("x -tr nnUNetTrainer_LION_noweights\n")
+
+
+@pytest.mark.slow
+def test_docs_commands_run(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        env[var] = str(tmp_path / "nnunet" / var)
+        Path(env[var]).mkdir(parents=True)
+    env.update(nnUNet_compile="false", nnUNet_n_proc_DA="2", nnUNet_def_n_proc="2")
+    ran = 0
+    for doc in DOC_ORDER:
+        path = ROOT / doc
+        if not path.is_file():
+            continue
+        for i, block in enumerate(bash_blocks(path.read_text())):
+            script = "set -euo pipefail\n" + shrink(block)
+            proc = subprocess.run(
+                ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            ran += 1
+            assert proc.returncode == 0, (
+                f"{doc}, bash block {i + 1} failed (exit {proc.returncode}):\n{script}\n"
+                f"--- output (tail) ---\n{(proc.stdout + proc.stderr)[-3000:]}"
+            )
+    assert ran > 0
+    unlisted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")} - set(
+        DOC_ORDER
+    )
+    assert not [d for d in unlisted if bash_blocks((ROOT / d).read_text())], (
+        f"docs with bash blocks missing from DOC_ORDER: {sorted(unlisted)}"
+    )
