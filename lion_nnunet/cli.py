@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
     "lion_nnunet.analysis.cli_tom",  # tom, tom-correlate, embed
     "lion_nnunet.demo",  # demo
+    "lion_nnunet.experiment",  # experiment ablation|scaling
 )
 
 EXAMPLES = """\

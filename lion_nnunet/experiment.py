@@ -4,20 +4,28 @@
 both datasets with the LION plans, trains both with the same trainer, schedule and fold, predicts
 the holdout with ``lion predict``, evaluates with ``lion evaluate`` and compares the two models.
 ``lion demo`` runs it on synthetic phantoms; ``lion experiment ablation`` on your cohort.
+``run_scaling`` is the data-scaling study: nested training subsets from ``lion splits`` (fold k =
+subset k, one fixed validation set), one training per subset, evaluation of each on the shared
+validation set, TOM diversity per subset, and the diversity-vs-Dice correlation.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from lion_nnunet.demo import DemoSettings
 from lion_nnunet.errors import LionError
+from lion_nnunet.nnunet_env import require_folder
 from lion_nnunet.workflow import Workflow, console_script
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +160,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
 
 def results_table(arms: dict[str, dict]) -> pd.DataFrame:
     """Median Dice, FP/FN volume (ml) and lesion counts per arm, from lion evaluate's per_case."""
+    import pandas as pd
+
     rows = []
     for key, info in arms.items():
         per_case = pd.read_csv(Path(info["evaluation"]) / "per_case.csv")
@@ -222,3 +232,153 @@ def run_demo(settings: DemoSettings) -> dict:
         "pictures": pictures(result),
         "summary_file": str(out / "results.csv"),
     }
+
+
+@dataclass(frozen=True)
+class ScalingPlan:
+    """The data-scaling study on one preprocessed dataset (LION plans installed)."""
+
+    root: Path
+    dataset_id: int
+    subset_sizes: tuple[int, ...]
+    trainer: str
+    device: str
+    stratify: str = "disease"
+    seed: int = 0
+    val_fraction: float = 0.2
+    measure: str = "coverage"
+
+
+def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
+    """Run (or resume) the scaling study; return the models table and output paths."""
+    import pandas as pd
+
+    from lion_nnunet.io import write_csv
+
+    env = wf.env
+    found = sorted(Path(env["nnUNet_raw"]).glob(f"Dataset{plan.dataset_id:03d}_*"))
+    if len(found) != 1:
+        raise LionError(
+            f"dataset {plan.dataset_id}: expected one folder Dataset{plan.dataset_id:03d}_* in "
+            f"{env['nnUNet_raw']}, found {len(found)}"
+        )
+    name = found[0].name
+    raw = Path(env["nnUNet_raw"]) / name
+    splits_csv = Path(env["nnUNet_preprocessed"]) / name / "lion_splits.csv"
+    wf.run(
+        "splits",
+        _lion("splits", "--dataset", plan.dataset_id, "--subset-sizes", *plan.subset_sizes,
+              "--stratify", plan.stratify, "--seed", plan.seed, "--val-fraction",
+              plan.val_fraction, "--overwrite"),
+        outputs=[splits_csv],
+    )  # fmt: skip
+    model = Path(env["nnUNet_results"]) / name / f"{plan.trainer}__{PLANS}__{CONFIGURATION}"
+    rows = []
+    for fold, size in enumerate(plan.subset_sizes):
+        wf.run(
+            f"train subset {size} (fold {fold})",
+            _nn("nnUNetv2_train", plan.dataset_id, CONFIGURATION, fold, "-p", PLANS, "-tr",
+                plan.trainer, "-device", plan.device),
+            outputs=[model / f"fold_{fold}" / "checkpoint_final.pth"],
+        )  # fmt: skip
+        evaluation = plan.root / "evaluation" / f"fold_{fold}"
+        wf.run(
+            f"evaluate subset {size} (fold {fold})",
+            _lion("evaluate", "--pred", model / f"fold_{fold}" / "validation", "--gt",
+                  raw / "labelsTr", "--cases", raw / "lion_cases.csv", "-o", evaluation,
+                  "--no-pbar", "--overwrite"),
+            outputs=[evaluation / "per_case.csv"],
+        )  # fmt: skip
+        per_case = pd.read_csv(evaluation / "per_case.csv")
+        rows.append(
+            {"set": f"fold={fold};subset_size={size}", "fold": fold, "subset_size": size,
+             "dice": per_case["dice"].median(), "cases": len(per_case)}
+        )  # fmt: skip
+    models = pd.DataFrame(rows)
+    write_csv(models, plan.root / "models.csv")
+    tom = plan.root / "tom"
+    wf.run(
+        "tumor occurrence maps per subset",
+        _lion("tom", "--dataset", plan.dataset_id, "--splits", splits_csv, "-o", tom,
+              "--no-pbar", "--overwrite"),
+        outputs=[tom / "diversity.csv"],
+    )  # fmt: skip
+    wf.run(
+        "diversity vs Dice",
+        _lion("tom-correlate", "--tom", tom / "diversity.csv", "--eval", plan.root / "models.csv",
+              "--measure", plan.measure, "-o", tom / "correlation.png"),
+    )  # fmt: skip
+    return {"models": models, "tom": tom, "correlation": tom / "correlation.png"}
+
+
+EXAMPLES = """\
+  lion experiment ablation --input autoPET/studies --organs autoPET/totalseg \\
+      --metadata autoPET/metadata.csv --tracer fdg --dataset-id 501 --name LION_FDG \\
+      --trainer nnUNetTrainer_LION --fold 0 --device cuda --out ablation/
+  lion experiment scaling --dataset 501 --subset-sizes 50 100 250 500 \\
+      --trainer nnUNetTrainer_LION --device cuda --out scaling/
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lion experiment ablation`` and ``lion experiment scaling``."""
+    from lion_nnunet.cliutils import HelpFormatter, add_command, add_tracer
+
+    exp = add_command(subparsers, "experiment", "the paper's experiments as resumable workflows",
+                      EXAMPLES)  # fmt: skip
+    kinds = exp.add_subparsers(dest="kind", metavar="<experiment>", required=True)
+    fmt = {"epilog": "examples:\n" + EXAMPLES, "formatter_class": HelpFormatter}
+    a = kinds.add_parser("ablation", help="organ context vs tumor-only on the same cases", **fmt)
+    a.add_argument("--input", required=True, help="autoPET-style cohort folder")
+    a.add_argument("--organs", required=True, help="TotalSegmentator outputs")
+    a.add_argument("--metadata", help="metadata CSV (disease, center, scanner)")
+    add_tracer(a)
+    a.add_argument(
+        "--dataset-id", type=int, required=True, help="organ dataset id; tumor-only gets +1"
+    )
+    a.add_argument("--name", required=True, help="dataset name stem")
+    a.add_argument("--test-fraction", type=float, default=0.2, help="holdout fraction")
+    a.add_argument("--patch-size", type=int, nargs=3, help="override the LION plans' patch size")
+    for p in (a,):
+        p.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
+        p.add_argument("--fold", default="0", help="fold to train (0-4 or all)")
+    s = kinds.add_parser("scaling", help="progressive subsets, TOM diversity vs Dice", **fmt)
+    s.add_argument("--dataset", type=int, required=True, help="dataset id (LION plans installed)")
+    s.add_argument("--subset-sizes", type=int, nargs="+", required=True, help="nested subset sizes")
+    s.add_argument("--stratify", default="disease", help="lion_cases.csv column to stratify by")
+    s.add_argument("--val-fraction", type=float, default=0.2, help="fixed validation fraction")
+    s.add_argument("--measure", default="coverage", help="TOM diversity measure to correlate")
+    s.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
+    for p in (a, s):
+        p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="training device")
+        p.add_argument("--seed", type=int, default=0, help="split seed")
+        p.add_argument("--out", required=True, help="folder for logs, predictions, evaluations")
+    exp.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out).resolve()
+    wf = Workflow(out)
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        require_folder(var)
+    if args.kind == "ablation":
+        plan = AblationPlan(
+            root=out, studies=Path(args.input).resolve(), organs=Path(args.organs).resolve(),
+            metadata=Path(args.metadata).resolve() if args.metadata else None,
+            tracer=args.tracer, dataset_id=args.dataset_id, name=args.name,
+            trainer=args.trainer, fold=args.fold, device=args.device,
+            test_fraction=args.test_fraction, seed=args.seed,
+            patch_size=tuple(args.patch_size) if args.patch_size else None,
+        )  # fmt: skip
+        result = run_ablation(plan, wf)
+        print(results_table(result["arms"]).to_string(index=False))
+    else:
+        plan = ScalingPlan(
+            root=out, dataset_id=args.dataset, subset_sizes=tuple(args.subset_sizes),
+            trainer=args.trainer, device=args.device, stratify=args.stratify, seed=args.seed,
+            val_fraction=args.val_fraction, measure=args.measure,
+        )  # fmt: skip
+        result = run_scaling(plan, wf)
+        print(result["models"].to_string(index=False))
+        print(f"correlation plot: {result['correlation']}")
+    return 0
