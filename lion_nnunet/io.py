@@ -44,20 +44,33 @@ def read_image(path: str | Path, what: str = "image") -> sitk.Image:
         ) from None
 
 
-def read_voxels_keep_nan(path: str | Path, image: sitk.Image) -> np.ndarray:
-    """Voxels of a float image as numpy (z, y, x), with NaN kept.
+def read_float_image(path: str | Path, what: str = "image") -> tuple[sitk.Image, np.ndarray]:
+    """Read a float image once, keeping NaN: (image on its grid, float32 voxels (z, y, x)).
 
-    SimpleITK's NIfTI reader replaces NaN with 0, which hides broken PET volumes; for NIfTI files
-    the voxels are read with nibabel instead (same voxel order as ``image``, transposed to z, y, x).
+    SimpleITK's NIfTI reader replaces NaN with 0, which hides broken PET volumes, so for NIfTI the
+    geometry comes from SimpleITK's header reader and the voxels from nibabel (same voxel order,
+    transposed to z, y, x); other formats are read with SimpleITK.
     """
     path = Path(path)
-    if path.name.endswith((".nii", ".nii.gz")) and image.GetDimension() == 3:
+    if path.name.endswith((".nii", ".nii.gz")) and path.is_file():
         import nibabel as nib
 
-        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-        if data.ndim == 3 and data.shape == tuple(image.GetSize()):
-            return np.ascontiguousarray(data.transpose(2, 1, 0))
-    return sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+            data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        except Exception:  # any failure: let read_image word the error
+            data = None
+        if data is not None and data.ndim == 3 and data.shape == tuple(reader.GetSize()):
+            array = np.ascontiguousarray(data.transpose(2, 1, 0))
+            image = sitk.GetImageFromArray(array)
+            image.SetSpacing(reader.GetSpacing())
+            image.SetOrigin(reader.GetOrigin())
+            image.SetDirection(reader.GetDirection())
+            return image, array
+    image = read_image(path, what)
+    return image, sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
 
 
 def image_to_array(image: sitk.Image) -> np.ndarray:

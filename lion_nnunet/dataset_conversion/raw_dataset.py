@@ -37,8 +37,8 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.io import (
     array_to_image,
     image_to_array,
+    read_float_image,
     read_image,
-    read_voxels_keep_nan,
     write_csv,
     write_image,
     write_json,
@@ -173,8 +173,7 @@ def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> st
 
 
 def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
-    img = read_image(path, "PET")
-    suv = read_voxels_keep_nan(path, img)
+    img, suv = read_float_image(path, "PET")
     if not np.isfinite(suv).all():
         raise LionError(f"{path}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
     vmax = float(suv.max())
