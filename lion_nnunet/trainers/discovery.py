@@ -1,0 +1,45 @@
+"""How stock nnU-Net finds the LION trainers: the ``nnUNet_extTrainer`` folder list (nnunetv2 2.8).
+
+nnU-Net imports every module of each listed folder as a top-level module and looks for the
+trainer class by name. We list one folder holding one uniquely named shim module
+(``nnunet_ext/lion_nnunet_trainers.py``) that imports our classes with absolute imports.
+
+Installing lion-nnunet puts ``lion_nnunet_ext.pth`` into site-packages; Python runs it at start-up
+and it calls :func:`register_ext_trainer_folder`, which appends the folder when it is missing (so
+running twice, e.g. through a venv's lib64 symlink, adds nothing). ``lion env`` prints the same
+setting as a shell line for environments where start-up files do not run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+EXT_TRAINER_VAR = "nnUNet_extTrainer"
+
+
+def shim_folder() -> Path:
+    """The folder to put on ``nnUNet_extTrainer``."""
+    return Path(__file__).resolve().parent / "nnunet_ext"
+
+
+def register_ext_trainer_folder(environ: MutableMapping[str, str] | None = None) -> str:
+    """Append the shim folder to ``nnUNet_extTrainer`` unless it is there; return the new value."""
+    env = os.environ if environ is None else environ
+    folder = str(shim_folder())
+    parts = [p for p in env.get(EXT_TRAINER_VAR, "").split(os.pathsep) if p]
+    if folder not in parts:
+        parts.append(folder)
+        env[EXT_TRAINER_VAR] = os.pathsep.join(parts)
+    return env[EXT_TRAINER_VAR]
+
+
+def find_trainer(name: str) -> type | None:
+    """Look a trainer up exactly as ``nnUNetv2_train -tr NAME`` does (None when not found)."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    try:
+        return recursive_find_trainer_class_by_name(name)
+    except (RuntimeError, ValueError):
+        return None
