@@ -35,6 +35,9 @@ class nnUNetTrainer_LION(nnUNetTrainer):
     lion_oversample_foreground: float = 0.5
     lion_tumor_ce_weight: float = 3.0
     lion_tumor_focused_sampling: bool = True
+    #: Mirroring augmentation and test-time mirroring (8 passes per patch in 3-D); the short CPU
+    #: schedules turn it off, as nnU-Net's own ``*_NoMirroring`` variants do.
+    lion_mirroring: bool = True
 
     def __init__(
         self,
@@ -56,6 +59,15 @@ class nnUNetTrainer_LION(nnUNetTrainer):
                 infer_dataset_class(self.preprocessed_dataset_folder)
             )
         return super().get_dataloaders()
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):  # nnU-Net's hook
+        rotation, dummy_2d, initial_patch_size, mirror_axes = (
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        )
+        if not self.lion_mirroring:
+            mirror_axes = None
+            self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
 
     def _build_loss(self):
         loss = super()._build_loss()

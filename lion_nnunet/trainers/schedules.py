@@ -1,7 +1,8 @@
 """Short LION schedules for CPU smoke tests, the demo and benchmarks, as real trainer classes.
 
 ``nnUNetTrainer_LION_<E>ep_<I>it`` trains ``E`` epochs of ``I`` iterations (validation: a few
-iterations). nnU-Net finds trainers by class name, so each combination in EPOCHS x ITERATIONS is a
+iterations), without mirroring (augmentation and test-time), which would multiply CPU prediction
+time by 8. nnU-Net finds trainers by class name, so each combination in EPOCHS x ITERATIONS is a
 module-level class, generated from these two tuples.
 """
 
@@ -26,6 +27,7 @@ def _make(epochs: int, iterations: int) -> type[nnUNetTrainer_LION]:
         "lion_num_epochs": epochs,
         "lion_iterations_per_epoch": iterations,
         "lion_val_iterations_per_epoch": max(1, min(5, iterations // 2)),
+        "lion_mirroring": False,
     }
     return type(schedule_name(epochs, iterations), (nnUNetTrainer_LION,), attrs)
 
