@@ -145,11 +145,10 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    from lion_nnunet.trainers.schedules import demo_trainer_name
-
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.experiment import AblationPlan, run_ablation
+    from lion_nnunet.trainers.schedules import demo_trainer_name
     from lion_nnunet.workflow import Workflow
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -180,7 +179,8 @@ def main() -> None:
             root=root, studies=data / "studies", organs=data / "organs",
             metadata=data / "cases.csv", tracer=tracer, dataset_id=950 + 2 * k,
             name=f"Bench{tracer.upper()}", trainer=demo_trainer_name(args.epochs, args.iterations),
-            fold="all", device=args.device, test_fraction=0.3, seed=k, patch_size=(64, 32, 32),
+            fold="0", device=args.device, test_fraction=0.3, seed=k, patch_size=(64, 32, 32),
+            spacing="dataset",
         )  # fmt: skip
         result = run_ablation(plan, wf)
         arms = result["arms"]

@@ -59,6 +59,7 @@ class AblationPlan:
     test_fraction: float
     seed: int
     patch_size: tuple[int, int, int] | None = None
+    spacing: str | None = None
     num_processes: int = 2
 
     def arms(self) -> tuple[Arm, Arm]:
@@ -109,6 +110,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         install.append("--overwrite")
         if plan.patch_size:
             install += ["--patch-size", *plan.patch_size]
+        if plan.spacing:
+            install += ["--spacing", plan.spacing]
         wf.run(f"{arm.key}: LION plans", install)
         wf.run(
             f"{arm.key}: preprocess",
@@ -214,9 +217,9 @@ def run_demo(settings: DemoSettings) -> dict:
         root=out, studies=data / "studies", organs=data / "organs",
         metadata=data / "cases.csv", tracer=settings.tracer, dataset_id=settings.dataset_id,
         name=f"Demo{settings.tracer.upper()}", trainer=demo_trainer_name(
-            settings.epochs, settings.iterations), fold="all", device=settings.device,
+            settings.epochs, settings.iterations), fold="0", device=settings.device,
         test_fraction=settings.test_fraction, seed=settings.seed,
-        patch_size=settings.patch_size,
+        patch_size=settings.patch_size, spacing="dataset",
     )  # fmt: skip
     result = run_ablation(plan, wf)
     table = results_table(result["arms"])
