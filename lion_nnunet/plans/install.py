@@ -4,8 +4,9 @@ What is rewritten for the dataset: ``dataset_name``; ``plans_name`` (= the file 
 results folders use it and ``nnUNetv2_predict -p`` looks the file up by it); a ``data_identifier``
 unique to the plans name (preprocessing deletes and rewrites that folder); the PET intensity
 statistics (mean, std, 0.5/99.5 percentiles of foreground SUV) from nnU-Net's fingerprint, which
-``CTNormalization`` uses; and the median spacing/shape. Optional overrides: patch size (the
-network topology is recomputed with nnU-Net's rule), batch size, target spacing.
+``CTNormalization`` uses; and the median spacing/shape. Like nnU-Net's planner it also copies
+the raw dataset.json next to the plans (preprocessing reads it there). Optional overrides: patch
+size (the network topology is recomputed with nnU-Net's rule), batch size, target spacing.
 """
 
 from __future__ import annotations
@@ -96,4 +97,8 @@ def install_plans(
     ):
         raise LionError(f"{target} exists with other content; use --overwrite to replace it")
     write_json(plans, target)
+    # nnU-Net's planner also copies dataset.json next to the plans; preprocessing reads it there.
+    raw_json = require_folder("nnUNet_raw") / name / "dataset.json"
+    if raw_json.is_file():
+        write_json(json.loads(raw_json.read_text()), folder / "dataset.json")
     return target

@@ -1,0 +1,78 @@
+"""Session-scoped LION models trained with the STOCK nnU-Net commands on synthetic cohorts.
+
+The whole user path, as subprocesses: lion convert -> nnUNetv2_extract_fingerprint -> lion plans
+install -> nnUNetv2_preprocess -> nnUNetv2_train -tr <short LION schedule> -device cpu. Shared by
+the end-to-end, inference and docs tests so each model is trained once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lion_nnunet.dataset_conversion.autopet import discover_autopet
+from lion_nnunet.dataset_conversion.raw_dataset import choose_test_cases, convert_cohort
+from lion_nnunet.labels import get_label_set
+
+BIN = Path(sys.executable).parent
+E2E_TRAINER = "nnUNetTrainer_LION_4ep_12it"
+PATCH = ("64", "32", "32")
+
+
+def run_stock(*cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a console script of this venv; fail the test with its output tail when it fails."""
+    exe = str(BIN / cmd[0]) if (BIN / cmd[0]).exists() else cmd[0]
+    proc = subprocess.run(
+        [exe, *cmd[1:]], capture_output=True, text=True, env=env or dict(os.environ),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
+        )
+    return proc
+
+
+def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0") -> dict:
+    """Convert, plan, preprocess and train a short LION model; return where everything is."""
+    cases = discover_autopet(cohort / "studies", cohort / "organs", tracer, cohort / "cases.csv")
+    test = choose_test_cases([c.case_id for c in cases], 0.2, seed=0)
+    for c in cases:
+        c.split = "test" if c.case_id in test else "train"
+    name = f"E2E_{tracer.upper()}"
+    dataset_dir = convert_cohort(cases, dataset_id, name, get_label_set(tracer), progress=False)
+    did = str(dataset_id)
+    run_stock("nnUNetv2_extract_fingerprint", "-d", did, "-np", "1")
+    run_stock("lion", "plans", "install", "--dataset", did, "--tracer", tracer,
+              "--patch-size", *PATCH, "--spacing", "dataset")  # fmt: skip
+    run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
+              "-np", "2")  # fmt: skip
+    run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,
+              "-device", "cpu")  # fmt: skip
+    results = Path(os.environ["nnUNet_results"]) / dataset_dir.name
+    return {
+        "dataset_id": dataset_id,
+        "dataset_dir": dataset_dir,
+        "tracer": tracer,
+        "trainer": E2E_TRAINER,
+        "model_dir": results / f"{E2E_TRAINER}__LIONPlans__3d_fullres",
+        "fold": fold,
+        "images_ts": dataset_dir / "imagesTs",
+        "labels_ts": dataset_dir / "labelsTs",
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_fdg_model(session_nnunet_env: dict, fdg_cohort: Path) -> dict:
+    """A LION FDG model (dataset 601, fold 0, 4 x 12 iterations) trained by the stock commands."""
+    return train_lion_model(fdg_cohort, "fdg", 601)
+
+
+@pytest.fixture(scope="session")
+def trained_psma_model(session_nnunet_env: dict, psma_cohort: Path) -> dict:
+    """A LION PSMA model (dataset 602) trained the same way."""
+    return train_lion_model(psma_cohort, "psma", 602)

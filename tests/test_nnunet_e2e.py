@@ -1,0 +1,45 @@
+"""The stock nnU-Net commands end to end with LION plans and trainers (FDG and PSMA, on CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from fixtures_nnunet import run_stock
+
+from lion_nnunet.labels import get_label_set
+
+pytestmark = pytest.mark.slow
+
+
+def _predict_stock(model: dict, out: Path) -> list[Path]:
+    run_stock(
+        "nnUNetv2_predict", "-i", str(model["images_ts"]), "-o", str(out), "-d",
+        str(model["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr", model["trainer"],
+        "-f", model["fold"], "-device", "cpu", "-npp", "1", "-nps", "1",
+    )  # fmt: skip
+    return sorted(out.glob("*.nii.gz"))
+
+
+@pytest.mark.parametrize("which", ["trained_fdg_model", "trained_psma_model"])
+def test_stock_train_and_predict_give_lion_label_maps(which: str, request, tmp_path: Path) -> None:
+    model = request.getfixturevalue(which)
+    plans = json.loads((model["model_dir"] / "plans.json").read_text())
+    assert plans["plans_name"] == "LIONPlans"
+    assert plans["configurations"]["3d_fullres"]["normalization_schemes"] == ["CTNormalization"]
+    assert (model["model_dir"] / "fold_0" / "checkpoint_final.pth").is_file()
+    label_set = get_label_set(model["tracer"])
+    preds = _predict_stock(model, tmp_path / "pred")
+    inputs = sorted(model["images_ts"].glob("*_0000.nii.gz"))
+    assert len(preds) == len(inputs) >= 1
+    seen: set[int] = set()
+    for pred, image in zip(preds, inputs, strict=True):
+        p, i = sitk.ReadImage(str(pred)), sitk.ReadImage(str(image))
+        assert p.GetSize() == i.GetSize() and p.GetSpacing() == i.GetSpacing()
+        seen |= set(np.unique(sitk.GetArrayFromImage(p)).tolist())
+    assert seen <= set(range(label_set.num_classes)), seen
+    organs_found = seen & set(label_set.organ_labels)
+    assert len(organs_found) >= 2, f"a 48-iteration model should find big hot organs; saw {seen}"
