@@ -105,6 +105,7 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         wf.run(
             f"{arm.key}: fingerprint",
             _nn("nnUNetv2_extract_fingerprint", "-d", did, "-np", plan.num_processes),
+            outputs=[Path(env["nnUNet_preprocessed"]) / dataset.name / "dataset_fingerprint.json"],
         )
         install = _lion("plans", "install", "--dataset", did, "--tracer", plan.tracer)
         install.append("--overwrite")
@@ -112,7 +113,12 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
             install += ["--patch-size", *plan.patch_size]
         if plan.spacing:
             install += ["--spacing", plan.spacing]
-        wf.run(f"{arm.key}: LION plans", install)
+        preprocessed = Path(env["nnUNet_preprocessed"]) / dataset.name
+        wf.run(
+            f"{arm.key}: LION plans",
+            install,
+            outputs=[preprocessed / f"{PLANS}.json", preprocessed / "dataset.json"],
+        )
         wf.run(
             f"{arm.key}: preprocess",
             _nn("nnUNetv2_preprocess", "-d", did, "-plans_name", PLANS, "-c", CONFIGURATION,
