@@ -37,9 +37,13 @@ def register_ext_trainer_folder(environ: MutableMapping[str, str] | None = None)
 
 def find_trainer(name: str) -> type | None:
     """Look a trainer up exactly as ``nnUNetv2_train -tr NAME`` does (None when not found)."""
+    import contextlib
+    import io
+
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     try:
-        return recursive_find_trainer_class_by_name(name)
+        with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net narrates its search on stdout
+            return recursive_find_trainer_class_by_name(name)
     except (RuntimeError, ValueError):
         return None
