@@ -1,0 +1,170 @@
+"""`lion evaluate`: autoPET metrics per case and per cohort/group, from prediction folders.
+
+Predictions: ``PRED/<case>.nii.gz`` (any tool; multi-class maps keep only ``--tumor-label``) or
+``lion predict`` output ``PRED/<case>/tumor.nii.gz``. Ground truth: LION label maps
+``GT/<case>.nii.gz`` (tumor = 1, organ classes ignored) or binary masks. A prediction on another
+grid is resampled onto the ground truth (nearest neighbour) with a warning, or refused with
+``strict``. Cases without a prediction are listed and counted (status "missing"), never dropped.
+
+Outputs (stable interface, docs/metrics.md): ``per_case.csv``, ``summary.csv``, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from lion_nnunet.analysis.metrics import case_metrics, detection_scores
+from lion_nnunet.errors import LionError
+from lion_nnunet.io import geometry_mismatch, read_image, write_csv, write_json
+from lion_nnunet.labels import TUMOR_LABEL
+from lion_nnunet.progress import parallel_map
+
+log = logging.getLogger(__name__)
+METRICS = (
+    "dice",
+    "fp_volume_ml",
+    "fn_volume_ml",
+    "gt_volume_ml",
+    "pred_volume_ml",
+    "tmtv_error_ml",
+)
+COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn")
+
+
+def find_prediction(pred_dir: Path, case: str) -> Path | None:
+    """The prediction file of a case in either layout, or None."""
+    for candidate in (pred_dir / case / "tumor.nii.gz", pred_dir / f"{case}.nii.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass
+class _Job:
+    case: str
+    gt: str
+    pred: str | None
+    tumor_label: int
+    gt_tumor_label: int
+    strict: bool
+
+
+def _evaluate_case(job: _Job) -> dict:
+    row: dict = {"case_id": job.case}
+    if job.pred is None:
+        return {**row, "status": "missing"}
+    try:
+        gt_img = read_image(job.gt, "ground truth")
+        pred_img = read_image(job.pred, "prediction")
+        diff = geometry_mismatch(gt_img, pred_img)
+        status = "ok"
+        if diff:
+            if job.strict:
+                raise LionError(f"{job.pred}: {diff} (ground truth {job.gt}); --strict refuses it")
+            pred_img = sitk.Resample(
+                pred_img, gt_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0
+            )
+            status = "resampled"
+            log.warning("%s: %s; resampled onto the ground truth grid", job.pred, diff)
+        gt = sitk.GetArrayFromImage(gt_img) == job.gt_tumor_label
+        pred_arr = sitk.GetArrayFromImage(pred_img)
+        pred = pred_arr == job.tumor_label
+        spacing = gt_img.GetSpacing()[::-1]
+        return {**row, "status": status, **case_metrics(pred, gt, spacing)}
+    except LionError as e:
+        return {**row, "status": "error", "error": str(e)}
+
+
+def _summaries(per_case: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
+    rows = []
+    groupings = [("all", None)] + [(col, col) for col in group_by]
+    for name, col in groupings:
+        groups = [("all", per_case)] if col is None else list(per_case.groupby(col, dropna=False))
+        for value, frame in groups:
+            ok = frame[frame.status.isin(["ok", "resampled"])]
+            empty_gt = int((ok["lesions_gt"] == 0).sum()) if "lesions_gt" in ok else 0
+            row = {"grouping": name, "group": str(value), "cases": len(frame),
+                   "evaluated": len(ok), "missing": int((frame.status == "missing").sum()),
+                   "empty_gt": empty_gt}  # fmt: skip
+            for m in METRICS:
+                values = ok[m].dropna() if m in ok else pd.Series(dtype=float)
+                row[f"{m}_median"] = float(values.median()) if len(values) else np.nan
+                row[f"{m}_q1"] = float(values.quantile(0.25)) if len(values) else np.nan
+                row[f"{m}_q3"] = float(values.quantile(0.75)) if len(values) else np.nan
+                row[f"{m}_mean"] = float(values.mean()) if len(values) else np.nan
+            sums = {c: int(ok[c].sum()) if c in ok else 0 for c in COUNTS}
+            row.update(sums)
+            det = detection_scores(sums["lesions_tp"], sums["lesions_fp"], sums["lesions_fn"])
+            row.update({f"lesion_{k}": v for k, v in det.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    out_dir: str | Path,
+    cases_csv: str | Path | None = None,
+    group_by: list[str] | None = None,
+    tumor_label: int = TUMOR_LABEL,
+    gt_tumor_label: int = TUMOR_LABEL,
+    strict: bool = False,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Evaluate every ground-truth case; write per_case.csv, summary.csv, summary.json."""
+    pred_dir, gt_dir, out = Path(pred_dir), Path(gt_dir), Path(out_dir)
+    if not gt_dir.is_dir():
+        raise LionError(f"{gt_dir}: ground-truth folder not found")
+    if not pred_dir.is_dir():
+        raise LionError(f"{pred_dir}: prediction folder not found")
+    if (out / "per_case.csv").exists() and not overwrite:
+        raise LionError(f"{out}/per_case.csv exists; use --overwrite to replace it")
+    gts = sorted(gt_dir.glob("*.nii.gz"))
+    if not gts:
+        raise LionError(f"{gt_dir}: no ground-truth .nii.gz files")
+    group_by = list(group_by or [])
+    cases = None
+    if cases_csv is not None:
+        cases = pd.read_csv(cases_csv, dtype=str).fillna("")
+        missing_cols = [c for c in group_by if c not in cases.columns]
+        if missing_cols:
+            raise LionError(
+                f"{cases_csv}: no column(s) {', '.join(missing_cols)} to group by "
+                f"(columns: {', '.join(cases.columns)})"
+            )
+    elif group_by:
+        raise LionError("--group-by needs --cases (a CSV with case_id and the grouping columns)")
+    jobs = []
+    for gt in gts:
+        case = gt.name[: -len(".nii.gz")]
+        pred = find_prediction(pred_dir, case)
+        jobs.append(_Job(case, str(gt), str(pred) if pred else None, tumor_label,
+                         gt_tumor_label, strict))  # fmt: skip
+    rows = parallel_map(_evaluate_case, jobs, num_processes, "evaluate", progress)
+    per_case = pd.DataFrame(rows)
+    errors = per_case[per_case.status == "error"]
+    if len(errors):
+        listed = "\n  - ".join(errors["error"])
+        raise LionError(f"{len(errors)} case(s) could not be evaluated:\n  - {listed}")
+    if cases is not None:
+        keep = ["case_id", *[c for c in group_by if c != "case_id"]]
+        per_case = per_case.merge(cases[keep], on="case_id", how="left")
+    missing = per_case.loc[per_case.status == "missing", "case_id"].tolist()
+    if missing:
+        log.warning("%d case(s) have no prediction: %s", len(missing), ", ".join(missing[:10]))
+    summary = _summaries(per_case, group_by)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(per_case, out / "per_case.csv")
+    write_csv(summary, out / "summary.csv")
+    result = {"pred": str(pred_dir), "gt": str(gt_dir), "missing_predictions": missing,
+              "summary": summary.replace({np.nan: None}).to_dict(orient="records")}  # fmt: skip
+    write_json(result, out / "summary.json")
+    return result
