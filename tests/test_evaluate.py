@@ -1,0 +1,80 @@
+"""`lion evaluate`: folders, missing predictions, grids, grouping, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from lion_nnunet.cli import main
+
+
+def _write(arr: np.ndarray, path: Path, spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0)) -> None:
+    img = sitk.GetImageFromArray(arr.astype(np.uint8))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(img, str(path))
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    for i, case in enumerate(("a", "b", "c")):
+        gt = np.zeros((10, 10, 10), np.uint8)
+        gt[2:5, 2:5, 2:5] = 1
+        gt[6:9, 6:9, 6:9] = 3  # an organ class: ignored
+        _write(gt, tmp_path / "gt" / f"{case}.nii.gz")
+        pred = np.where(gt == 1, 1, 0) if i == 0 else np.zeros_like(gt)
+        if case == "a":  # lion predict layout
+            _write(pred, tmp_path / "pred" / case / "tumor.nii.gz")
+        elif case == "b":  # flat layout with an organ class predicted too
+            _write(pred + (gt == 3) * 3, tmp_path / "pred" / f"{case}.nii.gz")
+    pd.DataFrame(
+        {"case_id": ["a", "b", "c"], "disease": ["lymphoma", "melanoma", "lymphoma"]}
+    ).to_csv(tmp_path / "cases.csv", index=False)
+    return tmp_path
+
+
+def test_evaluate_outputs_and_missing_cases(folders: Path, capsys) -> None:
+    out = folders / "eval"
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+                 "--cases", str(folders / "cases.csv"), "--group-by", "disease", "-o", str(out),
+                 "--no-pbar", "-np", "1"]) == 0  # fmt: skip
+    per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
+    assert per_case.loc["a", "dice"] == 1.0 and per_case.loc["b", "dice"] == 0.0
+    assert per_case.loc["b", "fp_volume_ml"] == 0.0  # organ class 3 is not tumor
+    assert per_case.loc["c", "status"] == "missing"  # listed, not dropped
+    summary = pd.read_csv(out / "summary.csv")
+    overall = summary[summary.grouping == "all"].iloc[0]
+    assert (overall.cases, overall.evaluated, overall.missing) == (3, 2, 1)
+    assert set(summary[summary.grouping == "disease"].group) == {"lymphoma", "melanoma"}
+    data = json.loads((out / "summary.json").read_text())
+    assert data["missing_predictions"] == ["c"]
+    assert "2 of 3 case(s) evaluated (1 without prediction)" in capsys.readouterr().out
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+                 "-o", str(out)]) == 1  # fmt: skip
+    assert "use --overwrite" in capsys.readouterr().err
+
+
+def test_grid_mismatch_resampled_or_refused(folders: Path, capsys) -> None:
+    gt = sitk.GetArrayFromImage(sitk.ReadImage(str(folders / "gt" / "b.nii.gz")))
+    _write(gt == 1, folders / "pred" / "b.nii.gz", origin=(0.5, 0.0, 0.0))
+    out = folders / "eval"
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+            "-o", str(out), "--no-pbar", "-np", "1", "--overwrite"]  # fmt: skip
+    assert main(args) == 0
+    per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
+    assert per_case.loc["b", "status"] == "resampled" and per_case.loc["b", "dice"] > 0.5
+    assert main([*args, "--strict"]) == 1
+    assert "origin" in capsys.readouterr().err
+
+
+def test_grouping_column_must_exist(folders: Path, capsys) -> None:
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+                 "--cases", str(folders / "cases.csv"), "--group-by", "center", "-o",
+                 str(folders / "e")]) == 1  # fmt: skip
+    assert "no column(s) center to group by" in capsys.readouterr().err
