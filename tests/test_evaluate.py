@@ -78,3 +78,23 @@ def test_grouping_column_must_exist(folders: Path, capsys) -> None:
                  "--cases", str(folders / "cases.csv"), "--group-by", "center", "-o",
                  str(folders / "e")]) == 1  # fmt: skip
     assert "no column(s) center to group by" in capsys.readouterr().err
+
+
+def test_compare_common_cases_paired_tests_and_plots(folders: Path, capsys) -> None:
+    other = folders / "other"
+    for case in ("a", "b"):  # another tool: tumor stored as 5, predicts a and b only
+        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(folders / "gt" / f"{case}.nii.gz")))
+        _write((gt == 1) * 5, other / f"{case}.nii.gz")
+    out = folders / "cmp"
+    assert main(["compare", "--method", f"lion={folders / 'pred'}", "--method", f"tool={other}",
+                 "--tumor-label", "tool=5", "--gt", str(folders / "gt"), "-o", str(out),
+                 "--no-pbar"]) == 0  # fmt: skip
+    result = json.loads((out / "compare.json").read_text())
+    assert result["common_cases"] == 2  # c has no prediction from lion
+    paired = pd.read_csv(out / "paired.csv")
+    dice_row = paired[paired.metric == "dice"].iloc[0]
+    assert dice_row.median_b == 1.0 and dice_row.median_difference == -0.5
+    assert (out / "box_dice.png").stat().st_size > 1000
+    assert main(["compare", "--method", f"lion={folders / 'pred'}", "--gt", str(folders / "gt"),
+                 "-o", str(out)]) == 1  # fmt: skip
+    assert "at least two --method" in capsys.readouterr().err

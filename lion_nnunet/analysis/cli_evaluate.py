@@ -14,8 +14,15 @@ EXAMPLES_EVALUATE = """\
 """
 
 
+EXAMPLES_COMPARE = """\
+  lion compare --method LION=out/ --method autoPET-baseline=other/ --gt labelsTs/ -o cmp/
+  lion compare --method LION=out/ --method TMTV-Net=tmtv/ --tumor-label TMTV-Net=1 \\
+      --gt labelsTs/ -o cmp/
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lion evaluate`` (``lion compare`` is added by analysis.cli_compare when present)."""
+    """Add ``lion evaluate`` and ``lion compare``."""
     e = add_command(subparsers, "evaluate", "autoPET metrics per case and per cohort/group",
                     EXAMPLES_EVALUATE)  # fmt: skip
     e.add_argument(
@@ -34,6 +41,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(e)
     add_json(e)
     e.set_defaults(func=run_evaluate)
+
+    c = add_command(
+        subparsers,
+        "compare",
+        "several tools on common cases: paired tests, plots",
+        EXAMPLES_COMPARE,
+    )
+    c.add_argument("--method", action="append", required=True, metavar="NAME=FOLDER",
+                   help="a method and its prediction folder (repeat)")  # fmt: skip
+    c.add_argument("--gt", required=True, help="ground-truth label maps")
+    c.add_argument("--tumor-label", action="append", default=[], metavar="NAME=VALUE",
+                   help="tumor value in a method's masks (default 1)")  # fmt: skip
+    c.add_argument("-o", "--out", required=True, help="output folder")
+    add_overwrite(c)
+    add_no_pbar(c)
+    add_json(c)
+    c.set_defaults(func=run_compare)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -61,4 +85,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"{overall['dice_median']}, median FP {overall['fp_volume_ml_median']:.2f} ml, "
               f"median FN {overall['fn_volume_ml_median']:.2f} ml, lesion F1 "
               f"{overall['lesion_f1']}; see {args.out}/per_case.csv")  # fmt: skip
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from lion_nnunet.analysis.compare import compare, parse_methods
+    from lion_nnunet.errors import LionError
+
+    labels = {}
+    for spec in args.tumor_label:
+        name, sep, value = spec.partition("=")
+        if not sep or not value.isdigit():
+            raise LionError(f"--tumor-label {spec!r}: expected NAME=INTEGER")
+        labels[name] = int(value)
+    result = compare(parse_methods(args.method), args.gt, args.out, tumor_labels=labels,
+                     overwrite=args.overwrite, progress=not args.no_pbar)  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['common_cases']} common case(s); paired tests in {args.out}/paired.csv, "
+              f"box plots: {', '.join(result['plots'])}")  # fmt: skip
     return 0
