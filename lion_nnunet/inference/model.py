@@ -1,0 +1,208 @@
+"""A trained nnU-Net model folder: checks before loading, and a random-weights model for timing.
+
+A model folder is what ``nnUNetv2_train`` writes:
+``$nnUNet_results/DatasetXXX_NAME/<Trainer>__<Plans>__<configuration>/`` with ``dataset.json``,
+``plans.json`` and ``fold_<f>/checkpoint_final.pth``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.labels import LabelSet, label_set_from_dataset_labels
+
+CHECKPOINT = "checkpoint_final.pth"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the predictor and the report need to know about a model folder."""
+
+    folder: Path
+    folds: tuple[str, ...]
+    dataset_json: dict
+    plans: dict
+    configuration: str
+    label_set: LabelSet
+    num_channels: int
+    file_ending: str
+
+    @property
+    def name(self) -> str:
+        """``DatasetXXX_NAME/<Trainer>__<Plans>__<configuration>``."""
+        return f"{self.folder.parent.name}/{self.folder.name}"
+
+
+def _load_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise LionError(
+            f"{path.parent}: no {path.name}; -m must be a trained nnU-Net model folder "
+            f"(<Trainer>__<Plans>__<configuration> with {what})"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise LionError(f"{path}: not valid JSON ({e}); is the model folder complete?") from None
+
+
+def available_folds(folder: Path, checkpoint: str = CHECKPOINT) -> list[str]:
+    """Folds that have ``checkpoint`` (sorted; "all" last)."""
+    found = [p.parent.name[len("fold_") :] for p in folder.glob(f"fold_*/{checkpoint}")]
+    return sorted(found, key=lambda f: (f == "all", int(f) if f.isdigit() else 0))
+
+
+def check_model_folder(
+    folder: str | Path, folds: list[str] | None = None, checkpoint: str = CHECKPOINT
+) -> ModelInfo:
+    """Validate a model folder before loading it: files, checkpoints, plans vs dataset.json.
+
+    Args:
+        folder: the ``<Trainer>__<Plans>__<configuration>`` folder.
+        folds: folds to ensemble (``["0", "1"]`` or ``["all"]``); None = every fold found.
+        checkpoint: checkpoint file name inside each ``fold_<f>`` folder.
+
+    Raises:
+        LionError: one sentence naming the file and the problem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LionError(f"{folder}: model folder not found; pass -m <Trainer>__<Plans>__<config>")
+    dataset_json = _load_json(folder / "dataset.json", "dataset.json, plans.json, fold_*/")
+    plans = _load_json(folder / "plans.json", "dataset.json, plans.json, fold_*/")
+    found = available_folds(folder, checkpoint)
+    if folds is None:
+        folds = found
+    if not found:
+        raise LionError(
+            f"{folder}: no fold_*/{checkpoint}; the model has not finished training "
+            "(or pass the checkpoint name you have)"
+        )
+    missing = [f for f in folds if f not in found]
+    if missing:
+        raise LionError(
+            f"{folder}: no {checkpoint} for fold(s) {', '.join(missing)}; "
+            f"folds available: {' '.join(found)} (use -f {' '.join(found)})"
+        )
+    for key in ("labels", "channel_names", "file_ending"):
+        if key not in dataset_json:
+            raise LionError(f"{folder / 'dataset.json'}: key {key!r} missing; not an nnU-Net model")
+    name = folder.name.split("__")
+    configuration = name[-1] if len(name) == 3 else "3d_fullres"
+    if configuration not in plans.get("configurations", {}):
+        raise LionError(
+            f"{folder / 'plans.json'}: has no configuration {configuration!r} (folder name says "
+            f"so); configurations: {', '.join(plans.get('configurations', {}))}"
+        )
+    dataset_name = folder.parent.name
+    if plans.get("dataset_name") not in (None, dataset_name) and dataset_name.startswith("Dataset"):
+        raise LionError(
+            f"{folder / 'plans.json'}: dataset_name {plans['dataset_name']!r} does not match the "
+            f"model's dataset folder {dataset_name!r}; plans.json and dataset.json come from "
+            "different datasets"
+        )
+    n_channels = len(dataset_json["channel_names"])
+    n_norm = len(plans["configurations"][configuration].get("normalization_schemes", []))
+    if n_norm and n_norm != n_channels:
+        raise LionError(
+            f"{folder}: plans.json normalizes {n_norm} channel(s) but dataset.json declares "
+            f"{n_channels}; plans.json and dataset.json do not belong together"
+        )
+    tracer = dataset_json.get("lion", {}).get("tracer", "custom")
+    label_set = label_set_from_dataset_labels(dataset_json["labels"], tracer=tracer)
+    return ModelInfo(
+        folder=folder,
+        folds=tuple(str(f) for f in folds),
+        dataset_json=dataset_json,
+        plans=plans,
+        configuration=configuration,
+        label_set=label_set,
+        num_channels=n_channels,
+        file_ending=dataset_json["file_ending"],
+    )
+
+
+def make_random_model(
+    out_dir: str | Path,
+    tracer: str = "fdg",
+    patch_size: tuple[int, int, int] = (32, 32, 32),
+    spacing: tuple[float, float, float] = (3.0, 2.0364, 2.0364),
+    folds: tuple[str, ...] = ("0",),
+    seed: int = 0,
+    trainer: str = "nnUNetTrainer",
+) -> Path:
+    """Write a model folder with the LION plans' architecture and random weights (for timing/tests).
+
+    Args:
+        out_dir: the ``<Trainer>__<Plans>__3d_fullres`` folder to create; its parent should be
+            named ``DatasetXXX_NAME``.
+        tracer: label set (dataset.json labels) and plans template.
+        patch_size: network patch (z, y, x voxels); small keeps CPU runs short.
+        spacing: target spacing (z, y, x mm).
+        folds: fold folders to create, each with its own random weights.
+        seed: torch seed of fold 0 (fold i uses seed + i).
+        trainer: trainer class name stored in the checkpoint (must be findable by nnU-Net).
+
+    Returns:
+        The model folder.
+    """
+    import torch
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from lion_nnunet import __version__
+    from lion_nnunet.labels import get_label_set
+    from lion_nnunet.plans.templates import CONFIGURATION, build_plans
+
+    out_dir = Path(out_dir)
+    label_set = get_label_set(tracer)
+    plans = build_plans(tracer, spacing=spacing, patch_size=patch_size, batch_size=2)
+    plans["dataset_name"] = out_dir.parent.name
+    # CTNormalization statistics of SUV (clip 0..20, mean 2, std 3): what a fingerprint would hold
+    plans["foreground_intensity_properties_per_channel"] = {
+        "0": {
+            "max": 40.0,
+            "mean": 2.0,
+            "median": 1.5,
+            "min": 0.0,
+            "percentile_00_5": 0.0,
+            "percentile_99_5": 20.0,
+            "std": 3.0,
+        }
+    }
+    dataset_json = {
+        "channel_names": {"0": "PET"},
+        "labels": label_set.labels(),
+        "numTraining": 0,
+        "file_ending": ".nii.gz",
+        "lion": {"tracer": tracer, "with_organs": True, "label_set": label_set.to_dict(),
+                 "lion_version": __version__, "random_weights": True},
+    }  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "plans.json").write_text(json.dumps(plans, indent=2))
+    (out_dir / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(CONFIGURATION)
+    for i, fold in enumerate(folds):
+        torch.manual_seed(seed + i)
+        net = nnUNetTrainer.build_network_architecture(
+            pm, cm, 1, label_set.num_classes, enable_deep_supervision=False
+        )
+        (out_dir / f"fold_{fold}").mkdir(exist_ok=True)
+        torch.save(
+            {
+                "network_weights": net.state_dict(),
+                "init_args": {
+                    "plans": plans,
+                    "configuration": CONFIGURATION,
+                    "fold": fold,
+                    "dataset_json": dataset_json,
+                },
+                "trainer_name": trainer,
+                "inference_allowed_mirroring_axes": (0, 1, 2),
+            },
+            out_dir / f"fold_{fold}" / CHECKPOINT,
+        )
+    return out_dir

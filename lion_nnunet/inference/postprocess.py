@@ -1,0 +1,184 @@
+"""From an nnU-Net label map (tumor 1, organs 2..K) to the tumor mask LION reports.
+
+The organ classes are auxiliary: they are dropped from the tumor mask. Which labels are organs is
+read from the model's (or dataset's) dataset.json ``labels`` through
+:func:`lion_nnunet.labels.label_set_from_dataset_labels`, never hard-coded. Two optional filters,
+both off by default: tumor components smaller than ``min_volume_ml``, and tumor components inside
+or touching named organs (e.g. ``urinary_bladder``) are removed. Components are 18-connected
+(see :mod:`lion_nnunet.inference.report`). Arrays are numpy (z, y, x).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.labels import TUMOR_LABEL, LabelSet, label_set_from_dataset_labels
+from lion_nnunet.progress import track
+
+from .report import CONNECTIVITY
+
+log = logging.getLogger(__name__)
+
+
+def label_set_from_dataset_json(path: str | Path) -> LabelSet:
+    """The label set declared by a dataset.json (model folder, raw dataset or prediction folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LionError(f"{path}: dataset.json not found; pass --dataset-json FILE or --tracer")
+    try:
+        data = json.loads(path.read_text())
+        labels = data["labels"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise LionError(f"{path}: not an nnU-Net dataset.json with 'labels' ({e})") from None
+    tracer = data.get("lion", {}).get("tracer", "custom")
+    return label_set_from_dataset_labels(labels, tracer=tracer)
+
+
+def split_label_map(
+    label_map: np.ndarray,
+    label_set: LabelSet,
+    spacing_zyx: tuple[float, float, float],
+    min_volume_ml: float = 0.0,
+    remove_in_organs: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tumor mask and organ map from a predicted label map.
+
+    Args:
+        label_map: nnU-Net segmentation (z, y, x): 0 background, 1 tumor, 2..K organs.
+        label_set: the model's label set (organ names for ``remove_in_organs``).
+        spacing_zyx: voxel spacing (z, y, x) in mm, for volumes.
+        min_volume_ml: drop tumor components below this volume (ml); 0 keeps all.
+        remove_in_organs: organ names; tumor components touching (sharing a face with) or
+            inside these organs are dropped.
+
+    Returns:
+        (tumor uint8 0/1, organs uint8 with the organ labels 2..K and 0 elsewhere).
+    """
+    label_map = np.asarray(label_map)
+    unknown = set(np.unique(label_map).tolist()) - set(range(label_set.num_classes))
+    if unknown:
+        raise LionError(
+            f"prediction holds labels {sorted(unknown)} that the label set "
+            f"({label_set.num_classes - 1} foreground classes) does not declare; wrong "
+            "--dataset-json/--tracer for this model?"
+        )
+    tumor = (label_map == TUMOR_LABEL).astype(np.uint8)
+    organs = np.where(label_map >= 2, label_map, 0).astype(np.uint8)
+    if (min_volume_ml > 0 or remove_in_organs) and tumor.any():
+        organ_ids = [label_set.label_of(name) for name in remove_in_organs]
+        forbidden = np.isin(organs, organ_ids) if organ_ids else None
+        voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+        cc, n = cc3d.connected_components(tumor, connectivity=CONNECTIVITY, return_N=True)
+        stats = cc3d.statistics(cc)
+        for i in range(1, n + 1):
+            bbox = stats["bounding_boxes"][i]
+            drop = stats["voxel_counts"][i] * voxel_ml < min_volume_ml
+            if not drop and forbidden is not None:
+                grown = tuple(
+                    slice(max(0, b.start - 1), min(s, b.stop + 1))
+                    for b, s in zip(bbox, tumor.shape, strict=True)
+                )
+                comp = cc[grown] == i
+                drop = bool((ndimage.binary_dilation(comp) & forbidden[grown]).any())
+            if drop:
+                tumor[bbox][cc[bbox] == i] = 0
+    return tumor, organs
+
+
+def find_pet(pet_dir: Path, case_id: str, file_ending: str = ".nii.gz") -> Path:
+    """``<case>_0000<ending>`` (nnU-Net layout) or ``<case><ending>`` in ``pet_dir``."""
+    for name in (f"{case_id}_0000{file_ending}", f"{case_id}{file_ending}"):
+        if (pet_dir / name).is_file():
+            return pet_dir / name
+    raise LionError(
+        f"{pet_dir}: no PET for case {case_id!r} (expected {case_id}_0000{file_ending}); "
+        "pass the folder the predictions were made from (e.g. imagesTs/)"
+    )
+
+
+def postprocess_folder(
+    pred_dir: str | Path,
+    pet_dir: str | Path,
+    out_dir: str | Path,
+    label_set: LabelSet | None = None,
+    min_volume_ml: float = 0.0,
+    remove_in_organs: Sequence[str] = (),
+    save_organs: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    num_parts: int = 1,
+    part_id: int = 0,
+) -> list[dict]:
+    """Turn stock ``nnUNetv2_predict`` output into LION's per-case outputs and summary.csv.
+
+    Args:
+        pred_dir: folder of nnU-Net label maps ``<case>.nii.gz`` (its dataset.json, which
+            nnUNetv2_predict copies there, gives the labels when ``label_set`` is None).
+        pet_dir: folder with the PET inputs (``<case>_0000.nii.gz``), in SUV.
+        out_dir: output folder (``<case>/tumor.nii.gz, report.json, mip.png``, ``summary.csv``).
+        label_set: organ classes; None = read ``pred_dir/dataset.json``.
+        min_volume_ml, remove_in_organs: optional filters, see :func:`split_label_map`.
+        save_organs: also write ``organs.nii.gz``.
+        overwrite: redo cases whose report.json exists (else they are skipped).
+        progress: show a progress bar.
+        num_parts, part_id: process every num_parts-th case starting at part_id.
+
+    Returns:
+        The reports of the cases processed in this run.
+    """
+    from lion_nnunet.io import geometry_mismatch, read_float_image, read_image
+
+    from .outputs import case_done, write_case_outputs, write_summary
+
+    pred_dir, pet_dir, out_dir = Path(pred_dir), Path(pet_dir), Path(out_dir)
+    if not pred_dir.is_dir():
+        raise LionError(f"{pred_dir}: prediction folder not found")
+    if label_set is None:
+        label_set = label_set_from_dataset_json(pred_dir / "dataset.json")
+    for name in remove_in_organs:
+        label_set.label_of(name)  # unknown organ -> clear error before any work
+    ending = ".nii.gz"
+    files = sorted(p for p in pred_dir.glob(f"*{ending}") if not p.name.startswith("."))
+    if not files:
+        raise LionError(f"{pred_dir}: no *{ending} label maps; run nnUNetv2_predict first")
+    files = files[part_id::num_parts]
+    reports = []
+    for path in track(files, "postprocess", len(files), progress):
+        case_id = path.name[: -len(ending)]
+        if case_done(out_dir / case_id) and not overwrite:
+            continue
+        pet_image, suv = read_float_image(find_pet(pet_dir, case_id, ending), "PET")
+        seg_image = read_image(path, "prediction")
+        problem = geometry_mismatch(pet_image, seg_image)
+        if problem:
+            raise LionError(f"{path}: {problem} of the PET; not a prediction of this PET")
+        spacing_zyx = tuple(float(s) for s in pet_image.GetSpacing()[::-1])
+        import SimpleITK as sitk
+
+        tumor, organs = split_label_map(
+            sitk.GetArrayFromImage(seg_image), label_set, spacing_zyx, min_volume_ml,
+            remove_in_organs,
+        )  # fmt: skip
+        reports.append(
+            write_case_outputs(
+                out_dir / case_id,
+                case_id,
+                pet_image,
+                suv,
+                tumor,
+                organs,
+                label_set,
+                save_organs=save_organs,
+                extra={"prediction_file": str(path)},
+            )
+        )
+    write_summary(out_dir)
+    return reports

@@ -1,0 +1,352 @@
+"""``lion predict``: nnU-Net's own predictor, loaded once, over a folder, CSV, file or DICOM root.
+
+Prediction goes through :class:`nnunetv2.inference.predict_from_raw_data.nnUNetPredictor`
+(sliding window, Gaussian weighting, fold ensemble, optional mirroring), with the same
+preprocessing and resampling back to the original grid as ``nnUNetv2_predict``, so the label
+maps are identical to the stock command's. The model is built once and reused for every case;
+one case is in memory at a time (input, logits at network spacing, label map), which bounds
+memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.progress import track
+
+from .model import CHECKPOINT, ModelInfo, check_model_folder
+from .outputs import case_done, write_case_outputs, write_summary
+from .postprocess import split_label_map
+
+log = logging.getLogger(__name__)
+
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".mha", ".nrrd")
+
+
+@dataclass
+class Case:
+    """One input case: channel files (``_0000`` = PET in SUV) or a loader (DICOM -> SUV image)."""
+
+    case_id: str
+    files: list[Path] = field(default_factory=list)
+    loader: Callable[[], sitk.Image] | None = None
+    source: str = ""
+    dicom_files: list[Path] = field(default_factory=list)
+
+
+def _strip_ending(name: str) -> str | None:
+    for ending in IMAGE_ENDINGS:
+        if name.endswith(ending):
+            return name[: -len(ending)]
+    return None
+
+
+def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [(p, _strip_ending(p.name)) for p in files]
+    images = [(p, stem) for p, stem in images if stem is not None]
+    nnunet = [(p, stem) for p, stem in images if stem.endswith("_0000")]
+    if nnunet:  # nnU-Net layout: <case>_0000.nii.gz (+ _0001 ... for more channels)
+        cases = []
+        for p, stem in nnunet:
+            case_id = stem[:-5]
+            ending = p.name[len(stem) :]
+            chans = [folder / f"{case_id}_{c:04d}{ending}" for c in range(num_channels)]
+            missing = [c.name for c in chans if not c.is_file()]
+            if missing:
+                raise LionError(
+                    f"{folder}: case {case_id} lacks {', '.join(missing)}; the model takes "
+                    f"{num_channels} channel(s) (_0000 .. _{num_channels - 1:04d})"
+                )
+            extra = folder / f"{case_id}_{num_channels:04d}{ending}"
+            if extra.is_file():
+                raise LionError(
+                    f"{folder}: case {case_id} has channel {extra.name}, but the model takes "
+                    f"{num_channels} channel(s); pass a model trained on the same channels"
+                )
+            cases.append(Case(case_id, chans, source=str(chans[0])))
+        return cases
+    suv = sorted(folder.rglob("SUV.nii.gz"))
+    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz
+        cases = []
+        for p in suv:
+            rel = p.parent.relative_to(folder)
+            case_id = "_".join(rel.parts) if rel.parts else folder.name
+            cases.append(Case(case_id, [p], source=str(p)))
+        return _single_channel(cases, num_channels, folder)
+    if images:
+        cases = [Case(stem, [p], source=str(p)) for p, stem in images]
+        return _single_channel(cases, num_channels, folder)
+    from .suv import find_pet_series
+
+    series = find_pet_series(folder)
+    if series:
+        return _single_channel(series, num_channels, folder)
+    raise LionError(
+        f"{folder}: no PET found (expected <case>_0000.nii.gz files, autoPET SUV.nii.gz studies, "
+        "NIfTI files or a DICOM PET series)"
+    )
+
+
+def _single_channel(cases: list[Case], num_channels: int, where: Path) -> list[Case]:
+    if num_channels != 1:
+        raise LionError(
+            f"{where}: one PET image per case, but the model takes {num_channels} channels; "
+            "give <case>_0000 .. files in nnU-Net layout"
+        )
+    return cases
+
+
+def _cases_from_csv(path: Path, num_channels: int) -> list[Case]:
+    try:
+        table = pd.read_csv(path)
+    except Exception as e:  # pandas raises many types
+        raise LionError(f"{path}: cannot read the CSV ({e})") from None
+    if "case_id" not in table.columns or "pet" not in table.columns:
+        raise LionError(
+            f"{path}: columns {list(table.columns)}; expected case_id and pet (PET file in SUV, "
+            "relative to the CSV's folder or absolute)"
+        )
+    _single_channel([], num_channels, path)
+    cases = []
+    for row in table.itertuples(index=False):
+        pet = Path(str(row.pet))
+        pet = pet if pet.is_absolute() else path.parent / pet
+        if not pet.is_file():
+            raise LionError(f"{path}: case {row.case_id}: PET file {pet} not found")
+        cases.append(Case(str(row.case_id), [pet], source=str(pet)))
+    return cases
+
+
+def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
+    """Cases of ``-i``: a folder, a CSV (case_id, pet), a single image file or a DICOM root.
+
+    Folders: nnU-Net layout (``<case>_0000.nii.gz``), autoPET studies (``**/SUV.nii.gz``,
+    case id = path parts joined by ``_``), plain image files (case id = file stem), or DICOM
+    (every PET series found, converted to SUV).
+    """
+    path = Path(input_path)
+    if not path.exists():
+        raise LionError(f"{path}: input not found")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        cases = _cases_from_csv(path, num_channels)
+    elif path.is_file() and _strip_ending(path.name) is not None:
+        stem = _strip_ending(path.name)
+        case_id = stem[:-5] if stem.endswith("_0000") else stem
+        if case_id == "SUV":
+            case_id = path.parent.name
+        cases = _single_channel([Case(case_id, [path], source=str(path))], num_channels, path)
+    elif path.is_dir():
+        cases = _cases_from_folder(path, num_channels)
+    else:
+        raise LionError(f"{path}: not a folder, CSV or image file ({', '.join(IMAGE_ENDINGS)})")
+    ids = [c.case_id for c in cases]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise LionError(f"{path}: case ids repeat: {', '.join(dupes)}; rename the inputs")
+    return cases
+
+
+def resolve_device(device: str):
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) as a torch.device."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LionError("--device cuda, but torch sees no CUDA GPU; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise LionError(f"--device {device!r}; choose cpu, cuda or auto")
+    return torch.device(device)
+
+
+class LionPredictor:
+    """nnU-Net's predictor for one model folder, built once and reused for every case.
+
+    Args:
+        model: checked model folder (:func:`check_model_folder`).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        use_mirroring: test-time mirroring (nnU-Net's default; 8x slower on CPU for 3D).
+        tile_step_size: sliding-window step as a fraction of the patch (nnU-Net: 0.5).
+        checkpoint: checkpoint file name in each fold folder.
+    """
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        device: str = "auto",
+        use_mirroring: bool = True,
+        tile_step_size: float = 0.5,
+        checkpoint: str = CHECKPOINT,
+    ) -> None:
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        from lion_nnunet.trainers.discovery import register_ext_trainer_folder
+
+        register_ext_trainer_folder()  # LION trainers findable by name
+        self.model = model
+        torch_device = resolve_device(device)
+        self.predictor = nnUNetPredictor(
+            tile_step_size=tile_step_size,
+            use_gaussian=True,
+            use_mirroring=use_mirroring,
+            perform_everything_on_device=torch_device.type == "cuda",
+            device=torch_device,
+            verbose=False,
+            verbose_preprocessing=False,
+            allow_tqdm=False,
+        )
+        folds = [f if f == "all" else int(f) for f in model.folds]
+        try:
+            self.predictor.initialize_from_trained_model_folder(
+                str(model.folder), tuple(folds), checkpoint
+            )
+        except RuntimeError as e:  # e.g. state dict does not fit the plans' architecture
+            first = str(e).strip().splitlines()[0]
+            raise LionError(
+                f"{model.folder}: cannot load the checkpoint into the network of plans.json "
+                f"({first}); plans.json and the checkpoints do not belong together"
+            ) from None
+        self.reader = self.predictor.plans_manager.image_reader_writer_class()
+
+    def load(self, case: Case) -> tuple[np.ndarray, dict, sitk.Image, np.ndarray]:
+        """(nnU-Net input (c, z, y, x), its properties, PET image, PET SUV voxels (z, y, x))."""
+        from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+        from lion_nnunet.io import read_float_image
+
+        if case.loader is not None:
+            image = case.loader()
+            suv = sitk.GetArrayFromImage(image).astype(np.float32)
+            props = {
+                "sitk_stuff": {"spacing": image.GetSpacing(), "origin": image.GetOrigin(),
+                               "direction": image.GetDirection()},
+                "spacing": [abs(s) for s in image.GetSpacing()[::-1]],
+            }  # fmt: skip
+            return suv[None], props, image, suv
+        try:
+            data, props = self.reader.read_images([str(f) for f in case.files])
+        except Exception as e:  # nnU-Net readers raise RuntimeError and others
+            raise LionError(f"{case.source}: cannot read the input image ({e})") from None
+        if data.shape[0] != self.model.num_channels:
+            raise LionError(
+                f"{case.source}: {data.shape[0]} channel(s), the model takes "
+                f"{self.model.num_channels}"
+            )
+        if isinstance(self.reader, SimpleITKIO):
+            image = sitk.GetImageFromArray(data[0])
+            image.SetSpacing(props["sitk_stuff"]["spacing"])
+            image.SetOrigin(props["sitk_stuff"]["origin"])
+            image.SetDirection(props["sitk_stuff"]["direction"])
+            return data, props, image, data[0]
+        image, suv = read_float_image(case.files[0], "PET")
+        return data, props, image, suv
+
+    def predict_label_map(self, data: np.ndarray, props: dict) -> np.ndarray:
+        """nnU-Net label map (z, y, x, uint8) on the input grid."""
+        return self.predictor.predict_single_npy_array(data, props, None, None, False)
+
+
+def predict_cases(
+    cases: Sequence[Case],
+    model_folder: str | Path,
+    out_dir: str | Path,
+    folds: list[str] | None = None,
+    device: str = "auto",
+    use_mirroring: bool = True,
+    save_organs: bool = False,
+    dicom_seg: bool = False,
+    min_volume_ml: float = 0.0,
+    remove_in_organs: Sequence[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+    num_parts: int = 1,
+    part_id: int = 0,
+    checkpoint: str = CHECKPOINT,
+) -> dict:
+    """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
+
+    Returns:
+        ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
+    """
+    out_dir = Path(out_dir)
+    model = check_model_folder(model_folder, folds, checkpoint)
+    for name in remove_in_organs:
+        model.label_set.label_of(name)
+    if not 0 <= part_id < num_parts:
+        raise LionError(f"--part-id {part_id} must be in 0..{num_parts - 1} (--num-parts)")
+    if dicom_seg and any(not c.dicom_files for c in cases):
+        raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
+    mine = list(cases)[part_id::num_parts]
+    todo = [c for c in mine if overwrite or not case_done(out_dir / c.case_id)]
+    skipped = [c.case_id for c in mine if c not in todo]
+    if skipped:
+        log.info("skipping %d case(s) already done in %s", len(skipped), out_dir)
+    done: list[str] = []
+    if todo:
+        predictor = LionPredictor(model, device, use_mirroring, checkpoint=checkpoint)
+        for case in track(todo, "predict", len(todo), progress):
+            t0 = time.perf_counter()
+            data, props, image, suv = predictor.load(case)
+            label_map = predictor.predict_label_map(data, props)
+            del data
+            if not isinstance(predictor.reader, _simpleitk_io()):
+                label_map = _label_map_via_reader(predictor, label_map, props, case)
+            t1 = time.perf_counter()
+            spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
+            tumor, organs = split_label_map(
+                label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs
+            )
+            more = None
+            if dicom_seg:
+                from .dicom_seg import write_dicom_seg
+
+                def more(case_dir: Path, _t=tumor, _c=case) -> dict:
+                    path = write_dicom_seg(_t, _c.dicom_files, case_dir / "seg.dcm")
+                    return {"dicom_seg": path.name}
+
+            report = write_case_outputs(
+                out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
+                model.label_set, save_organs=save_organs, model=model.name,
+                folds=list(model.folds), extra={"input": case.source,
+                "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
+            )  # fmt: skip
+            report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
+            from lion_nnunet.io import write_json
+
+            write_json(report, out_dir / case.case_id / "report.json")
+            done.append(case.case_id)
+    summary = write_summary(out_dir)
+    return {
+        "out": str(out_dir),
+        "predicted": done,
+        "skipped": skipped,
+        "summary": str(summary) if summary else None,
+    }
+
+
+def _simpleitk_io():
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    return SimpleITKIO
+
+
+def _label_map_via_reader(
+    predictor: LionPredictor, label_map: np.ndarray, props: dict, case: Case
+) -> np.ndarray:
+    """Label map in SimpleITK (z, y, x) order for models whose reader is not SimpleITKIO."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"seg{predictor.model.file_ending}"
+        predictor.reader.write_seg(label_map, str(path), props)
+        return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))

@@ -1,0 +1,222 @@
+"""Quantitative PET report of a tumor mask: TMTV, TLG, SUVmax/mean/peak, lesions.
+
+Arrays are numpy (z, y, x) on the PET grid; spacings given to functions here are (z, y, x) mm.
+Lesions are 18-connected components of the tumor mask (``cc3d``, faces + edges, no corners),
+the convention of the autoPET evaluation script, so ``lesion_count`` agrees with ``lion evaluate``.
+
+Keys of ``report.json`` (a stable interface, see docs/inference.md): ``case_id``, ``tmtv_ml``,
+``tlg_ml`` (sum over lesions of SUVmean x volume in ml = sum of SUV x voxel volume),
+``suv_max``, ``suv_mean``, ``suv_peak`` (highest mean SUV in a 1 ml sphere centred on a tumor
+voxel, PERCIST), ``lesion_count``, ``lesions`` (list), ``model``, ``folds``, ``lion_version``,
+``nnunetv2_version``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+
+import cc3d
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from scipy import ndimage
+
+from lion_nnunet import __version__
+
+#: cc3d connectivity of lesions (18 = voxels sharing a face or an edge).
+CONNECTIVITY = 18
+#: Volume of the SUVpeak sphere in ml (PERCIST: 1 cm^3).
+SUV_PEAK_ML = 1.0
+#: Searched margins (mm) around a lesion for its nearest organ, widened until an organ is found.
+ORGAN_SEARCH_MM = (20.0, 60.0, 200.0)
+SUMMARY_COLUMNS = (
+    "case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean", "suv_peak", "lesion_count",
+    "model", "folds",
+)  # fmt: skip
+
+
+def nnunet_version() -> str:
+    try:
+        return version("nnunetv2")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def sphere_kernel(spacing_zyx: tuple[float, float, float], volume_ml: float = SUV_PEAK_ML):
+    """Boolean ball of ``volume_ml`` (radius 6.2 mm for 1 ml) on a (z, y, x) mm grid."""
+    radius_mm = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    half = [math.floor(radius_mm / s) for s in spacing_zyx]
+    grids = np.meshgrid(
+        *[np.arange(-h, h + 1) * s for h, s in zip(half, spacing_zyx, strict=True)], indexing="ij"
+    )
+    return sum(g**2 for g in grids) <= radius_mm**2
+
+
+def suv_peak(
+    suv: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float],
+    volume_ml: float = SUV_PEAK_ML,
+) -> float | None:  # fmt: skip
+    """SUVpeak: the highest mean SUV of a ``volume_ml`` sphere centred on any voxel of ``mask``.
+
+    Sphere voxels outside the image are left out of the mean. None for an empty mask.
+    """
+    if not mask.any():
+        return None
+    zz, yy, xx = np.nonzero(mask)
+    bbox = tuple(slice(int(c.min()), int(c.max()) + 1) for c in (zz, yy, xx))
+    return _peak(suv, mask[bbox], bbox, spacing_zyx, volume_ml)
+
+
+def _peak(
+    suv: np.ndarray, mask_in_bbox: np.ndarray, bbox: tuple[slice, ...],
+    spacing_zyx: tuple[float, float, float], volume_ml: float = SUV_PEAK_ML,
+) -> float:  # fmt: skip
+    """SUVpeak of a mask given as its bounding box ``bbox`` and the mask inside it."""
+    kernel = sphere_kernel(spacing_zyx, volume_ml)
+    half = [k // 2 for k in kernel.shape]
+    lo = [max(0, b.start - h) for b, h in zip(bbox, half, strict=True)]
+    hi = [min(n, b.stop + h) for b, h, n in zip(bbox, half, suv.shape, strict=True)]
+    crop = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    values = np.nan_to_num(suv[crop].astype(np.float64))
+    k = kernel.astype(np.float64)
+    sums = ndimage.correlate(values, k, mode="constant", cval=0.0)
+    counts = ndimage.correlate(np.ones_like(values), k, mode="constant", cval=0.0)
+    inner = tuple(slice(b.start - a, b.stop - a) for b, a in zip(bbox, lo, strict=True))
+    means = (sums / counts)[inner]
+    return float(means[mask_in_bbox.astype(bool)].max())
+
+
+def _nearest_organ(
+    lesion: np.ndarray, bbox: tuple[slice, ...], organs: np.ndarray,
+    spacing_zyx: tuple[float, float, float], names: Mapping[int, str],
+) -> tuple[str | None, float | None]:  # fmt: skip
+    """(organ name, mm between the closest lesion and organ voxel centres) or (None, None).
+
+    ``lesion`` is the lesion mask inside its bounding box ``bbox``; the organ map is searched in
+    boxes ORGAN_SEARCH_MM larger, so the cost does not grow with the image.
+    """
+    for margin in ORGAN_SEARCH_MM:
+        pad = [math.ceil(margin / s) for s in spacing_zyx]
+        crop = tuple(
+            slice(max(0, b.start - p), min(n, b.stop + p))
+            for b, p, n in zip(bbox, pad, organs.shape, strict=True)
+        )
+        sub = organs[crop]
+        if not sub.any():
+            continue
+        dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing_zyx,
+                                                   return_indices=True)  # fmt: skip
+        inner = tuple(
+            slice(b.start - c.start, b.stop - c.start) for b, c in zip(bbox, crop, strict=True)
+        )
+        where = np.zeros(sub.shape, bool)
+        where[inner] = lesion
+        d = dist[where]
+        k = int(np.argmin(d))
+        pos = tuple(int(i[where][k]) for i in idx)
+        return names.get(int(sub[pos]), str(int(sub[pos]))), round(float(d[k]), 2)
+    return None, None
+
+
+def case_report(
+    case_id: str,
+    suv: np.ndarray,
+    tumor: np.ndarray,
+    image: sitk.Image,
+    organs: np.ndarray | None = None,
+    organ_names: Mapping[int, str] | None = None,
+    model: str | None = None,
+    folds: list[str] | None = None,
+    extra: Mapping | None = None,
+) -> dict:
+    """The report.json content of one case.
+
+    Args:
+        case_id: case name.
+        suv: PET in SUV, numpy (z, y, x).
+        tumor: binary tumor mask on the same grid, (z, y, x).
+        image: the PET image (SimpleITK, gives spacing and voxel -> mm mapping for centroids).
+        organs: optional organ label map (2..K) on the same grid, for ``nearest_organ``.
+        organ_names: label id -> organ name.
+        model, folds: what predicted the mask (None for masks from elsewhere).
+        extra: more keys to store (e.g. input file names).
+
+    Returns:
+        Dict with the keys listed in the module docstring; SUV values in SUV (g/ml), volumes in ml,
+        centroids in mm (physical LPS coordinates of the image, x, y, z).
+    """
+    spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    tumor = np.asarray(tumor) > 0
+    suv = np.asarray(suv, dtype=np.float64)
+    labels, n = cc3d.connected_components(tumor.astype(np.uint8), connectivity=CONNECTIVITY,
+                                          return_N=True)  # fmt: skip
+    lesions = []
+    if n:
+        stats = cc3d.statistics(labels)
+        index = np.arange(1, n + 1)
+        sums = ndimage.sum_labels(suv, labels, index)
+        maxes = ndimage.maximum(suv, labels, index)
+        for i in range(1, n + 1):
+            bbox = stats["bounding_boxes"][i]
+            lesion = labels[bbox] == i
+            count = int(stats["voxel_counts"][i])
+            c_zyx = stats["centroids"][i]
+            centroid = image.TransformContinuousIndexToPhysicalPoint(
+                [float(c) for c in c_zyx[::-1]]
+            )
+            nearest, dist = (None, None)
+            if organs is not None:
+                nearest, dist = _nearest_organ(lesion, bbox, organs, spacing_zyx, organ_names or {})
+            lesions.append(
+                {
+                    "lesion_id": i,
+                    "volume_ml": round(count * voxel_ml, 4),
+                    "suv_max": round(float(maxes[i - 1]), 4),
+                    "suv_mean": round(float(sums[i - 1]) / count, 4),
+                    "suv_peak": round(_peak(suv, lesion, bbox, spacing_zyx), 4),
+                    "tlg_ml": round(float(sums[i - 1]) * voxel_ml, 4),
+                    "centroid_mm": [round(float(c), 2) for c in centroid],
+                    "nearest_organ": nearest,
+                    "distance_to_organ_mm": dist,
+                }
+            )
+    count = int(tumor.sum())
+    total = float(suv[tumor].sum()) if count else 0.0
+    report = {
+        "case_id": case_id,
+        "tmtv_ml": round(count * voxel_ml, 4),
+        "tlg_ml": round(total * voxel_ml, 4),
+        "suv_max": round(float(suv[tumor].max()), 4) if count else None,
+        "suv_mean": round(total / count, 4) if count else None,
+        "suv_peak": _round(suv_peak(suv, tumor, spacing_zyx)),
+        "lesion_count": int(n),
+        "lesions": lesions,
+        "model": model,
+        "folds": list(folds) if folds is not None else None,
+        "lion_version": __version__,
+        "nnunetv2_version": nnunet_version(),
+        "connectivity": CONNECTIVITY,
+        "suv_peak_sphere_ml": SUV_PEAK_ML,
+        "voxel_volume_ml": voxel_ml,
+        "spacing_mm": list(image.GetSpacing()),
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def summary_frame(reports: list[dict]) -> pd.DataFrame:
+    """One row per case (SUMMARY_COLUMNS); ``folds`` joined with spaces."""
+    rows = []
+    for r in reports:
+        row = {k: r.get(k) for k in SUMMARY_COLUMNS}
+        row["folds"] = " ".join(r["folds"]) if r.get("folds") else ""
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
