@@ -180,7 +180,7 @@ def main() -> None:
             metadata=data / "cases.csv", tracer=tracer, dataset_id=950 + 2 * k,
             name=f"Bench{tracer.upper()}", trainer=demo_trainer_name(args.epochs, args.iterations),
             fold="0", device=args.device, test_fraction=0.3, seed=k, patch_size=(64, 32, 32),
-            spacing="dataset",
+            spacing="dataset", base_features=16,
         )  # fmt: skip
         result = run_ablation(plan, wf)
         arms = result["arms"]

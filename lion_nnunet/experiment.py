@@ -60,6 +60,7 @@ class AblationPlan:
     seed: int
     patch_size: tuple[int, int, int] | None = None
     spacing: str | None = None
+    base_features: int | None = None
     num_processes: int = 2
 
     def arms(self) -> tuple[Arm, Arm]:
@@ -113,6 +114,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
             install += ["--patch-size", *plan.patch_size]
         if plan.spacing:
             install += ["--spacing", plan.spacing]
+        if plan.base_features:
+            install += ["--base-features", plan.base_features]
         preprocessed = Path(env["nnUNet_preprocessed"]) / dataset.name
         wf.run(
             f"{arm.key}: LION plans",
@@ -225,7 +228,7 @@ def run_demo(settings: DemoSettings) -> dict:
         name=f"Demo{settings.tracer.upper()}", trainer=demo_trainer_name(
             settings.epochs, settings.iterations), fold="0", device=settings.device,
         test_fraction=settings.test_fraction, seed=settings.seed,
-        patch_size=settings.patch_size, spacing="dataset",
+        patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
     )  # fmt: skip
     result = run_ablation(plan, wf)
     table = results_table(result["arms"])

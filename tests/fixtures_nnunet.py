@@ -48,7 +48,7 @@ def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0"
     did = str(dataset_id)
     run_stock("nnUNetv2_extract_fingerprint", "-d", did, "-np", "1")
     run_stock("lion", "plans", "install", "--dataset", did, "--tracer", tracer,
-              "--patch-size", *PATCH, "--spacing", "dataset")  # fmt: skip
+              "--patch-size", *PATCH, "--spacing", "dataset", "--base-features", "16")  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
               "-np", "2")  # fmt: skip
     run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,

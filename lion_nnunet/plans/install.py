@@ -32,6 +32,7 @@ def install_plans(
     patch_size: tuple[int, int, int] | None = None,
     batch_size: int | None = None,
     spacing: tuple[float, float, float] | str | None = None,
+    base_features: int | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``$nnUNet_preprocessed/DatasetXXX/<plans_name>.json``; return its path.
@@ -43,6 +44,8 @@ def install_plans(
         patch_size: (z, y, x) voxels; the topology follows nnU-Net's rule for it.
         batch_size: patches per iteration.
         spacing: (z, y, x) mm, or "dataset" for the dataset's median spacing (no resampling).
+        base_features: features of the first stage (doubling per stage, at most 320); the
+            template's 32 suits GPUs, 8-16 make CPU demos several times faster.
         overwrite: replace an existing plans file with other content.
     """
     name = find_dataset_name(dataset)

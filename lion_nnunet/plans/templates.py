@@ -38,7 +38,9 @@ DEFAULTS = {
 }
 
 
-def architecture(spacing: tuple[float, ...], patch_size: tuple[int, ...]) -> tuple[dict, list[int]]:
+def architecture(
+    spacing: tuple[float, ...], patch_size: tuple[int, ...], base_features: int = BASE_FEATURES
+) -> tuple[dict, list[int]]:
     """ResEnc-M ``architecture`` entry for a spacing/patch, and the patch made divisible.
 
     Uses nnU-Net's own topology rule (``get_pool_and_conv_props``), so strides and kernel sizes
@@ -61,7 +63,7 @@ def architecture(spacing: tuple[float, ...], patch_size: tuple[int, ...]) -> tup
         "arch_kwargs": {
             "n_stages": n_stages,
             "features_per_stage": [
-                min(MAX_FEATURES, BASE_FEATURES * 2**i) for i in range(n_stages)
+                min(MAX_FEATURES, base_features * 2**i) for i in range(n_stages)
             ],
             "conv_op": "torch.nn.modules.conv.Conv3d",
             "kernel_sizes": [list(map(int, k)) for k in conv_kernels],
