@@ -10,7 +10,9 @@ memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,16 +197,17 @@ class LionPredictor:
         register_ext_trainer_folder()  # LION trainers findable by name
         self.model = model
         torch_device = resolve_device(device)
-        self.predictor = nnUNetPredictor(
-            tile_step_size=tile_step_size,
-            use_gaussian=True,
-            use_mirroring=use_mirroring,
-            perform_everything_on_device=torch_device.type == "cuda",
-            device=torch_device,
-            verbose=False,
-            verbose_preprocessing=False,
-            allow_tqdm=False,
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints; keep stdout for --json
+            self.predictor = nnUNetPredictor(
+                tile_step_size=tile_step_size,
+                use_gaussian=True,
+                use_mirroring=use_mirroring,
+                perform_everything_on_device=torch_device.type == "cuda",
+                device=torch_device,
+                verbose=False,
+                verbose_preprocessing=False,
+                allow_tqdm=False,
+            )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
             self.predictor.initialize_from_trained_model_folder(
@@ -253,7 +256,8 @@ class LionPredictor:
 
     def predict_label_map(self, data: np.ndarray, props: dict) -> np.ndarray:
         """nnU-Net label map (z, y, x, uint8) on the input grid."""
-        return self.predictor.predict_single_npy_array(data, props, None, None, False)
+        with contextlib.redirect_stdout(sys.stderr):
+            return self.predictor.predict_single_npy_array(data, props, None, None, False)
 
 
 def predict_cases(

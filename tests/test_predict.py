@@ -1,0 +1,148 @@
+"""lion predict: same masks as stock nnUNetv2_predict + lion postprocess; resume; errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from lion_nnunet.cli import main
+from lion_nnunet.inference.model import check_model_folder, make_random_model
+from lion_nnunet.inference.predict import discover_cases
+
+REPORT_KEYS = {"case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean", "suv_peak", "lesion_count",
+               "lesions", "model", "folds", "lion_version", "nnunetv2_version"}  # fmt: skip
+
+
+def _array(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LION FDG architecture with random weights, patch covering a small phantom (fast on CPU)."""
+    root = tmp_path_factory.mktemp("random_model") / "Dataset990_RANDOM"
+    return make_random_model(
+        root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg", patch_size=(96, 48, 48),
+        spacing=(6.0, 6.0, 6.0), folds=("0", "1"),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_cases(fdg_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CSV (case_id, pet) with two phantom studies."""
+    cases = pd.read_csv(fdg_cohort / "cases.csv").head(2)
+    table = pd.DataFrame(
+        {
+            "case_id": cases["patient_id"],
+            "pet": [str(fdg_cohort / "studies" / d / "SUV.nii.gz") for d in cases["study_dir"]],
+        }
+    )
+    path = tmp_path_factory.mktemp("csv") / "cases.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_predict_matches_stock_nnunet_predict(trained_fdg_model: dict, tmp_path: Path) -> None:
+    """Done-when: lion predict == stock nnUNetv2_predict + lion postprocess, mask for mask."""
+    from fixtures_nnunet import run_stock
+
+    m = trained_fdg_model
+    ours, stock, post = tmp_path / "lion", tmp_path / "stock", tmp_path / "post"
+    args = ["-m", str(m["model_dir"]), "-f", m["fold"], "--device", "cpu", "--no-pbar"]
+    assert main(["predict", "-i", str(m["images_ts"]), "-o", str(ours), *args,
+                 "--save-organs"]) == 0  # fmt: skip
+    run_stock("nnUNetv2_predict", "-i", str(m["images_ts"]), "-o", str(stock), "-d",
+              str(m["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr", m["trainer"],
+              "-f", m["fold"], "-device", "cpu", "-npp", "1", "-nps", "1")  # fmt: skip
+    assert main(["postprocess", "-i", str(stock), "--pet", str(m["images_ts"]), "-o", str(post),
+                 "--no-pbar", "--save-organs"]) == 0  # fmt: skip
+    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in m["images_ts"].glob("*_0000.nii.gz"))
+    assert cases
+    for case in cases:
+        label_map = _array(stock / f"{case}.nii.gz")
+        ours_tumor = _array(ours / case / "tumor.nii.gz")
+        np.testing.assert_array_equal(ours_tumor, _array(post / case / "tumor.nii.gz"))
+        np.testing.assert_array_equal(ours_tumor, (label_map == 1).astype(np.uint8))
+        np.testing.assert_array_equal(
+            _array(ours / case / "organs.nii.gz"), np.where(label_map >= 2, label_map, 0)
+        )
+        pet = sitk.ReadImage(str(m["images_ts"] / f"{case}_0000.nii.gz"))
+        tumor = sitk.ReadImage(str(ours / case / "tumor.nii.gz"))
+        assert tumor.GetSize() == pet.GetSize() and tumor.GetOrigin() == pet.GetOrigin()
+        report = json.loads((ours / case / "report.json").read_text())
+        assert set(report) >= REPORT_KEYS and report["folds"] == [m["fold"]]
+        assert (ours / case / "mip.png").stat().st_size > 1000
+    summary = pd.read_csv(ours / "summary.csv")
+    assert sorted(summary["case_id"]) == cases
+    # the second run finds every case done and predicts nothing
+    assert main(["predict", "-i", str(m["images_ts"]), "-o", str(ours), *args, "--json"]) == 0
+
+
+def test_predict_csv_ensemble_resume_and_shards(
+    random_model: Path, two_cases: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    base = ["predict", "-i", str(two_cases), "-m", str(random_model), "-f", "0", "1",
+            "--device", "cpu", "--no-pbar", "--disable-tta", "--json"]  # fmt: skip
+    assert main([*base, "-o", str(out), "--num-parts", "2", "--part-id", "0"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    ids = list(pd.read_csv(two_cases)["case_id"])
+    assert first["predicted"] == [ids[0]]
+    # an interrupted case (files but no report.json) is not done and is redone
+    (out / ids[1]).mkdir()
+    (out / ids[1] / "tumor.nii.gz").write_bytes(b"partial")
+    assert main([*base, "-o", str(out)]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["predicted"] == [ids[1]] and second["skipped"] == [ids[0]]
+    report = json.loads((out / ids[1] / "report.json").read_text())
+    assert report["folds"] == ["0", "1"] and report["model"].endswith("__3d_fullres")
+    assert _array(out / ids[1] / "tumor.nii.gz").dtype == np.uint8
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+
+
+def test_discover_cases_layouts(fdg_cohort: Path, tmp_path: Path) -> None:
+    studies = fdg_cohort / "studies"
+    auto = discover_cases(studies)
+    assert len(auto) == 10 and auto[0].case_id.endswith("_study_01")
+    nn = tmp_path / "imagesTs"
+    nn.mkdir()
+    first = next(studies.rglob("SUV.nii.gz"))
+    shutil.copy(first, nn / "caseA_0000.nii.gz")
+    assert [c.case_id for c in discover_cases(nn)] == ["caseA"]
+    assert [c.case_id for c in discover_cases(nn / "caseA_0000.nii.gz")] == ["caseA"]
+    shutil.copy(first, nn / "caseA_0001.nii.gz")
+    with pytest.raises(Exception, match="model takes 1 channel"):
+        discover_cases(nn, num_channels=1)
+
+
+def test_predict_bad_inputs(
+    random_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["-o", str(tmp_path / "o"), "--device", "cpu", "--no-pbar"]
+    assert main(["predict", "-i", str(empty), "-m", str(random_model), *common]) == 1
+    assert "no PET found" in capsys.readouterr().err
+    # model folder without checkpoints
+    broken = tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres"
+    broken.mkdir(parents=True)
+    for name in ("plans.json", "dataset.json"):
+        shutil.copy(random_model / name, broken / name)
+    assert main(["predict", "-i", str(empty), "-m", str(broken), *common]) == 1
+    assert "no fold_*/checkpoint_final.pth" in capsys.readouterr().err
+    assert main(["predict", "-i", str(empty), "-m", str(random_model), "-f", "3", *common]) == 1
+    assert "folds available: 0 1" in capsys.readouterr().err
+    # dataset.json with two channels but plans for one: they do not belong together
+    ds = json.loads((random_model / "dataset.json").read_text())
+    ds["channel_names"] = {"0": "PET", "1": "CT"}
+    shutil.copytree(random_model / "fold_0", broken / "fold_0")
+    (broken / "dataset.json").write_text(json.dumps(ds))
+    with pytest.raises(Exception, match="do not belong together"):
+        check_model_folder(broken)
+    assert not (tmp_path / "o").exists()
