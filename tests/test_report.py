@@ -1,0 +1,90 @@
+"""report.json numbers against independent numpy computations on hand-built volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from lion_nnunet.inference.report import case_report, sphere_kernel, summary_frame, suv_peak
+
+
+def _image(shape_zyx, spacing_xyz=(2.0, 3.0, 4.0), origin=(-10.0, 20.0, 5.0)) -> sitk.Image:
+    image = sitk.Image([int(s) for s in shape_zyx[::-1]], sitk.sitkFloat32)
+    image.SetSpacing(spacing_xyz)
+    image.SetOrigin(origin)
+    return image
+
+
+def test_tmtv_tlg_suvmax_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    suv = rng.gamma(2.0, 1.0, size=(20, 16, 12)).astype(np.float32)
+    tumor = np.zeros(suv.shape, np.uint8)
+    tumor[2:6, 3:7, 2:5] = 1  # lesion 1
+    tumor[12:15, 10:13, 7:10] = 1  # lesion 2
+    image = _image(suv.shape)
+    voxel_ml = 2.0 * 3.0 * 4.0 / 1000.0
+    r = case_report("c1", suv, tumor, image)
+    inside = suv[tumor > 0].astype(np.float64)
+    assert r["lesion_count"] == 2
+    np.testing.assert_allclose(r["tmtv_ml"], tumor.sum() * voxel_ml, rtol=1e-6)
+    np.testing.assert_allclose(r["tlg_ml"], inside.mean() * tumor.sum() * voxel_ml, rtol=1e-4)
+    np.testing.assert_allclose(r["suv_max"], inside.max(), rtol=1e-4)
+    np.testing.assert_allclose(r["suv_mean"], inside.mean(), rtol=1e-4)
+    first = r["lesions"][0]
+    les = suv[2:6, 3:7, 2:5].astype(np.float64)
+    np.testing.assert_allclose(first["volume_ml"], les.size * voxel_ml, rtol=1e-6)
+    np.testing.assert_allclose(first["suv_mean"], les.mean(), rtol=1e-4)
+    np.testing.assert_allclose(first["suv_max"], les.max(), rtol=1e-4)
+    # centroid in mm: voxel centre (x, y, z) = origin + index * spacing (identity direction)
+    centre_xyz = np.array([3.0, 4.5, 3.5])  # mean of x 2..4, y 3..6, z 2..5
+    expected = np.array([-10.0, 20.0, 5.0]) + centre_xyz * np.array([2.0, 3.0, 4.0])
+    np.testing.assert_allclose(first["centroid_mm"], expected, atol=0.01)
+    np.testing.assert_allclose(sum(x["volume_ml"] for x in r["lesions"]), r["tmtv_ml"])
+
+
+def test_empty_mask_and_18_connectivity() -> None:
+    suv = np.ones((6, 6, 6), np.float32)
+    empty = case_report("e", suv, np.zeros_like(suv, np.uint8), _image(suv.shape))
+    assert empty["tmtv_ml"] == 0 and empty["lesion_count"] == 0 and empty["suv_max"] is None
+    corners = np.zeros((6, 6, 6), np.uint8)
+    corners[1, 1, 1] = corners[2, 2, 2] = 1  # share only a corner: two lesions at 18
+    edges = np.zeros((6, 6, 6), np.uint8)
+    edges[1, 1, 1] = edges[1, 2, 2] = 1  # share an edge: one lesion at 18
+    assert case_report("c", suv, corners, _image(suv.shape))["lesion_count"] == 2
+    assert case_report("e", suv, edges, _image(suv.shape))["lesion_count"] == 1
+
+
+def test_suv_peak_is_mean_of_a_1ml_sphere() -> None:
+    spacing = (2.0, 2.0, 2.0)
+    kernel = sphere_kernel(spacing)
+    # 1 ml ball -> radius 6.2 mm; on a 2 mm grid 3 voxels each way, 123 voxels inside
+    assert kernel.shape == (7, 7, 7)
+    np.testing.assert_allclose(kernel.sum() * 8 / 1000, 1.0, atol=0.05)
+    suv = np.ones((30, 30, 30), np.float32)
+    suv[15, 15, 15] = 1 + kernel.sum()  # one hot voxel: its sphere mean is exactly 2
+    mask = np.zeros(suv.shape, bool)
+    mask[14:17, 14:17, 14:17] = True
+    np.testing.assert_allclose(suv_peak(suv, mask, spacing), 2.0, rtol=1e-6)
+    # a uniform region: SUVpeak equals the uptake
+    np.testing.assert_allclose(suv_peak(np.full((20, 20, 20), 3.0), mask[:20, :20, :20],
+                                        spacing), 3.0)  # fmt: skip
+    assert suv_peak(suv, np.zeros_like(mask), spacing) is None
+
+
+def test_nearest_organ_and_summary() -> None:
+    suv = np.ones((20, 20, 20), np.float32)
+    tumor = np.zeros(suv.shape, np.uint8)
+    tumor[5:7, 5:7, 5:7] = 1
+    organs = np.zeros(suv.shape, np.uint8)
+    organs[5:7, 5:7, 10:14] = 4  # kidneys, 3 voxels (x) from the lesion edge
+    organs[15:19, 15:19, 15:19] = 2  # brain, further away
+    image = _image(suv.shape, spacing_xyz=(2.0, 2.0, 2.0))
+    r = case_report("n", suv, tumor, image, organs, {2: "brain", 4: "kidneys"}, "m", ["0"])
+    lesion = r["lesions"][0]
+    assert lesion["nearest_organ"] == "kidneys"
+    np.testing.assert_allclose(lesion["distance_to_organ_mm"], 8.0)  # x 6 -> 10: 4 voxels
+    frame = summary_frame([r])
+    assert list(frame.columns)[:7] == ["case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean",
+                                       "suv_peak", "lesion_count"]  # fmt: skip
+    assert frame.loc[0, "folds"] == "0" and isinstance(frame, pd.DataFrame)
