@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -60,13 +59,13 @@ def test_schedules() -> None:
     ["nnUNetTrainer_LION", "nnUNetTrainer_LION_unweighted", "nnUNetTrainer_LION_uniformSampling"],
 )
 def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: dict) -> None:
-    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     cls = find_trainer(name)
-    folder = Path(nnUNet_preprocessed) / trained_fdg_model["dataset_dir"].name
-    plans = json.loads((folder / "LIONPlans.json").read_text())
-    dataset_json = json.loads((folder / "dataset.json").read_text())
-    trainer = cls(plans, "3d_fullres", 0, dataset_json, device=torch.device("cpu"))
+    did = str(trained_fdg_model["dataset_id"])
+    trainer = get_trainer_from_args(
+        did, "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
+    )
     trainer.initialize()
     core = trainer.loss.loss if hasattr(trainer.loss, "loss") else trainer.loss
     weight = core.ce.weight

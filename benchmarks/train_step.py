@@ -1,0 +1,110 @@
+"""Training-step overhead: nnUNetTrainer_LION vs stock nnUNetTrainer, same plans and data.
+
+Builds a small synthetic FDG dataset with the LION plans (in a temporary nnU-Net tree), then
+times ``train_step`` of both trainers on batches from their own data loaders (single-threaded
+loading, so data loading counts for both), alternating blocks of iterations A/B/A/B to cancel
+drift. The LION trainer adds tumor-focused sampling and a weighted CE; the target is < 5 %.
+
+    python benchmarks/train_step.py            # 6 blocks x 10 iterations per trainer
+    python benchmarks/train_step.py --quick    # 2 blocks x 4 iterations
+    python benchmarks/train_step.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "train_step.json"
+BIN = Path(sys.executable).parent
+
+
+def _prepare(root: Path) -> None:
+    from lion_nnunet.dataset_conversion.autopet import discover_autopet
+    from lion_nnunet.dataset_conversion.phantoms import make_cohort
+    from lion_nnunet.dataset_conversion.raw_dataset import convert_cohort
+    from lion_nnunet.labels import get_label_set
+
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ[var] = str(root / var)
+        (root / var).mkdir(parents=True, exist_ok=True)
+    os.environ.update(nnUNet_compile="false", nnUNet_n_proc_DA="0")
+    make_cohort(root / "cohort", "fdg", 8, seed=0, progress=False)
+    cases = discover_autopet(root / "cohort/studies", root / "cohort/organs", "fdg")
+    convert_cohort(cases, 980, "TrainStep", get_label_set("fdg"), progress=False)
+    for cmd in (
+        ["nnUNetv2_extract_fingerprint", "-d", "980", "-np", "1"],
+        ["lion", "plans", "install", "-d", "980", "--tracer", "fdg", "--patch-size", "64", "32",
+         "32", "--spacing", "dataset", "--base-features", "16"],
+        ["nnUNetv2_preprocess", "-d", "980", "-plans_name", "LIONPlans", "-c", "3d_fullres",
+         "-np", "1"],
+    ):  # fmt: skip
+        subprocess.run([str(BIN / cmd[0]), *cmd[1:]], check=True, capture_output=True)
+
+
+def _trainer(name: str, device: str):
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    # nnU-Net's own construction path (it adds the plans keys its constructor expects)
+    trainer = get_trainer_from_args(
+        "980", "3d_fullres", 0, name, "LIONPlans", device=torch.device(device)
+    )
+    trainer.initialize()
+    trainer.on_train_start()
+    trainer.on_epoch_start()
+    return trainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    blocks, per_block = (2, 4) if args.quick else (6, 10)
+    with tempfile.TemporaryDirectory() as tmp:
+        _prepare(Path(tmp))
+        import torch
+
+        torch.manual_seed(0)
+        trainers = {
+            "stock nnUNetTrainer": _trainer("nnUNetTrainer", args.device),
+            "nnUNetTrainer_LION": _trainer("nnUNetTrainer_LION", args.device),
+        }
+        times: dict[str, list[float]] = {k: [] for k in trainers}
+        for t in trainers.values():  # warm-up
+            for _ in range(2):
+                t.train_step(next(t.dataloader_train))
+        for _ in range(blocks):
+            for name, t in trainers.items():
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    t.train_step(next(t.dataloader_train))
+                    if args.device == "cuda":
+                        torch.cuda.synchronize()
+                    times[name].append(time.perf_counter() - start)
+        for t in trainers.values():
+            t.on_train_end()
+    import statistics
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["nnUNetTrainer_LION"] / med["stock nnUNetTrainer"]
+    for k, v in med.items():
+        print(f"{k:>20}: median {v * 1000:.0f} ms/iteration over {len(times[k])} iterations")
+    print(
+        f"LION / stock iteration time: {ratio:.3f} ({(ratio - 1) * 100:+.1f} %; target within 5 %)"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    counts = {k: len(v) for k, v in times.items()}
+    result = {"device": args.device, "median_s": med, "ratio": ratio, "iterations": counts}
+    RESULTS.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
