@@ -75,8 +75,10 @@ def test_shrink_rules() -> None:
 def test_docs_commands_run(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        env[var] = str(tmp_path / "nnunet" / var)
+    # the same folders README.md exports, so every page sees the same nnU-Net tree
+    for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"),
+                     ("nnUNet_results", "results")):  # fmt: skip
+        env[var] = str(tmp_path / "nnunet" / sub)
         Path(env[var]).mkdir(parents=True)
     env.update(nnUNet_compile="false", nnUNet_n_proc_DA="2", nnUNet_def_n_proc="2")
     ran = 0
