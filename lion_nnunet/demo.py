@@ -66,9 +66,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: nnU-Net's 5-fold split needs 5 training cases; a quarter of the cases is the holdout.
+MIN_CASES = 8
+
+
 def run(args: argparse.Namespace) -> int:
+    from lion_nnunet.errors import LionError
     from lion_nnunet.experiment import run_demo
 
+    if args.cases < MIN_CASES:
+        raise LionError(
+            f"--cases {args.cases} is too few: the demo holds out a quarter and nnU-Net's 5-fold "
+            f"split needs 5 training cases; use at least {MIN_CASES}"
+        )
     settings = DemoSettings(
         out=Path(args.out).resolve(), tracer=args.tracer, cases=args.cases, epochs=args.epochs,
         iterations=args.iterations, seed=args.seed, device=args.device,
