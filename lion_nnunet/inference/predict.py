@@ -144,8 +144,8 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     elif path.is_file() and _strip_ending(path.name) is not None:
         stem = _strip_ending(path.name)
         case_id = stem[:-5] if stem.endswith("_0000") else stem
-        if case_id == "SUV":
-            case_id = path.parent.name
+        if case_id == "SUV":  # autoPET study: <patient>_<study>, as for a folder of studies
+            case_id = f"{path.parent.parent.name}_{path.parent.name}"
         cases = _single_channel([Case(case_id, [path], source=str(path))], num_channels, path)
     elif path.is_dir():
         cases = _cases_from_folder(path, num_channels)
