@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,9 +256,44 @@ class LionPredictor:
         return data, props, image, suv
 
     def predict_label_map(self, data: np.ndarray, props: dict) -> np.ndarray:
-        """nnU-Net label map (z, y, x, uint8) on the input grid."""
+        """nnU-Net label map (z, y, x, uint8) on the input grid (preprocess + predict)."""
+        return self.predict_prepared(*self.preprocess(data, props))
+
+    def preprocess(self, data: np.ndarray, props: dict) -> tuple:
+        """nnU-Net's preprocessing of one case (crop, resample, normalize): (tensor, properties).
+
+        The same call nnU-Net's ``predict_single_npy_array`` and file iterators make; separate
+        so the next case can be prepared in a thread while the network runs.
+        """
+        import torch
+
+        p = self.predictor
+        pre = p.configuration_manager.preprocessor_class(verbose=False)
         with contextlib.redirect_stdout(sys.stderr):
-            return self.predictor.predict_single_npy_array(data, props, None, None, False)
+            out, _, props = pre.run_case_npy(
+                data, None, props, p.plans_manager, p.configuration_manager, p.dataset_json
+            )
+        return torch.from_numpy(out), props
+
+    def predict_prepared(self, data, props: dict) -> np.ndarray:
+        """Network (folds ensemble, sliding window) + resampling back: label map (z, y, x)."""
+        from nnunetv2.inference.export_prediction import (
+            convert_predicted_logits_to_segmentation_with_correct_shape,
+        )
+
+        p = self.predictor
+        with contextlib.redirect_stdout(sys.stderr):
+            logits = p.predict_logits_from_preprocessed_data(data).cpu()
+            return convert_predicted_logits_to_segmentation_with_correct_shape(
+                logits, p.plans_manager, p.configuration_manager, p.label_manager, props,
+                return_probabilities=False,
+            )  # fmt: skip
+
+    def prepare(self, case: Case) -> tuple:
+        """Read and preprocess a case: (tensor, properties, PET image, SUV (z, y, x))."""
+        data, props, image, suv = self.load(case)
+        tensor, props = self.preprocess(data, props)
+        return tensor, props, image, suv
 
 
 def predict_cases(
@@ -298,37 +334,43 @@ def predict_cases(
     done: list[str] = []
     if todo:
         predictor = LionPredictor(model, device, use_mirroring, checkpoint=checkpoint)
-        for case in track(todo, "predict", len(todo), progress):
-            t0 = time.perf_counter()
-            data, props, image, suv = predictor.load(case)
-            label_map = predictor.predict_label_map(data, props)
-            del data
-            if not isinstance(predictor.reader, _simpleitk_io()):
-                label_map = _label_map_via_reader(predictor, label_map, props, case)
-            t1 = time.perf_counter()
-            spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
-            tumor, organs = split_label_map(
-                label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs
-            )
-            more = None
-            if dicom_seg:
-                from .dicom_seg import write_dicom_seg
+        # the next case is read and preprocessed in a thread while the network runs (as
+        # nnUNetv2_predict does in worker processes); at most two cases are in memory
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            upcoming = pool.submit(predictor.prepare, todo[0])
+            for k, case in enumerate(track(todo, "predict", len(todo), progress)):
+                t0 = time.perf_counter()
+                tensor, props, image, suv = upcoming.result()
+                if k + 1 < len(todo):
+                    upcoming = pool.submit(predictor.prepare, todo[k + 1])
+                label_map = predictor.predict_prepared(tensor, props)
+                del tensor
+                if not isinstance(predictor.reader, _simpleitk_io()):
+                    label_map = _label_map_via_reader(predictor, label_map, props, case)
+                t1 = time.perf_counter()
+                spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
+                tumor, organs = split_label_map(
+                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs
+                )
+                more = None
+                if dicom_seg:
+                    from .dicom_seg import write_dicom_seg
 
-                def more(case_dir: Path, _t=tumor, _c=case) -> dict:
-                    path = write_dicom_seg(_t, _c.dicom_files, case_dir / "seg.dcm")
-                    return {"dicom_seg": path.name}
+                    def more(case_dir: Path, _t=tumor, _c=case) -> dict:
+                        path = write_dicom_seg(_t, _c.dicom_files, case_dir / "seg.dcm")
+                        return {"dicom_seg": path.name}
 
-            report = write_case_outputs(
-                out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
-                model.label_set, save_organs=save_organs, model=model.name,
-                folds=list(model.folds), extra={"input": case.source,
-                "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
-            )  # fmt: skip
-            report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
-            from lion_nnunet.io import write_json
+                report = write_case_outputs(
+                    out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
+                    model.label_set, save_organs=save_organs, model=model.name,
+                    folds=list(model.folds), extra={"input": case.source,
+                    "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
+                )  # fmt: skip
+                report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
+                from lion_nnunet.io import write_json
 
-            write_json(report, out_dir / case.case_id / "report.json")
-            done.append(case.case_id)
+                write_json(report, out_dir / case.case_id / "report.json")
+                done.append(case.case_id)
     summary = write_summary(out_dir)
     return {
         "out": str(out_dir),
