@@ -80,21 +80,36 @@ def test_grouping_column_must_exist(folders: Path, capsys) -> None:
     assert "no column(s) center to group by" in capsys.readouterr().err
 
 
-def test_compare_common_cases_paired_tests_and_plots(folders: Path, capsys) -> None:
-    other = folders / "other"
-    for case in ("a", "b"):  # another tool: tumor stored as 5, predicts a and b only
-        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(folders / "gt" / f"{case}.nii.gz")))
-        _write((gt == 1) * 5, other / f"{case}.nii.gz")
-    out = folders / "cmp"
-    assert main(["compare", "--method", f"lion={folders / 'pred'}", "--method", f"tool={other}",
-                 "--tumor-label", "tool=5", "--gt", str(folders / "gt"), "-o", str(out),
-                 "--no-pbar"]) == 0  # fmt: skip
-    result = json.loads((out / "compare.json").read_text())
-    assert result["common_cases"] == 2  # c has no prediction from lion
-    paired = pd.read_csv(out / "paired.csv")
-    dice_row = paired[paired.metric == "dice"].iloc[0]
-    assert dice_row.median_b == 1.0 and dice_row.median_difference == -0.5
-    assert (out / "box_dice.png").stat().st_size > 1000
-    assert main(["compare", "--method", f"lion={folders / 'pred'}", "--gt", str(folders / "gt"),
-                 "-o", str(out)]) == 1  # fmt: skip
-    assert "at least two --method" in capsys.readouterr().err
+def test_pet_columns_in_suv(folders: Path, capsys) -> None:
+    pet_dir = folders / "pet"
+    pet_dir.mkdir()
+    for case in ("a", "b", "c"):
+        suv = np.ones((10, 10, 10), np.float32)
+        suv[2:5, 2:5, 2:5] = 4.0
+        suv[3, 3, 3] = 9.0
+        img = sitk.GetImageFromArray(suv)
+        img.SetSpacing((2.0, 2.0, 2.0))
+        sitk.WriteImage(img, str(pet_dir / f"{case}_0000.nii.gz"))
+    out = folders / "eval"
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+            "--pet", str(pet_dir), "-o", str(out), "--no-pbar"]  # fmt: skip
+    assert main(args) == 0
+    per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
+    tlg = (26 * 4.0 + 9.0) * 0.008  # SUV x ml of the 27-voxel lesion
+    assert per_case.loc["a", "gt_suv_max"] == 9.0
+    assert per_case.loc["a", "gt_tlg"] == pytest.approx(tlg)
+    assert per_case.loc["a", "tlg_error"] == pytest.approx(0.0)
+    assert per_case.loc["b", "tlg_error"] == pytest.approx(-tlg)  # nothing predicted
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "gt_tlg_median"] == pytest.approx(tlg)
+    (pet_dir / "c_0000.nii.gz").unlink()
+    assert main([*args, "--overwrite"]) == 1
+    assert "no PET for case c" in capsys.readouterr().err
+
+
+def test_cases_csv_needs_case_id(folders: Path, capsys) -> None:
+    pd.DataFrame({"patient": ["a"], "disease": ["x"]}).to_csv(folders / "bad.csv", index=False)
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+                 "--cases", str(folders / "bad.csv"), "--group-by", "disease", "-o",
+                 str(folders / "e")]) == 1  # fmt: skip
+    assert "no case_id column" in capsys.readouterr().err

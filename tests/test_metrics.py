@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from lion_nnunet.analysis.metrics import case_metrics, detection_scores, dice, fp_volume_near
+from lion_nnunet.analysis.metrics import (
+    case_metrics,
+    detection_scores,
+    dice,
+    fp_volume_near,
+    fp_volume_near_labels,
+)
 
 SPACING = (2.0, 2.0, 2.0)  # 8 mm^3 = 0.008 ml per voxel
 VML = 0.008
@@ -82,3 +88,21 @@ def test_fp_near_organs_and_detection_scores() -> None:
     assert at_organ == pytest.approx(8 * VML) and elsewhere == pytest.approx(8 * VML)
     assert detection_scores(2, 1, 1) == {"sensitivity": 2 / 3, "precision": 2 / 3, "f1": 2 / 3}
     assert math.isnan(detection_scores(0, 0, 0)["f1"])
+
+
+def test_fp_near_labels_uses_margin_in_mm() -> None:
+    gt, pred = _vol(), _vol()
+    organs = np.zeros((20, 20, 20), np.uint8)
+    organs[0:4, 0:4, 0:4] = 5  # a hot organ (id 5)
+    organs[10:14, 0:4, 0:4] = 7  # an organ that does not count
+    pred[0:4, 5, 0:2] = True  # FP 2 voxels (4 mm) beyond organ 5: 8 voxels
+    pred[10:12, 5:7, 0:2] = True  # FP next to organ 7 only: 8 voxels
+    pred[17:19, 17:19, 17:19] = True  # FP far away: 8 voxels
+    gt[16, 0, 0] = True  # a lesion without prediction does not change FP volume
+    m = fp_volume_near_labels(pred, gt, organs, SPACING, organ_ids=[5], margin_mm=4.0)
+    assert m["fp_near_organs_ml"] == pytest.approx(8 * VML)
+    assert m["fp_elsewhere_ml"] == pytest.approx(16 * VML)
+    narrow = fp_volume_near_labels(pred, gt, organs, SPACING, organ_ids=[5], margin_mm=3.9)
+    assert narrow["fp_near_organs_ml"] == 0 and narrow["fp_volume_ml"] == pytest.approx(24 * VML)
+    both = fp_volume_near_labels(pred, gt, organs, SPACING, organ_ids=[5, 7], margin_mm=4.0)
+    assert both["fp_near_organs_ml"] == pytest.approx(16 * VML)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite, add_processes
 
 EXAMPLES_EVALUATE = """\
   lion evaluate --pred out/ --gt $nnUNet_raw/Dataset501_LION_FDG/labelsTs -o eval/
   lion evaluate --pred out/ --gt labelsTs/ --cases lion_cases.csv --group-by disease center -o eval/
+  lion evaluate --pred out/ --gt labelsTs/ --pet imagesTs/ -o eval_suv/
   lion evaluate --pred other_tool/ --gt labelsTs/ --tumor-label 2 --strict -o eval_other/
 """
 
@@ -30,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--gt", required=True, help="ground-truth label maps (<case>.nii.gz)")
     e.add_argument("-o", "--out", required=True, help="output folder")
-    e.add_argument("--pet", help="PET folder (accepted for symmetry with lion predict; unused)")
+    e.add_argument("--pet", help="PET (SUV) folder on the ground-truth grid (imagesTs): adds "
+                   "gt_suv_max, gt_tlg, pred_tlg, tlg_error")  # fmt: skip
     e.add_argument("--cases", help="CSV with case_id and grouping columns (lion_cases.csv)")
     e.add_argument("--group-by", nargs="*", default=None, help="grouping columns of --cases")
     e.add_argument("--tumor-label", type=int, default=1, help="tumor value in the predictions")
@@ -60,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
+def _num(value: float | None, digits: int) -> str:
+    """A summary number for the terminal; n/a for an undefined (None/NaN) value."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from lion_nnunet.analysis.evaluate import evaluate
 
@@ -74,7 +84,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(
         args.pred, args.gt, args.out, cases_csv=args.cases, group_by=group_by,
         tumor_label=args.tumor_label, gt_tumor_label=args.gt_tumor_label, strict=args.strict,
-        num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
+        pet_dir=args.pet, num_processes=args.num_processes, overwrite=args.overwrite,
+        progress=not args.no_pbar,
     )  # fmt: skip
     overall = result["summary"][0]
     if args.json:
@@ -82,9 +93,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{overall['evaluated']} of {overall['cases']} case(s) evaluated "
               f"({overall['missing']} without prediction): median Dice "
-              f"{overall['dice_median']}, median FP {overall['fp_volume_ml_median']:.2f} ml, "
-              f"median FN {overall['fn_volume_ml_median']:.2f} ml, lesion F1 "
-              f"{overall['lesion_f1']}; see {args.out}/per_case.csv")  # fmt: skip
+              f"{_num(overall['dice_median'], 3)}, median FP "
+              f"{_num(overall['fp_volume_ml_median'], 2)} ml, median FN "
+              f"{_num(overall['fn_volume_ml_median'], 2)} ml, lesion F1 "
+              f"{_num(overall['lesion_f1'], 3)}; see "
+              f"{Path(args.out) / 'per_case.csv'}")  # fmt: skip
     return 0
 
 
@@ -103,6 +116,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['common_cases']} common case(s); paired tests in {args.out}/paired.csv, "
+        print(f"{result['common_cases']} common case(s); paired tests in "
+              f"{Path(args.out) / 'paired.csv'}, "
               f"box plots: {', '.join(result['plots'])}")  # fmt: skip
     return 0

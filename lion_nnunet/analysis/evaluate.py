@@ -21,7 +21,14 @@ import SimpleITK as sitk
 
 from lion_nnunet.analysis.metrics import case_metrics, detection_scores
 from lion_nnunet.errors import LionError
-from lion_nnunet.io import geometry_mismatch, read_image, write_csv, write_json
+from lion_nnunet.io import (
+    geometry_mismatch,
+    read_float_image,
+    read_image,
+    voxel_volume_ml,
+    write_csv,
+    write_json,
+)
 from lion_nnunet.labels import TUMOR_LABEL
 from lion_nnunet.progress import parallel_map
 
@@ -34,6 +41,7 @@ METRICS = (
     "pred_volume_ml",
     "tmtv_error_ml",
 )
+PET_METRICS = ("gt_suv_max", "gt_tlg", "pred_tlg", "tlg_error")
 COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn")
 
 
@@ -53,6 +61,31 @@ class _Job:
     tumor_label: int
     gt_tumor_label: int
     strict: bool
+    pet: str | None = None
+
+
+def find_pet(pet_dir: Path, case: str) -> Path | None:
+    """The PET (SUV) file of a case: ``<case>_0000.nii.gz`` (imagesTs) or ``<case>.nii.gz``."""
+    for candidate in (pet_dir / f"{case}_0000.nii.gz", pet_dir / f"{case}.nii.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _pet_metrics(pet_path: str, gt_img: sitk.Image, pred: np.ndarray, gt: np.ndarray) -> dict:
+    """SUV columns: SUVmax of the true tumor, TLG (SUV x ml) of truth and prediction."""
+    pet_img, suv = read_float_image(pet_path, "PET")
+    diff = geometry_mismatch(gt_img, pet_img)
+    if diff:
+        raise LionError(
+            f"{pet_path}: PET grid differs from its ground truth ({diff}); "
+            "give the PET the label maps were made on (imagesTs)"
+        )
+    vml = voxel_volume_ml(gt_img)
+    gt_tlg = float(suv[gt].sum()) * vml
+    pred_tlg = float(suv[pred].sum()) * vml
+    return {"gt_suv_max": float(suv[gt].max()) if gt.any() else float("nan"),
+            "gt_tlg": gt_tlg, "pred_tlg": pred_tlg, "tlg_error": pred_tlg - gt_tlg}  # fmt: skip
 
 
 def _evaluate_case(job: _Job) -> dict:
@@ -76,7 +109,10 @@ def _evaluate_case(job: _Job) -> dict:
         pred_arr = sitk.GetArrayFromImage(pred_img)
         pred = pred_arr == job.tumor_label
         spacing = gt_img.GetSpacing()[::-1]
-        return {**row, "status": status, **case_metrics(pred, gt, spacing)}
+        row = {**row, "status": status, **case_metrics(pred, gt, spacing)}
+        if job.pet is not None:
+            row.update(_pet_metrics(job.pet, gt_img, pred, gt))
+        return row
     except LionError as e:
         return {**row, "status": "error", "error": str(e)}
 
@@ -92,7 +128,7 @@ def _summaries(per_case: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
             row = {"grouping": name, "group": str(value), "cases": len(frame),
                    "evaluated": len(ok), "missing": int((frame.status == "missing").sum()),
                    "empty_gt": empty_gt}  # fmt: skip
-            for m in METRICS:
+            for m in METRICS + tuple(c for c in PET_METRICS if c in per_case):
                 values = ok[m].dropna() if m in ok else pd.Series(dtype=float)
                 row[f"{m}_median"] = float(values.median()) if len(values) else np.nan
                 row[f"{m}_q1"] = float(values.quantile(0.25)) if len(values) else np.nan
@@ -115,11 +151,31 @@ def evaluate(
     tumor_label: int = TUMOR_LABEL,
     gt_tumor_label: int = TUMOR_LABEL,
     strict: bool = False,
+    pet_dir: str | Path | None = None,
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Evaluate every ground-truth case; write per_case.csv, summary.csv, summary.json."""
+    """Evaluate every ground-truth case; write per_case.csv, summary.csv, summary.json.
+
+    Args:
+        pred_dir: Predictions, ``<case>.nii.gz`` or ``<case>/tumor.nii.gz``.
+        gt_dir: Ground-truth label maps ``<case>.nii.gz`` (the cases evaluated).
+        out_dir: Output folder.
+        cases_csv: CSV with ``case_id`` and the ``group_by`` columns (e.g. lion_cases.csv).
+        group_by: Columns of ``cases_csv`` to summarise by, besides the whole cohort.
+        tumor_label: Tumor value in the predictions; other values are ignored.
+        gt_tumor_label: Tumor value in the ground truth.
+        strict: Refuse predictions on another grid instead of resampling them.
+        pet_dir: Optional PET (SUV) folder on the ground-truth grid for SUV columns
+            (``gt_suv_max`` in SUV, ``gt_tlg``/``pred_tlg``/``tlg_error`` in SUV x ml).
+        num_processes: Worker processes.
+        overwrite: Replace existing outputs.
+        progress: Show a progress bar.
+
+    Returns:
+        The content of summary.json.
+    """
     pred_dir, gt_dir, out = Path(pred_dir), Path(gt_dir), Path(out_dir)
     if not gt_dir.is_dir():
         raise LionError(f"{gt_dir}: ground-truth folder not found")
@@ -140,14 +196,29 @@ def evaluate(
                 f"{cases_csv}: no column(s) {', '.join(missing_cols)} to group by "
                 f"(columns: {', '.join(cases.columns)})"
             )
+        if "case_id" not in cases.columns:
+            raise LionError(
+                f"{cases_csv}: no case_id column (columns: {', '.join(cases.columns)}); "
+                "give a CSV like lion_cases.csv with one row per case_id"
+            )
     elif group_by:
         raise LionError("--group-by needs --cases (a CSV with case_id and the grouping columns)")
+    if pet_dir is not None and not Path(pet_dir).is_dir():
+        raise LionError(f"{pet_dir}: PET folder not found")
     jobs = []
     for gt in gts:
         case = gt.name[: -len(".nii.gz")]
         pred = find_prediction(pred_dir, case)
+        pet = None
+        if pet_dir is not None:
+            pet = find_pet(Path(pet_dir), case)
+            if pet is None:
+                raise LionError(
+                    f"{pet_dir}: no PET for case {case} ({case}_0000.nii.gz or {case}.nii.gz); "
+                    "give the imagesTs folder that matches --gt or leave out --pet"
+                )
         jobs.append(_Job(case, str(gt), str(pred) if pred else None, tumor_label,
-                         gt_tumor_label, strict))  # fmt: skip
+                         gt_tumor_label, strict, str(pet) if pet else None))  # fmt: skip
     rows = parallel_map(_evaluate_case, jobs, num_processes, "evaluate", progress)
     per_case = pd.DataFrame(rows)
     errors = per_case[per_case.status == "error"]

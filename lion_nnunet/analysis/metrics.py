@@ -100,6 +100,42 @@ def fp_volume_near(
     return float(sizes[fp & hit_near].sum()) * vml, float(sizes[fp & ~hit_near].sum()) * vml
 
 
+def fp_volume_near_labels(
+    pred: np.ndarray,
+    gt_tumor: np.ndarray,
+    organ_labels: np.ndarray,
+    spacing_mm: Sequence[float],
+    organ_ids: Sequence[int],
+    margin_mm: float = 10.0,
+) -> dict[str, float]:
+    """False-positive volume (ml) next to given organs of a label map, and elsewhere.
+
+    Args:
+        pred: Predicted tumor mask (z, y, x), boolean.
+        gt_tumor: Ground-truth tumor mask (z, y, x), boolean.
+        organ_labels: Label map (z, y, x) with organ ids, e.g. the ground-truth LION label file
+            (organs 2..K; see ``lion_nnunet.labels``).
+        spacing_mm: Voxel spacing in mm, numpy order (z, y, x).
+        organ_ids: The organ ids that count (e.g. the hot organs of the tracer).
+        margin_mm: A false-positive component is "near" when any voxel lies within this Euclidean
+            distance (mm) of one of the organs (0 = inside the organ).
+
+    Returns:
+        ``{"fp_volume_ml", "fp_near_organs_ml", "fp_elsewhere_ml"}``.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    organs = np.isin(organ_labels, np.asarray(list(organ_ids)))
+    if not organs.any():
+        near = organs
+    elif margin_mm > 0:
+        near = distance_transform_edt(~organs, sampling=tuple(spacing_mm)) <= margin_mm
+    else:
+        near = organs
+    at, elsewhere = fp_volume_near(pred, gt_tumor, near, spacing_mm)
+    return {"fp_volume_ml": at + elsewhere, "fp_near_organs_ml": at, "fp_elsewhere_ml": elsewhere}
+
+
 def detection_scores(tp: int, fp: int, fn: int) -> dict[str, float]:
     """Lesion-wise sensitivity, precision and F1 from summed counts (NaN when undefined)."""
     sens = tp / (tp + fn) if tp + fn else float("nan")
