@@ -5,7 +5,8 @@ models are trained with the same LION trainer, plans, holdout and iterations (``
 ablation`` under the hood, so every stock nnU-Net command is printed and logged). The holdout is
 scored per model: median Dice, false-positive volume split into "at a hot organ" (within
 ``--margin-mm`` of a physiologically hot organ of the ground-truth label map) and "elsewhere",
-false-negative volume, and lesion-wise F1. Components use 18-connectivity (autoPET).
+false-negative volume, and lesion-wise F1, all from ``lion_nnunet.analysis.metrics`` (autoPET
+definitions, 18-connectivity).
 
     python benchmarks/organ_context.py                 # FDG + PSMA, ~30 min on 2 CPU cores
     python benchmarks/organ_context.py --quick         # minutes, FDG only, tiny schedule
@@ -22,11 +23,9 @@ import json
 import time
 from pathlib import Path
 
-import cc3d
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from scipy.ndimage import distance_transform_edt
 
 RESULTS = Path(__file__).parent / "results"
 #: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
@@ -42,33 +41,16 @@ def _arr(path: Path) -> np.ndarray:
 
 def score_case(pred_tumor: np.ndarray, gt_label: np.ndarray, hot_ids: list[int],
                spacing_zyx: np.ndarray, margin_mm: float) -> dict:  # fmt: skip
-    """Dice, FP volume at hot organs / elsewhere, FN volume (ml), lesion TP/FP/FN for one case."""
-    gt = gt_label == 1
-    pred = pred_tumor > 0
-    voxel_ml = float(np.prod(spacing_zyx)) / 1000
-    inter = np.logical_and(gt, pred).sum()
-    dice = 2 * inter / (gt.sum() + pred.sum()) if gt.any() or pred.any() else np.nan
-    if not gt.any():
-        dice = np.nan  # autoPET: Dice undefined without ground truth
-    near = distance_transform_edt(~np.isin(gt_label, hot_ids), sampling=spacing_zyx) <= margin_mm
-    pred_cc, n_pred = cc3d.connected_components(pred, connectivity=18, return_N=True)
-    gt_cc, n_gt = cc3d.connected_components(gt, connectivity=18, return_N=True)
-    hit_pred = np.unique(pred_cc[gt & (pred_cc > 0)])
-    hit_gt = np.unique(gt_cc[pred & (gt_cc > 0)])
-    fp = pred & ~np.isin(pred_cc, hit_pred)
-    fp_ids = np.setdiff1d(np.arange(1, n_pred + 1), hit_pred)
-    fp_at_organ = sum(
-        (pred_cc == i).sum() for i in fp_ids if (near & (pred_cc == i)).any()
-    )  # components touching the hot-organ margin count whole
-    fn = gt & ~np.isin(gt_cc, hit_gt)
-    tp_l, fp_l, fn_l = len(hit_gt), len(fp_ids), n_gt - len(hit_gt)
+    """lion evaluate's metrics plus the FP volume split at hot organs / elsewhere (ml)."""
+    from lion_nnunet.analysis.metrics import case_metrics, fp_volume_near_labels
+
+    pred, gt = pred_tumor > 0, gt_label == 1
+    m = case_metrics(pred, gt, spacing_zyx)
+    near = fp_volume_near_labels(pred, gt, gt_label, spacing_zyx, hot_ids, margin_mm)
     return {
-        "dice": dice,
-        "fp_ml": fp.sum() * voxel_ml,
-        "fp_at_hot_organ_ml": fp_at_organ * voxel_ml,
-        "fp_elsewhere_ml": (fp.sum() - fp_at_organ) * voxel_ml,
-        "fn_ml": fn.sum() * voxel_ml,
-        "lesions_tp": tp_l, "lesions_fp": fp_l, "lesions_fn": fn_l,
+        "dice": m["dice"], "fp_ml": m["fp_volume_ml"], "fn_ml": m["fn_volume_ml"],
+        "fp_at_hot_organ_ml": near["fp_near_organs_ml"], "fp_elsewhere_ml": near["fp_elsewhere_ml"],
+        "lesions_tp": m["lesions_tp"], "lesions_fp": m["lesions_fp"], "lesions_fn": m["lesions_fn"],
     }  # fmt: skip
 
 
