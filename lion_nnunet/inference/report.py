@@ -150,19 +150,20 @@ def case_report(
     spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     tumor = np.asarray(tumor) > 0
-    suv = np.asarray(suv, dtype=np.float64)
+    suv = np.asarray(suv)  # kept as is (float32): sums below are taken in float64
     labels, n = cc3d.connected_components(tumor.astype(np.uint8), connectivity=CONNECTIVITY,
                                           return_N=True)  # fmt: skip
     lesions = []
     if n:
         stats = cc3d.statistics(labels)
-        index = np.arange(1, n + 1)
-        sums = ndimage.sum_labels(suv, labels, index)
-        maxes = ndimage.maximum(suv, labels, index)
         for i in range(1, n + 1):
             bbox = stats["bounding_boxes"][i]
             lesion = labels[bbox] == i
             count = int(stats["voxel_counts"][i])
+            values = suv[bbox][lesion].astype(
+                np.float64
+            )  # this lesion's SUVs (bounding-box crop, not the volume)
+            total_i = float(values.sum())
             c_zyx = stats["centroids"][i]
             centroid = image.TransformContinuousIndexToPhysicalPoint(
                 [float(c) for c in c_zyx[::-1]]
@@ -174,22 +175,23 @@ def case_report(
                 {
                     "lesion_id": i,
                     "volume_ml": round(count * voxel_ml, 4),
-                    "suv_max": round(float(maxes[i - 1]), 4),
-                    "suv_mean": round(float(sums[i - 1]) / count, 4),
+                    "suv_max": round(float(values.max()), 4),
+                    "suv_mean": round(total_i / count, 4),
                     "suv_peak": round(_peak(suv, lesion, bbox, spacing_zyx), 4),
-                    "tlg_ml": round(float(sums[i - 1]) * voxel_ml, 4),
+                    "tlg_ml": round(total_i * voxel_ml, 4),
                     "centroid_mm": [round(float(c), 2) for c in centroid],
                     "nearest_organ": nearest,
                     "distance_to_organ_mm": dist,
                 }
             )
     count = int(tumor.sum())
-    total = float(suv[tumor].sum()) if count else 0.0
+    inside = suv[tumor].astype(np.float64)
+    total = float(inside.sum()) if count else 0.0
     report = {
         "case_id": case_id,
         "tmtv_ml": round(count * voxel_ml, 4),
         "tlg_ml": round(total * voxel_ml, 4),
-        "suv_max": round(float(suv[tumor].max()), 4) if count else None,
+        "suv_max": round(float(inside.max()), 4) if count else None,
         "suv_mean": round(total / count, 4) if count else None,
         "suv_peak": _round(suv_peak(suv, tumor, spacing_zyx)),
         "lesion_count": int(n),
