@@ -160,9 +160,8 @@ def case_report(
             bbox = stats["bounding_boxes"][i]
             lesion = labels[bbox] == i
             count = int(stats["voxel_counts"][i])
-            values = suv[bbox][lesion].astype(
-                np.float64
-            )  # this lesion's SUVs (bounding-box crop, not the volume)
+            # this lesion's SUVs, from its bounding-box crop (not the whole volume)
+            values = suv[bbox][lesion].astype(np.float64)
             total_i = float(values.sum())
             c_zyx = stats["centroids"][i]
             centroid = image.TransformContinuousIndexToPhysicalPoint(
