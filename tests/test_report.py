@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import SimpleITK as sitk
 
 from lion_nnunet.inference.report import case_report, sphere_kernel, summary_frame, suv_peak
@@ -88,3 +89,42 @@ def test_nearest_organ_and_summary() -> None:
     assert list(frame.columns)[:7] == ["case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean",
                                        "suv_peak", "lesion_count"]  # fmt: skip
     assert frame.loc[0, "folds"] == "0" and isinstance(frame, pd.DataFrame)
+
+
+def test_many_lesions_use_one_distance_transform(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lion_nnunet.inference.report as report
+
+    rng = np.random.default_rng(3)
+    suv = rng.uniform(0, 5, (24, 24, 24)).astype(np.float32)
+    tumor = np.zeros(suv.shape, np.uint8)
+    tumor[::3, ::3, ::3] = 1  # 512 isolated voxels
+    tumor[:, :, 20:] = 0
+    organs = np.zeros(suv.shape, np.uint8)
+    organs[:, :, 21:] = 2
+    organs[10:14, 10:14, 0:2] = 3
+    image = _image(suv.shape)
+    names = {2: "brain", 3: "heart"}
+    fast = case_report("m", suv, tumor, image, organs, names)
+    assert fast["lesion_count"] > report.MAX_LESIONS_PER_CROP
+    monkeypatch.setattr(report, "MAX_LESIONS_PER_CROP", 10**6)
+    slow = case_report("m", suv, tumor, image, organs, names)
+    # brute force: distance (mm) from each lesion voxel to every voxel of each organ
+    spacing = np.array(image.GetSpacing()[::-1])
+    organ_mm = {k: np.argwhere(organs == k) * spacing for k in names}
+    for got in (fast, slow):
+        for les in got["lesions"]:
+            point = (np.array(les["centroid_mm"]) - np.array(image.GetOrigin())) / np.array(
+                image.GetSpacing()
+            )
+            p_mm = np.round(point[::-1]) * spacing
+            best = {k: np.sqrt(((v - p_mm) ** 2).sum(axis=1)).min() for k, v in organ_mm.items()}
+            low = min(best.values())
+            np.testing.assert_allclose(les["distance_to_organ_mm"], low, atol=0.01)
+            assert names_of(les["nearest_organ"], names) in [
+                k for k, v in best.items() if abs(v - low) < 1e-6
+            ]
+    assert fast["suv_peak"] == max(les["suv_peak"] for les in fast["lesions"])
+
+
+def names_of(name: str, names: dict[int, str]) -> int:
+    return {v: k for k, v in names.items()}[name]

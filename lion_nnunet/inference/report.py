@@ -31,6 +31,8 @@ CONNECTIVITY = 18
 SUV_PEAK_ML = 1.0
 #: Searched margins (mm) around a lesion for its nearest organ, widened until an organ is found.
 ORGAN_SEARCH_MM = (20.0, 60.0, 200.0)
+#: Above this many lesions, nearest organs come from one distance transform of the whole image.
+MAX_LESIONS_PER_CROP = 20
 SUMMARY_COLUMNS = (
     "case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean", "suv_peak", "lesion_count",
     "model", "folds",
@@ -115,9 +117,30 @@ def _nearest_organ(
         where[inner] = lesion
         d = dist[where]
         k = int(np.argmin(d))
+        if d[k] > margin:  # a nearer organ may lie outside this box: widen the search
+            continue
         pos = tuple(int(i[where][k]) for i in idx)
         return names.get(int(sub[pos]), str(int(sub[pos]))), round(float(d[k]), 2)
     return None, None
+
+
+def _organ_lookup(organs: np.ndarray, spacing_zyx, names: Mapping[int, str], n_lesions: int):
+    """``f(lesion_in_bbox, bbox) -> (organ, mm)``: per-lesion crops for few lesions, else one
+    distance transform of the whole organ map (bounded cost when a model predicts many)."""
+    if n_lesions <= MAX_LESIONS_PER_CROP:
+        return lambda lesion, bbox: _nearest_organ(lesion, bbox, organs, spacing_zyx, names)
+    dist, idx = ndimage.distance_transform_edt(organs == 0, sampling=spacing_zyx,
+                                               return_indices=True)  # fmt: skip
+
+    def lookup(lesion: np.ndarray, bbox: tuple[slice, ...]) -> tuple[str | None, float | None]:
+        d = dist[bbox][lesion]
+        k = int(np.argmin(d))
+        if d[k] > ORGAN_SEARCH_MM[-1]:
+            return None, None
+        pos = tuple(int(i[bbox][lesion][k]) for i in idx)
+        return names.get(int(organs[pos]), str(int(organs[pos]))), round(float(d[k]), 2)
+
+    return lookup
 
 
 def case_report(
@@ -156,6 +179,9 @@ def case_report(
     lesions = []
     if n:
         stats = cc3d.statistics(labels)
+        nearest_map = None
+        if organs is not None and np.any(organs):
+            nearest_map = _organ_lookup(organs, spacing_zyx, organ_names or {}, n)
         for i in range(1, n + 1):
             bbox = stats["bounding_boxes"][i]
             lesion = labels[bbox] == i
@@ -168,8 +194,8 @@ def case_report(
                 [float(c) for c in c_zyx[::-1]]
             )
             nearest, dist = (None, None)
-            if organs is not None:
-                nearest, dist = _nearest_organ(lesion, bbox, organs, spacing_zyx, organ_names or {})
+            if nearest_map is not None:
+                nearest, dist = nearest_map(lesion, bbox)
             lesions.append(
                 {
                     "lesion_id": i,
@@ -192,7 +218,8 @@ def case_report(
         "tlg_ml": round(total * voxel_ml, 4),
         "suv_max": round(float(inside.max()), 4) if count else None,
         "suv_mean": round(total / count, 4) if count else None,
-        "suv_peak": _round(suv_peak(suv, tumor, spacing_zyx)),
+        # the case's SUVpeak is its best lesion's: every tumor voxel belongs to one lesion
+        "suv_peak": max((les["suv_peak"] for les in lesions), default=None),
         "lesion_count": int(n),
         "lesions": lesions,
         "model": model,
