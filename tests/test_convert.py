@@ -144,3 +144,18 @@ def test_autopet3_nnunet_layout_filters_by_tracer(tmp_path: Path, fdg_cohort: Pa
     cases = discover_autopet(tmp_path, tmp_path / "organs", "psma")
     assert [c.case_id for c in cases] == ["psma_def_2002"]
     assert cases[0].pet.name == "psma_def_2002_0001.nii.gz"
+
+
+def test_reconversion_with_another_split_leaves_no_stale_cases(
+    fdg_cohort: Path, nnunet_dirs
+) -> None:
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    first = _convert(fdg_cohort, "fdg", 519, "--test-fraction", "0.2", "--seed", "1")
+    before = {p.name for p in (first / "imagesTs").iterdir()}
+    second = _convert(fdg_cohort, "fdg", 519, "--test-fraction", "0.3", "--seed", "2")
+    after_tr = {p.name for p in (second / "imagesTr").iterdir()}
+    after_ts = {p.name for p in (second / "imagesTs").iterdir()}
+    assert len(after_ts) == 3 and not after_tr & after_ts and len(after_tr | after_ts) == 10
+    assert before != after_ts
+    verify_dataset_integrity(str(second), num_processes=1)  # numTraining matches imagesTr

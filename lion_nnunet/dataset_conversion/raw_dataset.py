@@ -381,6 +381,7 @@ def convert_cohort(
     skipped = sum(bool(r.get("skipped")) for r in results)
     if skipped:
         log.info("%d case(s) were converted before and are unchanged: skipped", skipped)
+    _remove_stale_outputs(dataset_dir, cases)
     write_json(meta, dataset_dir / "dataset.json")
     _write_cases_csv(dataset_dir, [c.case_id for c in cases])
     if errors:
@@ -390,6 +391,25 @@ def convert_cohort(
             f"skips them:\n  - {listed}"
         )
     return dataset_dir
+
+
+def _remove_stale_outputs(dataset_dir: Path, cases: list[CaseSource]) -> None:
+    """Delete images/labels/records left by an earlier conversion that this cohort no longer has.
+
+    A case that moved between train and test, or left the cohort, would otherwise stay in the
+    old folder and nnU-Net would count it (``numTraining`` mismatch). Every part of a sharded run
+    knows the whole cohort, so this is safe there too.
+    """
+    expected = {p for c in cases for p in _case_outputs(dataset_dir, c) if p is not None}
+    expected |= {_record_path(dataset_dir, c.case_id) for c in cases}
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs", ".lion"):
+        folder = dataset_dir / sub
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.is_file() and path.name.endswith((".nii.gz", ".json")) and path not in expected:
+                log.info("%s: no longer part of this cohort or split; removed", path)
+                path.unlink()
 
 
 def _write_cases_csv(dataset_dir: Path, case_ids: list[str]) -> None:
