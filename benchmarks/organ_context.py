@@ -13,7 +13,8 @@ definitions, 18-connectivity).
     python benchmarks/organ_context.py --device cuda --epochs 100 --iterations 100 --cases 120
 
 Writes benchmarks/results/organ_context.{json,md} and a MIP figure of one holdout case from both
-models; ``benchmarks/run_all.py`` copies the table into docs/benchmarks.md.
+models per tracer (docs/img/organ_context_<tracer>.png; with --quick under benchmarks/results);
+``benchmarks/run_all.py`` copies the table and the figures into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 RESULTS = Path(__file__).parent / "results"
+FIGURES = Path(__file__).parent.parent / "docs" / "img"
 #: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
 HOT = {
     "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
@@ -171,15 +173,21 @@ def main() -> None:
             per_case = score_arm(info["predictions"], labels_ts, tracer, args.margin_mm)
             per_case.to_csv(root / f"scores_{arm}.csv", index=False)
             summary["results"][f"{tracer}/{arm}"] = summarize(per_case)
+        fig_dir = RESULTS if args.quick else FIGURES
         fig = figure({a: i["predictions"] for a, i in arms.items()},
                      arms["organs"]["dataset"] / "imagesTs", labels_ts,
-                     RESULTS / f"organ_context_{tracer}.png")  # fmt: skip
+                     fig_dir / f"organ_context_{tracer}.png")  # fmt: skip
         summary["results"][f"{tracer}/figure"] = str(fig)
     summary["minutes"] = (time.perf_counter() - start) / 60
     table = pd.DataFrame(
         [{"tracer/model": k, **v} for k, v in summary["results"].items() if isinstance(v, dict)]
     )
-    md = markdown(table)
+    md = markdown(table) + "".join(
+        f"\n![{t.split('/')[0].upper()}: one holdout case, ground truth and both models]"
+        f"(img/{Path(f).name})\n"
+        for t, f in summary["results"].items()
+        if t.endswith("/figure") and Path(f).parent == FIGURES
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "organ_context.json").write_text(json.dumps(summary, indent=2, default=str))
     (RESULTS / "organ_context.md").write_text(md)

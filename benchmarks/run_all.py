@@ -77,9 +77,15 @@ def main() -> None:
             continue
         cmd = [sys.executable, str(path)] + (["--quick"] if args.quick else [])
         print(f"running {name}: {' '.join(cmd[1:])}", flush=True)
-        start = time.perf_counter()
+        start, wall_start = time.perf_counter(), time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         minutes = (time.perf_counter() - start) / 60
+        extra = HERE / "results" / f"{name}.md"  # a benchmark's own markdown (tables, figures)
+        extra_md = (
+            "\n" + extra.read_text()
+            if proc.returncode == 0 and extra.is_file() and extra.stat().st_mtime >= wall_start
+            else ""
+        )
         output = "\n".join(
             line
             for line in (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).splitlines()
@@ -91,7 +97,7 @@ def main() -> None:
             f"## {title}\n\n{dt.date.today().isoformat()}, {machine()}; "
             f"{minutes:.1f} min{status}.\n\n"
             f"```text\n$ python benchmarks/{script}{' --quick' if args.quick else ''}\n"
-            f"{output[-4000:]}\n```\n"
+            f"{output[-4000:]}\n```\n{extra_md}"
         )
         for key in [k for k in sections if k.startswith(f"{name}:") and k != title]:
             del sections[key]

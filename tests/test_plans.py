@@ -92,8 +92,13 @@ def test_splits_nested_stratified_with_fixed_validation(tmp_path, nnunet_dirs, c
     assert first.disease.nunique() >= 3  # 8 cases drawn across the 4 diseases
     assert main(["splits", "-d", "612", "--subset-sizes", "8", "40"]) == 1
     assert "exceeds the training pool" in capsys.readouterr().err
+    before = (folder / "splits_final.json").read_text()
+    assert main(["splits", "-d", "612", "--subset-sizes", "4", "--pool", "lymphoma"]) == 1
+    assert "use --overwrite" in capsys.readouterr().err
+    assert (folder / "splits_final.json").read_text() == before  # refused: nothing lost
     assert main(["splits", "-d", "612", "--subset-sizes", "4", "--pool", "lymphoma",
                  "--overwrite"]) == 0  # fmt: skip
+    assert json.loads((folder / "splits_final.previous.json").read_text()) == json.loads(before)
     table = pd.read_csv(folder / "lion_splits.csv")
     assert set(table[table.role == "train"].disease) == {"lymphoma"}
     assert main(["splits", "-d", "612", "--subset-sizes", "4", "--stratify", "site"]) == 1

@@ -54,10 +54,10 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         self.oversample_foreground_percent = self.lion_oversample_foreground
 
     def get_dataloaders(self):
-        if self.lion_tumor_focused_sampling and self.dataset_class is None:
-            self.dataset_class = tumor_focused(
-                infer_dataset_class(self.preprocessed_dataset_folder)
-            )
+        # nnU-Net's initialize() already set dataset_class (blosc2 or numpy); wrap whichever it is
+        if self.lion_tumor_focused_sampling:
+            base = self.dataset_class or infer_dataset_class(self.preprocessed_dataset_folder)
+            self.dataset_class = tumor_focused(base)
         return super().get_dataloaders()
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):  # nnU-Net's hook
