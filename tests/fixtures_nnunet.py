@@ -19,7 +19,7 @@ from lion_nnunet.dataset_conversion.raw_dataset import choose_test_cases, conver
 from lion_nnunet.labels import get_label_set
 
 BIN = Path(sys.executable).parent
-E2E_TRAINER = "nnUNetTrainer_LION_4ep_12it"
+E2E_TRAINER = "nnUNetTrainer_LION_2ep_5it"
 PATCH = ("64", "32", "32")
 
 
@@ -68,7 +68,7 @@ def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0"
 
 @pytest.fixture(scope="session")
 def trained_fdg_model(session_nnunet_env: dict, fdg_cohort: Path) -> dict:
-    """A LION FDG model (dataset 601, fold 0, 4 x 12 iterations) trained by the stock commands."""
+    """A LION FDG model (dataset 601, fold 0, 2 x 5 iterations) trained by the stock commands."""
     return train_lion_model(fdg_cohort, "fdg", 601)
 
 

@@ -42,7 +42,7 @@ def test_stock_train_and_predict_give_lion_label_maps(which: str, request, tmp_p
         seen |= set(np.unique(sitk.GetArrayFromImage(p)).tolist())
     assert seen <= set(range(label_set.num_classes)), seen
     # the network predicts exactly the label set's classes: background, tumor, organs 2..K
-    # (a 48-iteration CPU model is not asked to be accurate; lion demo and
+    # (a 10-iteration CPU model is not asked to be accurate; lion demo and
     # benchmarks/organ_context.py show what longer training learns)
     probabilities = np.load(sorted((tmp_path / "pred").glob("*.npz"))[0])["probabilities"]
     assert probabilities.shape[0] == label_set.num_classes == len(label_set.labels())
