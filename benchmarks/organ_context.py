@@ -30,6 +30,8 @@ import SimpleITK as sitk
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = Path(__file__).parent.parent / "docs" / "img"
+#: run_all.py shows a benchmark's output from the last line starting with this mark
+SUMMARY_MARK = "== summary"
 #: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
 HOT = {
     "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
@@ -191,6 +193,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "organ_context.json").write_text(json.dumps(summary, indent=2, default=str))
     (RESULTS / "organ_context.md").write_text(md)
+    print(f"{SUMMARY_MARK} (FP volumes at/away from hot organs: sums over the holdout, ml)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{summary['minutes']:.1f} min; wrote {RESULTS / 'organ_context.json'}")
 

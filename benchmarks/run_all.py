@@ -91,6 +91,8 @@ def main() -> None:
             for line in (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).splitlines()
             if not re.search(r"\d+%\|", line)  # drop progress-bar lines
         ).strip()
+        if proc.returncode == 0 and "\n== summary" in output:  # long logs: keep the summary
+            output = output[output.rindex("\n== summary") + 1 :]
         status = "" if proc.returncode == 0 else f" **(failed, exit {proc.returncode})**"
         title = f"{name}: {what}"
         sections[title] = (
