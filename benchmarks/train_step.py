@@ -95,6 +95,7 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["nnUNetTrainer_LION"] / med["stock nnUNetTrainer"]
+    print(f"== summary ({args.device}; LION plans shrunk to the phantoms, batch of the plans)")
     for k, v in med.items():
         print(f"{k:>20}: median {v * 1000:.0f} ms/iteration over {len(times[k])} iterations")
     print(

@@ -13,6 +13,7 @@ voxel, PERCIST), ``lesion_count``, ``lesions`` (list), ``model``, ``folds``, ``l
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -47,13 +48,20 @@ def nnunet_version() -> str:
 
 
 def sphere_kernel(spacing_zyx: tuple[float, float, float], volume_ml: float = SUV_PEAK_ML):
-    """Boolean ball of ``volume_ml`` (radius 6.2 mm for 1 ml) on a (z, y, x) mm grid."""
+    """Boolean ball of ``volume_ml`` (radius 6.2 mm for 1 ml) on a (z, y, x) mm grid (read-only)."""
+    return _sphere_kernel(tuple(float(s) for s in spacing_zyx), float(volume_ml))
+
+
+@functools.lru_cache(maxsize=16)
+def _sphere_kernel(spacing_zyx: tuple[float, ...], volume_ml: float) -> np.ndarray:
     radius_mm = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     half = [math.floor(radius_mm / s) for s in spacing_zyx]
     grids = np.meshgrid(
         *[np.arange(-h, h + 1) * s for h, s in zip(half, spacing_zyx, strict=True)], indexing="ij"
     )
-    return sum(g**2 for g in grids) <= radius_mm**2
+    ball = sum(g**2 for g in grids) <= radius_mm**2
+    ball.flags.writeable = False  # shared by every lesion of every case
+    return ball
 
 
 def suv_peak(
