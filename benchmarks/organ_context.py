@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from run_all import SUMMARY_MARK
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = Path(__file__).parent.parent / "docs" / "img"
-#: run_all.py shows a benchmark's output from the last line starting with this mark
-SUMMARY_MARK = "== summary"
 #: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
 HOT = {
     "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
@@ -195,7 +194,8 @@ def main() -> None:
     (RESULTS / "organ_context.md").write_text(md)
     print(f"{SUMMARY_MARK} (FP volumes at/away from hot organs: sums over the holdout, ml)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{summary['minutes']:.1f} min; wrote {RESULTS / 'organ_context.json'}")
+    print(f"this run {summary['minutes']:.1f} min (finished steps resume, not rerun)")
+    print(f"wrote {RESULTS / 'organ_context.json'}")
 
 
 if __name__ == "__main__":

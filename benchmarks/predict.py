@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from run_all import SUMMARY_MARK
+
 RESULTS = Path(__file__).parent / "results" / "predict.json"
 BIN = Path(sys.executable).parent
 
@@ -143,7 +145,7 @@ def main() -> None:
         images = _images(cohort, tmp / "imagesTs", n_stock)
         result["stock"] = compare_with_stock(images, model, tmp, args.device)
         s = result["stock"]
-        print("== summary")
+        print(SUMMARY_MARK)
         print(f"1. lion predict {s['lion_predict_s']:.1f} s vs nnUNetv2_predict "
               f"{s['stock_nnunetv2_predict_s']:.1f} s on {s['cases']} cases: "
               f"{s['lion_over_stock']:.2f}x")  # fmt: skip

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: A benchmark prints this before its result lines; the page shows its output from the last one.
+SUMMARY_MARK = "== summary"
 DOC = HERE.parent / "docs" / "benchmarks.md"
 #: name -> (script, what it measures)
 BENCHMARKS = {
@@ -91,8 +93,8 @@ def main() -> None:
             for line in (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).splitlines()
             if not re.search(r"\d+%\|", line)  # drop progress-bar lines
         ).strip()
-        if proc.returncode == 0 and "\n== summary" in output:  # long logs: keep the summary
-            output = output[output.rindex("\n== summary") + 1 :]
+        if proc.returncode == 0 and f"\n{SUMMARY_MARK}" in output:  # long logs: the summary
+            output = output[output.rindex(f"\n{SUMMARY_MARK}") + 1 :]
         status = "" if proc.returncode == 0 else f" **(failed, exit {proc.returncode})**"
         title = f"{name}: {what}"
         sections[title] = (

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from run_all import SUMMARY_MARK
+
 RESULTS = Path(__file__).parent / "results" / "train_step.json"
 BIN = Path(sys.executable).parent
 
@@ -95,7 +97,7 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["nnUNetTrainer_LION"] / med["stock nnUNetTrainer"]
-    print(f"== summary ({args.device}; LION plans shrunk to the phantoms, batch of the plans)")
+    print(f"{SUMMARY_MARK} ({args.device}; LION plans shrunk to the phantoms, batch of the plans)")
     for k, v in med.items():
         print(f"{k:>20}: median {v * 1000:.0f} ms/iteration over {len(times[k])} iterations")
     print(

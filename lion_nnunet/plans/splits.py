@@ -88,14 +88,15 @@ def make_splits(
     out = require_folder("nnUNet_preprocessed") / name
     out.mkdir(parents=True, exist_ok=True)
     target = out / "splits_final.json"
-    if target.is_file() and json.loads(target.read_text()) != splits:
+    existing = json.loads(target.read_text()) if target.is_file() else None
+    if existing is not None and existing != splits:
         if not overwrite:
             raise LionError(
                 f"{target} exists with other splits (nnUNetv2_train writes its default 5-fold "
                 "splits on first use); use --overwrite to replace it (kept as "
                 "splits_final.previous.json)"
             )
-        write_json(json.loads(target.read_text()), out / "splits_final.previous.json")
+        write_json(existing, out / "splits_final.previous.json")
     write_json(splits, target)
     table = out / "lion_splits.csv"
     write_csv(pd.DataFrame(rows), table)
