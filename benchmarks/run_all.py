@@ -107,7 +107,7 @@ def main() -> None:
             del sections[key]
         print(f"  {minutes:.1f} min, exit {proc.returncode}")
     order = [t for n in BENCHMARKS for t in sections if t.startswith(f"{n}:")]
-    body = "\n".join(sections[t] for t in order)
+    body = "\n\n".join(sections[t].strip() for t in order) + "\n"
     DOC.write_text(HEADER + "\n" + body)
     print(f"wrote {DOC}")
 
