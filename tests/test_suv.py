@@ -38,6 +38,8 @@ def test_bqml_suv_matches_hand_computation(tmp_path: Path, correction: str) -> N
     lam = math.log(2) / 6586.2
     seconds = 75 * 60 + (30 if correction == "NONE" else 0)  # slice 3 is acquired 30 s later
     decayed = 3.5e8 if correction == "ADMIN" else 3.5e8 * math.exp(-lam * seconds)
+    if correction == "NONE":  # uncorrected frame = mean over its 120 s: decay during the frame
+        decayed *= (1 - math.exp(-lam * 120)) / (lam * 120)
     expected = _stored_bqml(files[3]) * 80_000.0 / decayed
     got = sitk.GetArrayFromImage(suv)
     np.testing.assert_allclose(got[3], expected, rtol=1e-5)

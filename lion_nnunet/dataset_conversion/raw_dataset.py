@@ -34,6 +34,7 @@ import SimpleITK as sitk
 from lion_nnunet import __version__
 from lion_nnunet.dataset_conversion.organs import organ_label_map
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.suv import check_suv_values
 from lion_nnunet.io import (
     array_to_image,
     image_to_array,
@@ -49,8 +50,6 @@ from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 
-#: Above this value a "SUV" image is almost surely in Bq/ml (or counts): refuse it.
-MAX_PLAUSIBLE_SUV = 500.0
 #: Connectivity used to count lesions (the autoPET evaluation's cc3d connectivity).
 LESION_CONNECTIVITY = 18
 CASES_CSV = "lion_cases.csv"
@@ -174,16 +173,7 @@ def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> st
 
 def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
     img, suv = read_float_image(path, "PET")
-    if not np.isfinite(suv).all():
-        raise LionError(f"{path}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
-    vmax = float(suv.max())
-    if vmax <= 0:
-        raise LionError(f"{path}: PET is empty (maximum {vmax:g}); expected SUV > 0 somewhere")
-    if vmax > MAX_PLAUSIBLE_SUV:
-        raise LionError(
-            f"{path}: PET maximum is {vmax:g}, implausible for SUV; is it in Bq/ml? "
-            "Convert to SUV first (lion predict converts DICOM PET for you)"
-        )
+    check_suv_values(suv, path)
     if (neg := suv < 0).any():
         log.warning(
             "%s: %d negative SUV voxels (min %.3g) clipped to 0", path, neg.sum(), suv.min()

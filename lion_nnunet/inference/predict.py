@@ -29,6 +29,7 @@ from lion_nnunet.progress import track
 from .model import CHECKPOINT, ModelInfo, check_model_folder
 from .outputs import case_done, write_case_outputs, write_summary
 from .postprocess import split_label_map
+from .suv import check_suv_values
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,7 @@ class LionPredictor:
                 f"{case.source}: {data.shape[0]} channel(s), the model takes "
                 f"{self.model.num_channels}"
             )
+        check_suv_values(data[0], case.source)  # a NIfTI is SUV only if its values say so
         if isinstance(self.reader, SimpleITKIO):
             image = sitk.GetImageFromArray(data[0])
             image.SetSpacing(props["sitk_stuff"]["spacing"])
