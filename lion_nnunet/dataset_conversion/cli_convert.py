@@ -1,4 +1,7 @@
-"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps."""
+"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps.
+
+`lion convert dicom` (DICOM -> autoPET study folders) lives in cli_dicom.py.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--input", required=True, help="manifest CSV")
     _common(m)
     m.set_defaults(func=run)
+    from lion_nnunet.dataset_conversion.cli_dicom import register_dicom
+
+    register_dicom(kinds)
 
 
 def run(args: argparse.Namespace) -> int:
