@@ -40,7 +40,6 @@ import datetime as dt
 import logging
 import math
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -69,15 +68,6 @@ PET_HALF_LIVES_S = {"F-18": 6586.2, "Ga-68": 4062.6, "C-11": 1220.04, "N-13": 59
 MIN_HALF_LIFE_S = 60.0
 #: Longest uptake time accepted between injection and scan (h).
 MAX_UPTAKE_H = 24.0
-
-
-def _read_header(path: Path):
-    import pydicom
-
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # not DICOM (pydicom raises several types)
-        return None
 
 
 def _parse_dt(date: str | None, time: str | None) -> dt.datetime | None:
@@ -443,43 +433,47 @@ def _case_id(header) -> str:
 def find_pet_series(root: str | Path) -> list:
     """Every PET series under ``root`` as a prediction case (loaded and converted lazily).
 
-    Case id: ``<PatientID>_<SeriesNumber>`` (made unique with the end of the series UID).
-    Raises when DICOM files exist but none is a PET series.
+    Series are found as ``lion convert dicom`` finds them (:func:`index_dicom`): PET image series
+    (not secondary-capture MIPs); a non-attenuation-corrected series is skipped when its study has
+    an attenuation-corrected one, refused otherwise. Case id: ``<PatientID>_<SeriesNumber>`` (made
+    unique with the end of the series UID). Raises when DICOM files exist but none is PET.
     """
+    from .dicom_index import index_dicom
     from .predict import Case
 
     root = Path(root)
-    groups: dict[str, list[Path]] = defaultdict(list)
-    first: dict[str, object] = {}
-    modalities = set()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        ds = _read_header(path)
-        if ds is None or "SeriesInstanceUID" not in ds:
-            continue
-        modalities.add(str(getattr(ds, "Modality", "?")))
-        if getattr(ds, "Modality", "") != "PT":
-            continue
-        groups[ds.SeriesInstanceUID].append(path)
-        first.setdefault(ds.SeriesInstanceUID, ds)
-    if not groups and modalities:
+    tree = index_dicom(root)
+    studies = [series for patient in tree.values() for series in patient.values()]
+    modalities = {s.modality or "?" for series in studies for s in series}
+    pets = []
+    for series in studies:
+        candidates = [s for s in series if s.is_pet_image]
+        corrected = [s for s in candidates if s.attenuation_corrected]
+        for s in candidates:
+            if not s.attenuation_corrected and not corrected:
+                raise LionError(
+                    f"{s.folder}: PET is not attenuation corrected (CorrectedImage lacks ATTN); "
+                    "give the attenuation-corrected series"
+                )
+        pets += corrected
+    if not pets and modalities:
         raise LionError(
             f"{root}: DICOM series of modality {', '.join(sorted(modalities))} but no PET (PT) "
             "series; give the folder of a PET series"
         )
     cases, seen = [], set()
-    for uid, files in groups.items():
-        header = first[uid]
-        check_static_pet(header, files[0].parent)
-        case_id = _case_id(header)
+    for series in pets:
+        check_static_pet(series.header, series.folder)
+        case_id = _case_id(series.header)
         if case_id in seen:
-            case_id = f"{case_id}_{uid[-6:].replace('.', '')}"
+            case_id = f"{case_id}_{series.uid[-6:].replace('.', '')}"
         seen.add(case_id)
         cases.append(
             Case(
                 case_id,
-                loader=lambda f=files: read_suv_series(f),
-                source=str(files[0].parent),
-                dicom_files=files,
+                loader=lambda f=series.files: read_suv_series(f),
+                source=str(series.folder),
+                dicom_files=series.files,
             )
         )
     return cases
