@@ -188,3 +188,29 @@ def test_roi_regex_that_matches_nothing_is_refused(dicom_tree: dict, tmp_path: P
     assert code == 1
     err = capsys.readouterr().err
     assert "no ROI/segment name matches --roi '^prostate$'" in err and "'GTV lesion'" in err
+
+
+def test_rtstruct_drawn_on_ct_is_moved_to_the_pet_grid(tmp_path: Path) -> None:
+    """A rectangle contoured on CT slices z = 3..9 mm: a known block of PET voxels.
+
+    CT centres: x = -12 + 2i, y = -10 + 2j, z = -1 + 2k mm; the rectangle x in [-3, 15], y in
+    [-1, 13] holds the CT centres x -2..14, y 0..12 on slices z 3, 5, 7, 9. PET centres
+    (x = -10 + 4i, y = -8 + 4j, z = 0, 3, ...) inside that CT block, where linear interpolation of
+    the mask is >= 0.5, are x -2..14 (5), y 0..12 (4), z 3, 6, 9 (3): 60 voxels.
+    """
+    study, frame = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    pet_series(tmp_path / "in" / "pet", _stored(5), SLOPES, Z_MM, PER_SLICE, patient="P9",
+               study_uid=study, frame_of_reference=frame, rp=RP, **PET_TAGS)  # fmt: skip
+    hu = np.zeros((8, 21, 22))
+    ct = ct_series(tmp_path / "in" / "ct", hu, (2.0, 2.0, 2.0), (-12.0, -10.0, -1.0), "P9",
+                   study, frame)  # fmt: skip
+    rect = np.array([(-3.0, -1.0), (15.0, -1.0), (15.0, 13.0), (-3.0, 13.0)])
+    rtstruct(tmp_path / "in" / "rs.dcm", ct,
+             {"Tumor": [_contour(rect, z) for z in (3.0, 5.0, 7.0, 9.0)]})  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["convert", "dicom", "--input", str(tmp_path / "in"), "--output", str(out),
+                 "-np", "1", "--no-pbar"]) == 0  # fmt: skip
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(_one(out / "P9", "*") / "SEG.nii.gz")))
+    expected = np.zeros_like(seg)
+    expected[1:4, 2:6, 2:7] = 1  # z 3, 6, 9 mm; y 0..12 mm; x -2..14 mm
+    assert seg.sum() == 60 and (seg == expected).all()
