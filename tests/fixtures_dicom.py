@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 PET_SOP = "1.2.840.10008.5.1.4.1.1.128"
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
@@ -57,12 +57,14 @@ def pet_series(
     study_uid: str | None = None,
     frame_of_reference: str | None = None,
     rp: dict | None = None,
+    implicit_vr: bool = False,
     **tags,
 ) -> list[Path]:
     """One PET slice file per entry of ``stored`` (uint16 rows x columns) with the given tags.
 
     ``tags`` apply to every slice, ``per_slice[k]`` to slice k; ``rp`` is the radiopharmaceutical
     item. Private tags: pass ``private=[(tag, vr, value), ...]`` in ``tags`` or ``per_slice``.
+    ``implicit_vr``: Implicit VR Little Endian, as many Philips exports (private VRs are lost).
     """
     folder.mkdir(parents=True, exist_ok=True)
     series_uid, study_uid = generate_uid(), study_uid or generate_uid()
@@ -90,6 +92,8 @@ def pet_series(
         for tag, vr, value in private:
             ds.add_new(tag, vr, value)
         _image(ds, pixels, z_mm[k])
+        if implicit_vr:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
         path = folder / f"IM{k:05d}"  # scanners' names carry no extension
         ds.save_as(path, enforce_file_format=True)
         files.append(path)

@@ -39,13 +39,15 @@ def _bed(k: int) -> int:
     return k // 2
 
 
-def _series(folder: Path, per_bed: list[dict] | None = None, rp: dict | None = None, **tags):
+def _series(folder: Path, per_bed: list[dict] | None = None, rp: dict | None = None,
+            implicit_vr: bool = False, **tags):  # fmt: skip
     common = {"Units": "BQML", "DecayCorrection": "START", "PatientWeight": "78",
               "SeriesDate": "20240506", "SeriesTime": "100000", "AcquisitionDate": "20240506",
               "ActualFrameDuration": 180000, "Manufacturer": "SIEMENS"}  # fmt: skip
     common.update(tags)
     per_slice = [dict((per_bed or [{}] * BEDS)[_bed(k)]) for k in range(len(SLOPES))]
-    return pet_series(folder, _stored(), SLOPES, Z_MM, per_slice, rp=rp or RP, **common)
+    return pet_series(folder, _stored(), SLOPES, Z_MM, per_slice, rp=rp or RP,
+                      implicit_vr=implicit_vr, **common)  # fmt: skip
 
 
 def _rescaled() -> np.ndarray:
@@ -141,7 +143,7 @@ def _philips(folder: Path, suv_factor: str | None, bqml_factor: str | None):
     if bqml_factor is not None:
         private.append((0x70531109, "DS", bqml_factor))
     return _series(folder, PHILIPS_BEDS, Units="CNTS", Manufacturer="Philips Medical Systems",
-                   private=private)  # fmt: skip
+                   private=private, implicit_vr=True)  # fmt: skip
 
 
 def test_philips_counts_private_block_found_by_creator(tmp_path):

@@ -110,9 +110,12 @@ def _require(ds, keyword: str, where: Path, why: str):
 def _private(ds, group: int, creator: str, offset: int):
     """Value of a private element found through its private creator (any block), or None."""
     try:
-        return ds.private_block(group, creator)[offset].value
+        value = ds.private_block(group, creator)[offset].value
     except KeyError:
         return None
+    if isinstance(value, bytes):  # VR UN (implicit VR without a private dictionary entry)
+        value = value.decode("ascii", "replace").strip("\x00 ")
+    return value
 
 
 def check_static_pet(ds, where: Path) -> None:
