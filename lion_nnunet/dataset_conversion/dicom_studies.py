@@ -198,6 +198,18 @@ def _tumor_mask(job: StudyJob, pet: sitk.Image, pet_uid: str) -> tuple[np.ndarra
     return mask, used
 
 
+def _suv_inputs(header) -> dict:
+    """The PET tags SUV depends on, as found (for provenance)."""
+    rp = getattr(header, "RadiopharmaceuticalInformationSequence", [None])[0]
+    keys = ("Manufacturer", "ManufacturerModelName", "Units", "DecayCorrection", "SUVType",
+            "PatientWeight", "SeriesDate", "SeriesTime")  # fmt: skip
+    out = {k: str(getattr(header, k, "")) for k in keys}
+    for k in ("Radiopharmaceutical", "RadionuclideTotalDose", "RadionuclideHalfLife",
+              "RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime"):  # fmt: skip
+        out[k] = str(getattr(rp, k, "")) if rp is not None else ""
+    return out
+
+
 def convert_study(job: StudyJob) -> dict:
     """Convert one PET series (and its study's CT and masks); a dict row for the conversion log."""
     import pydicom
@@ -210,7 +222,8 @@ def convert_study(job: StudyJob) -> dict:
         return row
     try:
         pet = read_suv_series(job.pet_files)
-        pet_uid = str(pydicom.dcmread(job.pet_files[0], stop_before_pixels=True).SeriesInstanceUID)
+        header = pydicom.dcmread(job.pet_files[0], stop_before_pixels=True)
+        pet_uid = str(header.SeriesInstanceUID)
         ct = None
         if job.ct_files:
             try:
@@ -230,8 +243,12 @@ def convert_study(job: StudyJob) -> dict:
         seg = sitk.GetImageFromArray(mask)
         seg.CopyInformation(pet)
         write_image(seg, job.out_dir / "SEG.nii.gz")
-    sources = {"pet_series": str(job.pet_folder), "ct_series": str(job.ct_folder or ""),
-               "tumor_rois": used if mask is not None else {}}  # fmt: skip
+    sources = {
+        "pet_series": str(job.pet_folder),
+        "ct_series": str(job.ct_folder or ""),
+        "tumor_rois": used if mask is not None else {},
+        "suv_inputs": _suv_inputs(header),
+    }
     write_json(sources, job.out_dir / SOURCES_FILE)
     write_image(pet, suv_path)
     return row
