@@ -210,3 +210,22 @@ def test_plausibility_of_nifti_values() -> None:
         check_suv_values(np.array([0.0, 12000.0]), "x.nii.gz")
     with pytest.raises(LionError, match="PET is empty"):
         check_suv_values(np.zeros(3), "x.nii.gz")
+
+
+def test_compressed_pacs_export_reads_the_same(tmp_path):
+    """A PACS export in JPEG-LS Lossless gives the same SUV as the uncompressed series."""
+    import pydicom
+    from pydicom.uid import JPEGLSLossless
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    stored = [(yy * 300 + xx * 40 + 100 * k).astype(np.uint16) for k in range(len(SLOPES))]
+    files = pet_series(tmp_path / "raw", stored, SLOPES, Z_MM, Units="BQML",
+                       DecayCorrection="ADMIN", PatientWeight="78", rp=RP)  # fmt: skip
+    expected = _read(files)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.compress(JPEGLSLossless)
+        ds.save_as(f)
+    assert pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID == JPEGLSLossless
+    np.testing.assert_array_equal(_read(files), expected)
+    np.testing.assert_allclose(expected[2], stored[2] * SLOPES[2] * WEIGHT * 1000 / DOSE, rtol=1e-6)
