@@ -118,6 +118,9 @@ def plan_jobs(
                 if len(corrected) > 1:
                     name += f"-S{getattr(pet.header, 'SeriesNumber', '') or pet.uid[-4:]}"
                 ct = _pick_ct(pet, cts)
+                if ct is not None and ct.frame_of_reference != pet.frame_of_reference:
+                    why = "has another FrameOfReferenceUID than the PET; placed by coordinates"
+                    log.warning("%s: CT %s %s", pet.folder, ct.folder, why)
                 jobs.append(
                     StudyJob(
                         out_dir=output / patient / name,
