@@ -175,9 +175,40 @@ def test_gml_body_weight_taken_as_is_other_suv_types_refused(tmp_path):
                        rp=RP)  # fmt: skip
     expected = np.stack([s * m for s, m in zip(small, SLOPES, strict=True)])
     np.testing.assert_allclose(_read(files), expected, rtol=1e-6)
-    lbm = pet_series(tmp_path / "lbm", small, SLOPES, Z_MM, Units="GML", SUVType="LBM", rp=RP)
-    with pytest.raises(LionError, match="Units GML with SUVType LBM"):
-        read_suv_series(lbm)
+    for suv_type in ("LBM", "IBW"):  # LBM: James, male multiplier 120 or 128 not recorded
+        other = pet_series(tmp_path / suv_type, small, SLOPES, Z_MM, Units="GML", SUVType=suv_type,
+                           PatientWeight="78", PatientSize="1.80", rp=RP)  # fmt: skip
+        with pytest.raises(LionError, match=f"Units GML with SUVType {suv_type}:"):
+            read_suv_series(other)
+
+
+@pytest.mark.parametrize(
+    ("suv_type", "sex", "lbm_kg"),
+    [  # DICOM PS3.3 SUVType formulas, by hand: W = 78 kg, H = 180 cm, BMI = 78 / 1.8^2
+        ("LBMJANMA", "M", 9270 * 78 / (6680 + 216 * (78 / 1.8**2))),
+        ("LBMJANMA", "F", 9270 * 78 / (8780 + 244 * (78 / 1.8**2))),
+        ("LBMJAMES128", "M", 1.10 * 78 - 128 * (78 / 180) ** 2),
+        ("LBMJAMES128", "F", 1.07 * 78 - 148 * (78 / 180) ** 2),
+    ],
+)
+def test_gml_lean_body_mass_suv_back_to_body_weight(tmp_path, suv_type, sex, lbm_kg):
+    small = [s // 100 for s in _stored()]  # SUL values as stored by the scanner
+    files = pet_series(tmp_path / "sul", small, SLOPES, Z_MM, Units="GML", SUVType=suv_type,
+                       PatientWeight="78", PatientSize="1.80", PatientSex=sex, rp=RP)  # fmt: skip
+    sul = np.stack([s * m for s, m in zip(small, SLOPES, strict=True)])
+    np.testing.assert_allclose(_read(files), sul * 78 / lbm_kg, rtol=1e-6)
+
+
+def test_gml_lean_body_mass_needs_height_in_metres_and_sex(tmp_path):
+    small = [s // 100 for s in _stored()]
+    tags = {"Units": "GML", "SUVType": "LBMJANMA", "PatientWeight": "78", "rp": RP}
+    cm = pet_series(tmp_path / "cm", small, SLOPES, Z_MM, PatientSize="180", **tags)
+    with pytest.raises(LionError, match=r"PatientSize 180 m is implausible \(it looks like cm"):
+        read_suv_series(cm)
+    other = pet_series(tmp_path / "o", small, SLOPES, Z_MM, PatientSize="1.8", PatientSex="O",
+                       **tags)  # fmt: skip
+    with pytest.raises(LionError, match="needs PatientSex M or F"):
+        read_suv_series(other)
 
 
 @pytest.mark.parametrize(

@@ -21,13 +21,15 @@ RescaleSlope/Intercept (slopes differ per slice on GE and Siemens):
   (element 0x00 of the block, usually (7053,1000); the block is found through its private creator,
   not at a fixed address); when it is absent or 0 ("cannot convert" per Philips), the activity
   concentration factor (element 0x09, usually (7053,1009)) gives Bq/ml, then as BQML.
-* ``Units`` GML: the series holds SUV; taken as is only for ``SUVType`` BW (or absent).
+* ``Units`` GML: the series holds SUV; taken as is for ``SUVType`` BW (or absent); SUVType
+  LBMJAMES128 and LBMJANMA (lean body mass by a formula DICOM names) are turned back into SUVbw
+  with PatientSize and PatientSex: SUVbw = SUVlbm x weight / LBM.
 
 Refused with one sentence: not PET, multi-frame (enhanced) PET, dynamic or gated series (from
 SeriesType, NumberOfTimeSlices, NumberOfTimeSlots only), missing or implausible weight, dose or
-half-life (a dose in MBq, a weight in grams, a half-life in minutes), GML with SUVType LBM/IBW/BSA
-(DICOM does not record which lean-body-mass or ideal-weight formula made it, so SUVbw cannot be
-recovered exactly), a scan before the injection or more than 24 h after it, uneven slice spacing,
+half-life (a dose in MBq, a weight in grams, a half-life in minutes), GML with SUVType LBM (James
+with the male multiplier not recorded), IBW or BSA (no formula in DICOM), a scan before the
+injection or more than 24 h after it, uneven slice spacing,
 and a result that is empty or above :data:`MAX_PLAUSIBLE_SUV`.
 
 Geometry: built from ImagePositionPatient/ImageOrientationPatient/PixelSpacing, slices sorted
@@ -286,6 +288,44 @@ def _bqml_scale(ds, where: Path, reference: dt.datetime | None) -> float:
     return weight_kg * 1000.0 / decayed
 
 
+SUV_TYPE_NAMES = {"LBM": "lean body mass by the James method (male multiplier 120 or 128 not "
+                  "recorded)", "IBW": "ideal body weight", "BSA": "body surface area"}  # fmt: skip
+
+
+def lean_body_mass_kg(ds, suv_type: str, weight_kg: float, where: Path) -> float:
+    """Lean body mass (kg) by the formula DICOM's SUVType names (PS3.3 PET Series module).
+
+    LBMJAMES128: James, male 1.10 W - 128 (W/H)^2, female 1.07 W - 148 (W/H)^2 (H in cm);
+    LBMJANMA: Janmahasatian, male 9270 W / (6680 + 216 BMI), female 9270 W / (8780 + 244 BMI).
+    Needs PatientSize (m) and PatientSex (M/F).
+    """
+    height_m = float(_require(ds, "PatientSize", where, f"SUVType {suv_type}"))
+    if not 0.4 <= height_m <= 2.5:
+        hint = " (it looks like cm; DICOM stores m)" if 40 <= height_m <= 250 else ""
+        raise LionError(
+            f"{where}: PatientSize {height_m:g} m is implausible{hint}; correct the tag (0010,1020)"
+        )
+    sex = str(getattr(ds, "PatientSex", "") or "").strip().upper()
+    if sex not in ("M", "F"):
+        raise LionError(
+            f"{where}: SUVType {suv_type} needs PatientSex M or F to undo the lean-body-mass "
+            f"normalisation, found {sex or 'none'}; export the series in BQML"
+        )
+    if suv_type == "LBMJAMES128":
+        ratio = (weight_kg / (height_m * 100.0)) ** 2
+        lbm = 1.10 * weight_kg - 128 * ratio if sex == "M" else 1.07 * weight_kg - 148 * ratio
+    else:
+        bmi = weight_kg / height_m**2
+        lbm = 9270 * weight_kg / ((6680 + 216 * bmi) if sex == "M" else (8780 + 244 * bmi))
+    if not 0 < lbm <= weight_kg:
+        raise LionError(
+            f"{where}: {suv_type} lean body mass {lbm:.1f} kg for {weight_kg:g} kg, "
+            f"{height_m:g} m is not usable (the James formula breaks down in obesity); export "
+            "the series in BQML"
+        )
+    return lbm
+
+
 def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
     """Factor turning this slice's rescaled values into body-weight SUV (g/ml).
 
@@ -298,13 +338,17 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
     units = str(getattr(ds, "Units", "")).strip().upper()
     if units == "GML":
         suv_type = str(getattr(ds, "SUVType", "") or "BW").strip().upper()
-        if suv_type != "BW":
-            raise LionError(
-                f"{where}: Units GML with SUVType {suv_type}: the series holds SUV normalised by "
-                f"{suv_type}, not body weight, and DICOM does not record the formula; export the "
-                "series in BQML (activity concentration)"
-            )
-        return 1.0
+        if suv_type == "BW":
+            return 1.0
+        if suv_type in ("LBMJAMES128", "LBMJANMA"):  # SUVlbm -> SUVbw = SUVlbm x weight / LBM
+            weight_kg = float(_require(ds, "PatientWeight", where, f"SUVType {suv_type}"))
+            _check_weight(weight_kg, where)
+            return weight_kg / lean_body_mass_kg(ds, suv_type, weight_kg, where)
+        raise LionError(
+            f"{where}: Units GML with SUVType {suv_type}: the series holds SUV normalised by "
+            f"{SUV_TYPE_NAMES.get(suv_type, suv_type)}, not body weight, and DICOM does not "
+            "define its formula, so SUVbw cannot be recovered; export the series in BQML"
+        )
     if units == "CNTS":
         suv_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_SUV_FACTOR)
         if suv_factor is not None and float(suv_factor) > 0:
