@@ -117,6 +117,8 @@ def plan_jobs(
                 name = _study_name(pet.header)
                 if len(corrected) > 1:
                     name += f"-S{getattr(pet.header, 'SeriesNumber', '') or pet.uid[-4:]}"
+                if any(j.out_dir == output / patient / name for j in jobs):  # name collision
+                    name += f"-{pet.uid.replace('.', '')[-8:]}"
                 ct = _pick_ct(pet, cts)
                 if ct is not None and ct.frame_of_reference != pet.frame_of_reference:
                     why = "has another FrameOfReferenceUID than the PET; placed by coordinates"
