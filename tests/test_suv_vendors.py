@@ -93,6 +93,17 @@ def test_post_processed_series_uses_earliest_acquisition_time(tmp_path):
     np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
 
 
+def test_series_reconstructed_days_later_with_injection_time_only(tmp_path):
+    # SeriesDate/Time are a re-reconstruction a week later; the injection has a time, no date:
+    # it is taken on the scan's (earliest acquisition's) date, not on the SeriesDate
+    rp = {k: v for k, v in RP.items() if k != "RadiopharmaceuticalStartDateTime"}
+    rp["RadiopharmaceuticalStartTime"] = "085500"
+    files = _series(tmp_path / "later", SIEMENS_BEDS, rp=rp, SeriesDate="20240513",
+                    SeriesTime="143000")  # fmt: skip
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+
+
 def test_ge_post_processed_series_uses_ge_scan_datetime(tmp_path):
     ge = [(0x00090010, "LO", "GEMS_PETD_01"), (0x0009100D, "DT", "20240506095800")]
     files = _series(tmp_path / "ge", SIEMENS_BEDS, SeriesTime="143000", private=ge,
