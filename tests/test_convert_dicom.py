@@ -214,3 +214,11 @@ def test_rtstruct_drawn_on_ct_is_moved_to_the_pet_grid(tmp_path: Path) -> None:
     expected = np.zeros_like(seg)
     expected[1:4, 2:6, 2:7] = 1  # z 3, 6, 9 mm; y 0..12 mm; x -2..14 mm
     assert seg.sum() == 60 and (seg == expected).all()
+    # without its series reference (some exporters omit it) the contours' planes pick the CT grid
+    rs = pydicom.dcmread(tmp_path / "in" / "rs.dcm")
+    del rs.ReferencedFrameOfReferenceSequence
+    rs.save_as(tmp_path / "in" / "rs.dcm")
+    assert main(["convert", "dicom", "--input", str(tmp_path / "in"), "--output", str(out),
+                 "-np", "1", "--no-pbar", "--overwrite"]) == 0  # fmt: skip
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(_one(out / "P9", "*") / "SEG.nii.gz")))
+    assert (seg == expected).all()

@@ -76,6 +76,17 @@ def rasterise_contours(contours: list[np.ndarray], grid: sitk.Image) -> np.ndarr
     return mask
 
 
+def _on_planes(contours: list[np.ndarray], grid: sitk.Image) -> bool:
+    """Every contour point lies on a slice plane of ``grid`` (within 0.1 slice), inside it."""
+    if not contours:
+        return False
+    origin = np.array(grid.GetOrigin())
+    normal = np.array(grid.GetDirection()).reshape(3, 3)[:, 2]
+    k = ((np.concatenate(contours) - origin) @ normal) / grid.GetSpacing()[2]
+    return bool(np.all(np.abs(k - np.rint(k)) < 0.1) and k.min() > -0.5
+                and k.max() < grid.GetSize()[2] - 0.5)  # fmt: skip
+
+
 def rtstruct_mask(
     path: Path, grids: dict[str, sitk.Image], pet: sitk.Image, roi: re.Pattern
 ) -> tuple[np.ndarray, list[str], list[str]]:
@@ -97,27 +108,32 @@ def rtstruct_mask(
         for st in getattr(f, "RTReferencedStudySequence", [])
         for s in getattr(st, "RTReferencedSeriesSequence", [])
     ]
-    grid = next((grids[u] for u in referenced if u in grids), None)
-    if grid is None:
-        raise LionError(
-            f"{path}: the RTSTRUCT references series {referenced or 'none'}, which is not among "
-            "the study's PET/CT series; put the referenced image series next to it"
-        )
     taken = sorted(n for n in names.values() if roi.search(n))
-    mask = np.zeros(grid.GetSize()[::-1], bool)
-    for item in getattr(ds, "ROIContourSequence", []):
-        name = names.get(int(item.ReferencedROINumber), "")
-        if name not in taken:
-            continue
-        contours = [
+    selected = {
+        int(item.ReferencedROINumber): [
             np.asarray(c.ContourData, float).reshape(-1, 3)
             for c in getattr(item, "ContourSequence", [])
             if str(getattr(c, "ContourGeometricType", "")).upper() == "CLOSED_PLANAR"
         ]
+        for item in getattr(ds, "ROIContourSequence", [])
+        if names.get(int(item.ReferencedROINumber), "") in taken
+    }
+    grid = next((grids[u] for u in referenced if u in grids), None)
+    if grid is None:  # no usable reference: the study series whose slice planes hold the contours
+        points = [p for contours in selected.values() for p in contours]
+        grid = next((g for g in [pet, *grids.values()] if _on_planes(points, g)), None)
+    if grid is None:
+        raise LionError(
+            f"{path}: the RTSTRUCT references series {referenced or 'none'}, which is not among "
+            "the study's PET/CT series, and its contours lie on none of their slice planes; put "
+            "the referenced image series next to it"
+        )
+    mask = np.zeros(grid.GetSize()[::-1], bool)
+    for number, contours in selected.items():
         try:
             mask |= rasterise_contours(contours, grid)
         except LionError as e:
-            raise LionError(f"{path}: ROI {name!r}: {e}") from None
+            raise LionError(f"{path}: ROI {names[number]!r}: {e}") from None
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     image.CopyInformation(grid)
     return on_pet_grid(image, pet), taken, sorted(names.values())
