@@ -4,15 +4,15 @@
 and builds nnU-Net's predictor once; :meth:`LionModel.segment` takes a SimpleITK image or a numpy
 array (z, y, x) with spacing/origin/direction (x, y, z order, as SimpleITK) and returns the tumor
 mask and the organ label map as SimpleITK images on the input grid, plus the report dict that
-``lion predict`` writes as report.json. Errors are the CLI's (:class:`lion_nnunet.errors.LionError`).
-The input must be PET in SUV.
+``lion predict`` writes as report.json. Errors are the CLI's
+(:class:`lion_nnunet.errors.LionError`). The input must be PET in SUV.
 
 Examples:
     >>> import lion_nnunet  # doctest: +SKIP
     >>> model = lion_nnunet.load_model("fdg", device="cpu")  # doctest: +SKIP
     >>> result = model.segment(sitk.ReadImage("study/SUV.nii.gz"))  # doctest: +SKIP
     >>> result.report["tmtv_ml"], result.tumor.GetSize()  # doctest: +SKIP
-    >>> result = model.segment(suv_array, spacing=(2.0, 2.0, 3.0))  # numpy (z, y, x)  # doctest: +SKIP
+    >>> result = model.segment(suv_zyx, spacing=(2.0, 2.0, 3.0))  # doctest: +SKIP
 """
 
 from __future__ import annotations
