@@ -9,6 +9,7 @@ maps counted by hand, never from the code under test.
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_tumor_last_model_authors_trainer_zip_install_predict_api(
     import lion_nnunet
 
     m = trained_lionz_model
-    print(f"tumor-last model (fixture incl. plan/preprocess/train): {m['seconds']} s")
+    print(f"tumor-last model (plan, preprocess, train): {m['seconds']} s", file=sys.stderr)
     tumor_id, n_organs = m["tumor_label"], m["n_organs"]
     archive = _zip_model(m["model_dir"], tmp_path / "lionz_fdg.zip")
     assert main(["models", "install", str(archive), "--name", "fdg-last", "--tracer", "fdg",
@@ -177,6 +178,13 @@ def test_unknown_trainer_is_named(tmp_path: Path, model_home: Path, capsys) -> N
                  "-m", str(folder), "--device", "cpu", "--no-pbar"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert "trainer nnUNetTrainerDA5_3000epochs_mine not found" in err and "install" in err
+    # -m DatasetXXX_NAME (lionz's model folder layout) resolves to its one model folder
+    assert main(["predict", "-i", str(tmp_path / "a_0000.nii.gz"), "-o", str(tmp_path / "o"),
+                 "-m", str(folder.parent), "--device", "cpu", "--no-pbar"]) == 1  # fmt: skip
+    assert "trainer nnUNetTrainerDA5_3000epochs_mine not found" in capsys.readouterr().err
+    assert main(["predict", "-i", str(tmp_path / "a_0000.nii.gz"), "-o", str(tmp_path / "o"),
+                 "-m", "no-such-model", "--no-pbar"]) == 1  # fmt: skip
+    assert "lion models list" in capsys.readouterr().err
     assert main(["models", "install", str(folder.parent), "--name", "x"]) == 1
     assert "trainer nnUNetTrainerDA5_3000epochs_mine not found" in capsys.readouterr().err
     assert not (model_home / "x").exists()

@@ -242,7 +242,7 @@ def trainer_not_found(trainer: str) -> LionError:
         f"trainer {trainer} not found: the checkpoint names a trainer class that neither nnunetv2 "
         "nor lion-nnunet defines; install/upgrade the package that defines it (lion-nnunet ships "
         "the LION trainers and the lionz authors' nnUNetTrainerDA5_2000epochs; check with "
-        f"`lion doctor`), or put its module on nnUNet_extTrainer"
+        f"`lion doctor --trainer {trainer}`), or put its module on nnUNet_extTrainer"
     )
 
 
