@@ -18,7 +18,7 @@ import pytest
 import SimpleITK as sitk
 
 from lion_nnunet.cli import main
-from lion_nnunet.inference.model import make_random_model
+from lion_nnunet.inference.model import CHECKPOINT, make_random_model
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,6 @@ def model_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_tumor_last_model_authors_trainer_zip_install_predict_api(
     trained_lionz_model: dict, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from fixtures_nnunet import run_stock
-
     import lion_nnunet
 
     m = trained_lionz_model
@@ -67,14 +65,26 @@ def test_tumor_last_model_authors_trainer_zip_install_predict_api(
     assert main(["models", "install", str(archive), "--name", "fdg-last"]) == 1
     assert "--overwrite" in capsys.readouterr().err
 
-    ours, stock = tmp_path / "ours", tmp_path / "stock"
-    assert main(["predict", "-i", str(m["images_ts"]), "-o", str(ours), "-m", "fdg-last",
+    ours, stock, images = tmp_path / "ours", tmp_path / "stock", tmp_path / "imagesTs"
+    images.mkdir()  # one test case keeps the three predictions below short on a CPU
+    first = sorted(m["images_ts"].glob("*_0000.nii.gz"))[0]
+    (images / first.name).write_bytes(first.read_bytes())
+    assert main(["predict", "-i", str(images), "-o", str(ours), "-m", "fdg-last",
                  "--device", "cpu", "--disable-tta", "--no-pbar",
                  "--save-organs"]) == 0  # fmt: skip
-    run_stock("nnUNetv2_predict", "-i", str(m["images_ts"]), "-o", str(stock), "-d",
-              str(m["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr", m["trainer"],
-              "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta")  # fmt: skip
-    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in m["images_ts"].glob("*_0000.nii.gz"))
+    # stock nnU-Net's predictor (the class behind nnUNetv2_predict, in-process to save a
+    # start-up): it finds the authors' trainer by the name in the checkpoint and copies the
+    # model's dataset.json into its output folder, as nnUNetv2_predict does
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    stock.mkdir()
+    predictor = nnUNetPredictor(use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), allow_tqdm=False)  # fmt: skip
+    predictor.initialize_from_trained_model_folder(str(m["model_dir"]), (0,), CHECKPOINT)
+    assert predictor.trainer_name == m["trainer"]
+    predictor.predict_from_files_sequential(str(images), str(stock))
+    cases = [first.name[: -len("_0000.nii.gz")]]
     seen: set[int] = set()
     for case in cases:
         label_map = _array(stock / f"{case}.nii.gz")
@@ -109,13 +119,13 @@ def test_tumor_last_model_authors_trainer_zip_install_predict_api(
 
     # the stock prediction folder (dataset.json copied in by nnU-Net): labels from disk
     post = tmp_path / "post"
-    assert main(["postprocess", "-i", str(stock), "--pet", str(m["images_ts"]), "-o", str(post),
+    assert main(["postprocess", "-i", str(stock), "--pet", str(images), "-o", str(post),
                  "--no-pbar"]) == 0  # fmt: skip
     for case in cases:
         np.testing.assert_array_equal(_array(post / case / "tumor.nii.gz"),
                                       _array(ours / case / "tumor.nii.gz"))  # fmt: skip
     # --tracer fdg contradicts the lionz labels on disk: an error, not a guess
-    assert main(["postprocess", "-i", str(stock), "--pet", str(m["images_ts"]), "-o",
+    assert main(["postprocess", "-i", str(stock), "--pet", str(images), "-o",
                  str(tmp_path / "post2"), "--tracer", "fdg", "--no-pbar"]) == 1  # fmt: skip
     assert "not the LION fdg layout" in capsys.readouterr().err
 
