@@ -77,6 +77,7 @@ def train_lionz_model(trained_fdg_model: dict) -> dict:
     trainer = get_trainer_from_args(did, "3d_fullres", 0, LIONZ_TRAINER, "LIONPlans",
                                     device=torch.device("cpu"))  # fmt: skip
     assert type(trainer).__module__ == "lion_nnunet.trainers.authors"
+    assert trainer.num_epochs == 2000  # the authors' schedule, before we cut it for the test
     trainer.num_epochs = 1
     trainer.num_iterations_per_epoch = 4
     trainer.num_val_iterations_per_epoch = 1

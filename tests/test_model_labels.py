@@ -183,3 +183,17 @@ def test_evaluate_reads_tumor_label_from_dataset_json(tmp_path: Path) -> None:
         row = result["summary"][0]
         assert row["dice_median"] == 1.0
         assert row["gt_volume_ml_median"] == pytest.approx(18 * 0.064)
+
+
+def test_authors_trainer_found_by_nnunet_lookup() -> None:
+    from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerDA5 import (
+        nnUNetTrainerDA5,
+    )
+
+    from lion_nnunet.trainers.discovery import find_trainer, register_ext_trainer_folder
+
+    register_ext_trainer_folder()
+    cls = find_trainer("nnUNetTrainerDA5_2000epochs")
+    assert cls is not None and cls.__module__ == "lion_nnunet.trainers.authors"
+    assert issubclass(cls, nnUNetTrainerDA5)  # lionz's class: DA5 augmentation, 2000 epochs
+    assert find_trainer("nnUNetTrainerDA5").__module__.startswith("nnunetv2.")  # stock stays stock
