@@ -197,3 +197,35 @@ def test_authors_trainer_found_by_nnunet_lookup() -> None:
     assert cls is not None and cls.__module__ == "lion_nnunet.trainers.authors"
     assert issubclass(cls, nnUNetTrainerDA5)  # lionz's class: DA5 augmentation, 2000 epochs
     assert find_trainer("nnUNetTrainerDA5").__module__.startswith("nnunetv2.")  # stock stays stock
+
+
+@pytest.mark.slow
+def test_predict_lionz_subjects_threshold_gif_and_bqml(
+    fdg_cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """lionz habits end to end on a random-weight model (the masks' content is not the point)."""
+    from lion_nnunet.inference.model import make_random_model
+
+    model = make_random_model(
+        tmp_path / "Dataset993_R" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+        patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0),  # one window covers the phantom
+    )  # fmt: skip
+    first = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[0]
+    root = tmp_path / "subjects"
+    (root / "sub01").mkdir(parents=True)
+    shutil.copy(first, root / "sub01" / "PT_sub01.nii.gz")
+    out = tmp_path / "out"
+    args = ["predict", "-i", str(root), "-m", str(model), "--device", "cpu", "--no-pbar",
+            "--disable-tta"]  # fmt: skip
+    assert main([*args, "-o", str(out), "--suv-threshold", "2.5", "--rotating-mip"]) == 0
+    report = json.loads((out / "sub01" / "report.json").read_text())
+    assert report["suv_threshold"] == 2.5 and report["mip_rotating"] == "mip_rotating.gif"
+    tumor = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "sub01" / "tumor.nii.gz")))
+    suv = sitk.GetArrayFromImage(sitk.ReadImage(str(first)))
+    assert (suv[tumor > 0] >= 2.5).all()
+    assert (out / "sub01" / "mip_rotating.gif").stat().st_size > 1000
+    # a PT_ file in Bq/ml (lionz's dcm2niix output) is refused, not segmented as if SUV
+    bq = sitk.ReadImage(str(first)) * 5000.0
+    sitk.WriteImage(bq, str(root / "sub01" / "PT_sub01.nii.gz"))
+    assert main([*args, "-o", str(tmp_path / "out2")]) == 1
+    assert "implausible for SUV" in capsys.readouterr().err
