@@ -326,8 +326,9 @@ def find_tumor_label(
     The rule: a class is the tumor when its name, lower-cased and split at every character that
     is not a letter or digit, contains one of :data:`TUMOR_WORDS` (``tumor``, ``Tumor``,
     ``lesion``, ``tumour_lesions``, ``FDG-avid lesion`` all match; ``liver`` does not). Exactly
-    one class must match; otherwise the caller must say which id is the tumor (``override``,
-    the CLI's ``--tumor-label N``), which must be a foreground id of ``labels``.
+    one class must match (or, when none does, the dataset must have exactly one foreground
+    class); otherwise the caller must say which id is the tumor (``override``, the CLI's
+    ``--tumor-label N``), which must be a foreground id of ``labels``.
 
     Examples:
         >>> find_tumor_label({"background": 0, "tumor": 1, "liver": 2})
@@ -359,6 +360,9 @@ def find_tumor_label(
     found = [(n, v) for n, v in ids.items() if _is_tumor_name(n)]
     if len(found) == 1:
         return found[0][1]
+    foreground = [v for v in ids.values() if v != BACKGROUND_LABEL]
+    if not found and len(foreground) == 1:  # a binary dataset: its one class is the tumor
+        return foreground[0]
     what = "no class" if not found else f"{len(found)} classes"
     raise LionError(
         f"{where}: {what} named like a tumor ({'/'.join(TUMOR_WORDS[:2])}/lesion/...) among "

@@ -55,7 +55,8 @@ def test_tumor_rule_errors_and_override() -> None:
         find_tumor_label({"background": 0, "tumor": [1, 2]})
     # 'liver' or 'tumorous'-like substrings do not match: the rule splits words
     with pytest.raises(LionError, match="no class"):
-        find_tumor_label({"background": 0, "tumorbed": 1})
+        find_tumor_label({"background": 0, "tumorbed": 1, "liver": 2})
+    assert find_tumor_label({"background": 0, "foreground": 1}) == 1  # binary: the one class
 
 
 def _write(array: np.ndarray, path: Path, spacing=(4.0, 4.0, 4.0)) -> None:
