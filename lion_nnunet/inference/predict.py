@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet.dataset_conversion.raw_dataset import MAX_PLAUSIBLE_SUV
 from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
@@ -90,6 +92,9 @@ def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
     if images:
         cases = [Case(stem, [p], source=str(p)) for p, stem in images]
         return _single_channel(cases, num_channels, folder)
+    lionz = cases_from_lionz_subjects(folder)
+    if lionz:
+        return _single_channel(lionz, num_channels, folder)
     from .suv import find_pet_series
 
     series = find_pet_series(folder)
@@ -97,8 +102,52 @@ def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
         return _single_channel(series, num_channels, folder)
     raise LionError(
         f"{folder}: no PET found (expected <case>_0000.nii.gz files, autoPET SUV.nii.gz studies, "
-        "NIfTI files or a DICOM PET series)"
+        "NIfTI files, lionz subject folders <subject>/PT_*.nii.gz or a DICOM PET series)"
     )
+
+
+#: File-name prefixes of the PET image in a lionz subject folder (lionz accepts both).
+LIONZ_PET_PREFIXES = ("PT_", "PT-")
+
+
+def cases_from_lionz_subjects(folder: Path) -> list[Case]:
+    """lionz's input layout: one folder per subject holding ``PT_*.nii(.gz)`` (plus CT_*, ignored).
+
+    Case id = the subject folder's name, as lionz names its outputs. A subject folder with no
+    ``PT_`` NIfTI but a DICOM PET series is read from DICOM (converted to SUV). Returns [] when
+    no subject folder has a ``PT_`` NIfTI (then the folder is not in lionz's layout). The PET
+    NIfTI must be in SUV, as every LION input.
+    """
+    subjects = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found: dict[Path, list[Path]] = {}
+    for subject in subjects:
+        pets = sorted(
+            p
+            for p in subject.iterdir()
+            if p.is_file()
+            and p.name.startswith(LIONZ_PET_PREFIXES)
+            and p.name.endswith((".nii", ".nii.gz"))
+        )
+        if len(pets) > 1:
+            raise LionError(
+                f"{subject}: {len(pets)} PET files ({', '.join(p.name for p in pets)}); lionz's "
+                "layout has one PT_*.nii.gz per subject folder"
+            )
+        found[subject] = pets
+    if not any(found.values()):
+        return []
+    from .suv import find_pet_series
+
+    cases = []
+    for subject, pets in found.items():
+        if pets:
+            cases.append(Case(subject.name, pets, source=str(pets[0])))
+            continue
+        series = find_pet_series(subject)
+        for k, case in enumerate(series):
+            case.case_id = subject.name if len(series) == 1 else f"{subject.name}_{k + 1}"
+        cases += series
+    return cases
 
 
 def _single_channel(cases: list[Case], num_channels: int, where: Path) -> list[Case]:
@@ -135,8 +184,9 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     """Cases of ``-i``: a folder, a CSV (case_id, pet), a single image file or a DICOM root.
 
     Folders: nnU-Net layout (``<case>_0000.nii.gz``), autoPET studies (``**/SUV.nii.gz``,
-    case id = path parts joined by ``_``), plain image files (case id = file stem), or DICOM
-    (every PET series found, converted to SUV).
+    case id = path parts joined by ``_``), plain image files (case id = file stem), lionz subject
+    folders (``<subject>/PT_*.nii.gz`` or DICOM, case id = subject;
+    :func:`cases_from_lionz_subjects`), or DICOM (every PET series found, converted to SUV).
     """
     path = Path(input_path)
     if not path.exists():
@@ -160,17 +210,42 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     return cases
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str):
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) as a torch.device."""
+    """``cpu``, ``cuda``, ``mps`` (Apple GPU) or ``auto`` (CUDA, else MPS, else CPU)."""
     import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise LionError("--device cuda, but torch sees no CUDA GPU; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise LionError(f"--device {device!r}; choose cpu, cuda or auto")
+    if device == "mps" and not _mps_available():
+        raise LionError(
+            "--device mps, but this torch has no usable MPS (Apple GPU) backend; "
+            "use --device cpu or auto"
+        )
+    if device not in DEVICES[1:]:
+        raise LionError(f"--device {device!r}; choose {', '.join(DEVICES)}")
     return torch.device(device)
+
+
+def trainer_not_found(trainer: str) -> LionError:
+    """The error for a checkpoint whose trainer class nnU-Net cannot find."""
+    return LionError(
+        f"trainer {trainer} not found: the checkpoint names a trainer class that neither nnunetv2 "
+        "nor lion-nnunet defines; install/upgrade the package that defines it (lion-nnunet ships "
+        "the LION trainers and the lionz authors' nnUNetTrainerDA5_2000epochs; check with "
+        f"`lion doctor --trainer {trainer}`), or put its module on nnUNet_extTrainer"
+    )
 
 
 class LionPredictor:
@@ -212,11 +287,15 @@ class LionPredictor:
             )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
-            self.predictor.initialize_from_trained_model_folder(
-                str(model.folder), tuple(folds), checkpoint
-            )
+            with contextlib.redirect_stdout(sys.stderr):
+                self.predictor.initialize_from_trained_model_folder(
+                    str(model.folder), tuple(folds), checkpoint
+                )
         except RuntimeError as e:  # e.g. state dict does not fit the plans' architecture
             first = str(e).strip().splitlines()[0]
+            missing = re.match(r"Could not find requested nnunet trainer (\S+)", first)
+            if missing:
+                raise trainer_not_found(missing.group(1)) from None
             raise LionError(
                 f"{model.folder}: cannot load the checkpoint into the network of plans.json "
                 f"({first}); plans.json and the checkpoints do not belong together"
@@ -242,6 +321,12 @@ class LionPredictor:
             data, props = self.reader.read_images([str(f) for f in case.files])
         except Exception as e:  # nnU-Net readers raise RuntimeError and others
             raise LionError(f"{case.source}: cannot read the input image ({e})") from None
+        vmax = float(np.nanmax(data[0])) if data[0].size else 0.0
+        if vmax > MAX_PLAUSIBLE_SUV:  # e.g. lionz's PT_*.nii.gz straight from dcm2niix (Bq/ml)
+            raise LionError(
+                f"{case.source}: PET maximum is {vmax:g}, implausible for SUV; is it in Bq/ml? "
+                "Convert it to SUV, or give the DICOM series (lion predict converts it to SUV)"
+            )
         if data.shape[0] != self.model.num_channels:
             raise LionError(
                 f"{case.source}: {data.shape[0]} channel(s), the model takes "
@@ -314,14 +399,21 @@ def predict_cases(
     num_parts: int = 1,
     part_id: int = 0,
     checkpoint: str = CHECKPOINT,
+    tumor_label: int | None = None,
+    suv_threshold: float | None = None,
+    rotating_mip: bool = False,
 ) -> dict:
     """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
+
+    ``model_folder`` is a model folder or an installed model's name; ``tumor_label`` overrides
+    the tumor found from its dataset.json labels; ``suv_threshold`` drops tumor voxels below
+    that SUV; ``rotating_mip`` also writes ``mip_rotating.gif``.
 
     Returns:
         ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
     """
     out_dir = Path(out_dir)
-    model = check_model_folder(model_folder, folds, checkpoint)
+    model = check_model_folder(model_folder, folds, checkpoint, tumor_label)
     for name in remove_in_organs:
         model.label_set.label_of(name)
     if not 0 <= part_id < num_parts:
@@ -352,20 +444,15 @@ def predict_cases(
                 t1 = time.perf_counter()
                 spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
                 tumor, organs = split_label_map(
-                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs
-                )
-                more = None
-                if dicom_seg:
-                    from .dicom_seg import write_dicom_seg
-
-                    def more(case_dir: Path, _t=tumor, _c=case) -> dict:
-                        path = write_dicom_seg(_t, _c.dicom_files, case_dir / "seg.dcm")
-                        return {"dicom_seg": path.name}
-
+                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs,
+                    suv, suv_threshold,
+                )  # fmt: skip
+                more = _more_outputs(case, tumor, suv, spacing_zyx, dicom_seg, rotating_mip)
                 report = write_case_outputs(
                     out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
                     model.label_set, save_organs=save_organs, model=model.name,
                     folds=list(model.folds), extra={"input": case.source,
+                    "tumor_label": model.label_set.tumor_label, "suv_threshold": suv_threshold,
                     "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
                 )  # fmt: skip
                 report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
@@ -380,6 +467,29 @@ def predict_cases(
         "skipped": skipped,
         "summary": str(summary) if summary else None,
     }
+
+
+def _more_outputs(
+    case: Case, tumor: np.ndarray, suv: np.ndarray, spacing_zyx, dicom_seg: bool, rotating: bool
+) -> Callable[[Path], dict] | None:
+    """The optional per-case outputs (DICOM-SEG, rotating MIP) as one write function, or None."""
+    if not (dicom_seg or rotating):
+        return None
+
+    def more(case_dir: Path) -> dict:
+        out = {}
+        if dicom_seg:
+            from .dicom_seg import write_dicom_seg
+
+            out["dicom_seg"] = write_dicom_seg(tumor, case.dicom_files, case_dir / "seg.dcm").name
+        if rotating:
+            from .rotating_mip import save_rotating_mip
+
+            path = save_rotating_mip(suv, tumor, spacing_zyx, case_dir / "mip_rotating.gif")
+            out["mip_rotating"] = path.name
+        return out
+
+    return more
 
 
 def _simpleitk_io():
