@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from lion_nnunet.dataset_conversion.raw_dataset import MAX_PLAUSIBLE_SUV
 from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
@@ -321,18 +320,13 @@ class LionPredictor:
             data, props = self.reader.read_images([str(f) for f in case.files])
         except Exception as e:  # nnU-Net readers raise RuntimeError and others
             raise LionError(f"{case.source}: cannot read the input image ({e})") from None
-        vmax = float(np.nanmax(data[0])) if data[0].size else 0.0
-        if vmax > MAX_PLAUSIBLE_SUV:  # e.g. lionz's PT_*.nii.gz straight from dcm2niix (Bq/ml)
-            raise LionError(
-                f"{case.source}: PET maximum is {vmax:g}, implausible for SUV; is it in Bq/ml? "
-                "Convert it to SUV, or give the DICOM series (lion predict converts it to SUV)"
-            )
         if data.shape[0] != self.model.num_channels:
             raise LionError(
                 f"{case.source}: {data.shape[0]} channel(s), the model takes "
                 f"{self.model.num_channels}"
             )
-        check_suv_values(data[0], case.source)  # a NIfTI is SUV only if its values say so
+        # a NIfTI is SUV only if its values say so (lionz's PT_*.nii.gz from dcm2niix: Bq/ml)
+        check_suv_values(data[0], case.source)
         if isinstance(self.reader, SimpleITKIO):
             image = sitk.GetImageFromArray(data[0])
             image.SetSpacing(props["sitk_stuff"]["spacing"])
