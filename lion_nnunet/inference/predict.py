@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
@@ -76,18 +77,15 @@ def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
                     f"{folder}: case {case_id} has channel {extra.name}, but the model takes "
                     f"{num_channels} channel(s); pass a model trained on the same channels"
                 )
-            cases.append(Case(case_id, chans, source=str(chans[0])))
+            cases.append(Case(case_id_of_name(case_id), chans, source=str(chans[0])))
         return cases
     suv = sorted(folder.rglob("SUV.nii.gz"))
-    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz
-        cases = []
-        for p in suv:
-            rel = p.parent.relative_to(folder)
-            case_id = "_".join(rel.parts) if rel.parts else folder.name
-            cases.append(Case(case_id, [p], source=str(p)))
+    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz, ids as lion convert names them
+        ids = study_case_ids(folder.resolve(), [p.parent.resolve() for p in suv])
+        cases = [Case(ids[p.parent.resolve()][0], [p], source=str(p)) for p in suv]
         return _single_channel(cases, num_channels, folder)
     if images:
-        cases = [Case(stem, [p], source=str(p)) for p, stem in images]
+        cases = [Case(case_id_of_name(stem), [p], source=str(p)) for p, stem in images]
         return _single_channel(cases, num_channels, folder)
     from .suv import find_pet_series
 
@@ -126,7 +124,7 @@ def _cases_from_csv(path: Path, num_channels: int) -> list[Case]:
         pet = pet if pet.is_absolute() else path.parent / pet
         if not pet.is_file():
             raise LionError(f"{path}: case {row.case_id}: PET file {pet} not found")
-        cases.append(Case(str(row.case_id), [pet], source=str(pet)))
+        cases.append(Case(case_id_of_name(str(row.case_id)), [pet], source=str(pet)))
     return cases
 
 
@@ -134,8 +132,9 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     """Cases of ``-i``: a folder, a CSV (case_id, pet), a single image file or a DICOM root.
 
     Folders: nnU-Net layout (``<case>_0000.nii.gz``), autoPET studies (``**/SUV.nii.gz``,
-    case id = path parts joined by ``_``), plain image files (case id = file stem), or DICOM
-    (every PET series found, converted to SUV).
+    case id as ``lion convert`` names it: ``<patient>``, or ``<patient>_<study>`` for a patient
+    with several studies), plain image files (case id = file stem), or DICOM (every PET series
+    found, converted to SUV). Case ids follow :mod:`lion_nnunet.case_ids` (sanitised).
     """
     path = Path(input_path)
     if not path.exists():
@@ -144,9 +143,9 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
         cases = _cases_from_csv(path, num_channels)
     elif path.is_file() and _strip_ending(path.name) is not None:
         stem = _strip_ending(path.name)
-        case_id = stem[:-5] if stem.endswith("_0000") else stem
-        if case_id == "SUV":  # autoPET study: <patient>_<study>, as for a folder of studies
-            case_id = f"{path.parent.parent.name}_{path.parent.name}"
+        case_id = case_id_of_name(stem[:-5] if stem.endswith("_0000") else stem)
+        if path.name == "SUV.nii.gz":  # autoPET study: the id lion convert gives it
+            case_id = study_case_id(path.parent)[0]
         cases = _single_channel([Case(case_id, [path], source=str(path))], num_channels, path)
     elif path.is_dir():
         cases = _cases_from_folder(path, num_channels)
