@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
     else:
         test = choose_test_cases(list(patient_of), args.test_fraction, args.seed, patient_of)
+    for c in cases:
+        if c.case_id in test:
+            c.split = "test"
     folder = convert_cohort(
         cases, args.dataset_id, args.name, label_set, with_organs=with_organs,
         num_processes=args.num_processes, overwrite=args.overwrite, part_id=args.part_id,
