@@ -20,10 +20,10 @@ import numpy as np
 from lion_nnunet.errors import LionError
 
 
-def _patients(
+def group_by_patient(
     patient_of: Mapping[str, str], stratum_of: Mapping[str, str] | None = None
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """(patient -> sorted case ids, patient -> stratum)."""
+    """(patient -> sorted case ids, patient -> stratum: its studies' most common value)."""
     cases: dict[str, list[str]] = defaultdict(list)
     for cid in sorted(patient_of):
         cases[patient_of[cid]].append(cid)
@@ -39,7 +39,7 @@ def stratified_patient_order(
     patient_of: Mapping[str, str], stratum_of: Mapping[str, str] | None, rng: np.random.Generator
 ) -> list[str]:
     """Patients ordered so that every prefix keeps the strata's proportions (of patients)."""
-    cases, strata = _patients(patient_of, stratum_of)
+    cases, strata = group_by_patient(patient_of, stratum_of)
     keys = []
     for stratum in sorted(set(strata.values())):
         members = sorted(p for p in cases if strata[p] == stratum)
@@ -76,7 +76,7 @@ def choose_test_cases(
     if n == 0:
         return set()
     rng = np.random.default_rng(seed)
-    cases, _ = _patients(patient_of, stratum_of)
+    cases, _ = group_by_patient(patient_of, stratum_of)
     if stratum_of is None:
         patients = sorted(cases)
         order = [patients[i] for i in rng.permutation(len(patients))]
@@ -97,7 +97,7 @@ def grouped_kfold(
     fewest cases of that stratum, then the fewest cases overall: folds stay balanced in size and
     stratum mix.
     """
-    cases, strata = _patients(patient_of, stratum_of)
+    cases, strata = group_by_patient(patient_of, stratum_of)
     if folds < 2:
         raise LionError(f"--folds must be at least 2, got {folds}")
     if len(cases) < folds:
