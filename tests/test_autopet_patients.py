@@ -119,7 +119,7 @@ def test_every_split_keeps_a_patients_studies_together(autopet_tree, nnunet_dirs
     # --test-cases names one study; the patient's other studies follow it
     one = next(c for c in train if truth[c] == "PETCT_0223010e46")
     (root / "test.txt").write_text(one + "\n")
-    folder = _convert(root, 702, "--test-cases", str(root / "test.txt"))
+    folder = _convert(root, 702, "--test-cases", str(root / "test.txt"), "--no-organs")
     cases = pd.read_csv(folder / "lion_cases.csv", dtype=str).set_index("case_id")
     moved = set(cases.index[cases.split == "test"])
     assert moved == {c for c, p in truth.items() if p == "PETCT_0223010e46"} and len(moved) == 2
@@ -129,7 +129,7 @@ def test_lion_splits_and_plans_install_keep_patients_together(autopet_tree, nnun
     from lion_nnunet.plans.splits import install_default_splits
 
     root, owner = autopet_tree
-    folder = _convert(root, 703)
+    folder = _convert(root, 703, "--no-organs")
     truth = _patient_of_case(folder, owner)
     pre = Path(nnunet_dirs["nnUNet_preprocessed"]) / folder.name
     pre.mkdir(parents=True)
@@ -194,7 +194,7 @@ def test_autopet3_names_are_sanitised_and_grouped_by_patient(
 ) -> None:
     _autopet3_tree(fdg_cohort, tmp_path / "ap3", AUTOPET3)
     assert main(["convert", "autopet", "--input", str(tmp_path / "ap3"), "--tracer", "fdg",
-                 "--no-organs", "--dataset-id", "704", "--name", "AP3",
+                 "--no-organs", "--dataset-id", "704", "--name", "AP3", "-np", "1",
                  "--no-pbar"]) == 0  # fmt: skip
     folder = next(Path(nnunet_dirs["nnUNet_raw"]).glob("Dataset704_*"))
     cases = pd.read_csv(folder / "lion_cases.csv", dtype=str)
@@ -223,7 +223,7 @@ def test_true_collision_after_sanitising_is_refused(
     assert len({sanitize_case_id(n) for n in names}) == 1
     _autopet3_tree(fdg_cohort, tmp_path / "ap3", names)
     assert main(["convert", "autopet", "--input", str(tmp_path / "ap3"), "--tracer", "fdg",
-                 "--no-organs", "--dataset-id", "705", "--name", "C",
+                 "--no-organs", "--dataset-id", "705", "--name", "C", "-np", "1",
                  "--no-pbar"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert "'fdg_ab_01-01-2001-PET-CT' occurs 3 times" in err and "after sanitising" in err
@@ -261,3 +261,30 @@ def test_convert_predict_evaluate_find_every_case(
     assert set(per_case.status) == {"ok"}  # every case found, none "missing"
     reports = {json.loads((out / c / "report.json").read_text())["case_id"] for c in wanted}
     assert reports == set(wanted)
+
+
+def test_predict_discovery_names_studies_as_convert_does(autopet_tree) -> None:
+    """Expected ids written out from the tree's construction: the patient's name for a single
+    study, <patient>_<study> (spaces -> '-') for a patient with several; for the whole tree, a
+    patient folder, and each SUV.nii.gz alone."""
+    from lion_nnunet.dataset_conversion.autopet import discover_autopet
+    from lion_nnunet.inference.predict import discover_cases
+
+    root, _ = autopet_tree
+    expected, k = {}, 0
+    for patient, dates in TREE.items():
+        for date in dates:
+            study = root / "studies" / patient / _study_name(date, k)
+            name = patient if len(dates) == 1 else f"{patient}_{_study_name(date, k)}"
+            expected[study / "SUV.nii.gz"] = name.replace("  ", " ").replace(" ", "-")
+            k += 1
+    got = {Path(c.source): c.case_id for c in discover_cases(root / "studies")}
+    assert got == expected
+    for suv, cid in expected.items():
+        assert [c.case_id for c in discover_cases(suv)] == [cid]
+    patient_dir = root / "studies" / "PETCT_0117d7f11f"
+    assert sorted(c.case_id for c in discover_cases(patient_dir)) == sorted(
+        v for s, v in expected.items() if patient_dir in s.parents
+    )
+    converted = {c.pet: c.case_id for c in discover_autopet(root / "studies", None, "fdg")}
+    assert converted == expected
