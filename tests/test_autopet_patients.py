@@ -261,6 +261,14 @@ def test_convert_predict_evaluate_find_every_case(
     assert set(per_case.status) == {"ok"}  # every case found, none "missing"
     reports = {json.loads((out / c / "report.json").read_text())["case_id"] for c in wanted}
     assert reports == set(wanted)
+    # the model was trained by the stock commands on lion convert's folds by patient:
+    # lion plans install copied them and nnUNetv2_train read them
+    name = trained_fdg_model["dataset_dir"].name
+    pre = Path(__import__("os").environ["nnUNet_preprocessed"]) / name / "splits_final.json"
+    raw_folds = json.loads((trained_fdg_model["dataset_dir"] / "splits_final.json").read_text())
+    assert json.loads(pre.read_text()) == raw_folds
+    log = next((model / "fold_0").glob("training_log_*.txt")).read_text()
+    assert f"Using splits from existing split file: {pre}" in log
 
 
 def test_predict_discovery_names_studies_as_convert_does(autopet_tree) -> None:
