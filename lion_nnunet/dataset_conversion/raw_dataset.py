@@ -341,6 +341,10 @@ def _prepare_dataset_dir(dataset_dir: Path, expected: dict, overwrite: bool) -> 
             same = False
     elif not any(dataset_dir.iterdir()):
         return
+    elif (dataset_dir / ".lion").is_dir() and not overwrite:
+        # a conversion without dataset.json yet: other parts of this run writing their cases
+        # (each case record carries its inputs' signature, so nothing foreign is kept)
+        return
     if overwrite:
         shutil.rmtree(dataset_dir)
     elif not same:
@@ -389,7 +393,7 @@ def convert_cohort(
     meta = dataset_json(label_set, with_organs, num_training)
     if num_parts == 1 or (part_id == 0 and not overwrite):
         _prepare_dataset_dir(dataset_dir, meta, overwrite)
-    for sub in ("imagesTr", "labelsTr", ".lion"):
+    for sub in (".lion", "imagesTr", "labelsTr"):  # .lion first: marks a LION conversion
         (dataset_dir / sub).mkdir(parents=True, exist_ok=True)
     if any(c.split == "test" for c in cases):
         (dataset_dir / "imagesTs").mkdir(exist_ok=True)
