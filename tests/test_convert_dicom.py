@@ -18,6 +18,7 @@ from fixtures_dicom import ct_series, pet_series, rtstruct
 from matplotlib.path import Path as Polygon
 
 from lion_nnunet.cli import main
+from lion_nnunet.inference.cases import find_pet_series
 
 RP = {"RadiopharmaceuticalStartDateTime": "20240506085500", "RadionuclideTotalDose": "3.5e8",
       "RadionuclideHalfLife": "6586.2", "Radiopharmaceutical": "Fluorodeoxyglucose"}  # fmt: skip
@@ -180,6 +181,9 @@ def test_convert_dicom_tree(dicom_tree: dict, tmp_path: Path, capsys, nnunet_dir
     assert main(["convert", "autopet", "--input", str(out), *args, "-np", "1", "--no-pbar"]) == 0
     labels = sorted((nnunet_dirs["nnUNet_raw"] / "Dataset971_FROMDICOM" / "labelsTr").glob("*"))
     assert len(labels) == 2
+    # lion predict -i DICOM_ROOT names each study as this conversion did
+    converted = {p.name.removesuffix(".nii.gz") for p in labels}
+    assert converted <= {c.case_id for c in find_pet_series(dicom_tree["root"])}
 
 
 def test_roi_regex_that_matches_nothing_is_refused(dicom_tree: dict, tmp_path: Path, capsys):

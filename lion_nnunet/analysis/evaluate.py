@@ -1,11 +1,13 @@
 """`lion evaluate`: autoPET metrics per case and per cohort/group, from prediction folders.
 
 Predictions: ``PRED/<case>.nii.gz`` (any tool; multi-class maps keep only the tumor label) or
-``lion predict`` output ``PRED/<case>/tumor.nii.gz`` (0/1). Ground truth: label maps
-``GT/<case>.nii.gz`` (organ classes ignored) or binary masks. The tumor label of each side comes
-from its dataset.json when there is one (``PRED/dataset.json``, which nnUNetv2_predict copies
-there; ``GT/dataset.json`` or ``GT/../dataset.json`` for a raw dataset's labelsTs), by the rule
-of :func:`lion_nnunet.labels.find_tumor_label`; else it is 1 (LION's layout, binary masks);
+``lion predict`` output ``PRED/<case>/tumor.nii.gz`` (0/1). Case ids are the ground-truth file names
+sanitised as everywhere in LION (:mod:`lion_nnunet.case_ids`); a prediction under the raw name
+is found too. Ground truth: label maps ``GT/<case>.nii.gz`` (organ classes ignored) or binary
+masks. The tumor label of each side comes from its dataset.json when there is one
+(``PRED/dataset.json``, which nnUNetv2_predict copies there; ``GT/dataset.json`` or
+``GT/../dataset.json`` for a raw dataset's labelsTs), by the rule of
+:func:`lion_nnunet.labels.find_tumor_label`; else it is 1 (LION's layout, binary masks);
 ``--tumor-label``/``--gt-tumor-label`` override. A prediction on another
 grid is resampled onto the ground truth (nearest neighbour) with a warning, or refused with
 ``strict``. Cases without a prediction are listed and counted (status "missing"), never dropped.
@@ -25,6 +27,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from lion_nnunet.analysis.metrics import case_metrics, detection_scores
+from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import (
     geometry_mismatch,
@@ -50,11 +53,17 @@ PET_METRICS = ("gt_suv_max", "gt_tlg", "pred_tlg", "tlg_error")
 COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn")
 
 
+def _names(case: str) -> list[str]:
+    """A ground-truth file's name and the case id it has everywhere else (sanitised)."""
+    return list(dict.fromkeys([case_id_of_name(case), case]))
+
+
 def find_prediction(pred_dir: Path, case: str) -> Path | None:
-    """The prediction file of a case in either layout, or None."""
-    for candidate in (pred_dir / case / "tumor.nii.gz", pred_dir / f"{case}.nii.gz"):
-        if candidate.is_file():
-            return candidate
+    """The prediction file of a case in either layout (by case id or raw name), or None."""
+    for name in _names(case):
+        for candidate in (pred_dir / name / "tumor.nii.gz", pred_dir / f"{name}.nii.gz"):
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -88,9 +97,10 @@ def resolve_tumor_label(folder: Path, given: int | None, with_parent: bool = Fal
 
 def find_pet(pet_dir: Path, case: str) -> Path | None:
     """The PET (SUV) file of a case: ``<case>_0000.nii.gz`` (imagesTs) or ``<case>.nii.gz``."""
-    for candidate in (pet_dir / f"{case}_0000.nii.gz", pet_dir / f"{case}.nii.gz"):
-        if candidate.is_file():
-            return candidate
+    for name in _names(case):
+        for candidate in (pet_dir / f"{name}_0000.nii.gz", pet_dir / f"{name}.nii.gz"):
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -235,11 +245,12 @@ def evaluate(
         raise LionError(f"{pet_dir}: PET folder not found")
     jobs = []
     for gt in gts:
-        case = gt.name[: -len(".nii.gz")]
-        pred = find_prediction(pred_dir, case)
+        name = gt.name[: -len(".nii.gz")]
+        case = case_id_of_name(name)
+        pred = find_prediction(pred_dir, name)
         pet = None
         if pet_dir is not None:
-            pet = find_pet(Path(pet_dir), case)
+            pet = find_pet(Path(pet_dir), name)
             if pet is None:
                 raise LionError(
                     f"{pet_dir}: no PET for case {case} ({case}_0000.nii.gz or {case}.nii.gz); "

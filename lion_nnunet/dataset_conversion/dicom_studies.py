@@ -32,7 +32,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
-from lion_nnunet.inference.dicom_index import SEG_SOP, SeriesInfo, index_dicom
+from lion_nnunet.inference.dicom_index import SEG_SOP, SeriesInfo, index_dicom, pet_study_folders
 from lion_nnunet.inference.suv import (
     check_static_pet,
     read_suv_series,
@@ -63,20 +63,6 @@ class StudyJob:
     overwrite: bool = False
 
 
-def safe_name(text: str, fallback: str) -> str:
-    """Folder-safe name: runs of characters other than ``[A-Za-z0-9._-]`` become ``-``."""
-    name = re.sub(r"[^A-Za-z0-9._\-]+", "-", str(text)).strip("-.")
-    return name or fallback
-
-
-def _study_name(header) -> str:
-    date = str(getattr(header, "StudyDate", "") or "")
-    date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) >= 8 else "nodate"
-    desc = safe_name(getattr(header, "StudyDescription", "") or "", "study")
-    uid = re.sub(r"\D", "", str(getattr(header, "StudyInstanceUID", "")))[-5:] or "0"
-    return f"{date}-{desc}-{uid}"
-
-
 def _pick_ct(pet: SeriesInfo, cts: list[SeriesInfo]) -> SeriesInfo | None:
     if not cts:
         return None
@@ -91,11 +77,8 @@ def plan_jobs(
 ) -> tuple[list[StudyJob], list[dict]]:
     """Jobs for every PET series of the indexed tree, and the series refused already here."""
     jobs, refused = [], []
-    patients_used: dict[str, str] = {}
+    folders = pet_study_folders(tree)
     for patient_id in sorted(tree):
-        patient = safe_name(patient_id, "anonymous")
-        while patients_used.setdefault(patient, patient_id) != patient_id:
-            patient += "_"
         for study_uid in sorted(tree[patient_id]):
             series = tree[patient_id][study_uid]
             pets = [s for s in series if s.is_pet_image]
@@ -114,18 +97,13 @@ def plan_jobs(
                 except LionError as e:
                     refused.append(_refusal(pet.folder, str(e).split(": ", 1)[-1]))
                     continue
-                name = _study_name(pet.header)
-                if len(corrected) > 1:
-                    name += f"-S{getattr(pet.header, 'SeriesNumber', '') or pet.uid[-4:]}"
-                if any(j.out_dir == output / patient / name for j in jobs):  # name collision
-                    name += f"-{pet.uid.replace('.', '')[-8:]}"
                 ct = _pick_ct(pet, cts)
                 if ct is not None and ct.frame_of_reference != pet.frame_of_reference:
                     why = "has another FrameOfReferenceUID than the PET; placed by coordinates"
                     log.warning("%s: CT %s %s", pet.folder, ct.folder, why)
                 jobs.append(
                     StudyJob(
-                        out_dir=output / patient / name,
+                        out_dir=output / folders[pet.uid],
                         pet_folder=pet.folder,
                         pet_files=pet.files,
                         ct_files=ct.files if ct else [],

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lion_nnunet.case_ids import sanitize_case_id
 from lion_nnunet.progress import track
 
 log = logging.getLogger(__name__)
@@ -118,3 +119,47 @@ def index_dicom(root: str | Path, progress: bool = False) -> dict[str, dict[str,
     for info in series.values():
         tree[info.patient_id][info.study_uid].append(info)
     return {p: dict(studies) for p, studies in tree.items()}
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """Folder-safe name by the case-id rule (:func:`lion_nnunet.case_ids.sanitize_case_id`)."""
+    return sanitize_case_id(str(text)) or fallback
+
+
+def study_folder_name(header) -> str:
+    """``<YYYY-MM-DD>-<StudyDescription>-<last 5 digits of StudyInstanceUID>`` of a series."""
+    import re
+
+    date = str(getattr(header, "StudyDate", "") or "")
+    date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) >= 8 else "nodate"
+    desc = safe_name(getattr(header, "StudyDescription", "") or "", "study")
+    uid = re.sub(r"\D", "", str(getattr(header, "StudyInstanceUID", "")))[-5:] or "0"
+    return f"{date}-{desc}-{uid}"
+
+
+def pet_study_folders(tree: dict[str, dict[str, list]]) -> dict[str, Path]:
+    """``{PET series UID: Path(<patient>/<study>)}`` for every attenuation-corrected PET series.
+
+    The folders ``lion convert dicom`` writes, and so the case ids ``lion predict -i DICOM_ROOT``
+    gives (:func:`lion_nnunet.case_ids.study_case_ids` over these folders): patient = sanitised
+    PatientID (made unique with ``_``), study = :func:`study_folder_name`, with ``-S<SeriesNumber>``
+    when a study has several corrected PET series and the end of the series UID on a collision.
+    """
+    out: dict[str, Path] = {}
+    patients_used: dict[str, str] = {}
+    for patient_id in sorted(tree):
+        patient = safe_name(patient_id, "anonymous")
+        while patients_used.setdefault(patient, patient_id) != patient_id:
+            patient += "_"
+        for study_uid in sorted(tree[patient_id]):
+            corrected = [
+                s for s in tree[patient_id][study_uid] if s.is_pet_image and s.attenuation_corrected
+            ]
+            for pet in corrected:
+                name = study_folder_name(pet.header)
+                if len(corrected) > 1:
+                    name += f"-S{getattr(pet.header, 'SeriesNumber', '') or pet.uid[-4:]}"
+                if Path(patient, name) in out.values():  # name collision
+                    name += f"-{pet.uid.replace('.', '')[-8:]}"
+                out[pet.uid] = Path(patient, name)
+    return out

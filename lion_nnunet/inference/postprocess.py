@@ -21,6 +21,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
 from lion_nnunet.labels import (
     LabelSet,
@@ -221,10 +222,11 @@ def postprocess_folder(
     files = files[part_id::num_parts]
     reports = []
     for path in track(files, "postprocess", len(files), progress):
-        case_id = path.name[: -len(ending)]
+        name = path.name[: -len(ending)]
+        case_id = case_id_of_name(name)  # the id convert, predict and evaluate use
         if case_done(out_dir / case_id) and not overwrite:
             continue
-        pet_image, suv = read_float_image(find_pet(pet_dir, case_id, ending), "PET")
+        pet_image, suv = read_float_image(find_pet(pet_dir, name, ending), "PET")
         seg_image = read_image(path, "prediction")
         problem = geometry_mismatch(pet_image, seg_image)
         if problem:

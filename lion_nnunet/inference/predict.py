@@ -17,16 +17,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
+from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder
 from .outputs import case_done, write_case_outputs, write_summary
 from .postprocess import split_label_map
@@ -35,17 +36,6 @@ from .suv import check_suv_values
 log = logging.getLogger(__name__)
 
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".mha", ".nrrd")
-
-
-@dataclass
-class Case:
-    """One input case: channel files (``_0000`` = PET in SUV) or a loader (DICOM -> SUV image)."""
-
-    case_id: str
-    files: list[Path] = field(default_factory=list)
-    loader: Callable[[], sitk.Image] | None = None
-    source: str = ""
-    dicom_files: list[Path] = field(default_factory=list)
 
 
 def _strip_ending(name: str) -> str | None:
@@ -78,24 +68,19 @@ def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
                     f"{folder}: case {case_id} has channel {extra.name}, but the model takes "
                     f"{num_channels} channel(s); pass a model trained on the same channels"
                 )
-            cases.append(Case(case_id, chans, source=str(chans[0])))
+            cases.append(Case(case_id_of_name(case_id), chans, source=str(chans[0])))
         return cases
     suv = sorted(folder.rglob("SUV.nii.gz"))
-    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz
-        cases = []
-        for p in suv:
-            rel = p.parent.relative_to(folder)
-            case_id = "_".join(rel.parts) if rel.parts else folder.name
-            cases.append(Case(case_id, [p], source=str(p)))
+    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz, ids as lion convert names them
+        ids = study_case_ids(folder.resolve(), [p.parent.resolve() for p in suv])
+        cases = [Case(ids[p.parent.resolve()][0], [p], source=str(p)) for p in suv]
         return _single_channel(cases, num_channels, folder)
     if images:
-        cases = [Case(stem, [p], source=str(p)) for p, stem in images]
+        cases = [Case(case_id_of_name(stem), [p], source=str(p)) for p, stem in images]
         return _single_channel(cases, num_channels, folder)
     lionz = cases_from_lionz_subjects(folder)
     if lionz:
         return _single_channel(lionz, num_channels, folder)
-    from .suv import find_pet_series
-
     series = find_pet_series(folder)
     if series:
         return _single_channel(series, num_channels, folder)
@@ -112,7 +97,8 @@ LIONZ_PET_PREFIXES = ("PT_", "PT-")
 def cases_from_lionz_subjects(folder: Path) -> list[Case]:
     """lionz's input layout: one folder per subject holding ``PT_*.nii(.gz)`` (plus CT_*, ignored).
 
-    Case id = the subject folder's name, as lionz names its outputs. A subject folder with no
+    Case id = the subject folder's name (sanitised by :mod:`lion_nnunet.case_ids`), as lionz
+    names its outputs. A subject folder with no
     ``PT_`` NIfTI but a DICOM PET series is read from DICOM (converted to SUV). Returns [] when
     no subject folder has a ``PT_`` NIfTI (then the folder is not in lionz's layout). The PET
     NIfTI must be in SUV, as every LION input.
@@ -135,16 +121,15 @@ def cases_from_lionz_subjects(folder: Path) -> list[Case]:
         found[subject] = pets
     if not any(found.values()):
         return []
-    from .suv import find_pet_series
-
     cases = []
     for subject, pets in found.items():
         if pets:
-            cases.append(Case(subject.name, pets, source=str(pets[0])))
+            cases.append(Case(case_id_of_name(subject.name), pets, source=str(pets[0])))
             continue
         series = find_pet_series(subject)
+        subject_id = case_id_of_name(subject.name)
         for k, case in enumerate(series):
-            case.case_id = subject.name if len(series) == 1 else f"{subject.name}_{k + 1}"
+            case.case_id = subject_id if len(series) == 1 else f"{subject_id}_{k + 1}"
         cases += series
     return cases
 
@@ -175,7 +160,7 @@ def _cases_from_csv(path: Path, num_channels: int) -> list[Case]:
         pet = pet if pet.is_absolute() else path.parent / pet
         if not pet.is_file():
             raise LionError(f"{path}: case {row.case_id}: PET file {pet} not found")
-        cases.append(Case(str(row.case_id), [pet], source=str(pet)))
+        cases.append(Case(case_id_of_name(str(row.case_id)), [pet], source=str(pet)))
     return cases
 
 
@@ -183,9 +168,11 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     """Cases of ``-i``: a folder, a CSV (case_id, pet), a single image file or a DICOM root.
 
     Folders: nnU-Net layout (``<case>_0000.nii.gz``), autoPET studies (``**/SUV.nii.gz``,
-    case id = path parts joined by ``_``), plain image files (case id = file stem), lionz subject
-    folders (``<subject>/PT_*.nii.gz`` or DICOM, case id = subject;
-    :func:`cases_from_lionz_subjects`), or DICOM (every PET series found, converted to SUV).
+    case id as ``lion convert`` names it: ``<patient>``, or ``<patient>_<study>`` for a patient
+    with several studies), plain image files (case id = file stem), lionz subject folders
+    (``<subject>/PT_*.nii.gz`` or DICOM, case id = subject; :func:`cases_from_lionz_subjects`),
+    or DICOM (every PET series found, converted to SUV). Case ids follow
+    :mod:`lion_nnunet.case_ids` (sanitised).
     """
     path = Path(input_path)
     if not path.exists():
@@ -194,9 +181,9 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
         cases = _cases_from_csv(path, num_channels)
     elif path.is_file() and _strip_ending(path.name) is not None:
         stem = _strip_ending(path.name)
-        case_id = stem[:-5] if stem.endswith("_0000") else stem
-        if case_id == "SUV":  # autoPET study: <patient>_<study>, as for a folder of studies
-            case_id = f"{path.parent.parent.name}_{path.parent.name}"
+        case_id = case_id_of_name(stem[:-5] if stem.endswith("_0000") else stem)
+        if path.name == "SUV.nii.gz":  # autoPET study: the id lion convert gives it
+            case_id = study_case_id(path.parent)[0]
         cases = _single_channel([Case(case_id, [path], source=str(path))], num_channels, path)
     elif path.is_dir():
         cases = _cases_from_folder(path, num_channels)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -471,57 +470,3 @@ def read_suv_series(files: list[Path]) -> sitk.Image:
     image = sitk.GetImageFromArray(array)
     image.CopyInformation(geometry)
     return image
-
-
-def _case_id(header) -> str:
-    raw = f"{getattr(header, 'PatientID', '') or 'patient'}_{getattr(header, 'SeriesNumber', '')}"
-    return re.sub(r"[^A-Za-z0-9_\-]+", "_", raw).strip("_")
-
-
-def find_pet_series(root: str | Path) -> list:
-    """Every PET series under ``root`` as a prediction case (loaded and converted lazily).
-
-    Series are found as ``lion convert dicom`` finds them (:func:`index_dicom`): PET image series
-    (not secondary-capture MIPs); a non-attenuation-corrected series is skipped when its study has
-    an attenuation-corrected one, refused otherwise. Case id: ``<PatientID>_<SeriesNumber>`` (made
-    unique with the end of the series UID). Raises when DICOM files exist but none is PET.
-    """
-    from .dicom_index import index_dicom
-    from .predict import Case
-
-    root = Path(root)
-    tree = index_dicom(root)
-    studies = [series for patient in tree.values() for series in patient.values()]
-    modalities = {s.modality or "?" for series in studies for s in series}
-    pets = []
-    for series in studies:
-        candidates = [s for s in series if s.is_pet_image]
-        corrected = [s for s in candidates if s.attenuation_corrected]
-        for s in candidates:
-            if not s.attenuation_corrected and not corrected:
-                raise LionError(
-                    f"{s.folder}: PET is not attenuation corrected (CorrectedImage lacks ATTN); "
-                    "give the attenuation-corrected series"
-                )
-        pets += corrected
-    if not pets and modalities:
-        raise LionError(
-            f"{root}: DICOM series of modality {', '.join(sorted(modalities))} but no PET (PT) "
-            "series; give the folder of a PET series"
-        )
-    cases, seen = [], set()
-    for series in pets:
-        check_static_pet(series.header, series.folder)
-        case_id = _case_id(series.header)
-        if case_id in seen:
-            case_id = f"{case_id}_{series.uid[-6:].replace('.', '')}"
-        seen.add(case_id)
-        cases.append(
-            Case(
-                case_id,
-                loader=lambda f=series.files: read_suv_series(f),
-                source=str(series.folder),
-                dicom_files=series.files,
-            )
-        )
-    return cases

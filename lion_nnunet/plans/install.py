@@ -5,7 +5,9 @@ results folders use it and ``nnUNetv2_predict -p`` looks the file up by it); a `
 unique to the plans name (preprocessing deletes and rewrites that folder); the PET intensity
 statistics (mean, std, 0.5/99.5 percentiles of foreground SUV) from nnU-Net's fingerprint, which
 ``CTNormalization`` uses; and the median spacing/shape. Like nnU-Net's planner it also copies
-the raw dataset.json next to the plans (preprocessing reads it there). Optional overrides: patch
+the raw dataset.json next to the plans (preprocessing reads it there) and, when absent there, the
+raw folder's ``splits_final.json`` (lion convert's 5 folds by patient; nnU-Net's planner copies it
+the same way). Optional overrides: patch
 size (the network topology is recomputed with nnU-Net's rule), batch size, target spacing.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_json
 from lion_nnunet.nnunet_env import find_dataset_name, require_folder
+from lion_nnunet.plans.splits import install_default_splits
 from lion_nnunet.plans.templates import CONFIGURATION, architecture, load_template
 
 
@@ -104,4 +107,6 @@ def install_plans(
     raw_json = require_folder("nnUNet_raw") / name / "dataset.json"
     if raw_json.is_file():
         write_json(json.loads(raw_json.read_text()), folder / "dataset.json")
+    # ... and the raw folder's splits_final.json (lion convert's folds by patient)
+    install_default_splits(name)
     return target
