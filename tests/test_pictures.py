@@ -30,9 +30,10 @@ def test_save_mip_png_draws_tumor_head_up(tmp_path: Path) -> None:
     path = save_mip_png(pet, tumor, organs, (3.0, 2.0, 2.0), tmp_path / "m.png", title="case")
     rgba = mpimg.imread(str(path))
     assert rgba.shape[0] > 200 and rgba.shape[1] > 100
-    red = (rgba[..., 0] > 0.8) & (rgba[..., 1] < 0.3) & (rgba[..., 2] < 0.3)
+    above_legend = rgba[: int(0.96 * rgba.shape[0])]  # the red legend patch sits in the bottom 4 %
+    red = (above_legend[..., 0] > 0.8) & (above_legend[..., 1] < 0.3) & (above_legend[..., 2] < 0.3)
     rows = np.nonzero(red.any(axis=1))[0]
-    plot_rows = np.nonzero((rgba[..., :3].sum(axis=-1) < 2.9).any(axis=1))[0]
+    plot_rows = np.nonzero((above_legend[..., :3].sum(axis=-1) < 2.9).any(axis=1))[0]
     # the tumor is near the top of the drawn body (head up), not near the bottom
     assert rows.size and rows.mean() < plot_rows.min() + 0.4 * (plot_rows.max() - plot_rows.min())
     assert not list(tmp_path.glob(".*part*"))  # atomic write left no temp file
