@@ -12,6 +12,7 @@ validation set, TOM diversity per subset, and the diversity-vs-Dice correlation.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class AblationPlan:
     spacing: str | None = None
     base_features: int | None = None
     num_processes: int = 2
+    #: further trainers for the organ arm only (e.g. the tumor-Dice variants), each compared
+    #: with the tumor-only arm on the same holdout
+    organ_trainers: tuple[str, ...] = ()
 
     def arms(self) -> tuple[Arm, Arm]:
         return (
@@ -87,13 +91,60 @@ def model_dir(env: dict[str, str], arm: Arm, trainer: str) -> Path:
     )
 
 
+def shared_splits(cases_csv: Path, n_splits: int = 5, seed: int = 12345) -> list[dict]:
+    """One set of cross-validation splits for both arms, from the converted case list.
+
+    The training cases of ``lion_cases.csv``, grouped by ``patient_id`` where the column exists
+    (all studies of a patient in one fold), else by case; groups shuffled with ``seed`` and dealt
+    round-robin into ``n_splits`` folds. Returned in nnU-Net's splits_final.json layout.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cases = pd.read_csv(cases_csv, dtype=str).fillna("")
+    train = cases[cases["split"] == "train"]
+    has_patient = "patient_id" in train.columns and (train["patient_id"] != "").all()
+    groups = train["patient_id"] if has_patient else train["case_id"]
+    unique = sorted(set(groups))
+    if len(unique) < n_splits:
+        raise LionError(
+            f"{cases_csv}: {len(unique)} training patients, fewer than {n_splits} folds"
+        )
+    np.random.default_rng(seed).shuffle(unique)
+    fold_of = {g: i % n_splits for i, g in enumerate(unique)}
+    folds = [fold_of[g] for g in groups]
+    ids = list(train["case_id"])
+    return [
+        {"train": sorted(c for c, f in zip(ids, folds, strict=True) if f != k),
+         "val": sorted(c for c, f in zip(ids, folds, strict=True) if f == k)}
+        for k in range(n_splits)
+    ]  # fmt: skip
+
+
+def _write_shared_splits(cases_csv: Path, targets: list[Path]) -> None:
+    from lion_nnunet.io import write_json
+
+    splits = shared_splits(cases_csv)
+    for target in targets:
+        write_json(splits, target)
+
+
 def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
-    """Run (or resume) the ablation; return per-arm evaluation summaries and output paths."""
+    """Run (or resume) the ablation; return per-arm evaluation summaries and output paths.
+
+    Fair by construction: both arms get the same cases, the same splits (one splits_final.json
+    written from the organ arm's case list into both datasets), the same plans apart from the
+    number of output classes, and the same PET normalization (the tumor-only arm's plans take
+    their intensity statistics from the organ arm's fingerprint: nnU-Net computes them over
+    label-foreground voxels, which differ between the arms).
+    """
     env = wf.env
     raw = Path(env["nnUNet_raw"])
-    results: dict[str, dict] = {}
-    for arm in plan.arms():
-        dataset = raw / f"Dataset{arm.dataset_id:03d}_{arm.name}"
+    preprocessed_root = Path(env["nnUNet_preprocessed"])
+    arms = plan.arms()
+    datasets = {arm.key: raw / f"Dataset{arm.dataset_id:03d}_{arm.name}" for arm in arms}
+    for arm in arms:
+        dataset = datasets[arm.key]
         convert = _lion(
             "convert", "autopet", "--input", plan.studies, "--tracer", plan.tracer,
             "--dataset-id", arm.dataset_id, "--name", arm.name, "--test-fraction",
@@ -102,21 +153,20 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         convert += ["--organs", plan.organs] if arm.with_organs else ["--no-organs"]
         convert += ["--metadata", plan.metadata] if plan.metadata else []
         wf.run(f"{arm.key}: convert", convert, outputs=[dataset / "dataset.json"])
-        did = arm.dataset_id
         wf.run(
             f"{arm.key}: fingerprint",
-            _nn("nnUNetv2_extract_fingerprint", "-d", did, "-np", plan.num_processes),
-            outputs=[Path(env["nnUNet_preprocessed"]) / dataset.name / "dataset_fingerprint.json"],
+            _nn("nnUNetv2_extract_fingerprint", "-d", arm.dataset_id, "-np", plan.num_processes),
+            outputs=[preprocessed_root / dataset.name / "dataset_fingerprint.json"],
         )
-        install = _lion("plans", "install", "--dataset", did, "--tracer", plan.tracer)
-        install.append("--overwrite")
+        install = _lion("plans", "install", "--dataset", arm.dataset_id, "--tracer", plan.tracer)
+        install += ["--intensity-from", arms[0].dataset_id, "--overwrite"]
         if plan.patch_size:
             install += ["--patch-size", *plan.patch_size]
         if plan.spacing:
             install += ["--spacing", plan.spacing]
         if plan.base_features:
             install += ["--base-features", plan.base_features]
-        preprocessed = Path(env["nnUNet_preprocessed"]) / dataset.name
+        preprocessed = preprocessed_root / dataset.name
         wf.run(
             f"{arm.key}: LION plans",
             install,
@@ -124,41 +174,57 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         )
         wf.run(
             f"{arm.key}: preprocess",
-            _nn("nnUNetv2_preprocess", "-d", did, "-plans_name", PLANS, "-c", CONFIGURATION,
-                "-np", plan.num_processes),
+            _nn("nnUNetv2_preprocess", "-d", arm.dataset_id, "-plans_name", PLANS, "-c",
+                CONFIGURATION, "-np", plan.num_processes),
         )  # fmt: skip
-        model = model_dir(env, arm, plan.trainer)
-        wf.run(
-            f"{arm.key}: train",
-            _nn("nnUNetv2_train", did, CONFIGURATION, plan.fold, "-p", PLANS, "-tr", plan.trainer,
-                "-device", plan.device),
-            outputs=[model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
-        )  # fmt: skip
-        pred = plan.root / "predictions" / arm.key
-        wf.run(
-            f"{arm.key}: predict holdout",
-            _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f", plan.fold,
-                  "--device", plan.device, "--no-pbar"),
-            outputs=[pred / "summary.csv"],
-        )  # fmt: skip
-        evaluation = plan.root / "evaluation" / arm.key
-        wf.run(
-            f"{arm.key}: evaluate",
-            _lion("evaluate", "--pred", pred, "--gt", dataset / "labelsTs", "--pet",
-                  dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o", evaluation,
-                  "--no-pbar", "--overwrite"),
-            outputs=[evaluation / "per_case.csv"],
-        )  # fmt: skip
-        results[arm.key] = {
-            "dataset": dataset, "model": model, "predictions": pred, "evaluation": evaluation,
-        }  # fmt: skip
-    organs = plan.arms()[0]
+    split_files = [preprocessed_root / d.name / "splits_final.json" for d in datasets.values()]
+    cases_csv = datasets["organs"] / "lion_cases.csv"
+    wf.call(
+        "shared splits (both arms)",
+        lambda: _write_shared_splits(cases_csv, split_files),
+        signature=hashlib.sha1(cases_csv.read_bytes()).hexdigest() if cases_csv.is_file() else "",
+    )
+    results: dict[str, dict] = {}
+    for arm in arms:
+        dataset = datasets[arm.key]
+        trainers = [plan.trainer] + (list(plan.organ_trainers) if arm.with_organs else [])
+        for trainer in trainers:
+            key = arm.key if trainer == plan.trainer else f"{arm.key}:{trainer}"
+            model = model_dir(env, arm, trainer)
+            wf.run(
+                f"{key}: train",
+                _nn("nnUNetv2_train", arm.dataset_id, CONFIGURATION, plan.fold, "-p", PLANS,
+                    "-tr", trainer, "-device", plan.device),
+                outputs=[model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
+            )  # fmt: skip
+            folder = key.replace(":", "__")
+            pred = plan.root / "predictions" / folder
+            wf.run(
+                f"{key}: predict holdout",
+                _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f",
+                      plan.fold, "--device", plan.device, "--no-pbar"),
+                outputs=[pred / "summary.csv"],
+            )  # fmt: skip
+            evaluation = plan.root / "evaluation" / folder
+            wf.run(
+                f"{key}: evaluate",
+                _lion("evaluate", "--pred", pred, "--gt", dataset / "labelsTs", "--pet",
+                      dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o",
+                      evaluation, "--no-pbar", "--overwrite"),
+                outputs=[evaluation / "per_case.csv"],
+            )  # fmt: skip
+            results[key] = {
+                "dataset": dataset, "model": model, "predictions": pred,
+                "evaluation": evaluation, "trainer": trainer,
+            }  # fmt: skip
+    organs = arms[0]
     compare = plan.root / "comparison"
+    methods = [a for k, info in results.items() for a in ("--method", f"{k.replace(':', '__')}="
+                                                             f"{info['predictions']}")]  # fmt: skip
     wf.run(
         "compare models",
-        _lion("compare", "--method", f"organs={results['organs']['predictions']}", "--method",
-              f"tumor_only={results['tumor_only']['predictions']}", "--gt",
-              results["organs"]["dataset"] / "labelsTs", "-o", compare, "--overwrite"),
+        _lion("compare", *methods, "--gt", results["organs"]["dataset"] / "labelsTs", "-o",
+              compare, "--overwrite"),
     )  # fmt: skip
     tom = plan.root / "tom"
     wf.run(
@@ -206,7 +272,6 @@ def run_demo(settings: DemoSettings) -> dict:
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.io import write_csv, write_json
-    from lion_nnunet.trainers.schedules import demo_trainer_name
 
     out: Path = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -225,8 +290,8 @@ def run_demo(settings: DemoSettings) -> dict:
     plan = AblationPlan(
         root=out, studies=data / "studies", organs=data / "organs",
         metadata=data / "cases.csv", tracer=settings.tracer, dataset_id=settings.dataset_id,
-        name=f"Demo{settings.tracer.upper()}", trainer=demo_trainer_name(
-            settings.epochs, settings.iterations), fold="0", device=settings.device,
+        name=f"Demo{settings.tracer.upper()}", trainer=settings.trainer, fold="0",
+        device=settings.device,
         test_fraction=settings.test_fraction, seed=settings.seed,
         patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
     )  # fmt: skip

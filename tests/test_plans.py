@@ -103,3 +103,68 @@ def test_splits_nested_stratified_with_fixed_validation(tmp_path, nnunet_dirs, c
     assert set(table[table.role == "train"].disease) == {"lymphoma"}
     assert main(["splits", "-d", "612", "--subset-sizes", "4", "--stratify", "site"]) == 1
     assert "no column 'site'" in capsys.readouterr().err
+
+
+def test_base_features_reach_the_built_network(fingerprinted) -> None:
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    did, extract = fingerprinted
+    extract(did, num_processes=1)
+    widths = {}
+    for features in (8, 16):
+        assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--base-features",
+                     str(features), "--patch-size", "64", "32", "32", "--spacing", "dataset",
+                     "--overwrite"]) == 0  # fmt: skip
+        folder = Path(__import__("os").environ["nnUNet_preprocessed"]) / "Dataset611_Plans"
+        arch = json.loads((folder / "LIONPlans.json").read_text())["configurations"]["3d_fullres"]
+        arch = arch["architecture"]
+        net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"],
+                                     arch["_kw_requires_import"], 1, 12)  # fmt: skip
+        # the stem's convolution: out_channels is the first stage's width
+        widths[features] = net.encoder.stem.convs[0].conv.out_channels
+        widths[f"params{features}"] = sum(p.numel() for p in net.parameters())
+    assert widths[8] == 8 and widths[16] == 16
+    assert widths["params8"] < widths["params16"] / 3  # ~quarter the weights: really lighter
+
+
+def test_ablation_arms_get_identical_plans_and_splits(fdg_cohort: Path, nnunet_dirs: dict) -> None:
+    """Both arms: one PET normalization, one splits file, plans equal but for dataset_name."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
+
+    from lion_nnunet.experiment import _write_shared_splits
+
+    cases = discover_autopet(
+        fdg_cohort / "studies", fdg_cohort / "organs", "fdg", fdg_cohort / "cases.csv"
+    )
+    for c in cases:
+        c.split = "train"
+    convert_cohort(cases, 621, "ArmOrgans", get_label_set("fdg"), progress=False)
+    convert_cohort(cases, 622, "ArmTumor", get_label_set("fdg"), with_organs=False,
+                   progress=False)  # fmt: skip
+    pre = Path(nnunet_dirs["nnUNet_preprocessed"])
+    prints = {}
+    for did, name in ((621, "Dataset621_ArmOrgans"), (622, "Dataset622_ArmTumor")):
+        extract_fingerprint_dataset(did, num_processes=1)
+        prints[did] = json.loads((pre / name / "dataset_fingerprint.json").read_text())
+        install = ["plans", "install", "-d", str(did), "--tracer", "fdg", "--intensity-from", "621"]
+        assert main([*install, "--patch-size", "64", "32", "32", "--spacing", "dataset"]) == 0
+    # nnU-Net's own fingerprints disagree (label-foreground voxels differ between the arms) ...
+    own = {d: f["foreground_intensity_properties_per_channel"]["0"] for d, f in prints.items()}
+    assert own[621]["percentile_99_5"] != own[622]["percentile_99_5"]
+    # ... the two plans do not: identical apart from the dataset's name
+    organs = json.loads((pre / "Dataset621_ArmOrgans" / "LIONPlans.json").read_text())
+    tumor = json.loads((pre / "Dataset622_ArmTumor" / "LIONPlans.json").read_text())
+    assert organs.pop("dataset_name") != tumor.pop("dataset_name")
+    assert organs == tumor
+    assert organs["foreground_intensity_properties_per_channel"]["0"] == own[621]
+    # the output classes differ (from dataset.json, not the plans)
+    names = ("Dataset621_ArmOrgans", "Dataset622_ArmTumor")
+    labels = [json.loads((pre / n / "dataset.json").read_text())["labels"] for n in names]
+    assert len(labels[0]) > len(labels[1]) == 2
+    targets = [pre / n / "splits_final.json" for n in names]
+    _write_shared_splits(nnunet_dirs["nnUNet_raw"] / "Dataset621_ArmOrgans" / "lion_cases.csv",
+                         targets)  # fmt: skip
+    splits = [json.loads(t.read_text()) for t in targets]
+    assert splits[0] == splits[1] and len(splits[0]) == 5
+    ids = sorted(c.case_id for c in cases)
+    assert sorted(c for s in splits[0] for c in s["val"]) == ids  # every case validated once
