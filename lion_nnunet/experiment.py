@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,12 +266,49 @@ def pictures(result: dict) -> list[Path]:
     return found
 
 
+def ablation_scores(result: dict, tracer: str) -> dict[str, dict]:
+    """Per-arm summaries (median Dice over cases with tumor, lesion F1, FP at hot organs)."""
+    from lion_nnunet.analysis.ablation_scores import score_arm, summarize
+
+    labels_ts = Path(result["arms"]["organs"]["dataset"]) / "labelsTs"
+    out = {}
+    for key, info in result["arms"].items():
+        per_case = score_arm(Path(info["predictions"]), labels_ts, tracer)
+        out[key] = {**summarize(per_case), "per_case": per_case}
+    return out
+
+
+def verdict(arms: dict[str, dict]) -> str:
+    """One plain sentence: did the organ-context model beat tumor-only at this budget?"""
+    o, t = arms["organs"], arms["tumor_only"]
+    better = o["median_dice"] > t["median_dice"]
+    fewer_fp = o["fp_at_hot_organs_ml"] < t["fp_at_hot_organs_ml"]
+    if better and fewer_fp:
+        return "organ context beat tumor-only here: higher median Dice, less FP at hot organs."
+    parts = [
+        f"median Dice {'higher' if better else 'not higher'} "
+        f"({o['median_dice']:.2f} vs {t['median_dice']:.2f})",
+        f"FP at hot organs {'lower' if fewer_fp else 'not lower'} "
+        f"({o['fp_at_hot_organs_ml']:.1f} vs {t['fp_at_hot_organs_ml']:.1f} ml)",
+    ]
+    return (
+        "organ context did NOT beat tumor-only on both counts at this budget: "
+        + "; ".join(parts)
+        + ". A demo-sized holdout decides nothing; see docs/reproducing.md."
+    )
+
+
 def run_demo(settings: DemoSettings) -> dict:
-    """Synthetic cohort -> ablation -> table; see :mod:`lion_nnunet.demo`."""
+    """Synthetic cohort -> ablation -> table and summary.json; see :mod:`lion_nnunet.demo`."""
+    import time
+
+    import pandas as pd
+
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.io import write_csv, write_json
 
+    start = time.perf_counter()
     out: Path = settings.out
     out.mkdir(parents=True, exist_ok=True)
     wf = Workflow(out, env=demo_environment(out))
@@ -291,22 +327,33 @@ def run_demo(settings: DemoSettings) -> dict:
         root=out, studies=data / "studies", organs=data / "organs",
         metadata=data / "cases.csv", tracer=settings.tracer, dataset_id=settings.dataset_id,
         name=f"Demo{settings.tracer.upper()}", trainer=settings.trainer, fold="0",
-        device=settings.device,
-        test_fraction=settings.test_fraction, seed=settings.seed,
+        device=settings.device, test_fraction=settings.test_fraction, seed=settings.seed,
         patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
     )  # fmt: skip
     result = run_ablation(plan, wf)
-    table = results_table(result["arms"])
+    scores = ablation_scores(result, settings.tracer)
+    keys = ("cases", "cases_with_tumor", "median_dice", "lesion_f1", "lesions_tp", "lesions_fp",
+            "lesions_fn", "fp_at_hot_organs_ml", "fp_elsewhere_ml", "median_fn_ml")  # fmt: skip
+    table = pd.DataFrame([{"model": k, **{c: v[c] for c in keys}} for k, v in scores.items()])
     write_csv(table, out / "results.csv")
-    write_json(
-        {"settings": {k: str(v) for k, v in vars(settings).items()},
-         "table": json.loads(table.to_json(orient="records")), "timings_s": wf.timings},
-        out / "results.json",
-    )  # fmt: skip
+    for key, info in scores.items():
+        write_csv(info["per_case"], out / f"scores_{key}.csv")
+    seconds = time.perf_counter() - start
+    summary = {
+        "seconds": round(seconds, 1),
+        "arms": {k: {c: v[c] for c in keys} for k, v in scores.items()},
+        "trainer": settings.trainer,
+        "verdict": verdict(scores),
+        "settings": {k: str(v) for k, v in vars(settings).items()},
+        "timings_s": wf.timings,
+    }
+    write_json(summary, out / "summary.json")
     return {
-        "table": table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        "table": table.to_string(index=False, float_format=lambda v: f"{v:.2f}"),
+        "verdict": summary["verdict"],
+        "seconds": seconds,
         "pictures": pictures(result),
-        "summary_file": str(out / "results.csv"),
+        "summary_file": str(out / "summary.json"),
     }
 
 
@@ -390,7 +437,8 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
 EXAMPLES = """\
   lion experiment ablation --input autoPET/studies --organs autoPET/totalseg \\
       --metadata autoPET/metadata.csv --tracer fdg --dataset-id 501 --name LION_FDG \\
-      --trainer nnUNetTrainer_LION --fold 0 --device cuda --out ablation/
+      --trainer nnUNetTrainer_LION --organ-trainers nnUNetTrainer_LION_tumorDice \\
+      --fold 0 --device cuda --out ablation/
   lion experiment scaling --dataset 501 --subset-sizes 50 100 250 500 \\
       --trainer nnUNetTrainer_LION --device cuda --out scaling/
 """
@@ -415,6 +463,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True, help="dataset name stem")
     a.add_argument("--test-fraction", type=float, default=0.2, help="holdout fraction")
     a.add_argument("--patch-size", type=int, nargs=3, help="override the LION plans' patch size")
+    a.add_argument("--base-features", type=int, help="override the plans' first-stage features")
+    a.add_argument("--organ-trainers", nargs="+", default=[], metavar="TRAINER",
+                   help="further trainers for the organ arm, each compared with tumor-only "
+                        "(e.g. nnUNetTrainer_LION_tumorDice)")  # fmt: skip
     for p in (a,):
         p.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
         p.add_argument("--fold", default="0", help="fold to train (0-4 or all)")
@@ -445,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
             trainer=args.trainer, fold=args.fold, device=args.device,
             test_fraction=args.test_fraction, seed=args.seed,
             patch_size=tuple(args.patch_size) if args.patch_size else None,
+            base_features=args.base_features, organ_trainers=tuple(args.organ_trainers),
         )  # fmt: skip
         result = run_ablation(plan, wf)
         print(results_table(result["arms"]).to_string(index=False))

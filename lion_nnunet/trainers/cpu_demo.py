@@ -10,8 +10,27 @@ from lion_nnunet.trainers.lion import nnUNetTrainer_LION
 
 
 class nnUNetTrainer_LION_tumorDice_demo(nnUNetTrainer_LION):
-    """``lion demo``: tumor-only Dice + CE over all classes, 10 epochs x 40 iterations."""
+    """``lion demo``: tumor-only Dice + CE over all classes, 10 epochs x 50 iterations."""
 
     lion_tumor_dice_share = 1.0
-    lion_num_epochs, lion_iterations_per_epoch, lion_val_iterations_per_epoch = 10, 40, 2
+    lion_num_epochs, lion_iterations_per_epoch, lion_val_iterations_per_epoch = 10, 50, 2
     lion_mirroring = False
+
+
+class nnUNetTrainer_LION_bench(nnUNetTrainer_LION):
+    """``benchmarks/organ_context.py``: nnU-Net's plain Dice mean, 20 epochs x 50 iterations."""
+
+    lion_num_epochs, lion_iterations_per_epoch, lion_val_iterations_per_epoch = 20, 50, 2
+    lion_mirroring = False
+
+
+class nnUNetTrainer_LION_tumorDice_bench(nnUNetTrainer_LION_bench):
+    """The benchmark's schedule with Dice over the tumor only (CE over all classes)."""
+
+    lion_tumor_dice_share = 1.0
+
+
+class nnUNetTrainer_LION_halfTumorDice_bench(nnUNetTrainer_LION_bench):
+    """The benchmark's schedule with half of the Dice to the tumor, half to the organs."""
+
+    lion_tumor_dice_share = 0.5
