@@ -43,6 +43,20 @@ def fingerprinted(fdg_cohort: Path, nnunet_dirs: dict) -> int:
     return 611, extract_fingerprint_dataset
 
 
+def _built_width(arch: dict, reference: dict | None = None) -> tuple[int, float]:
+    """First-stage width of the network nnU-Net builds, and its weights relative to reference."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    def build(a: dict):
+        return get_network_from_plans(a["network_class_name"], a["arch_kwargs"],
+                                      a["_kw_requires_import"], 1, 12)  # fmt: skip
+
+    net = build(arch)
+    n = sum(p.numel() for p in net.parameters())
+    ref = sum(p.numel() for p in build(reference).parameters()) if reference else n
+    return net.encoder.stem.convs[0].conv.out_channels, n / ref
+
+
 def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted, capsys) -> None:
     did, extract = fingerprinted
     assert main(["plans", "install", "-d", str(did), "--tracer", "fdg"]) == 1
@@ -63,6 +77,14 @@ def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted,
         == (fingerprint["foreground_intensity_properties_per_channel"])
     )
     assert (folder / "dataset.json").is_file()
+    # --base-features reaches the network nnU-Net builds from the plans
+    assert _built_width(config["architecture"]) == (32, 1.0)  # the template's width
+    assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "Thin",
+                 "--patch-size", "64", "32", "32", "--spacing", "dataset",
+                 "--base-features", "8"]) == 0  # fmt: skip
+    thin = json.loads((folder / "Thin.json").read_text())["configurations"]["3d_fullres"]
+    width, weights = _built_width(thin["architecture"], config["architecture"])
+    assert width == 8 and weights < 0.1  # (8/32)^2 of the weights: really lighter
     # same content again is fine; different content needs --overwrite
     assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "MyLION",
                  "--patch-size", "64", "32", "32", "--spacing", "dataset"]) == 0  # fmt: skip
@@ -103,28 +125,6 @@ def test_splits_nested_stratified_with_fixed_validation(tmp_path, nnunet_dirs, c
     assert set(table[table.role == "train"].disease) == {"lymphoma"}
     assert main(["splits", "-d", "612", "--subset-sizes", "4", "--stratify", "site"]) == 1
     assert "no column 'site'" in capsys.readouterr().err
-
-
-def test_base_features_reach_the_built_network(fingerprinted) -> None:
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
-    did, extract = fingerprinted
-    extract(did, num_processes=1)
-    widths = {}
-    for features in (8, 16):
-        assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--base-features",
-                     str(features), "--patch-size", "64", "32", "32", "--spacing", "dataset",
-                     "--overwrite"]) == 0  # fmt: skip
-        folder = Path(__import__("os").environ["nnUNet_preprocessed"]) / "Dataset611_Plans"
-        arch = json.loads((folder / "LIONPlans.json").read_text())["configurations"]["3d_fullres"]
-        arch = arch["architecture"]
-        net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"],
-                                     arch["_kw_requires_import"], 1, 12)  # fmt: skip
-        # the stem's convolution: out_channels is the first stage's width
-        widths[features] = net.encoder.stem.convs[0].conv.out_channels
-        widths[f"params{features}"] = sum(p.numel() for p in net.parameters())
-    assert widths[8] == 8 and widths[16] == 16
-    assert widths["params8"] < widths["params16"] / 3  # ~quarter the weights: really lighter
 
 
 def test_ablation_arms_get_identical_plans_and_splits(fdg_cohort: Path, nnunet_dirs: dict) -> None:
