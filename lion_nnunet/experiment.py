@@ -298,6 +298,15 @@ def verdict(arms: dict[str, dict]) -> str:
     )
 
 
+def _json_safe(value):
+    """NaN (e.g. a median over no case with tumor) as null, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def run_demo(settings: DemoSettings) -> dict:
     """Synthetic cohort -> ablation -> table and summary.json; see :mod:`lion_nnunet.demo`."""
     import time
@@ -347,7 +356,7 @@ def run_demo(settings: DemoSettings) -> dict:
         "settings": {k: str(v) for k, v in vars(settings).items()},
         "timings_s": wf.timings,
     }
-    write_json(summary, out / "summary.json")
+    write_json(_json_safe(summary), out / "summary.json")
     return {
         "table": table.to_string(index=False, float_format=lambda v: f"{v:.2f}"),
         "verdict": summary["verdict"],
