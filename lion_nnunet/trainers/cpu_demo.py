@@ -40,4 +40,3 @@ class nnUNetTrainer_LION_halfTumorDice_bench(nnUNetTrainer_LION_bench):
     """The benchmark's schedule with half of the Dice to the tumor, half to the organs."""
 
     lion_tumor_dice_share = 0.5
-
