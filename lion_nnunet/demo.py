@@ -21,7 +21,7 @@ from lion_nnunet.cliutils import add_command
 EXAMPLES = """\
   lion demo                                   # ./lion_demo, under 10 minutes on 2 CPU cores
   lion demo --out /tmp/demo --base-features 16
-  lion demo --device cuda --cases 60 --trainer nnUNetTrainer_LION_tumorDice   # GPU, full schedule
+  lion demo --device cuda --cases 60 --base-features 32 --trainer nnUNetTrainer_LION_tumorDice_bench
 """
 
 
