@@ -19,7 +19,7 @@ from pathlib import Path
 from lion_nnunet.cliutils import add_command
 
 EXAMPLES = """\
-  lion demo                                   # ./lion_demo, under 10 minutes on 2 CPU cores
+  lion demo                                   # ./lion_demo, sized for 2 CPU cores
   lion demo --out /tmp/demo --base-features 16
   lion demo --device cuda --cases 60 --base-features 32 --trainer nnUNetTrainer_LION_tumorDice_bench
 """
@@ -27,7 +27,7 @@ EXAMPLES = """\
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo runs. Defaults fit a 2-core CPU in under 10 minutes."""
+    """What the demo runs. Defaults are sized for a 2-core CPU (aim: under 10 minutes)."""
 
     out: Path
     tracer: str = "fdg"
