@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-#: nnU-Net's 5-fold split needs 5 training cases; a quarter of the cases is the holdout.
+#: The 5-fold split needs 5 training cases; 30 % of the cases are the holdout.
 MIN_CASES = 8
 
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cases < MIN_CASES:
         raise LionError(
-            f"--cases {args.cases} is too few: the demo holds out a quarter and nnU-Net's 5-fold "
+            f"--cases {args.cases} is too few: the demo holds out 30 % and its 5-fold "
             f"split needs 5 training cases; use at least {MIN_CASES}"
         )
     settings = DemoSettings(
