@@ -20,10 +20,12 @@ from lion_nnunet.errors import LionError
 
 COMMAND_MODULES = (
     "lion_nnunet.dataset_conversion.cli_phantoms",  # phantoms
+    "lion_nnunet.dataset_conversion.cli_organs",  # organs (TotalSegmentator)
     "lion_nnunet.dataset_conversion.cli_convert",  # convert autopet|manifest
     "lion_nnunet.plans.cli_plans",  # plan, plans install, splits
     "lion_nnunet.trainers.cli_doctor",  # env, doctor
     "lion_nnunet.inference.cli_inference",  # predict, postprocess
+    "lion_nnunet.inference.cli_models",  # models install|list
     "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
     "lion_nnunet.analysis.cli_tom",  # tom, tom-correlate, embed
     "lion_nnunet.demo",  # demo
@@ -49,11 +51,23 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lion-nnunet {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="hide warnings (errors are still shown)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    """Warnings by default (clipped SUVs, resampled predictions, missing cases); -q errors only."""
+    if quiet:
+        return logging.ERROR
+    return logging.WARNING - 10 * min(verbose, 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,10 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2) + (0 if args.verbose else 10),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = log_level(args.verbose, args.quiet)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)  # also when a handler exists (basicConfig skips then)
     try:
         return int(args.func(args) or 0)
     except LionError as e:

@@ -90,34 +90,29 @@ def model_dir(env: dict[str, str], arm: Arm, trainer: str) -> Path:
     )
 
 
-def shared_splits(cases_csv: Path, n_splits: int = 5, seed: int = 12345) -> list[dict]:
+def shared_splits(cases_csv: Path, n_splits: int = 5, seed: int = 0) -> list[dict]:
     """One set of cross-validation splits for both arms, from the converted case list.
 
-    The training cases of ``lion_cases.csv``, grouped by ``patient_id`` where the column exists
-    (all studies of a patient in one fold), else by case; groups shuffled with ``seed`` and dealt
-    round-robin into ``n_splits`` folds. Returned in nnU-Net's splits_final.json layout.
+    The training cases of ``lion_cases.csv`` split by :func:`lion_nnunet.splitting.grouped_kfold`,
+    the rule ``lion convert`` and ``lion splits`` use: all studies of a patient (``patient_id``,
+    else the case) in one fold, stratified by ``disease`` where the column exists. Returned in
+    nnU-Net's splits_final.json layout.
     """
-    import numpy as np
     import pandas as pd
+
+    from lion_nnunet.splitting import grouped_kfold
 
     cases = pd.read_csv(cases_csv, dtype=str).fillna("")
     train = cases[cases["split"] == "train"]
-    has_patient = "patient_id" in train.columns and (train["patient_id"] != "").all()
-    groups = train["patient_id"] if has_patient else train["case_id"]
-    unique = sorted(set(groups))
-    if len(unique) < n_splits:
-        raise LionError(
-            f"{cases_csv}: {len(unique)} training patients, fewer than {n_splits} folds"
-        )
-    np.random.default_rng(seed).shuffle(unique)
-    fold_of = {g: i % n_splits for i, g in enumerate(unique)}
-    folds = [fold_of[g] for g in groups]
     ids = list(train["case_id"])
-    return [
-        {"train": sorted(c for c, f in zip(ids, folds, strict=True) if f != k),
-         "val": sorted(c for c, f in zip(ids, folds, strict=True) if f == k)}
-        for k in range(n_splits)
-    ]  # fmt: skip
+    patients = list(train["patient_id"]) if "patient_id" in train.columns else ids
+    diseases = list(train["disease"]) if "disease" in train.columns else [""] * len(ids)
+    return grouped_kfold(
+        {c: p or c for c, p in zip(ids, patients, strict=True)},
+        dict(zip(ids, diseases, strict=True)),
+        folds=n_splits,
+        seed=seed,
+    )
 
 
 def _write_shared_splits(cases_csv: Path, targets: list[Path]) -> None:

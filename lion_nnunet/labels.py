@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +63,17 @@ class OrganClass:
 class LabelSet:
     """The label set of one tracer: tumor plus ordered auxiliary organ classes.
 
-    Label ids: background 0, tumor 1, ``organs[i]`` -> ``i + 2``.
+    Label ids of LION's own sets: background 0, tumor 1, ``organs[i]`` -> ``i + 2``. A set read
+    from another model's dataset.json (:func:`label_set_from_dataset_labels`) carries its own ids
+    in ``tumor_label`` and ``organ_ids`` (e.g. lionz's FDG model: organs 1..10, tumor 11).
     """
 
     tracer: str
     organs: tuple[OrganClass, ...]
     notes: str = ""
+    tumor_label: int = TUMOR_LABEL
+    organ_ids: tuple[int, ...] = ()
+    tumor_name: str = "tumor"
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.organs]
@@ -97,6 +103,11 @@ class LabelSet:
                         f"is mapped to both {seen[key]!r} and {organ.name!r}"
                     )
                 seen[key] = organ.name
+        if self.organ_ids and len(self.organ_ids) != len(self.organs):
+            raise LionError(
+                f"label set {self.tracer!r}: {len(self.organ_ids)} organ ids for "
+                f"{len(self.organs)} organs"
+            )
 
     @property
     def organ_names(self) -> tuple[str, ...]:
@@ -104,25 +115,27 @@ class LabelSet:
 
     @property
     def organ_labels(self) -> tuple[int, ...]:
-        """Label ids of the organ classes (2..K)."""
+        """Label ids of the organ classes (2..K for LION's own sets)."""
+        if self.organ_ids:
+            return self.organ_ids
         return tuple(range(FIRST_ORGAN_LABEL, FIRST_ORGAN_LABEL + len(self.organs)))
 
     @property
     def num_classes(self) -> int:
-        """Number of classes including background."""
-        return FIRST_ORGAN_LABEL + len(self.organs)
+        """Number of classes including background (labels are consecutive from 0)."""
+        return 2 + len(self.organs)
 
     def labels(self, with_organs: bool = True) -> dict[str, int]:
-        """The nnU-Net dataset.json ``labels`` mapping (name -> id, consecutive from 0)."""
-        out = {"background": BACKGROUND_LABEL, "tumor": TUMOR_LABEL}
+        """The nnU-Net dataset.json ``labels`` mapping (name -> id, in id order)."""
+        out = {"background": BACKGROUND_LABEL, self.tumor_name: self.tumor_label}
         if with_organs:
             out.update(zip(self.organ_names, self.organ_labels, strict=True))
-        return out
+        return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
     def label_of(self, organ: str) -> int:
         """Label id of an organ class by name."""
         try:
-            return FIRST_ORGAN_LABEL + self.organ_names.index(organ)
+            return self.organ_labels[self.organ_names.index(organ)]
         except ValueError:
             raise LionError(
                 f"organ {organ!r} is not in the {self.tracer} label set; "
@@ -296,30 +309,127 @@ def resolve_label_set(
     return get_label_set(tracer)
 
 
-def label_set_from_dataset_labels(labels: Mapping[str, int], tracer: str = "custom") -> LabelSet:
-    """Recover the organ order of a dataset.json ``labels`` mapping (sources are not needed).
+#: Words that name the tumor class in a model's dataset.json (see :func:`find_tumor_label`).
+TUMOR_WORDS = ("tumor", "tumour", "tumors", "tumours", "lesion", "lesions", "metastasis",
+               "metastases", "malignancy")  # fmt: skip
 
-    Used by postprocessing, which reads the organ classes from a trained model's dataset.json
-    rather than from a hard-coded list.
+
+def _is_tumor_name(name: str) -> bool:
+    return any(w in TUMOR_WORDS for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
+
+
+def find_tumor_label(
+    labels: Mapping[str, object], where: str = "dataset.json", override: int | None = None
+) -> int:
+    """The tumor label id of a dataset.json ``labels`` mapping (name -> id).
+
+    The rule: a class is the tumor when its name, lower-cased and split at every character that
+    is not a letter or digit, contains one of :data:`TUMOR_WORDS` (``tumor``, ``Tumor``,
+    ``lesion``, ``tumour_lesions``, ``FDG-avid lesion`` all match; ``liver`` does not). Exactly
+    one class must match (or, when none does, the dataset must have exactly one foreground
+    class); otherwise the caller must say which id is the tumor (``override``, the CLI's
+    ``--tumor-label N``), which must be a foreground id of ``labels``.
+
+    Examples:
+        >>> find_tumor_label({"background": 0, "tumor": 1, "liver": 2})
+        1
+        >>> find_tumor_label({"background": 0, "liver": 1, "spleen": 2, "Lesion": 3})
+        3
+        >>> find_tumor_label({"background": 0, "a": 1, "b": 2}, override=2)
+        2
+
+    Raises:
+        LionError: no or several tumor-named classes and no override, an override that is not
+            a foreground id, or region-based (non-integer) labels.
     """
-    if labels.get("tumor") != TUMOR_LABEL or labels.get("background") != BACKGROUND_LABEL:
-        raise LionError(
-            f"dataset.json labels {dict(labels)} do not follow the LION layout "
-            "(background 0, tumor 1, organs 2..K)"
-        )
-    organs = sorted((v, k) for k, v in labels.items() if k not in ("background", "tumor"))
-    expected = list(range(FIRST_ORGAN_LABEL, FIRST_ORGAN_LABEL + len(organs)))
-    if [v for v, _ in organs] != expected:
-        raise LionError(f"dataset.json organ labels {organs} are not consecutive from 2")
-    if tracer in LABEL_SETS and [k for _, k in organs] == list(LABEL_SETS[tracer].organ_names):
-        return LABEL_SETS[tracer]
+    ids: dict[str, int] = {}
+    for name, value in labels.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LionError(
+                f"{where}: label {name!r} = {value!r} is not one integer id (region-based "
+                "labels are not supported); LION needs one id per class"
+            )
+        ids[str(name)] = value
+    listing = ", ".join(f"{n}={v}" for n, v in sorted(ids.items(), key=lambda kv: kv[1]))
+    if override is not None:
+        if override == BACKGROUND_LABEL or override not in ids.values():
+            raise LionError(
+                f"--tumor-label {override}: not a foreground class of {where} ({listing})"
+            )
+        return override
+    found = [(n, v) for n, v in ids.items() if _is_tumor_name(n)]
+    if len(found) == 1:
+        return found[0][1]
+    foreground = [v for v in ids.values() if v != BACKGROUND_LABEL]
+    if not found and len(foreground) == 1:  # a binary dataset: its one class is the tumor
+        return foreground[0]
+    what = "no class" if not found else f"{len(found)} classes"
+    raise LionError(
+        f"{where}: {what} named like a tumor ({'/'.join(TUMOR_WORDS[:2])}/lesion/...) among "
+        f"{listing}; pass --tumor-label N with the tumor's id"
+    )
+
+
+def label_set_from_dataset_labels(
+    labels: Mapping[str, int],
+    tracer: str = "custom",
+    tumor_label: int | None = None,
+    where: str = "dataset.json",
+) -> LabelSet:
+    """The tumor and organ classes of a model from its dataset.json ``labels`` (name -> id).
+
+    The one place that interprets a model's labels: predict, postprocess, evaluate, compare and
+    the model registry call it. The tumor is found by :func:`find_tumor_label` (or given as
+    ``tumor_label``); every other foreground class is an organ, whatever its id. When ``tracer``
+    is a built-in tracer whose layout (tumor 1, organs in LION's order) matches, LION's own label
+    set is returned.
+
+    Examples:
+        >>> ls = label_set_from_dataset_labels({"background": 0, "liver": 1, "tumor": 2})
+        >>> ls.tumor_label, ls.organ_names, ls.organ_labels
+        (2, ('liver',), (1,))
+    """
+    tumor = find_tumor_label(labels, where, tumor_label)
+    if labels.get("background", BACKGROUND_LABEL) != BACKGROUND_LABEL:
+        raise LionError(f"{where}: background is {labels['background']}, expected 0")
+    values = sorted(labels.values())
+    if values != list(range(len(values))):
+        raise LionError(f"{where}: label ids {values} are not consecutive from 0 (nnU-Net's rule)")
+    tumor_name = next(k for k, v in labels.items() if v == tumor)
+    organs = sorted((v, k) for k, v in labels.items() if v not in (BACKGROUND_LABEL, tumor))
+    builtin = LABEL_SETS.get(tracer)
+    if (
+        builtin is not None
+        and tumor == TUMOR_LABEL
+        and [k for _, k in organs] == list(builtin.organ_names)
+        and [v for v, _ in organs] == list(builtin.organ_labels)
+    ):
+        return builtin
     return LabelSet(
         tracer=tracer,
         organs=tuple(
             OrganClass(name, (TotalSegClass("total", name, -1 - i),))
             for i, (_, name) in enumerate(organs)
         ),
+        tumor_label=tumor,
+        organ_ids=tuple(v for v, _ in organs),
+        tumor_name=tumor_name,
     )
+
+
+def check_tracer_matches(label_set: LabelSet, tracer: str, where: str) -> None:
+    """Refuse ``--tracer`` when the labels on disk are not that tracer's LION layout.
+
+    A lionz PSMA prediction (organs 1..5, tumor 6) read as LION PSMA (tumor 1) would report an
+    organ as tumor; this is an error, never a guess.
+    """
+    expected = get_label_set(tracer)
+    if label_set.labels() != expected.labels():
+        raise LionError(
+            f"{where}: labels {label_set.labels()} are not the LION {tracer} layout "
+            f"{expected.labels()}; leave out --tracer (the labels on disk are used) or pass "
+            "--tumor-label N"
+        )
 
 
 def markdown_table(label_set: LabelSet) -> str:

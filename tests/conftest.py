@@ -35,4 +35,5 @@ def session_nnunet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
 
 from fixtures_cohorts import *  # noqa: E402, F403
+from fixtures_lionz import *  # noqa: E402, F403
 from fixtures_nnunet import *  # noqa: E402, F403

@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from lion_nnunet.cli import main
+from lion_nnunet.labels import FDG
 
 
 def _img(
@@ -36,10 +37,16 @@ def _case(root: Path, cid: str, **kw) -> str:
     sitk.WriteImage(kw.get("tumor_img", _img(tumor)), str(d / "tumor.nii.gz"))
     liver = np.zeros((16, 12, 12), np.uint8)
     liver[2:6, 2:6, 2:6] = 1
-    sitk.WriteImage(
-        _img(liver, origin=kw.get("organ_origin", (0.0, 0.0, 0.0))), str(d / "organs/liver.nii.gz")
-    )
+    origin = kw.get("organ_origin", (0.0, 0.0, 0.0))
+    # TotalSegmentator writes every class of the task: the others are empty masks
+    for name in TOTAL_CLASSES:
+        mask = liver if name == "liver" else np.zeros_like(liver)
+        sitk.WriteImage(_img(mask, origin=origin), str(d / f"organs/{name}.nii.gz"))
     return f"{cid},{cid}/pet.nii.gz,{cid}/tumor.nii.gz,{cid}/organs"
+
+
+#: The FDG label set's classes of TotalSegmentator's 'total' task (all its task needs).
+TOTAL_CLASSES = sorted({s.name for o in FDG.organs for s in o.sources})
 
 
 FLIP_X = (-1, 0, 0, 0, 1, 0, 0, 0, 1)
@@ -167,3 +174,39 @@ def test_manifest_errors(tmp_path, nnunet_dirs, capsys) -> None:
     args = ["convert", "manifest", "--input", str(bad), "--tracer", "fdg", "--dataset-id", "523"]
     assert main([*args, "--name", "M"]) == 1
     assert "lacks column(s) tumor, organs" in capsys.readouterr().err
+
+
+def test_missing_totalsegmentator_task_fails_that_case_only(
+    psma_cohort: Path, tmp_path: Path, nnunet_dirs, capsys
+) -> None:
+    """A PSMA case without head_glands_cavities: exit 1 naming the task and the command; the
+    other cases are converted (TotalSegmentator writes every class of a task, so a missing file
+    means the task never ran)."""
+    import shutil
+
+    organs = tmp_path / "organs"
+    shutil.copytree(psma_cohort / "organs", organs)
+    broken = organs / "SYNPSMA_0002" / "study_01"
+    (broken / "head_glands_cavities.nii.gz").unlink()
+    assert main(["convert", "autopet", "--input", str(psma_cohort / "studies"), "--organs",
+                 str(organs), "--tracer", "psma", "--dataset-id", "523", "--name", "NoGlands",
+                 "-np", "1", "--no-pbar"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "1 of 8 case(s) failed" in err
+    assert f"{broken}: no output of TotalSegmentator task 'head_glands_cavities'" in err
+    assert f"TotalSegmentator -i CT.nii.gz -o {broken}/head_glands_cavities.nii.gz --ml" in err
+    folder = Path(nnunet_dirs["nnUNet_raw"]) / "Dataset523_NoGlands"
+    assert len(list((folder / "labelsTr").glob("*.nii.gz"))) == 7
+    assert not (folder / "labelsTr" / "SYNPSMA_0002.nii.gz").exists()
+
+
+def test_missing_class_file_is_an_error_and_an_empty_mask_is_fine(tmp_path, nnunet_dirs, capsys):
+    rows = [_case(tmp_path, "a"), _case(tmp_path, "b")]
+    empty = tmp_path / "a" / "organs" / "brain.nii.gz"  # brain outside the field of view: empty
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(empty))).any()
+    (tmp_path / "b" / "organs" / "spleen.nii.gz").unlink()  # --roi_subset-like partial output
+    assert _run(tmp_path, rows) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 case(s) failed" in err
+    assert "b/organs: spleen.nii.gz missing from the output of TotalSegmentator task 'total'" in err
+    assert (_dataset(tmp_path) / "labelsTr" / "a.nii.gz").is_file()

@@ -54,7 +54,7 @@ def test_predict_dicom_root_with_dicom_seg(tmp_path: Path, fdg_cohort: Path) -> 
     assert main(["predict", "-i", str(tmp_path / "dicom"), "-o", str(out), "-m", str(model),
                  "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar",
                  "--dicom-seg"]) == 0  # fmt: skip
-    case = out / "PAT7_1"
+    case = out / "PAT7"  # the case id lion convert dicom + lion convert autopet give
     report = json.loads((case / "report.json").read_text())
     assert report["dicom_seg"] == "seg.dcm"
     tumor = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "tumor.nii.gz")))

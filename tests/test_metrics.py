@@ -66,9 +66,41 @@ def test_empty_ground_truth_like_autopet() -> None:
     m = case_metrics(pred, gt, SPACING)
     assert math.isnan(m["dice"])  # undefined, reported separately
     assert m["fp_volume_ml"] == pytest.approx(8 * VML)  # still counts
-    assert m["fn_volume_ml"] == 0 and m["lesions_gt"] == 0
+    # false-negative volume is undefined without ground truth (autoPET III evaluation: NaN)
+    assert math.isnan(m["fn_volume_ml"]) and m["lesions_gt"] == 0
     both_empty = case_metrics(_vol(), _vol(), SPACING)
     assert math.isnan(both_empty["dice"]) and both_empty["fp_volume_ml"] == 0
+    assert math.isnan(both_empty["fn_volume_ml"])
+
+
+def _brute_force_autopet(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
+    """The autoPET III rules by brute force: scipy labels (18-neighbourhood), one component at a
+    time; Dice and FN volume NaN on empty ground truth, FP volume 0 on empty prediction."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(3, 2)
+    if not gt.any():
+        dice_ref = fn = float("nan")
+    else:
+        dice_ref = 2 * float((gt & pred).sum()) / float(gt.sum() + pred.sum())
+        labels, n = ndimage.label(gt, structure)
+        fn = sum(float((labels == i).sum()) for i in range(1, n + 1)
+                 if not (pred & (labels == i)).any())  # fmt: skip
+    labels, n = ndimage.label(pred, structure)
+    fp = sum(float((labels == i).sum()) for i in range(1, n + 1)
+             if not (gt & (labels == i)).any())  # fmt: skip
+    return dice_ref, fp * VML, fn * VML if not math.isnan(fn) else fn
+
+
+def test_case_metrics_match_autopet_rules_on_random_cases() -> None:
+    rng = np.random.default_rng(5)
+    for k in range(12):
+        gt = rng.random((12, 12, 12)) > (0.97 if k % 3 else 1.0)  # every third case: empty GT
+        pred = rng.random((12, 12, 12)) > 0.96
+        m = case_metrics(pred, gt, SPACING)
+        want = _brute_force_autopet(pred, gt)
+        got = (m["dice"], m["fp_volume_ml"], m["fn_volume_ml"])
+        np.testing.assert_allclose(got, want, equal_nan=True)
 
 
 def test_empty_prediction() -> None:

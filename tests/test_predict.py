@@ -113,7 +113,8 @@ def test_predict_csv_ensemble_resume_and_shards(
 def test_discover_cases_layouts(fdg_cohort: Path, tmp_path: Path) -> None:
     studies = fdg_cohort / "studies"
     auto = discover_cases(studies)
-    assert len(auto) == 10 and auto[0].case_id.endswith("_study_01")
+    # the ids lion convert gives: one study per patient -> the patient folder's name
+    assert len(auto) == 10 and auto[0].case_id == "SYNFDG_0000"
     nn = tmp_path / "imagesTs"
     nn.mkdir()
     first = next(studies.rglob("SUV.nii.gz"))
@@ -150,3 +151,18 @@ def test_predict_bad_inputs(
     with pytest.raises(Exception, match="do not belong together"):
         check_model_folder(broken)
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_refuses_nifti_that_is_not_suv(
+    random_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A NIfTI is taken as SUV only when its values look like SUV (not Bq/ml)."""
+    bqml = sitk.GetImageFromArray(np.full((20, 16, 16), 5200.0, np.float32))  # ~5 kBq/ml
+    bqml.SetSpacing((6.0, 6.0, 6.0))
+    path = tmp_path / "pet_bqml.nii.gz"
+    sitk.WriteImage(bqml, str(path))
+    args = ["-o", str(tmp_path / "o"), "--device", "cpu", "--no-pbar", "-f", "0"]
+    assert main(["predict", "-i", str(path), "-m", str(random_model), *args]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: PET maximum is 5200, implausible for SUV" in err
+    assert "looks like Bq/ml" in err and "lion convert dicom" in err

@@ -11,8 +11,9 @@ import pytest
 import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.cases import find_pet_series
 from lion_nnunet.inference.dicom_synth import write_pet_series
-from lion_nnunet.inference.suv import find_pet_series, read_suv_series, suv_scale
+from lion_nnunet.inference.suv import read_suv_series, suv_scale
 
 
 def _suv_image(shape_zyx=(5, 6, 7)) -> sitk.Image:
@@ -38,6 +39,8 @@ def test_bqml_suv_matches_hand_computation(tmp_path: Path, correction: str) -> N
     lam = math.log(2) / 6586.2
     seconds = 75 * 60 + (30 if correction == "NONE" else 0)  # slice 3 is acquired 30 s later
     decayed = 3.5e8 if correction == "ADMIN" else 3.5e8 * math.exp(-lam * seconds)
+    if correction == "NONE":  # uncorrected frame = mean over its 120 s: decay during the frame
+        decayed *= (1 - math.exp(-lam * 120)) / (lam * 120)
     expected = _stored_bqml(files[3]) * 80_000.0 / decayed
     got = sitk.GetArrayFromImage(suv)
     np.testing.assert_allclose(got[3], expected, rtol=1e-5)
@@ -102,6 +105,6 @@ def test_find_pet_series_skips_other_files(tmp_path: Path) -> None:
     write_pet_series(image, tmp_path / "root" / "ct", modality="CT")
     (tmp_path / "root" / "notes.txt").write_text("not dicom")
     cases = find_pet_series(tmp_path / "root")
-    assert [c.case_id for c in cases] == ["P1_1"] and len(cases[0].dicom_files) == 3
+    assert [c.case_id for c in cases] == ["P1"] and len(cases[0].dicom_files) == 3
     np.testing.assert_allclose(sitk.GetArrayFromImage(cases[0].loader()),
                                sitk.GetArrayFromImage(image), atol=1e-3)  # fmt: skip

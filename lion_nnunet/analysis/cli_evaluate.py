@@ -36,8 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "gt_suv_max, gt_tlg, pred_tlg, tlg_error")  # fmt: skip
     e.add_argument("--cases", help="CSV with case_id and grouping columns (lion_cases.csv)")
     e.add_argument("--group-by", nargs="*", default=None, help="grouping columns of --cases")
-    e.add_argument("--tumor-label", type=int, default=1, help="tumor value in the predictions")
-    e.add_argument("--gt-tumor-label", type=int, default=1, help="tumor value in the ground truth")
+    e.add_argument("--tumor-label", type=int, default=None,
+                   help="tumor value in the predictions (default: from --pred/dataset.json, "
+                   "which nnUNetv2_predict copies there, else 1)")  # fmt: skip
+    e.add_argument("--gt-tumor-label", type=int, default=None,
+                   help="tumor value in the ground truth (default: from the dataset.json of "
+                   "--gt or its parent, else 1)")  # fmt: skip
     e.add_argument("--strict", action="store_true", help="refuse predictions on another grid")
     add_processes(e)
     add_overwrite(e)
@@ -54,8 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--method", action="append", required=True, metavar="NAME=FOLDER",
                    help="a method and its prediction folder (repeat)")  # fmt: skip
     c.add_argument("--gt", required=True, help="ground-truth label maps")
-    c.add_argument("--tumor-label", action="append", default=[], metavar="NAME=VALUE",
-                   help="tumor value in a method's masks (default 1)")  # fmt: skip
+    c.add_argument(
+        "--tumor-label", action="append", default=[], metavar="NAME=VALUE",
+        help="tumor value in a method's masks (default: its dataset.json, else 1)",
+    )  # fmt: skip
     c.add_argument("-o", "--out", required=True, help="output folder")
     add_overwrite(c)
     add_no_pbar(c)

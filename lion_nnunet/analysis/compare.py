@@ -80,7 +80,7 @@ def compare(
         raise LionError(f"--tumor-label names unknown method(s) {sorted(unknown)}")
     per_method = {}
     for name, folder in methods.items():
-        evaluate(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name, 1),
+        evaluate(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
                  overwrite=True, progress=progress)  # fmt: skip
         frame = pd.read_csv(out / name / "per_case.csv")
         per_method[name] = frame[frame.status.isin(["ok", "resampled"])].set_index("case_id")

@@ -1,8 +1,14 @@
 """`lion evaluate`: autoPET metrics per case and per cohort/group, from prediction folders.
 
-Predictions: ``PRED/<case>.nii.gz`` (any tool; multi-class maps keep only ``--tumor-label``) or
-``lion predict`` output ``PRED/<case>/tumor.nii.gz``. Ground truth: LION label maps
-``GT/<case>.nii.gz`` (tumor = 1, organ classes ignored) or binary masks. A prediction on another
+Predictions: ``PRED/<case>.nii.gz`` (any tool; multi-class maps keep only the tumor label) or
+``lion predict`` output ``PRED/<case>/tumor.nii.gz`` (0/1). Case ids are the ground-truth file names
+sanitised as everywhere in LION (:mod:`lion_nnunet.case_ids`); a prediction under the raw name
+is found too. Ground truth: label maps ``GT/<case>.nii.gz`` (organ classes ignored) or binary
+masks. The tumor label of each side comes from its dataset.json when there is one
+(``PRED/dataset.json``, which nnUNetv2_predict copies there; ``GT/dataset.json`` or
+``GT/../dataset.json`` for a raw dataset's labelsTs), by the rule of
+:func:`lion_nnunet.labels.find_tumor_label`; else it is 1 (LION's layout, binary masks);
+``--tumor-label``/``--gt-tumor-label`` override. A prediction on another
 grid is resampled onto the ground truth (nearest neighbour) with a warning, or refused with
 ``strict``. Cases without a prediction are listed and counted (status "missing"), never dropped.
 
@@ -11,6 +17,7 @@ Outputs (stable interface, docs/metrics.md): ``per_case.csv``, ``summary.csv``, 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +27,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from lion_nnunet.analysis.metrics import case_metrics, detection_scores
+from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import (
     geometry_mismatch,
@@ -29,7 +37,7 @@ from lion_nnunet.io import (
     write_csv,
     write_json,
 )
-from lion_nnunet.labels import TUMOR_LABEL
+from lion_nnunet.labels import TUMOR_LABEL, find_tumor_label
 from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
@@ -45,11 +53,17 @@ PET_METRICS = ("gt_suv_max", "gt_tlg", "pred_tlg", "tlg_error")
 COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn")
 
 
+def _names(case: str) -> list[str]:
+    """A ground-truth file's name and the case id it has everywhere else (sanitised)."""
+    return list(dict.fromkeys([case_id_of_name(case), case]))
+
+
 def find_prediction(pred_dir: Path, case: str) -> Path | None:
-    """The prediction file of a case in either layout, or None."""
-    for candidate in (pred_dir / case / "tumor.nii.gz", pred_dir / f"{case}.nii.gz"):
-        if candidate.is_file():
-            return candidate
+    """The prediction file of a case in either layout (by case id or raw name), or None."""
+    for name in _names(case):
+        for candidate in (pred_dir / name / "tumor.nii.gz", pred_dir / f"{name}.nii.gz"):
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -64,11 +78,29 @@ class _Job:
     pet: str | None = None
 
 
+def resolve_tumor_label(folder: Path, given: int | None, with_parent: bool = False) -> int:
+    """The tumor value of a label-map folder: ``given``, else its dataset.json's, else 1."""
+    candidates = [folder / "dataset.json"] + (
+        [folder.parent / "dataset.json"] if with_parent else []
+    )
+    for path in candidates:
+        if path.is_file():
+            try:
+                labels = json.loads(path.read_text())["labels"]
+            except (json.JSONDecodeError, KeyError) as e:
+                raise LionError(
+                    f"{path}: not an nnU-Net dataset.json with 'labels' ({e})"
+                ) from None
+            return find_tumor_label(labels, str(path), given)
+    return TUMOR_LABEL if given is None else given
+
+
 def find_pet(pet_dir: Path, case: str) -> Path | None:
     """The PET (SUV) file of a case: ``<case>_0000.nii.gz`` (imagesTs) or ``<case>.nii.gz``."""
-    for candidate in (pet_dir / f"{case}_0000.nii.gz", pet_dir / f"{case}.nii.gz"):
-        if candidate.is_file():
-            return candidate
+    for name in _names(case):
+        for candidate in (pet_dir / f"{name}_0000.nii.gz", pet_dir / f"{name}.nii.gz"):
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -107,7 +139,9 @@ def _evaluate_case(job: _Job) -> dict:
             log.warning("%s: %s; resampled onto the ground truth grid", job.pred, diff)
         gt = sitk.GetArrayFromImage(gt_img) == job.gt_tumor_label
         pred_arr = sitk.GetArrayFromImage(pred_img)
-        pred = pred_arr == job.tumor_label
+        # lion predict's tumor.nii.gz is 0/1 whatever the model's tumor label was
+        label = TUMOR_LABEL if Path(job.pred).name == "tumor.nii.gz" else job.tumor_label
+        pred = pred_arr == label
         spacing = gt_img.GetSpacing()[::-1]
         row = {**row, "status": status, **case_metrics(pred, gt, spacing)}
         if job.pet is not None:
@@ -148,8 +182,8 @@ def evaluate(
     out_dir: str | Path,
     cases_csv: str | Path | None = None,
     group_by: list[str] | None = None,
-    tumor_label: int = TUMOR_LABEL,
-    gt_tumor_label: int = TUMOR_LABEL,
+    tumor_label: int | None = None,
+    gt_tumor_label: int | None = None,
     strict: bool = False,
     pet_dir: str | Path | None = None,
     num_processes: int = 1,
@@ -164,8 +198,10 @@ def evaluate(
         out_dir: Output folder.
         cases_csv: CSV with ``case_id`` and the ``group_by`` columns (e.g. lion_cases.csv).
         group_by: Columns of ``cases_csv`` to summarise by, besides the whole cohort.
-        tumor_label: Tumor value in the predictions; other values are ignored.
-        gt_tumor_label: Tumor value in the ground truth.
+        tumor_label: Tumor value in the predictions (other values are ignored); None = from
+            ``pred_dir/dataset.json``, else 1.
+        gt_tumor_label: Tumor value in the ground truth; None = from ``gt_dir/dataset.json`` or
+            ``gt_dir/../dataset.json``, else 1.
         strict: Refuse predictions on another grid instead of resampling them.
         pet_dir: Optional PET (SUV) folder on the ground-truth grid for SUV columns
             (``gt_suv_max`` in SUV, ``gt_tlg``/``pred_tlg``/``tlg_error`` in SUV x ml).
@@ -183,6 +219,8 @@ def evaluate(
         raise LionError(f"{pred_dir}: prediction folder not found")
     if (out / "per_case.csv").exists() and not overwrite:
         raise LionError(f"{out}/per_case.csv exists; use --overwrite to replace it")
+    tumor_label = resolve_tumor_label(pred_dir, tumor_label)
+    gt_tumor_label = resolve_tumor_label(gt_dir, gt_tumor_label, with_parent=True)
     gts = sorted(gt_dir.glob("*.nii.gz"))
     if not gts:
         raise LionError(f"{gt_dir}: no ground-truth .nii.gz files")
@@ -207,11 +245,12 @@ def evaluate(
         raise LionError(f"{pet_dir}: PET folder not found")
     jobs = []
     for gt in gts:
-        case = gt.name[: -len(".nii.gz")]
-        pred = find_prediction(pred_dir, case)
+        name = gt.name[: -len(".nii.gz")]
+        case = case_id_of_name(name)
+        pred = find_prediction(pred_dir, name)
         pet = None
         if pet_dir is not None:
-            pet = find_pet(Path(pet_dir), case)
+            pet = find_pet(Path(pet_dir), name)
             if pet is None:
                 raise LionError(
                     f"{pet_dir}: no PET for case {case} ({case}_0000.nii.gz or {case}.nii.gz); "

@@ -6,8 +6,12 @@ All functions take boolean numpy arrays (z, y, x) on one grid and the voxel spac
   separately: Dice is undefined there, the false-positive volume still counts).
 * **False-positive volume** (ml): the volume of predicted connected components that do not
   overlap the ground truth at all. **False-negative volume** (ml): the volume of ground-truth
-  components with no overlap with the prediction. Components use **18-connectivity** (cc3d), as
-  the official autoPET evaluation (lab-midas/autoPET ``val_script.py``) does.
+  components with no overlap with the prediction; NaN when the ground truth is empty (undefined,
+  as the autoPET III evaluation code returns it: ClinicalDataScience/autoPETIII
+  ``evaluation-metrics/evaluation_metrics.py``, ``count_false_negatives``), so such cases drop out
+  of the FN means and medians instead of pulling them towards 0. Components use
+  **18-connectivity** (cc3d), as the official autoPET evaluation (lab-midas/autoPET
+  ``val_script.py``) does.
 * **Lesion-wise detection**: a ground-truth lesion (component) is detected (TP) when at least one
   predicted voxel overlaps it; a predicted component overlapping no lesion is a FP; an undetected
   lesion is a FN. Sensitivity TP/(TP+FN), precision TP/(TP+FP), F1 = 2TP/(2TP+FP+FN), from
@@ -68,7 +72,7 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing_mm: Sequence[float]) 
     return {
         "dice": dice(pred, gt),
         "fp_volume_ml": float(pred_sizes[~pred_hit].sum()) * vml,
-        "fn_volume_ml": float(gt_sizes[~gt_hit].sum()) * vml,
+        "fn_volume_ml": float(gt_sizes[~gt_hit].sum()) * vml if n_gt else float("nan"),
         "gt_volume_ml": float(gt.sum()) * vml,
         "pred_volume_ml": float(pred.sum()) * vml,
         "tmtv_error_ml": float(int(pred.sum()) - int(gt.sum())) * vml,

@@ -7,6 +7,10 @@
   (CT on the PET grid) and ``_0001`` (PET in SUV), ``labelsTr/<case>.nii.gz``. Only cases whose
   prefix matches ``--tracer`` are taken.
 
+Case and patient ids follow :mod:`lion_nnunet.case_ids` (study folders: ``<patient>`` or
+``<patient>_<study>``; autoPET III names sanitised, patient = the part before the date); the
+original name is kept as ``source_id``.
+
 Organ labels for a case are looked up in ``--organs`` as ``<organs>/<patient>/<study>/`` (the
 study's relative path) or ``<organs>/<case_id>`` (a folder or ``<case_id>.nii.gz``). Disease,
 center and scanner come from a metadata CSV when given: the official autoPET metadata
@@ -20,17 +24,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from lion_nnunet.dataset_conversion.raw_dataset import CaseSource, sanitize_case_id
+from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id, study_case_ids
+from lion_nnunet.dataset_conversion.raw_dataset import CaseSource
 from lion_nnunet.errors import LionError
 
 PET_FILE, SEG_FILE = "SUV.nii.gz", "SEG.nii.gz"
 
 
-def _organ_source(organs_dir: Path | None, rel: Path | None, case_id: str) -> list[Path]:
+def _organ_source(organs_dir: Path | None, rel: Path | None, names: list[str]) -> list[Path]:
     if organs_dir is None:
         return []
     candidates = [organs_dir / rel] if rel is not None else []
-    candidates += [organs_dir / case_id, organs_dir / f"{case_id}.nii.gz"]
+    for name in dict.fromkeys(names):
+        candidates += [organs_dir / name, organs_dir / f"{name}.nii.gz"]
     for c in candidates:
         if c.exists():
             return [c]
@@ -38,23 +44,20 @@ def _organ_source(organs_dir: Path | None, rel: Path | None, case_id: str) -> li
 
 
 def _study_folder_cases(input_dir: Path, organs_dir: Path | None) -> list[tuple[CaseSource, Path]]:
-    studies = sorted({p.parent for p in input_dir.rglob(PET_FILE)})
-    studies += sorted({p.parent for p in input_dir.rglob(SEG_FILE)} - set(studies))
-    per_patient: dict[str, int] = {}
-    for s in studies:
-        patient = s.relative_to(input_dir).parts[0] if s != input_dir else s.name
-        per_patient[patient] = per_patient.get(patient, 0) + 1
+    studies = {p.parent for p in input_dir.rglob(PET_FILE)}
+    studies |= {p.parent for p in input_dir.rglob(SEG_FILE)}
+    ids = study_case_ids(input_dir, studies)
     out = []
-    for study in studies:
-        rel = study.relative_to(input_dir)
-        parts = rel.parts or (study.name,)
-        patient = parts[0]
-        case_id = sanitize_case_id(patient if per_patient[patient] == 1 else "_".join(parts))
+    for study in sorted(studies):
+        case_id, patient = ids[study]
+        rel = study.relative_to(input_dir) if study != input_dir else Path(study.name)
         case = CaseSource(
             case_id=case_id,
             pet=study / PET_FILE,
             tumor=study / SEG_FILE,
-            organs=_organ_source(organs_dir, rel, case_id),
+            organs=_organ_source(organs_dir, rel, [case_id]),
+            patient_id=patient,
+            source_id=rel.as_posix(),
         )
         out.append((case, rel))
     return out
@@ -63,16 +66,19 @@ def _study_folder_cases(input_dir: Path, organs_dir: Path | None) -> list[tuple[
 def _nnunet_layout_cases(input_dir: Path, organs_dir: Path | None, tracer: str) -> list[CaseSource]:
     out = []
     for pet in sorted((input_dir / "imagesTr").glob("*_0001.nii.gz")):
-        case_id = pet.name[: -len("_0001.nii.gz")]
-        prefix = case_id.split("_", 1)[0].lower()
+        name = pet.name[: -len("_0001.nii.gz")]
+        prefix = name.split("_", 1)[0].lower()
         if prefix in ("fdg", "psma") and prefix != tracer:
             continue
+        case_id = sanitize_case_id(name)
         out.append(
             CaseSource(
                 case_id=case_id,
                 pet=pet,
-                tumor=input_dir / "labelsTr" / f"{case_id}.nii.gz",
-                organs=_organ_source(organs_dir, None, case_id),
+                tumor=input_dir / "labelsTr" / f"{name}.nii.gz",
+                organs=_organ_source(organs_dir, None, [case_id, name]),
+                patient_id=autopet_patient_id(name),
+                source_id=name,
             )
         )
     return out
@@ -143,7 +149,7 @@ def discover_autopet(
         by_study, by_patient = _metadata_lookup(Path(metadata))
         for case, rel in cases:
             key = rel.as_posix() if rel is not None else ""
-            info = by_study.get(key) or by_patient.get(rel.parts[0] if rel else case.case_id)
+            info = by_study.get(key) or by_patient.get(rel.parts[0] if rel else case.patient_id)
             if info:
                 case.disease, case.center, case.scanner = (
                     info["disease"],

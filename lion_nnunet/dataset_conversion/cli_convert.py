@@ -1,9 +1,13 @@
-"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps."""
+"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps.
+
+`lion convert dicom` (DICOM -> autoPET study folders) lives in cli_dicom.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from lion_nnunet.cliutils import (
@@ -15,6 +19,8 @@ from lion_nnunet.cliutils import (
     add_processes,
     add_sharding,
 )
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = """\
   lion convert autopet --input fdg_synth/studies --organs fdg_synth/organs --tracer fdg \\
@@ -34,10 +40,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1..999)")
     p.add_argument("--name", required=True, help="dataset name: DatasetXXX_<name>")
     p.add_argument("--no-organs", action="store_true", help="tumor-only labels {0,1} (ablation)")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="move this fraction of labelled cases to imagesTs/labelsTs")  # fmt: skip
-    p.add_argument("--test-cases", help="file with case ids (one per line or a case_id column)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --test-fraction")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.0,
+        help="move this share of labelled cases (whole patients) to imagesTs",
+    )  # fmt: skip
+    p.add_argument("--test-cases",
+                   help="file with case ids (one per line or a case_id column); their patients' "
+                   "other studies move to test too")  # fmt: skip
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of --test-fraction and of the 5 folds in splits_final.json",
+    )  # fmt: skip
     add_processes(p)
     add_sharding(p)
     add_overwrite(p)
@@ -73,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--input", required=True, help="manifest CSV")
     _common(m)
     m.set_defaults(func=run)
+    from lion_nnunet.dataset_conversion.cli_dicom import register_dicom
+
+    register_dicom(kinds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,21 +113,32 @@ def run(args: argparse.Namespace) -> int:
                 c.organs = []
     else:
         cases = read_manifest(args.input, with_organs)
-    labelled = [c.case_id for c in cases if c.tumor is not None and c.split == "train"]
+    labelled = [c for c in cases if c.tumor is not None and c.split == "train"]
+    patient_of = {c.case_id: c.patient_id for c in labelled}
     if args.test_cases:
-        test = read_case_list(Path(args.test_cases))
-        unknown = sorted(test - {c.case_id for c in cases})
+        named = read_case_list(Path(args.test_cases))
+        known = {c.case_id for c in cases} | {c.source_id for c in cases}
+        unknown = sorted(named - known)
         if unknown:
             raise LionError(f"{args.test_cases}: unknown case id(s) {unknown[:5]}")
+        # whole patients: a named study takes the patient's other studies with it
+        patients = {c.patient_id for c in cases if c.case_id in named or c.source_id in named}
+        test = {c.case_id for c in cases if c.patient_id in patients}
+        extra = sorted(test - named - {c.case_id for c in cases if c.source_id in named})
+        if extra:
+            log.warning(
+                "%d more case(s) moved to test with their patient's named studies: %s",
+                len(extra), ", ".join(extra[:10]),
+            )  # fmt: skip
     else:
-        test = choose_test_cases(labelled, args.test_fraction, args.seed)
+        test = choose_test_cases(list(patient_of), args.test_fraction, args.seed, patient_of)
     for c in cases:
         if c.case_id in test:
             c.split = "test"
     folder = convert_cohort(
         cases, args.dataset_id, args.name, label_set, with_organs=with_organs,
         num_processes=args.num_processes, overwrite=args.overwrite, part_id=args.part_id,
-        num_parts=args.num_parts, progress=not args.no_pbar,
+        num_parts=args.num_parts, progress=not args.no_pbar, seed=args.seed,
     )  # fmt: skip
     n_test = sum(c.split == "test" for c in cases)
     if args.json:

@@ -2,8 +2,10 @@
 
 Columns: ``case_id, pet, tumor, organs`` (required; ``tumor`` may be empty for unlabelled test
 cases; ``organs`` is one TotalSegmentator output — a folder of masks or a multi-label file — or
-several joined by ``;``), and optional ``disease, center, scanner, split`` (train/test). Relative
-paths resolve against the CSV's folder.
+several joined by ``;``), and optional ``patient_id`` (groups a patient's studies in every split;
+default: the case id), ``disease, center, scanner, split`` (train/test). Relative paths resolve
+against the CSV's folder. Case ids are sanitised by :func:`lion_nnunet.case_ids.sanitize_case_id`
+(the original is kept as ``source_id``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lion_nnunet.case_ids import sanitize_case_id
 from lion_nnunet.dataset_conversion.raw_dataset import CaseSource
 from lion_nnunet.errors import LionError
 
@@ -32,7 +35,7 @@ def read_manifest(path: str | Path, with_organs: bool = True) -> list[CaseSource
     if missing:
         raise LionError(
             f"{path}: manifest lacks column(s) {', '.join(missing)}; expected "
-            f"{', '.join(REQUIRED)} (+ optional disease, center, scanner, split)"
+            f"{', '.join(REQUIRED)} (+ optional patient_id, disease, center, scanner, split)"
         )
     base = path.parent
 
@@ -44,9 +47,12 @@ def read_manifest(path: str | Path, with_organs: bool = True) -> list[CaseSource
     for _, row in frame.iterrows():
         tumor = row["tumor"].strip()
         organs = row.get("organs", "")
+        name = row["case_id"].strip()
         cases.append(
             CaseSource(
-                case_id=row["case_id"].strip(),
+                case_id=sanitize_case_id(name),
+                source_id=name,
+                patient_id=sanitize_case_id(row.get("patient_id", "")),
                 pet=resolve(row["pet"]),
                 tumor=resolve(tumor) if tumor else None,
                 organs=[resolve(o) for o in organs.split(";") if o.strip()],

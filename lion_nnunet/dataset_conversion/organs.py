@@ -8,6 +8,11 @@ Accepted organ sources for one case (what TotalSegmentator v2 writes):
   for the 'total' task) and, for PSMA, a second file from ``-ta head_glands_cavities``. The task of
   a multi-label file is taken from its name when it names a task, else it is 'total'.
 
+Every TotalSegmentator task the label set needs must be there in full (TotalSegmentator writes
+every class of a task, an empty mask where the organ is outside the field of view): a missing
+file is an error for that case naming the task and the command that makes it; an empty mask is
+fine. ``lion organs`` runs exactly the needed tasks.
+
 Masks usually live on the CT grid; they are resampled onto the PET grid with nearest neighbour in
 physical space (SimpleITK), and refused when the two grids do not overlap.
 """
@@ -45,44 +50,82 @@ def _task_of_file(path: Path) -> str:
     return "total"
 
 
+def totalseg_command(task: str, out: Path | str, ml: bool = False) -> str:
+    """The TotalSegmentator command line that writes ``task``'s output where we read it."""
+    if ml:
+        return f"TotalSegmentator -i CT.nii.gz -o {Path(out) / task}.nii.gz --ml -ta {task}"
+    return f"TotalSegmentator -i CT.nii.gz -o {out} -ta {task}"
+
+
+def _first_file(folder: Path, name: str) -> Path | None:
+    for ext in NIFTI:
+        if (folder / f"{name}{ext}").is_file():
+            return folder / f"{name}{ext}"
+    return None
+
+
 def organ_files(sources: list[Path], label_set: LabelSet) -> list[tuple[Path, dict[int, int]]]:
     """Resolve organ sources to (file, {value in file -> LION label}) pairs.
+
+    TotalSegmentator writes every class of a task (an empty mask for an organ outside the field
+    of view), so every task the label set needs must be there in full: a missing file is an
+    error naming the task and the command that makes it; an empty mask is fine.
 
     Args:
         sources: folders of per-class masks and/or multi-label files.
         label_set: the LION label set that decides which classes are used.
 
     Raises:
-        LionError: a source is missing, or none of the label set's classes is found.
+        LionError: a source is missing, or a needed task's output is missing or incomplete.
     """
     by_name = label_set.totalseg_lookup()
+    needed = label_set.tasks()
     found: list[tuple[Path, dict[int, int]]] = []
+    covered: set[str] = set()
+    problems: list[str] = []
+    ml = False  # were multi-label (--ml) outputs given? then suggest that form
     for src in sources:
         if src.is_dir():
-            ml_files = [src / f"{t}{ext}" for t in TOTALSEG_TASKS for ext in NIFTI]
-            ml_files = [f for f in ml_files if f.is_file()]
+            ml_files = [f for t in TOTALSEG_TASKS if (f := _first_file(src, t)) is not None]
             if ml_files:  # a folder holding TotalSegmentator --ml outputs
-                found += [(f, label_set.totalseg_id_lookup(_task_of_file(f))) for f in ml_files]
+                ml = True
+                for f in ml_files:
+                    covered.add(_task_of_file(f))
+                    found.append((f, label_set.totalseg_id_lookup(_task_of_file(f))))
                 continue
-            for (task, name), label in by_name.items():
-                for ext in NIFTI:
-                    f = src / f"{name}{ext}"
-                    if f.is_file():
-                        found.append((f, {1: label}))
-                        break
-                else:
-                    log.debug("%s: no mask for %s/%s", src, task, name)
+            for task in needed:
+                files = {name: _first_file(src, name) for t, name in by_name if t == task}
+                absent = sorted(n for n, f in files.items() if f is None)
+                if len(absent) == len(files):
+                    continue  # the task is not in this folder; maybe in another source
+                covered.add(task)
+                if absent:
+                    problems.append(
+                        f"{src}: {', '.join(n + '.nii.gz' for n in absent)} missing from the "
+                        f"output of TotalSegmentator task {task!r}, which writes every class "
+                        f"(empty ones too; was --roi_subset used?); rerun "
+                        f"`{totalseg_command(task, src)}`"
+                    )
+                found += [(f, {1: by_name[(task, n)]}) for n, f in files.items() if f]
         elif src.is_file():
+            ml = True
+            covered.add(_task_of_file(src))
             found.append((src, label_set.totalseg_id_lookup(_task_of_file(src))))
         else:
             raise LionError(f"{src}: organ label file or folder not found")
-    if not any(mapping for _, mapping in found):
-        names = ", ".join(sorted({n for _, n in by_name}))
-        raise LionError(
-            f"{'; '.join(map(str, sources))}: no TotalSegmentator class of the "
-            f"{label_set.tracer} label set found (expected <class>.nii.gz masks such as {names}, "
-            "or multi-label files total.nii.gz / head_glands_cavities.nii.gz)"
-        )
+    where = "; ".join(map(str, sources))
+    folder = next((s for s in sources if s.is_dir()), sources[0].parent if sources else Path())
+    for task in needed:
+        if task not in covered:
+            names = sorted(n for t, n in by_name if t == task)
+            problems.append(
+                f"{where}: no output of TotalSegmentator task {task!r} (the {label_set.tracer} "
+                f"label set needs {', '.join(names)}); TotalSegmentator writes every class of a "
+                f"task, empty where an organ is outside the field of view, so the task was not "
+                f"run: run `{totalseg_command(task, folder, ml)}` or `lion organs`"
+            )
+    if problems:
+        raise LionError("; ".join(problems))
     return found
 
 

@@ -6,7 +6,8 @@ Output, in ``$nnUNet_raw/DatasetXXX_NAME/``::
     labelsTr/<case>.nii.gz        uint8: 0 background, 1 tumor, 2..K organs (tumor wins)
     imagesTs/, labelsTs/          the same for test cases (labelsTs only where a tumor mask exists)
     dataset.json                  nnU-Net keys + "lion": tracer, with_organs, label set, version
-    lion_cases.csv                case_id, split, tracer, disease, center, scanner, sources,
+    lion_cases.csv                case_id, patient_id, source_id (the name before sanitising),
+                                  split, tracer, disease, center, scanner, sources,
                                   tumor_volume_ml, n_lesions
     .lion/<case>.json             per-case record: a re-run skips cases whose record and files
                                   are intact
@@ -18,11 +19,12 @@ abort the run listing every failed case; finished cases stay and are skipped on 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,8 +34,10 @@ import pandas as pd
 import SimpleITK as sitk
 
 from lion_nnunet import __version__
+from lion_nnunet.case_ids import SAFE_CASE_ID, sanitize_case_id
 from lion_nnunet.dataset_conversion.organs import organ_label_map
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.suv import check_suv_values
 from lion_nnunet.io import (
     array_to_image,
     image_to_array,
@@ -49,17 +53,23 @@ from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 
-#: Above this value a "SUV" image is almost surely in Bq/ml (or counts): refuse it.
-MAX_PLAUSIBLE_SUV = 500.0
 #: Connectivity used to count lesions (the autoPET evaluation's cc3d connectivity).
 LESION_CONNECTIVITY = 18
 CASES_CSV = "lion_cases.csv"
-CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: nnU-Net's custom-split file; in nnUNet_raw/DatasetXXX its planner copies it to preprocessed.
+SPLITS_FILE = "splits_final.json"
+DEFAULT_FOLDS = 5
+CASE_ID = SAFE_CASE_ID
+__all__ = ["CaseSource", "convert_cohort", "sanitize_case_id", "validate_cohort"]
 
 
 @dataclass
 class CaseSource:
-    """One case to convert. ``tumor`` None = unlabelled test case; ``split`` "train" or "test"."""
+    """One case to convert. ``tumor`` None = unlabelled test case; ``split`` "train" or "test".
+
+    ``patient_id`` groups a patient's studies (every split keeps them on one side; default: the
+    case id); ``source_id`` is the name the case had before sanitising (default: the case id).
+    """
 
     case_id: str
     pet: Path
@@ -69,6 +79,12 @@ class CaseSource:
     disease: str = ""
     center: str = ""
     scanner: str = ""
+    patient_id: str = ""
+    source_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.patient_id = self.patient_id or self.case_id
+        self.source_id = self.source_id or self.case_id
 
 
 @dataclass
@@ -78,11 +94,7 @@ class _Job:
     label_set: dict
     with_organs: bool
     signature: str
-
-
-def sanitize_case_id(text: str) -> str:
-    """A file-name-safe case id: letters, digits, '_', '-', '.'; other runs become '-'."""
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).strip("-.")
+    redo: bool = False
 
 
 def _header(path: Path, what: str) -> sitk.ImageFileReader | str:
@@ -115,9 +127,9 @@ def _header_mismatch(a: sitk.ImageFileReader, b: sitk.ImageFileReader) -> str | 
 def validate_cohort(cases: list[CaseSource], with_organs: bool) -> None:
     """Check ids, files and header geometry of every case; raise one LionError listing all."""
     problems: list[str] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, list[str]] = {}
     for case in cases:
-        seen[case.case_id] = seen.get(case.case_id, 0) + 1
+        seen.setdefault(case.case_id, []).append(case.source_id)
         if not CASE_ID.match(case.case_id):
             problems.append(
                 f"case id {case.case_id!r} has characters nnU-Net cannot use in a file name"
@@ -155,7 +167,12 @@ def validate_cohort(cases: list[CaseSource], with_organs: bool) -> None:
             problems += [
                 f"{p}: organ label file or folder not found" for p in case.organs if not p.exists()
             ]
-    problems += [f"case id {cid!r} occurs {n} times" for cid, n in seen.items() if n > 1]
+    problems += [
+        f"case id {cid!r} occurs {len(src)} times"
+        + (f" (from {', '.join(map(repr, src))} after sanitising)" if set(src) != {cid} else "")
+        for cid, src in seen.items()
+        if len(src) > 1
+    ]
     if problems:
         listed = "\n  - ".join(problems)
         raise LionError(
@@ -174,16 +191,7 @@ def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> st
 
 def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
     img, suv = read_float_image(path, "PET")
-    if not np.isfinite(suv).all():
-        raise LionError(f"{path}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
-    vmax = float(suv.max())
-    if vmax <= 0:
-        raise LionError(f"{path}: PET is empty (maximum {vmax:g}); expected SUV > 0 somewhere")
-    if vmax > MAX_PLAUSIBLE_SUV:
-        raise LionError(
-            f"{path}: PET maximum is {vmax:g}, implausible for SUV; is it in Bq/ml? "
-            "Convert to SUV first (lion predict converts DICOM PET for you)"
-        )
+    check_suv_values(suv, path)
     if (neg := suv < 0).any():
         log.warning(
             "%s: %d negative SUV voxels (min %.3g) clipped to 0", path, neg.sum(), suv.min()
@@ -240,7 +248,7 @@ def _convert_case(job: _Job) -> dict:
     """Convert one case; return {"row": ...} or {"error": "..."} (errors are collected)."""
     src = job.source
     try:
-        done = _is_done(job)
+        done = None if job.redo else _is_done(job)
         if done is not None:
             return {"row": done, "skipped": True}
         label_set = LabelSet.from_dict(job.label_set)
@@ -248,7 +256,8 @@ def _convert_case(job: _Job) -> dict:
         pet_img, suv = _read_pet(src.pet)
         image_path, label_path = _case_outputs(dataset_dir, src)
         row = {
-            "case_id": src.case_id, "split": src.split, "tracer": label_set.tracer,
+            "case_id": src.case_id, "patient_id": src.patient_id, "source_id": src.source_id,
+            "split": src.split, "tracer": label_set.tracer,
             "disease": src.disease, "center": src.center, "scanner": src.scanner,
             "pet_source": str(src.pet), "tumor_source": str(src.tumor or ""),
             "organs_source": ";".join(map(str, src.organs)),
@@ -322,6 +331,10 @@ def _prepare_dataset_dir(dataset_dir: Path, expected: dict, overwrite: bool) -> 
             same = False
     elif not any(dataset_dir.iterdir()):
         return
+    elif (dataset_dir / ".lion").is_dir() and not overwrite:
+        # a conversion without dataset.json yet: other parts of this run writing their cases
+        # (each case record carries its inputs' signature, so nothing foreign is kept)
+        return
     if overwrite:
         shutil.rmtree(dataset_dir)
     elif not same:
@@ -342,12 +355,21 @@ def convert_cohort(
     part_id: int = 0,
     num_parts: int = 1,
     progress: bool = True,
+    seed: int = 0,
 ) -> Path:
     """Convert ``cases`` into ``$nnUNet_raw/DatasetXXX_NAME``; return the dataset folder.
 
     With ``num_parts > 1`` this run converts every ``num_parts``-th case starting at ``part_id``
-    (same rule as ``nnUNetv2_predict -num_parts/-part_id``); dataset.json and lion_cases.csv are
-    rewritten by each part from the records present, so the last part to finish completes them.
+    (same rule as ``nnUNetv2_predict -num_parts/-part_id``). Parts may run at the same time on
+    one output folder: each writes only its own cases (temporary files are hidden ``.*.part``
+    files no other part touches), and the shared files (dataset.json, lion_cases.csv,
+    splits_final.json, the stale-output sweep) are written under a lock from the records
+    present, so the last part to finish completes them. ``overwrite`` with several parts
+    reconverts every case in place instead of emptying the folder under the other parts.
+
+    When every training case is converted, ``splits_final.json`` (5 folds, whole patients per
+    fold, stratified by disease; ``seed``) is written into the dataset folder, where nnU-Net's
+    planner copies it to ``nnUNet_preprocessed`` (``lion plans install`` does the same).
     """
     if num_parts < 1 or not 0 <= part_id < num_parts:
         raise LionError(
@@ -359,9 +381,9 @@ def convert_cohort(
     dataset_dir = require_folder("nnUNet_raw") / dataset_folder_name(dataset_id, name)
     num_training = sum(c.split == "train" for c in cases)
     meta = dataset_json(label_set, with_organs, num_training)
-    if num_parts == 1 or part_id == 0:
+    if num_parts == 1 or (part_id == 0 and not overwrite):
         _prepare_dataset_dir(dataset_dir, meta, overwrite)
-    for sub in ("imagesTr", "labelsTr", ".lion"):
+    for sub in (".lion", "imagesTr", "labelsTr"):  # .lion first: marks a LION conversion
         (dataset_dir / sub).mkdir(parents=True, exist_ok=True)
     if any(c.split == "test" for c in cases):
         (dataset_dir / "imagesTs").mkdir(exist_ok=True)
@@ -371,7 +393,14 @@ def convert_cohort(
     mine = sorted(cases, key=lambda c: c.case_id)[part_id::num_parts]
     ls_dict = label_set.to_dict()
     jobs = [
-        _Job(c, str(dataset_dir), ls_dict, with_organs, _signature(c, label_set, with_organs))
+        _Job(
+            c,
+            str(dataset_dir),
+            ls_dict,
+            with_organs,
+            _signature(c, label_set, with_organs),
+            redo=overwrite and num_parts > 1,
+        )
         for c in mine
     ]
     results = parallel_map(
@@ -381,9 +410,11 @@ def convert_cohort(
     skipped = sum(bool(r.get("skipped")) for r in results)
     if skipped:
         log.info("%d case(s) were converted before and are unchanged: skipped", skipped)
-    _remove_stale_outputs(dataset_dir, cases)
-    write_json(meta, dataset_dir / "dataset.json")
-    _write_cases_csv(dataset_dir, [c.case_id for c in cases])
+    with _dataset_lock(dataset_dir):
+        _remove_stale_outputs(dataset_dir, cases)
+        write_json(meta, dataset_dir / "dataset.json")
+        _write_cases_csv(dataset_dir, cases)
+        _write_default_folds(dataset_dir, cases, seed)
     if errors:
         listed = "\n  - ".join(errors)
         raise LionError(
@@ -407,29 +438,73 @@ def _remove_stale_outputs(dataset_dir: Path, cases: list[CaseSource]) -> None:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
+            if path.name.startswith("."):  # another part's file being written (atomic_path)
+                continue
             if path.is_file() and path.name.endswith((".nii.gz", ".json")) and path not in expected:
                 log.info("%s: no longer part of this cohort or split; removed", path)
                 path.unlink()
 
 
-def _write_cases_csv(dataset_dir: Path, case_ids: list[str]) -> None:
+@contextlib.contextmanager
+def _dataset_lock(dataset_dir: Path) -> Iterator[None]:
+    """Serialise the shared-file step of concurrent parts (an exclusive lock on .lion/lock)."""
+    lock = dataset_dir / ".lion" / "lock"
+    with lock.open("a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: parts must not run at the same time there
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_default_folds(dataset_dir: Path, cases: list[CaseSource], seed: int) -> None:
+    """nnU-Net's ``splits_final.json`` by patient, once every training case is converted."""
+    from lion_nnunet.splitting import grouped_kfold
+
+    train = [c for c in cases if c.split == "train"]
+    if not all(_record_path(dataset_dir, c.case_id).is_file() for c in train):
+        return  # another part (or a re-run after errors) completes it
+    target = dataset_dir / SPLITS_FILE
+    patients = {c.patient_id for c in train}
+    if len(patients) < 2:
+        log.warning("%d training patient(s): no cross-validation folds written", len(patients))
+        target.unlink(missing_ok=True)
+        return
+    folds = grouped_kfold(
+        {c.case_id: c.patient_id for c in train},
+        {c.case_id: c.disease for c in train},
+        folds=min(DEFAULT_FOLDS, len(patients)),
+        seed=seed,
+    )
+    write_json(folds, target)
+
+
+def _write_cases_csv(dataset_dir: Path, cases: list[CaseSource]) -> None:
     rows = []
-    for cid in case_ids:
-        record = _record_path(dataset_dir, cid)
+    for case in cases:
+        record = _record_path(dataset_dir, case.case_id)
         if record.is_file():
-            rows.append(json.loads(record.read_text())["row"])
+            row = json.loads(record.read_text())["row"]
+            # ids come from this cohort (a record written before they existed lacks them)
+            row.update(patient_id=case.patient_id, source_id=case.source_id)
+            rows.append(row)
     if rows:
         write_csv(pd.DataFrame(rows), dataset_dir / CASES_CSV)
 
 
-def choose_test_cases(case_ids: list[str], fraction: float, seed: int) -> set[str]:
-    """A deterministic random subset of ``case_ids`` (``round(fraction * n)`` cases)."""
-    if not 0.0 <= fraction < 1.0:
-        raise LionError(f"--test-fraction must be in [0, 1), got {fraction}")
-    ids = sorted(case_ids)
-    n = round(fraction * len(ids))
-    rng = np.random.default_rng(seed)
-    return set(np.array(ids)[rng.permutation(len(ids))[:n]].tolist()) if n else set()
+def choose_test_cases(
+    case_ids: list[str], fraction: float, seed: int, patient_of: dict[str, str] | None = None
+) -> set[str]:
+    """A deterministic random subset of ``case_ids`` (about ``round(fraction * n)`` cases) made
+    of whole patients (``patient_of``: case id -> patient id; default: one patient per case)."""
+    from lion_nnunet.splitting import choose_test_cases as choose
+
+    return choose({c: (patient_of or {}).get(c, c) for c in case_ids}, fraction, seed)
 
 
 def read_case_list(path: Path) -> set[str]:

@@ -21,6 +21,8 @@ PREDICT_EXAMPLES = """\
   lion predict -i study/SUV.nii.gz -o out/ -m MODEL -f all --device cpu --disable-tta
   lion predict -i dicom_root/ -o out/ -m MODEL -f 0 --dicom-seg      # PET series -> SUV
   lion predict -i cases.csv -o out/ -m MODEL --num-parts 4 --part-id 0   # columns case_id,pet
+  lion predict -i subjects/ -o out/ -m fdg --suv-threshold 2.5 --rotating-mip
+       # lionz habits: <subject>/PT_*.nii.gz or DICOM, an installed model by name, -t, -g
 """
 
 POSTPROCESS_EXAMPLES = """\
@@ -29,6 +31,8 @@ POSTPROCESS_EXAMPLES = """\
   lion postprocess -i nnunet_pred/ --pet imagesTs/ -o out/          # labels from its dataset.json
   lion postprocess -i nnunet_pred/ --pet imagesTs/ -o out/ --tracer fdg \\
        --min-volume-ml 0.5 --remove-in-organ urinary_bladder
+  lion postprocess -i lionz_pred/ --pet imagesTs/ -o out/ \\
+       --dataset-json Dataset711_PSMA/nnUNetTrainer__nnUNetPlans__3d_fullres/dataset.json
 """
 
 
@@ -42,6 +46,14 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
         help="drop tumor components inside or touching these organ classes (off by default)",
     )  # fmt: skip
     p.add_argument("--save-organs", action="store_true", help="also write organs.nii.gz")
+    p.add_argument(
+        "--tumor-label", type=int, default=None, metavar="N",
+        help="the tumor's label id (default: the class named tumor/lesion in dataset.json)",
+    )  # fmt: skip
+    p.add_argument(
+        "--suv-threshold", type=float, default=None, metavar="SUV",
+        help="drop tumor voxels below this SUV (lionz's -t; fixed-threshold practice, e.g. 2.5)",
+    )  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,14 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("-i", "--input", required=True, help="folder, CSV, image file or DICOM root")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("-m", "--model", required=True, help="<Trainer>__<Plans>__<config> folder")
+    p.add_argument("-m", "--model", required=True,
+                   help="installed model name (lion models list) or <Trainer>__<Plans>__<config> "
+                   "folder (or its DatasetXXX folder)")  # fmt: skip
     p.add_argument("-f", "--folds", nargs="+", default=None,
                    help="folds to ensemble (default: all folds with a checkpoint)")  # fmt: skip
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="auto: CUDA, else Apple MPS, else CPU")  # fmt: skip
     p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
     p.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
     p.add_argument("--dicom-seg", action="store_true",
                    help="also write seg.dcm (DICOM-SEG referencing the PET series)")  # fmt: skip
+    p.add_argument("--rotating-mip", action="store_true",
+                   help="also write mip_rotating.gif (rotating PET MIP, tumor in red)")  # fmt: skip
     _add_filters(p)
     add_sharding(p)
     add_overwrite(p)
@@ -94,15 +111,16 @@ def run_predict(args: argparse.Namespace) -> int:
     from .predict import discover_cases, predict_cases
 
     apply_cpu_friendly_defaults()
-    model = check_model_folder(args.model, args.folds, args.checkpoint)
+    model = check_model_folder(args.model, args.folds, args.checkpoint, args.tumor_label)
     cases = discover_cases(args.input, model.num_channels)
     result = predict_cases(
-        cases, args.model, args.output, folds=args.folds, device=args.device,
+        cases, model.folder, args.output, folds=args.folds, device=args.device,
         use_mirroring=not args.disable_tta, save_organs=args.save_organs,
         dicom_seg=args.dicom_seg, min_volume_ml=args.min_volume_ml,
         remove_in_organs=args.remove_in_organ, overwrite=args.overwrite,
         progress=not args.no_pbar, num_parts=args.num_parts, part_id=args.part_id,
-        checkpoint=args.checkpoint,
+        checkpoint=args.checkpoint, tumor_label=args.tumor_label,
+        suv_threshold=args.suv_threshold, rotating_mip=args.rotating_mip,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
@@ -115,19 +133,15 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_postprocess(args: argparse.Namespace) -> int:
-    from lion_nnunet.labels import get_label_set
+    from .postprocess import postprocess_folder, resolve_prediction_labels
 
-    from .postprocess import label_set_from_dataset_json, postprocess_folder
-
-    label_set = None
-    if args.dataset_json:
-        label_set = label_set_from_dataset_json(args.dataset_json)
-    elif args.tracer:
-        label_set = get_label_set(args.tracer)
+    label_set = resolve_prediction_labels(
+        args.input, args.dataset_json, args.tracer, args.tumor_label
+    )
     reports = postprocess_folder(
         args.input, args.pet, args.output, label_set, args.min_volume_ml,
         args.remove_in_organ, args.save_organs, args.overwrite, not args.no_pbar,
-        args.num_parts, args.part_id,
+        args.num_parts, args.part_id, args.suv_threshold,
     )  # fmt: skip
     done = [r["case_id"] for r in reports]
     if args.json:

@@ -68,8 +68,9 @@ def write_pet_series(
             decayed = dose_bq * math.exp(-lam * (series_start - injection).total_seconds())
         elif decay_correction == "ADMIN":
             decayed = dose_bq
-        else:
+        else:  # NONE: the frame's mean activity, decaying during the 120 s frame
             decayed = dose_bq * math.exp(-lam * (acq - injection).total_seconds())
+            decayed *= (1 - math.exp(-lam * 120.0)) / (lam * 120.0)
         bqml = suv[k] * decayed / (weight_kg * 1000.0)
         stored_float = suv[k] / float(philips_suv_factor or 1.0) if units == "CNTS" else bqml
         slope = max(float(stored_float.max()), 1e-6) / 30000.0

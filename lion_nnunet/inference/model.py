@@ -54,20 +54,56 @@ def available_folds(folder: Path, checkpoint: str = CHECKPOINT) -> list[str]:
     return sorted(found, key=lambda f: (f == "all", int(f) if f.isdigit() else 0))
 
 
+def resolve_model_folder(name_or_path: str | Path) -> Path:
+    """The ``<Trainer>__<Plans>__<configuration>`` folder of ``-m``.
+
+    ``-m`` may be that folder, a ``DatasetXXX_NAME`` folder holding exactly one such folder
+    (the layout of nnU-Net's model zips and of lionz's model folders), or the name of a model
+    installed with ``lion models install`` (see :mod:`lion_nnunet.inference.registry`).
+    """
+    path = Path(name_or_path)
+    if not path.exists() and path.name == str(name_or_path):
+        from .registry import installed_model_folder
+
+        found = installed_model_folder(str(name_or_path))
+        if found is not None:
+            return found
+        raise LionError(
+            f"-m {name_or_path}: neither a model folder nor an installed model name; see "
+            "`lion models list`, or install one with `lion models install ZIP --name NAME`"
+        )
+    if path.is_dir() and not (path / "plans.json").is_file():
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and p.name.count("__") == 2)
+        if len(inner) == 1:
+            return inner[0]
+        if len(inner) > 1:
+            raise LionError(
+                f"{path}: holds {len(inner)} model folders ({', '.join(p.name for p in inner)}); "
+                "pass -m with the one to use"
+            )
+    return path
+
+
 def check_model_folder(
-    folder: str | Path, folds: list[str] | None = None, checkpoint: str = CHECKPOINT
+    folder: str | Path,
+    folds: list[str] | None = None,
+    checkpoint: str = CHECKPOINT,
+    tumor_label: int | None = None,
 ) -> ModelInfo:
     """Validate a model folder before loading it: files, checkpoints, plans vs dataset.json.
 
     Args:
-        folder: the ``<Trainer>__<Plans>__<configuration>`` folder.
+        folder: the ``<Trainer>__<Plans>__<configuration>`` folder, its ``DatasetXXX`` parent,
+            or an installed model's name (:func:`resolve_model_folder`).
         folds: folds to ensemble (``["0", "1"]`` or ``["all"]``); None = every fold found.
         checkpoint: checkpoint file name inside each ``fold_<f>`` folder.
+        tumor_label: the tumor's label id; None = from the dataset.json label names
+            (:func:`lion_nnunet.labels.find_tumor_label`).
 
     Raises:
         LionError: one sentence naming the file and the problem.
     """
-    folder = Path(folder)
+    folder = resolve_model_folder(folder)
     if not folder.is_dir():
         raise LionError(f"{folder}: model folder not found; pass -m <Trainer>__<Plans>__<config>")
     dataset_json = _load_json(folder / "dataset.json", "dataset.json, plans.json, fold_*/")
@@ -111,7 +147,15 @@ def check_model_folder(
             f"{n_channels}; plans.json and dataset.json do not belong together"
         )
     tracer = dataset_json.get("lion", {}).get("tracer", "custom")
-    label_set = label_set_from_dataset_labels(dataset_json["labels"], tracer=tracer)
+    if tumor_label is None:  # an installed model keeps the tumor label given at install
+        from .registry import installed_record
+
+        record = installed_record(folder) or {}
+        if record.get("tumor_label_given"):
+            tumor_label = record["tumor_label"]
+    label_set = label_set_from_dataset_labels(
+        dataset_json["labels"], tracer, tumor_label, where=str(folder / "dataset.json")
+    )
     return ModelInfo(
         folder=folder,
         folds=tuple(str(f) for f in folds),
@@ -132,6 +176,7 @@ def make_random_model(
     folds: tuple[str, ...] = ("0",),
     seed: int = 0,
     trainer: str = "nnUNetTrainer",
+    labels: dict[str, int] | None = None,
 ) -> Path:
     """Write a model folder with the LION plans' architecture and random weights (for timing/tests).
 
@@ -144,6 +189,8 @@ def make_random_model(
         folds: fold folders to create, each with its own random weights.
         seed: torch seed of fold 0 (fold i uses seed + i).
         trainer: trainer class name stored in the checkpoint (must be findable by nnU-Net).
+        labels: dataset.json labels to write instead of the tracer's LION layout (e.g. a
+            lionz-style layout with the tumor last); the network gets one output per label.
 
     Returns:
         The model folder.
@@ -174,12 +221,14 @@ def make_random_model(
     }
     dataset_json = {
         "channel_names": {"0": "PET"},
-        "labels": label_set.labels(),
+        "labels": labels or label_set.labels(),
         "numTraining": 0,
         "file_ending": ".nii.gz",
         "lion": {"tracer": tracer, "with_organs": True, "label_set": label_set.to_dict(),
                  "lion_version": __version__, "random_weights": True},
     }  # fmt: skip
+    if labels:  # not a LION layout: no LION tracer claims
+        dataset_json["lion"] = {"random_weights": True}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "plans.json").write_text(json.dumps(plans, indent=2))
     (out_dir / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
@@ -188,7 +237,7 @@ def make_random_model(
     for i, fold in enumerate(folds):
         torch.manual_seed(seed + i)
         net = nnUNetTrainer.build_network_architecture(
-            pm, cm, 1, label_set.num_classes, enable_deep_supervision=False
+            pm, cm, 1, len(labels or label_set.labels()), enable_deep_supervision=False
         )
         (out_dir / f"fold_{fold}").mkdir(exist_ok=True)
         torch.save(

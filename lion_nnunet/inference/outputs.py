@@ -1,8 +1,9 @@
 """The per-case output folder of ``lion predict`` / ``lion postprocess`` and ``summary.csv``.
 
 ``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), optionally ``organs.nii.gz``
-(organ labels 2..K) and ``seg.dcm``, ``mip.png``, and ``report.json`` written LAST: a case is done
-exactly when its report.json exists, so an interrupted run leaves no case that looks complete.
+(the model's organ label ids; LION: 2..K), ``seg.dcm`` and ``mip_rotating.gif``, ``mip.png``,
+and ``report.json`` written LAST: a case is done exactly when its report.json exists, so an
+interrupted run leaves no case that looks complete.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""From an nnU-Net label map (tumor 1, organs 2..K) to the tumor mask LION reports.
+"""From an nnU-Net label map (a tumor class and organ classes) to the tumor mask LION reports.
 
-The organ classes are auxiliary: they are dropped from the tumor mask. Which labels are organs is
-read from the model's (or dataset's) dataset.json ``labels`` through
-:func:`lion_nnunet.labels.label_set_from_dataset_labels`, never hard-coded. Two optional filters,
-both off by default: tumor components smaller than ``min_volume_ml``, and tumor components inside
-or touching named organs (e.g. ``urinary_bladder``) are removed. Components are 18-connected
-(see :mod:`lion_nnunet.inference.report`). Arrays are numpy (z, y, x).
+The organ classes are auxiliary: they are dropped from the tumor mask. Which label is the tumor
+and which are organs is read from the model's (or prediction folder's) dataset.json ``labels``
+through :func:`lion_nnunet.labels.label_set_from_dataset_labels` (LION: tumor 1; lionz's FDG
+model: tumor 11 after 10 organs), never assumed. Three optional filters, all off by default:
+tumor voxels below an SUV threshold (lionz's ``-t``), tumor components smaller than
+``min_volume_ml``, and tumor components inside or touching named organs (e.g.
+``urinary_bladder``) are removed. Components are 18-connected (see
+:mod:`lion_nnunet.inference.report`). Arrays are numpy (z, y, x).
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
-from lion_nnunet.labels import TUMOR_LABEL, LabelSet, label_set_from_dataset_labels
+from lion_nnunet.labels import (
+    LabelSet,
+    check_tracer_matches,
+    get_label_set,
+    label_set_from_dataset_labels,
+)
 from lion_nnunet.progress import track
 
 from .report import CONNECTIVITY
@@ -28,8 +36,11 @@ from .report import CONNECTIVITY
 log = logging.getLogger(__name__)
 
 
-def label_set_from_dataset_json(path: str | Path) -> LabelSet:
-    """The label set declared by a dataset.json (model folder, raw dataset or prediction folder)."""
+def label_set_from_dataset_json(path: str | Path, tumor_label: int | None = None) -> LabelSet:
+    """The label set declared by a dataset.json (model folder, raw dataset or prediction folder).
+
+    ``tumor_label`` overrides the tumor found from the label names (``--tumor-label``).
+    """
     path = Path(path)
     if not path.is_file():
         raise LionError(f"{path}: dataset.json not found; pass --dataset-json FILE or --tracer")
@@ -39,7 +50,56 @@ def label_set_from_dataset_json(path: str | Path) -> LabelSet:
     except (json.JSONDecodeError, KeyError) as e:
         raise LionError(f"{path}: not an nnU-Net dataset.json with 'labels' ({e})") from None
     tracer = data.get("lion", {}).get("tracer", "custom")
-    return label_set_from_dataset_labels(labels, tracer=tracer)
+    return label_set_from_dataset_labels(labels, tracer, tumor_label, where=str(path))
+
+
+def resolve_prediction_labels(
+    pred_dir: str | Path,
+    dataset_json: str | Path | None = None,
+    tracer: str | None = None,
+    tumor_label: int | None = None,
+) -> LabelSet:
+    """The label set of a prediction folder: labels on disk first, ``--tracer`` only checked.
+
+    Order: ``dataset_json`` if given, else ``pred_dir/dataset.json`` (nnUNetv2_predict copies the
+    model's there). When such a file exists and ``tracer`` is given too, the two must agree
+    (:func:`lion_nnunet.labels.check_tracer_matches`). Without a file, ``tracer`` gives LION's
+    layout (tumor 1) and ``tumor_label`` must, if given, agree with it.
+    """
+    path = Path(dataset_json) if dataset_json else Path(pred_dir) / "dataset.json"
+    if path.is_file() or dataset_json:
+        label_set = label_set_from_dataset_json(path, tumor_label)
+        if tracer:
+            check_tracer_matches(label_set, tracer, str(path))
+        return label_set
+    if tracer is None:
+        raise LionError(
+            f"{pred_dir}: no dataset.json to read the labels from; pass --dataset-json "
+            "MODEL/dataset.json (or --tracer fdg|psma for a LION model's prediction)"
+        )
+    label_set = get_label_set(tracer)
+    if tumor_label is not None and tumor_label != label_set.tumor_label:
+        raise LionError(
+            f"--tumor-label {tumor_label} contradicts --tracer {tracer} (LION layout: tumor "
+            f"{label_set.tumor_label}); give the model's dataset.json with --dataset-json instead"
+        )
+    return label_set
+
+
+def apply_suv_threshold(tumor: np.ndarray, suv: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Drop tumor voxels whose SUV is below ``threshold`` (kept: SUV >= threshold).
+
+    The fixed-threshold practice of lionz's ``-t`` and of many TMTV studies (SUV 2.5 or 4.0;
+    PERCIST's threshold is 1.5 x liver SUVmean + 2 SD of the liver). Arrays (z, y, x), same grid.
+    None or 0 keeps the mask unchanged.
+    """
+    if not threshold:
+        return tumor
+    if threshold < 0:
+        raise LionError(f"--suv-threshold {threshold}: must be >= 0 (SUV)")
+    if tumor.shape != suv.shape:
+        raise LionError(f"tumor mask {tumor.shape} and SUV image {suv.shape} differ in shape")
+    return (tumor.astype(bool) & (suv >= threshold)).astype(np.uint8)
 
 
 def split_label_map(
@@ -48,19 +108,23 @@ def split_label_map(
     spacing_zyx: tuple[float, float, float],
     min_volume_ml: float = 0.0,
     remove_in_organs: Sequence[str] = (),
+    suv: np.ndarray | None = None,
+    suv_threshold: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tumor mask and organ map from a predicted label map.
 
     Args:
-        label_map: nnU-Net segmentation (z, y, x): 0 background, 1 tumor, 2..K organs.
-        label_set: the model's label set (organ names for ``remove_in_organs``).
+        label_map: nnU-Net segmentation (z, y, x): 0 background, the tumor and organ classes.
+        label_set: the model's label set (tumor id, organ ids and names).
         spacing_zyx: voxel spacing (z, y, x) in mm, for volumes.
         min_volume_ml: drop tumor components below this volume (ml); 0 keeps all.
         remove_in_organs: organ names; tumor components touching (sharing a face with) or
             inside these organs are dropped.
+        suv, suv_threshold: SUV image (z, y, x) and threshold; tumor voxels below it are
+            dropped before the component filters (:func:`apply_suv_threshold`).
 
     Returns:
-        (tumor uint8 0/1, organs uint8 with the organ labels 2..K and 0 elsewhere).
+        (tumor uint8 0/1, organs uint8 with the model's organ label ids and 0 elsewhere).
     """
     label_map = np.asarray(label_map)
     unknown = set(np.unique(label_map).tolist()) - set(range(label_set.num_classes))
@@ -70,8 +134,12 @@ def split_label_map(
             f"({label_set.num_classes - 1} foreground classes) does not declare; wrong "
             "--dataset-json/--tracer for this model?"
         )
-    tumor = (label_map == TUMOR_LABEL).astype(np.uint8)
-    organs = np.where(label_map >= 2, label_map, 0).astype(np.uint8)
+    tumor = (label_map == label_set.tumor_label).astype(np.uint8)
+    organs = np.where(np.isin(label_map, label_set.organ_labels), label_map, 0).astype(np.uint8)
+    if suv_threshold:
+        if suv is None:
+            raise LionError("an SUV threshold needs the SUV image")
+        tumor = apply_suv_threshold(tumor, suv, suv_threshold)
     if (min_volume_ml > 0 or remove_in_organs) and tumor.any():
         organ_ids = [label_set.label_of(name) for name in remove_in_organs]
         forbidden = np.isin(organs, organ_ids) if organ_ids else None
@@ -116,6 +184,7 @@ def postprocess_folder(
     progress: bool = True,
     num_parts: int = 1,
     part_id: int = 0,
+    suv_threshold: float | None = None,
 ) -> list[dict]:
     """Turn stock ``nnUNetv2_predict`` output into LION's per-case outputs and summary.csv.
 
@@ -130,6 +199,7 @@ def postprocess_folder(
         overwrite: redo cases whose report.json exists (else they are skipped).
         progress: show a progress bar.
         num_parts, part_id: process every num_parts-th case starting at part_id.
+        suv_threshold: drop tumor voxels below this SUV (:func:`apply_suv_threshold`).
 
     Returns:
         The reports of the cases processed in this run.
@@ -142,7 +212,7 @@ def postprocess_folder(
     if not pred_dir.is_dir():
         raise LionError(f"{pred_dir}: prediction folder not found")
     if label_set is None:
-        label_set = label_set_from_dataset_json(pred_dir / "dataset.json")
+        label_set = resolve_prediction_labels(pred_dir)
     for name in remove_in_organs:
         label_set.label_of(name)  # unknown organ -> clear error before any work
     ending = ".nii.gz"
@@ -152,10 +222,11 @@ def postprocess_folder(
     files = files[part_id::num_parts]
     reports = []
     for path in track(files, "postprocess", len(files), progress):
-        case_id = path.name[: -len(ending)]
+        name = path.name[: -len(ending)]
+        case_id = case_id_of_name(name)  # the id convert, predict and evaluate use
         if case_done(out_dir / case_id) and not overwrite:
             continue
-        pet_image, suv = read_float_image(find_pet(pet_dir, case_id, ending), "PET")
+        pet_image, suv = read_float_image(find_pet(pet_dir, name, ending), "PET")
         seg_image = read_image(path, "prediction")
         problem = geometry_mismatch(pet_image, seg_image)
         if problem:
@@ -165,7 +236,7 @@ def postprocess_folder(
 
         tumor, organs = split_label_map(
             sitk.GetArrayFromImage(seg_image), label_set, spacing_zyx, min_volume_ml,
-            remove_in_organs,
+            remove_in_organs, suv, suv_threshold,
         )  # fmt: skip
         reports.append(
             write_case_outputs(
@@ -177,7 +248,11 @@ def postprocess_folder(
                 organs,
                 label_set,
                 save_organs=save_organs,
-                extra={"prediction_file": str(path)},
+                extra={
+                    "prediction_file": str(path),
+                    "tumor_label": label_set.tumor_label,
+                    "suv_threshold": suv_threshold,
+                },
             )
         )
     write_summary(out_dir)

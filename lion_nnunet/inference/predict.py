@@ -12,38 +12,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
+from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder
 from .outputs import case_done, write_case_outputs, write_summary
 from .postprocess import split_label_map
+from .suv import check_suv_values
 
 log = logging.getLogger(__name__)
 
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".mha", ".nrrd")
-
-
-@dataclass
-class Case:
-    """One input case: channel files (``_0000`` = PET in SUV) or a loader (DICOM -> SUV image)."""
-
-    case_id: str
-    files: list[Path] = field(default_factory=list)
-    loader: Callable[[], sitk.Image] | None = None
-    source: str = ""
-    dicom_files: list[Path] = field(default_factory=list)
 
 
 def _strip_ending(name: str) -> str | None:
@@ -76,28 +68,70 @@ def _cases_from_folder(folder: Path, num_channels: int) -> list[Case]:
                     f"{folder}: case {case_id} has channel {extra.name}, but the model takes "
                     f"{num_channels} channel(s); pass a model trained on the same channels"
                 )
-            cases.append(Case(case_id, chans, source=str(chans[0])))
+            cases.append(Case(case_id_of_name(case_id), chans, source=str(chans[0])))
         return cases
     suv = sorted(folder.rglob("SUV.nii.gz"))
-    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz
-        cases = []
-        for p in suv:
-            rel = p.parent.relative_to(folder)
-            case_id = "_".join(rel.parts) if rel.parts else folder.name
-            cases.append(Case(case_id, [p], source=str(p)))
+    if suv:  # autoPET layout: <patient>/<study>/SUV.nii.gz, ids as lion convert names them
+        ids = study_case_ids(folder.resolve(), [p.parent.resolve() for p in suv])
+        cases = [Case(ids[p.parent.resolve()][0], [p], source=str(p)) for p in suv]
         return _single_channel(cases, num_channels, folder)
     if images:
-        cases = [Case(stem, [p], source=str(p)) for p, stem in images]
+        cases = [Case(case_id_of_name(stem), [p], source=str(p)) for p, stem in images]
         return _single_channel(cases, num_channels, folder)
-    from .suv import find_pet_series
-
+    lionz = cases_from_lionz_subjects(folder)
+    if lionz:
+        return _single_channel(lionz, num_channels, folder)
     series = find_pet_series(folder)
     if series:
         return _single_channel(series, num_channels, folder)
     raise LionError(
         f"{folder}: no PET found (expected <case>_0000.nii.gz files, autoPET SUV.nii.gz studies, "
-        "NIfTI files or a DICOM PET series)"
+        "NIfTI files, lionz subject folders <subject>/PT_*.nii.gz or a DICOM PET series)"
     )
+
+
+#: File-name prefixes of the PET image in a lionz subject folder (lionz accepts both).
+LIONZ_PET_PREFIXES = ("PT_", "PT-")
+
+
+def cases_from_lionz_subjects(folder: Path) -> list[Case]:
+    """lionz's input layout: one folder per subject holding ``PT_*.nii(.gz)`` (plus CT_*, ignored).
+
+    Case id = the subject folder's name (sanitised by :mod:`lion_nnunet.case_ids`), as lionz
+    names its outputs. A subject folder with no
+    ``PT_`` NIfTI but a DICOM PET series is read from DICOM (converted to SUV). Returns [] when
+    no subject folder has a ``PT_`` NIfTI (then the folder is not in lionz's layout). The PET
+    NIfTI must be in SUV, as every LION input.
+    """
+    subjects = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found: dict[Path, list[Path]] = {}
+    for subject in subjects:
+        pets = sorted(
+            p
+            for p in subject.iterdir()
+            if p.is_file()
+            and p.name.startswith(LIONZ_PET_PREFIXES)
+            and p.name.endswith((".nii", ".nii.gz"))
+        )
+        if len(pets) > 1:
+            raise LionError(
+                f"{subject}: {len(pets)} PET files ({', '.join(p.name for p in pets)}); lionz's "
+                "layout has one PT_*.nii.gz per subject folder"
+            )
+        found[subject] = pets
+    if not any(found.values()):
+        return []
+    cases = []
+    for subject, pets in found.items():
+        if pets:
+            cases.append(Case(case_id_of_name(subject.name), pets, source=str(pets[0])))
+            continue
+        series = find_pet_series(subject)
+        subject_id = case_id_of_name(subject.name)
+        for k, case in enumerate(series):
+            case.case_id = subject_id if len(series) == 1 else f"{subject_id}_{k + 1}"
+        cases += series
+    return cases
 
 
 def _single_channel(cases: list[Case], num_channels: int, where: Path) -> list[Case]:
@@ -126,7 +160,7 @@ def _cases_from_csv(path: Path, num_channels: int) -> list[Case]:
         pet = pet if pet.is_absolute() else path.parent / pet
         if not pet.is_file():
             raise LionError(f"{path}: case {row.case_id}: PET file {pet} not found")
-        cases.append(Case(str(row.case_id), [pet], source=str(pet)))
+        cases.append(Case(case_id_of_name(str(row.case_id)), [pet], source=str(pet)))
     return cases
 
 
@@ -134,8 +168,11 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     """Cases of ``-i``: a folder, a CSV (case_id, pet), a single image file or a DICOM root.
 
     Folders: nnU-Net layout (``<case>_0000.nii.gz``), autoPET studies (``**/SUV.nii.gz``,
-    case id = path parts joined by ``_``), plain image files (case id = file stem), or DICOM
-    (every PET series found, converted to SUV).
+    case id as ``lion convert`` names it: ``<patient>``, or ``<patient>_<study>`` for a patient
+    with several studies), plain image files (case id = file stem), lionz subject folders
+    (``<subject>/PT_*.nii.gz`` or DICOM, case id = subject; :func:`cases_from_lionz_subjects`),
+    or DICOM (every PET series found, converted to SUV). Case ids follow
+    :mod:`lion_nnunet.case_ids` (sanitised).
     """
     path = Path(input_path)
     if not path.exists():
@@ -144,9 +181,9 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
         cases = _cases_from_csv(path, num_channels)
     elif path.is_file() and _strip_ending(path.name) is not None:
         stem = _strip_ending(path.name)
-        case_id = stem[:-5] if stem.endswith("_0000") else stem
-        if case_id == "SUV":  # autoPET study: <patient>_<study>, as for a folder of studies
-            case_id = f"{path.parent.parent.name}_{path.parent.name}"
+        case_id = case_id_of_name(stem[:-5] if stem.endswith("_0000") else stem)
+        if path.name == "SUV.nii.gz":  # autoPET study: the id lion convert gives it
+            case_id = study_case_id(path.parent)[0]
         cases = _single_channel([Case(case_id, [path], source=str(path))], num_channels, path)
     elif path.is_dir():
         cases = _cases_from_folder(path, num_channels)
@@ -159,17 +196,42 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     return cases
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str):
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) as a torch.device."""
+    """``cpu``, ``cuda``, ``mps`` (Apple GPU) or ``auto`` (CUDA, else MPS, else CPU)."""
     import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise LionError("--device cuda, but torch sees no CUDA GPU; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise LionError(f"--device {device!r}; choose cpu, cuda or auto")
+    if device == "mps" and not _mps_available():
+        raise LionError(
+            "--device mps, but this torch has no usable MPS (Apple GPU) backend; "
+            "use --device cpu or auto"
+        )
+    if device not in DEVICES[1:]:
+        raise LionError(f"--device {device!r}; choose {', '.join(DEVICES)}")
     return torch.device(device)
+
+
+def trainer_not_found(trainer: str) -> LionError:
+    """The error for a checkpoint whose trainer class nnU-Net cannot find."""
+    return LionError(
+        f"trainer {trainer} not found: the checkpoint names a trainer class that neither nnunetv2 "
+        "nor lion-nnunet defines; install/upgrade the package that defines it (lion-nnunet ships "
+        "the LION trainers and the lionz authors' nnUNetTrainerDA5_2000epochs; check with "
+        f"`lion doctor --trainer {trainer}`), or put its module on nnUNet_extTrainer"
+    )
 
 
 class LionPredictor:
@@ -211,11 +273,15 @@ class LionPredictor:
             )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
-            self.predictor.initialize_from_trained_model_folder(
-                str(model.folder), tuple(folds), checkpoint
-            )
+            with contextlib.redirect_stdout(sys.stderr):
+                self.predictor.initialize_from_trained_model_folder(
+                    str(model.folder), tuple(folds), checkpoint
+                )
         except RuntimeError as e:  # e.g. state dict does not fit the plans' architecture
             first = str(e).strip().splitlines()[0]
+            missing = re.match(r"Could not find requested nnunet trainer (\S+)", first)
+            if missing:
+                raise trainer_not_found(missing.group(1)) from None
             raise LionError(
                 f"{model.folder}: cannot load the checkpoint into the network of plans.json "
                 f"({first}); plans.json and the checkpoints do not belong together"
@@ -246,6 +312,8 @@ class LionPredictor:
                 f"{case.source}: {data.shape[0]} channel(s), the model takes "
                 f"{self.model.num_channels}"
             )
+        # a NIfTI is SUV only if its values say so (lionz's PT_*.nii.gz from dcm2niix: Bq/ml)
+        check_suv_values(data[0], case.source)
         if isinstance(self.reader, SimpleITKIO):
             image = sitk.GetImageFromArray(data[0])
             image.SetSpacing(props["sitk_stuff"]["spacing"])
@@ -312,14 +380,21 @@ def predict_cases(
     num_parts: int = 1,
     part_id: int = 0,
     checkpoint: str = CHECKPOINT,
+    tumor_label: int | None = None,
+    suv_threshold: float | None = None,
+    rotating_mip: bool = False,
 ) -> dict:
     """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
+
+    ``model_folder`` is a model folder or an installed model's name; ``tumor_label`` overrides
+    the tumor found from its dataset.json labels; ``suv_threshold`` drops tumor voxels below
+    that SUV; ``rotating_mip`` also writes ``mip_rotating.gif``.
 
     Returns:
         ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
     """
     out_dir = Path(out_dir)
-    model = check_model_folder(model_folder, folds, checkpoint)
+    model = check_model_folder(model_folder, folds, checkpoint, tumor_label)
     for name in remove_in_organs:
         model.label_set.label_of(name)
     if not 0 <= part_id < num_parts:
@@ -350,20 +425,15 @@ def predict_cases(
                 t1 = time.perf_counter()
                 spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
                 tumor, organs = split_label_map(
-                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs
-                )
-                more = None
-                if dicom_seg:
-                    from .dicom_seg import write_dicom_seg
-
-                    def more(case_dir: Path, _t=tumor, _c=case) -> dict:
-                        path = write_dicom_seg(_t, _c.dicom_files, case_dir / "seg.dcm")
-                        return {"dicom_seg": path.name}
-
+                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs,
+                    suv, suv_threshold,
+                )  # fmt: skip
+                more = _more_outputs(case, tumor, suv, spacing_zyx, dicom_seg, rotating_mip)
                 report = write_case_outputs(
                     out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
                     model.label_set, save_organs=save_organs, model=model.name,
                     folds=list(model.folds), extra={"input": case.source,
+                    "tumor_label": model.label_set.tumor_label, "suv_threshold": suv_threshold,
                     "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
                 )  # fmt: skip
                 report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
@@ -378,6 +448,29 @@ def predict_cases(
         "skipped": skipped,
         "summary": str(summary) if summary else None,
     }
+
+
+def _more_outputs(
+    case: Case, tumor: np.ndarray, suv: np.ndarray, spacing_zyx, dicom_seg: bool, rotating: bool
+) -> Callable[[Path], dict] | None:
+    """The optional per-case outputs (DICOM-SEG, rotating MIP) as one write function, or None."""
+    if not (dicom_seg or rotating):
+        return None
+
+    def more(case_dir: Path) -> dict:
+        out = {}
+        if dicom_seg:
+            from .dicom_seg import write_dicom_seg
+
+            out["dicom_seg"] = write_dicom_seg(tumor, case.dicom_files, case_dir / "seg.dcm").name
+        if rotating:
+            from .rotating_mip import save_rotating_mip
+
+            path = save_rotating_mip(suv, tumor, spacing_zyx, case_dir / "mip_rotating.gif")
+            out["mip_rotating"] = path.name
+        return out
+
+    return more
 
 
 def _simpleitk_io():

@@ -1,23 +1,39 @@
-"""PET DICOM series -> body-weight SUV image.
+"""PET DICOM series -> body-weight SUV image (SUVbw, g/ml), as QIBA's vendor-neutral pseudo-code.
 
-Tags are read with pydicom, the geometry (slice order, spacing, origin, direction) with
-SimpleITK's ImageSeriesReader; voxel values are computed per slice from pydicom's stored values
-and that slice's RescaleSlope/Intercept (slopes differ per slice on most scanners).
+Body-weight SUV = activity concentration (Bq/ml) x weight (g) / dose (Bq) decayed to the time the
+voxel values refer to. Per slice, from pydicom's stored values and that slice's
+RescaleSlope/Intercept (slopes differ per slice on GE and Siemens):
 
-Body-weight SUV (g/ml) = activity concentration (Bq/ml) x weight (g) / decay-corrected dose (Bq):
+* ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the series start, so
+  every slice uses one reference: SeriesDate/SeriesTime, unless the series time is later than the
+  earliest AcquisitionDate/Time (a post-processed series, whose SeriesTime is the reconstruction
+  time): then GE's private scan date-time (0009,100D in block "GEMS_PETD_01") when present, else the
+  earliest acquisition time. ``FrameReferenceTime`` and ``DecayFactor`` differ per bed position in
+  static multi-bed series (Siemens, Philips) and are not used.
+* ``DecayCorrection`` ADMIN: images are corrected to the injection; the dose is not decayed.
+* ``DecayCorrection`` NONE: each slice holds the mean activity over its own frame (start =
+  AcquisitionDate/Time, length T = ActualFrameDuration): the dose is decayed to the frame start
+  and averaged over the frame, D(t_start) x (1 - exp(-lambda T)) / (lambda T).
+* Injection: RadiopharmaceuticalStartDateTime, else RadiopharmaceuticalStartTime on the scan's date;
+  a start time without date that lies after the scan is taken from the day before (injection before
+  midnight, scan after it).
+* ``Units`` CNTS (Philips): the SUV scale factor of the "Philips PET Private Group" block
+  (element 0x00 of the block, usually (7053,1000); the block is found through its private creator,
+  not at a fixed address); when it is absent or 0 ("cannot convert" per Philips), the activity
+  concentration factor (element 0x09, usually (7053,1009)) gives Bq/ml, then as BQML.
+* ``Units`` GML: the series holds SUV; taken as is for ``SUVType`` BW (or absent); SUVType
+  LBMJAMES128 and LBMJANMA (lean body mass by a formula DICOM names) are turned back into SUVbw
+  with PatientSize and PatientSex: SUVbw = SUVlbm x weight / LBM.
 
-* ``Units`` BQML: the decay reference follows ``DecayCorrection``: START -> the dose is decayed
-  from the injection (RadiopharmaceuticalStartDateTime, else SeriesDate +
-  RadiopharmaceuticalStartTime) to the series start (SeriesDate/SeriesTime; when an
-  AcquisitionDate/Time is earlier than the series time, as after GE/Siemens re-processing, the
-  earliest acquisition time); ADMIN -> images are already corrected to injection, no decay;
-  NONE -> the dose is decayed to each slice's AcquisitionTime.
-* ``Units`` CNTS (Philips): SUV = value x the Philips SUV scale factor, private tag (7053,1000).
-* ``Units`` GML: the series already holds SUVbw.
+Refused with one sentence: not PET, multi-frame (enhanced) PET, dynamic or gated series (from
+SeriesType, NumberOfTimeSlices, NumberOfTimeSlots only), missing or implausible weight, dose or
+half-life (a dose in MBq, a weight in grams, a half-life in minutes), GML with SUVType LBM (James
+with the male multiplier not recorded), IBW or BSA (no formula in DICOM), a scan before the
+injection or more than 24 h after it, uneven slice spacing,
+and a result that is empty or above :data:`MAX_PLAUSIBLE_SUV`.
 
-Refused with one sentence: not a PET series (CT/MR...), missing weight/dose/half-life/times,
-multi-frame (enhanced) PET, dynamic or gated series (NumberOfTimeSlices > 1, SeriesType
-DYNAMIC/GATED, several FrameReferenceTime values).
+Geometry: built from ImagePositionPatient/ImageOrientationPatient/PixelSpacing, slices sorted
+along the slice normal; SimpleITK image (x, y, z), numpy array (z, y, x).
 """
 
 from __future__ import annotations
@@ -25,8 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +50,35 @@ from lion_nnunet.errors import LionError
 
 log = logging.getLogger(__name__)
 
-PHILIPS_SUV_TAG = (0x7053, 0x1000)
+PHILIPS_CREATOR = "Philips PET Private Group"
+PHILIPS_SUV_FACTOR, PHILIPS_BQML_FACTOR = 0x00, 0x09  # element offsets in the private block
+GE_CREATOR, GE_SCAN_DATETIME = "GEMS_PETD_01", 0x0D  # (0009,100D) post-injection scan date-time
 
-
-def _read_header(path: Path):
-    import pydicom
-
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # not DICOM (pydicom raises several types)
-        return None
+#: Above this value a "SUV" image is almost surely in Bq/ml (or counts): refuse it.
+MAX_PLAUSIBLE_SUV = 500.0
+#: Plausible injected activity (Bq): 1 MBq .. 50 GBq (diagnostic PET ~100-800 MBq).
+DOSE_RANGE_BQ = (1e6, 5e10)
+#: Plausible patient weight (kg).
+WEIGHT_RANGE_KG = (1.0, 350.0)
+#: Half-lives (s) of PET nuclides: a RadionuclideHalfLife equal to one of them in minutes (e.g.
+#: 109.77 for F-18) is refused as "minutes, not seconds".
+PET_HALF_LIVES_S = {"F-18": 6586.2, "Ga-68": 4062.6, "C-11": 1220.04, "N-13": 597.9,
+                    "O-15": 122.24, "Rb-82": 76.38, "Cu-64": 45720.0, "Zr-89": 282276.0,
+                    "I-124": 360806.0}  # fmt: skip
+#: Shortest half-life of a clinical PET nuclide (Rb-82: 76 s); below, it is not in seconds.
+MIN_HALF_LIFE_S = 60.0
+#: Longest uptake time accepted between injection and scan (h).
+MAX_UPTAKE_H = 24.0
 
 
 def _parse_dt(date: str | None, time: str | None) -> dt.datetime | None:
     if not date or not time:
         return None
-    time = str(time).split("+")[0].split("-")[0]
+    time = str(time).strip().split("+")[0].split("-")[0]
     whole, _, frac = time.partition(".")
     whole = whole.ljust(6, "0")
     try:
-        value = dt.datetime.strptime(f"{date}{whole}", "%Y%m%d%H%M%S")
+        value = dt.datetime.strptime(f"{str(date).strip()}{whole}", "%Y%m%d%H%M%S")
     except ValueError:
         return None
     return value + dt.timedelta(microseconds=int((frac + "000000")[:6])) if frac else value
@@ -64,8 +87,18 @@ def _parse_dt(date: str | None, time: str | None) -> dt.datetime | None:
 def _parse_datetime(value: str | None) -> dt.datetime | None:
     if not value:
         return None
-    value = str(value).split("+")[0]
+    value = str(value).strip().split("+")[0]
     return _parse_dt(value[:8], value[8:]) if len(value) >= 12 else None
+
+
+def _values(ds, keyword: str) -> list[str]:
+    """A multi-valued string tag as upper-case strings (a single value is a one-item list)."""
+    value = getattr(ds, keyword, None)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value.strip().upper()]
+    return [str(v).strip().upper() for v in value]
 
 
 def _require(ds, keyword: str, where: Path, why: str):
@@ -75,8 +108,23 @@ def _require(ds, keyword: str, where: Path, why: str):
     return value
 
 
+def _private(ds, group: int, creator: str, offset: int):
+    """Value of a private element found through its private creator (any block), or None."""
+    try:
+        value = ds.private_block(group, creator)[offset].value
+    except KeyError:
+        return None
+    if isinstance(value, bytes):  # VR UN (implicit VR without a private dictionary entry)
+        value = value.decode("ascii", "replace").strip("\x00 ")
+    return value
+
+
 def check_static_pet(ds, where: Path) -> None:
-    """Refuse non-PET, multi-frame and dynamic/gated series (one sentence each)."""
+    """Refuse non-PET, multi-frame and dynamic/gated series (one sentence each).
+
+    Dynamic/gated is read from SeriesType, NumberOfTimeSlices and NumberOfTimeSlots only: the
+    FrameReferenceTime and DecayFactor of a static multi-bed series differ per bed position.
+    """
     modality = getattr(ds, "Modality", "")
     if modality != "PT":
         raise LionError(
@@ -88,74 +136,90 @@ def check_static_pet(ds, where: Path) -> None:
             f"{where}: multi-frame (enhanced) PET with {ds.NumberOfFrames} frames is not "
             "supported; export the series as single-frame PET images"
         )
-    series_type = [str(v).upper() for v in getattr(ds, "SeriesType", [])]
-    if int(getattr(ds, "NumberOfTimeSlices", 1) or 1) > 1 or {"DYNAMIC", "GATED"} & set(
-        series_type
-    ):
+    series_type = _values(ds, "SeriesType")
+    slices = int(getattr(ds, "NumberOfTimeSlices", 1) or 1)
+    slots = int(getattr(ds, "NumberOfTimeSlots", 1) or 1)
+    if slices > 1 or slots > 1 or {"DYNAMIC", "GATED"} & set(series_type[:1]):
+        shown = "/".join(series_type) or "-"
         raise LionError(
-            f"{where}: dynamic/gated PET (NumberOfTimeSlices "
-            f"{getattr(ds, 'NumberOfTimeSlices', '?')}, SeriesType {series_type}) is not "
-            "supported; give a static whole-body series"
+            f"{where}: dynamic/gated PET (SeriesType {shown}, "
+            f"NumberOfTimeSlices {slices}, NumberOfTimeSlots {slots}) is not supported; give a "
+            "static whole-body series"
         )
 
 
-def suv_scale(ds, where: Path, acquisition: dt.datetime | None = None) -> float:
-    """Factor turning this slice's rescaled values into body-weight SUV.
+def _check_weight(weight_kg: float, where: Path) -> None:
+    lo, hi = WEIGHT_RANGE_KG
+    if weight_kg > hi and lo <= weight_kg / 1000.0 <= hi:
+        raise LionError(
+            f"{where}: PatientWeight {weight_kg:g} kg is implausible; it looks like grams "
+            f"({weight_kg / 1000:g} kg), and DICOM stores kg: correct the tag (0010,1030)"
+        )
+    if not lo <= weight_kg <= hi:
+        raise LionError(
+            f"{where}: PatientWeight {weight_kg:g} kg is outside the plausible {lo:g}-{hi:g} kg; "
+            "correct the tag (0010,1030)"
+        )
 
-    Args:
-        ds: the slice's pydicom dataset.
-        where: file (for messages).
-        acquisition: the series start (START) or this slice's acquisition time (NONE).
+
+def _check_dose(dose: float, where: Path) -> None:
+    lo, hi = DOSE_RANGE_BQ
+    if dose < lo and lo <= dose * 1e6 <= hi:
+        raise LionError(
+            f"{where}: RadionuclideTotalDose {dose:g} Bq is implausible; it looks like MBq "
+            f"({dose * 1e6:.4g} Bq), and DICOM stores Bq: correct the tag (0018,1074)"
+        )
+    if not lo <= dose <= hi:
+        raise LionError(
+            f"{where}: RadionuclideTotalDose {dose:g} Bq is outside the plausible {lo:g}-{hi:g} "
+            "Bq; correct the tag (0018,1074)"
+        )
+
+
+def _check_half_life(half_life: float, where: Path) -> None:
+    def near(a: float, b: float) -> bool:
+        return abs(a - b) <= 0.01 * b
+
+    in_minutes = [n for n, t in PET_HALF_LIVES_S.items() if near(half_life * 60.0, t)]
+    in_seconds = [n for n, t in PET_HALF_LIVES_S.items() if near(half_life, t)]
+    if half_life < MIN_HALF_LIFE_S or (in_minutes and not in_seconds):
+        guess = f" ({in_minutes[0]} in minutes?)" if in_minutes else ""
+        raise LionError(
+            f"{where}: RadionuclideHalfLife {half_life:g} s is implausible{guess}; DICOM stores "
+            "seconds: correct the tag (0018,1075), e.g. 6586.2 s for F-18"
+        )
+
+
+def injection_time(ds, scan: dt.datetime, where: Path) -> dt.datetime:
+    """Injection date-time: RadiopharmaceuticalStartDateTime, else StartTime on the scan's date.
+
+    A start time without date after ``scan`` is taken from the day before (injection before
+    midnight, scan after midnight), as QIBA's pseudo-code asks ("consider spanning midnight").
     """
-    units = str(getattr(ds, "Units", "")).upper()
-    if units == "GML":
-        return 1.0
-    if units == "CNTS":
-        if PHILIPS_SUV_TAG not in ds:
-            raise LionError(
-                f"{where}: Units CNTS without the Philips SUV scale factor (7053,1000); "
-                "cannot convert counts to SUV, export the series in BQML"
-            )
-        return float(ds[PHILIPS_SUV_TAG].value)
-    if units != "BQML":
-        raise LionError(f"{where}: Units {units or 'missing'}; expected BQML, CNTS or GML")
-    weight_kg = float(_require(ds, "PatientWeight", where, "body-weight SUV"))
-    if weight_kg <= 0:
-        raise LionError(f"{where}: PatientWeight {weight_kg} kg; a positive weight is needed")
-    seq = _require(ds, "RadiopharmaceuticalInformationSequence", where, "the injected dose")
-    rp = seq[0]
-    dose = float(_require(rp, "RadionuclideTotalDose", where, "body-weight SUV"))
-    if dose <= 0:
-        raise LionError(f"{where}: RadionuclideTotalDose {dose} Bq; a positive dose is needed")
-    correction = str(getattr(ds, "DecayCorrection", "")).upper()
-    if correction == "ADMIN":
-        decayed = dose
-    elif correction in ("START", "NONE"):
-        half_life = float(_require(rp, "RadionuclideHalfLife", where, "decay correction"))
-        injection = _parse_datetime(getattr(rp, "RadiopharmaceuticalStartDateTime", None))
-        if injection is None:
-            start = _require(rp, "RadiopharmaceuticalStartTime", where, "decay correction")
-            injection = _parse_dt(getattr(ds, "SeriesDate", None), start)
-        if injection is None or acquisition is None:
-            raise LionError(
-                f"{where}: injection or scan time unreadable (RadiopharmaceuticalStartDateTime/"
-                "StartTime, SeriesDate/SeriesTime); needed for decay correction"
-            )
-        delta = (acquisition - injection).total_seconds()
-        if delta < 0:
-            raise LionError(
-                f"{where}: scan time {acquisition} is before the injection {injection}; "
-                "check the RadiopharmaceuticalStartTime tag"
-            )
-        decayed = dose * math.exp(-math.log(2) * delta / half_life)
-    else:
+    rp = _require(ds, "RadiopharmaceuticalInformationSequence", where, "the injected dose")[0]
+    injection = _parse_datetime(getattr(rp, "RadiopharmaceuticalStartDateTime", None))
+    if injection is None:
+        start = _require(rp, "RadiopharmaceuticalStartTime", where, "decay correction")
+        injection = _parse_dt(scan.strftime("%Y%m%d"), start)
+        if injection is not None and injection > scan:
+            injection -= dt.timedelta(days=1)
+    if injection is None:
         raise LionError(
-            f"{where}: DecayCorrection {correction or 'missing'}; expected START, ADMIN or NONE"
+            f"{where}: RadiopharmaceuticalStartDateTime/StartTime unreadable; needed for decay "
+            "correction"
         )
-    return weight_kg * 1000.0 / decayed
+    hours = (scan - injection).total_seconds() / 3600.0
+    if hours < 0 or hours > MAX_UPTAKE_H:
+        raise LionError(
+            f"{where}: scan {scan} is {hours:.2f} h after the injection {injection}; expected "
+            f"0-{MAX_UPTAKE_H:g} h: check RadiopharmaceuticalStartDateTime/StartTime and "
+            "SeriesDate/SeriesTime"
+        )
+    return injection
 
 
-def _series_start(headers: list, where: Path) -> dt.datetime | None:
+def scan_reference_time(headers: list, where: Path) -> dt.datetime | None:
+    """Decay reference of a DecayCorrection START series (QIBA): see the module docstring."""
     first = headers[0]
     series = _parse_dt(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None))
     acquisitions = [
@@ -164,52 +228,157 @@ def _series_start(headers: list, where: Path) -> dt.datetime | None:
         for h in headers
     ]  # fmt: skip
     acquisitions = [a for a in acquisitions if a is not None]
-    if acquisitions and (series is None or min(acquisitions) < series):
-        return min(acquisitions)
-    return series
+    earliest = min(acquisitions) if acquisitions else None
+    if series is not None and (earliest is None or series <= earliest):
+        return series
+    ge = _parse_datetime(_private(first, 0x0009, GE_CREATOR, GE_SCAN_DATETIME))
+    if ge is not None:
+        return ge
+    if earliest is not None and series is not None:
+        log.info("%s: SeriesTime after AcquisitionTime (post-processed series); decay "
+                 "reference = earliest AcquisitionTime %s", where, earliest)  # fmt: skip
+    return earliest
 
 
-def read_suv_series(files: list[Path]) -> sitk.Image:
-    """Read one static PET series (files of one SeriesInstanceUID) as an SUVbw float32 image."""
-    import pydicom
-
-    if not files:
-        raise LionError("no DICOM files given")
-    where = Path(files[0]).parent
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    check_static_pet(headers[0], where)
-    order = np.argsort(
-        [_position_along_normal(h, Path(f)) for h, f in zip(headers, files, strict=True)]
-    )
-    ordered = [str(files[i]) for i in order]
-    headers = [headers[i] for i in order]
-    times = {str(getattr(h, "FrameReferenceTime", "")) for h in headers}
-    if len(times) > 1:
+def _frame_start(ds, where: Path) -> dt.datetime:
+    date = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
+    start = _parse_dt(date, getattr(ds, "AcquisitionTime", None))
+    if start is None:
+        start = _parse_datetime(getattr(ds, "AcquisitionDateTime", None))
+    if start is None:
         raise LionError(
-            f"{where}: slices have {len(times)} FrameReferenceTime values (dynamic PET); only "
-            "static series are supported"
+            f"{where}: AcquisitionDate/AcquisitionTime missing; DecayCorrection NONE needs each "
+            "frame's start"
         )
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(ordered)
-    geometry = reader.Execute()
-    start = _series_start(headers, where)
-    correction = str(getattr(headers[0], "DecayCorrection", "")).upper()
-    slices = []
-    for f, h in zip(ordered, headers, strict=True):
-        ds = pydicom.dcmread(f)
-        acq = start
-        if correction == "NONE":
-            acq = _parse_dt(getattr(h, "AcquisitionDate", None) or h.SeriesDate,
-                            getattr(h, "AcquisitionTime", None)) or start  # fmt: skip
-        value = ds.pixel_array.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1) or 1)
-        value += float(getattr(ds, "RescaleIntercept", 0) or 0)
-        slices.append((value * suv_scale(h, Path(f), acq)).astype(np.float32))
-    array = np.stack(slices)
-    if array.shape != sitk.GetArrayFromImage(geometry).shape:
-        raise LionError(f"{where}: slices differ in size; not one PET volume")
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(geometry)
-    return image
+    return start
+
+
+def _bqml_scale(ds, where: Path, reference: dt.datetime | None) -> float:
+    """SUVbw per Bq/ml for this slice: weight (g) / dose decayed to the time its values refer to."""
+    weight_kg = float(_require(ds, "PatientWeight", where, "body-weight SUV"))
+    _check_weight(weight_kg, where)
+    rp = _require(ds, "RadiopharmaceuticalInformationSequence", where, "the injected dose")[0]
+    dose = float(_require(rp, "RadionuclideTotalDose", where, "body-weight SUV"))
+    _check_dose(dose, where)
+    correction = str(getattr(ds, "DecayCorrection", "")).strip().upper()
+    if correction == "ADMIN":
+        return weight_kg * 1000.0 / dose
+    if correction not in ("START", "NONE"):
+        raise LionError(
+            f"{where}: DecayCorrection {correction or 'missing'}; expected START, ADMIN or NONE"
+        )
+    half_life = float(_require(rp, "RadionuclideHalfLife", where, "decay correction"))
+    _check_half_life(half_life, where)
+    lam = math.log(2) / half_life
+    if correction == "START":
+        if reference is None:
+            raise LionError(
+                f"{where}: SeriesDate/SeriesTime and AcquisitionTime unreadable; needed for "
+                "decay correction"
+            )
+        seconds = (reference - injection_time(ds, reference, where)).total_seconds()
+        return weight_kg * 1000.0 / (dose * math.exp(-lam * seconds))
+    start = _frame_start(ds, where)  # NONE: mean activity over this slice's frame
+    duration_ms = float(_require(ds, "ActualFrameDuration", where, "DecayCorrection NONE"))
+    injection = injection_time(ds, start, where)
+    lam_t = lam * duration_ms / 1000.0
+    in_frame = (1.0 - math.exp(-lam_t)) / lam_t if lam_t > 0 else 1.0
+    decayed = dose * math.exp(-lam * (start - injection).total_seconds()) * in_frame
+    return weight_kg * 1000.0 / decayed
+
+
+SUV_TYPE_NAMES = {"LBM": "lean body mass by the James method (male multiplier 120 or 128 not "
+                  "recorded)", "IBW": "ideal body weight", "BSA": "body surface area"}  # fmt: skip
+
+
+def lean_body_mass_kg(ds, suv_type: str, weight_kg: float, where: Path) -> float:
+    """Lean body mass (kg) by the formula DICOM's SUVType names (PS3.3 PET Series module).
+
+    LBMJAMES128: James, male 1.10 W - 128 (W/H)^2, female 1.07 W - 148 (W/H)^2 (H in cm);
+    LBMJANMA: Janmahasatian, male 9270 W / (6680 + 216 BMI), female 9270 W / (8780 + 244 BMI).
+    Needs PatientSize (m) and PatientSex (M/F).
+    """
+    height_m = float(_require(ds, "PatientSize", where, f"SUVType {suv_type}"))
+    if not 0.4 <= height_m <= 2.5:
+        hint = " (it looks like cm; DICOM stores m)" if 40 <= height_m <= 250 else ""
+        raise LionError(
+            f"{where}: PatientSize {height_m:g} m is implausible{hint}; correct the tag (0010,1020)"
+        )
+    sex = str(getattr(ds, "PatientSex", "") or "").strip().upper()
+    if sex not in ("M", "F"):
+        raise LionError(
+            f"{where}: SUVType {suv_type} needs PatientSex M or F to undo the lean-body-mass "
+            f"normalisation, found {sex or 'none'}; export the series in BQML"
+        )
+    if suv_type == "LBMJAMES128":
+        ratio = (weight_kg / (height_m * 100.0)) ** 2
+        lbm = 1.10 * weight_kg - 128 * ratio if sex == "M" else 1.07 * weight_kg - 148 * ratio
+    else:
+        bmi = weight_kg / height_m**2
+        lbm = 9270 * weight_kg / ((6680 + 216 * bmi) if sex == "M" else (8780 + 244 * bmi))
+    if not 0 < lbm <= weight_kg:
+        raise LionError(
+            f"{where}: {suv_type} lean body mass {lbm:.1f} kg for {weight_kg:g} kg, "
+            f"{height_m:g} m is not usable (the James formula breaks down in obesity); export "
+            "the series in BQML"
+        )
+    return lbm
+
+
+def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
+    """Factor turning this slice's rescaled values into body-weight SUV (g/ml).
+
+    Args:
+        ds: the slice's pydicom dataset.
+        where: file (for messages).
+        reference: the series' decay reference (:func:`scan_reference_time`) for
+            DecayCorrection START; unused for ADMIN and NONE.
+    """
+    units = str(getattr(ds, "Units", "")).strip().upper()
+    if units == "GML":
+        suv_type = str(getattr(ds, "SUVType", "") or "BW").strip().upper()
+        if suv_type == "BW":
+            return 1.0
+        if suv_type in ("LBMJAMES128", "LBMJANMA"):  # SUVlbm -> SUVbw = SUVlbm x weight / LBM
+            weight_kg = float(_require(ds, "PatientWeight", where, f"SUVType {suv_type}"))
+            _check_weight(weight_kg, where)
+            return weight_kg / lean_body_mass_kg(ds, suv_type, weight_kg, where)
+        raise LionError(
+            f"{where}: Units GML with SUVType {suv_type}: the series holds SUV normalised by "
+            f"{SUV_TYPE_NAMES.get(suv_type, suv_type)}, not body weight, and DICOM does not "
+            "define its formula, so SUVbw cannot be recovered; export the series in BQML"
+        )
+    if units == "CNTS":
+        suv_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_SUV_FACTOR)
+        if suv_factor is not None and float(suv_factor) > 0:
+            return float(suv_factor)
+        bqml_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_BQML_FACTOR)
+        if bqml_factor is not None and float(bqml_factor) > 0:
+            return float(bqml_factor) * _bqml_scale(ds, where, reference)
+        found = "is 0 (Philips: cannot convert)" if suv_factor is not None else "is missing"
+        raise LionError(
+            f"{where}: Units CNTS and the Philips SUV scale factor (7053,xx00 of "
+            f"'{PHILIPS_CREATOR}') {found}, with no activity concentration factor (7053,xx09); "
+            "export the series in BQML"
+        )
+    if units == "BQML":
+        return _bqml_scale(ds, where, reference)
+    raise LionError(f"{where}: Units {units or 'missing'}; expected BQML, CNTS or GML")
+
+
+def check_suv_values(suv: np.ndarray, where: str | Path) -> None:
+    """Refuse an SUV array that is not finite, empty, or above :data:`MAX_PLAUSIBLE_SUV`."""
+    if not np.isfinite(suv).all():
+        raise LionError(f"{where}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
+    vmax = float(suv.max())
+    if vmax <= 0:
+        raise LionError(f"{where}: PET is empty (maximum {vmax:g}); expected SUV > 0 somewhere")
+    if vmax > MAX_PLAUSIBLE_SUV:
+        raise LionError(
+            f"{where}: PET maximum is {vmax:g}, implausible for SUV (> {MAX_PLAUSIBLE_SUV:g}); it "
+            "looks like Bq/ml or counts, not SUV: convert to SUV first (lion convert dicom, or "
+            "give lion predict the DICOM series)"
+        )
 
 
 def _position_along_normal(header, where: Path) -> float:
@@ -226,51 +395,78 @@ def _position_along_normal(header, where: Path) -> float:
         ) from None
 
 
-def _case_id(header) -> str:
-    raw = f"{getattr(header, 'PatientID', '') or 'patient'}_{getattr(header, 'SeriesNumber', '')}"
-    return re.sub(r"[^A-Za-z0-9_\-]+", "_", raw).strip("_")
+def sort_slices(files: list[Path], headers: list) -> tuple[list[Path], list, sitk.Image]:
+    """Order a single-frame series along the slice normal; its geometry as an empty image.
 
-
-def find_pet_series(root: str | Path) -> list:
-    """Every PET series under ``root`` as a prediction case (loaded and converted lazily).
-
-    Case id: ``<PatientID>_<SeriesNumber>`` (made unique with the end of the series UID).
-    Raises when DICOM files exist but none is a PET series.
+    Returns:
+        (files, headers) in slice order and a SimpleITK image (x, y, z) with the series' size,
+        spacing (mm), origin and direction. Refuses repeated positions and uneven slice gaps.
     """
-    from .predict import Case
-
-    root = Path(root)
-    groups: dict[str, list[Path]] = defaultdict(list)
-    first: dict[str, object] = {}
-    modalities = set()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        ds = _read_header(path)
-        if ds is None or "SeriesInstanceUID" not in ds:
-            continue
-        modalities.add(str(getattr(ds, "Modality", "?")))
-        if getattr(ds, "Modality", "") != "PT":
-            continue
-        groups[ds.SeriesInstanceUID].append(path)
-        first.setdefault(ds.SeriesInstanceUID, ds)
-    if not groups and modalities:
+    where = Path(files[0]).parent
+    pairs = zip(headers, files, strict=True)
+    positions = np.array([_position_along_normal(h, Path(f)) for h, f in pairs])
+    order = np.argsort(positions, kind="stable")
+    files, headers = [files[i] for i in order], [headers[i] for i in order]
+    positions = positions[order]
+    first = headers[0]
+    rows, cols = int(first.Rows), int(first.Columns)
+    if any((int(h.Rows), int(h.Columns)) != (rows, cols) for h in headers):
+        raise LionError(f"{where}: slices differ in size; not one volume")
+    gaps = np.diff(positions)
+    if len(gaps) and gaps.min() < 1e-3:
         raise LionError(
-            f"{root}: DICOM series of modality {', '.join(sorted(modalities))} but no PET (PT) "
-            "series; give the folder of a PET series"
+            f"{where}: {int((gaps < 1e-3).sum()) + 1} slices share a position (duplicate files, or "
+            "frames of a dynamic/gated series without SeriesType); give one static series"
         )
-    cases, seen = [], set()
-    for uid, files in groups.items():
-        header = first[uid]
-        check_static_pet(header, files[0].parent)
-        case_id = _case_id(header)
-        if case_id in seen:
-            case_id = f"{case_id}_{uid[-6:].replace('.', '')}"
-        seen.add(case_id)
-        cases.append(
-            Case(
-                case_id,
-                loader=lambda f=files: read_suv_series(f),
-                source=str(files[0].parent),
-                dicom_files=files,
-            )
+    if len(gaps) and gaps.max() - gaps.min() > max(0.01, 0.01 * float(np.median(gaps))):
+        raise LionError(
+            f"{where}: slice spacing varies from {gaps.min():.3f} to {gaps.max():.3f} mm (missing "
+            "slices or overlapping beds not merged); give a series with evenly spaced slices"
         )
-    return cases
+    iop = np.array(first.ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    spacing = _require(first, "PixelSpacing", where, "the image geometry")
+    pixel = [float(v) for v in spacing]  # (row spacing = y, column spacing = x)
+    dz = float(np.median(gaps)) if len(gaps) else float(getattr(first, "SliceThickness", 1) or 1)
+    image = sitk.Image([cols, rows, len(files)], sitk.sitkUInt8)
+    image.SetSpacing((pixel[1], pixel[0], dz))
+    image.SetOrigin(tuple(float(v) for v in first.ImagePositionPatient))
+    image.SetDirection(tuple(np.column_stack([iop[:3], iop[3:], normal]).ravel()))
+    return files, headers, image
+
+
+def rescaled_pixels(path: Path):
+    """(pixel values x RescaleSlope + RescaleIntercept as float64 (rows, columns), dataset)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        value = ds.pixel_array.astype(np.float64)
+    except Exception as e:  # pydicom raises many types (missing codec, truncated file)
+        raise LionError(f"{path}: cannot read the pixel data ({e})") from None
+    value *= float(getattr(ds, "RescaleSlope", 1) or 1)
+    value += float(getattr(ds, "RescaleIntercept", 0) or 0)
+    return value, ds
+
+
+def read_suv_series(files: list[Path]) -> sitk.Image:
+    """Read one static PET series (files of one SeriesInstanceUID) as an SUVbw float32 image."""
+    import pydicom
+
+    if not files:
+        raise LionError("no DICOM files given")
+    where = Path(files[0]).parent
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    for h in headers[:1] + [h for h in headers[1:] if "NumberOfTimeSlices" in h][:1]:
+        check_static_pet(h, where)
+    files, headers, geometry = sort_slices([Path(f) for f in files], headers)
+    reference = scan_reference_time(headers, where)
+    slices = []
+    for f, h in zip(files, headers, strict=True):
+        value, _ = rescaled_pixels(f)
+        slices.append((value * suv_scale(h, f, reference)).astype(np.float32))
+    array = np.stack(slices)
+    check_suv_values(array, where)
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(geometry)
+    return image

@@ -18,6 +18,7 @@ EXAMPLES_PLAN = """\
   nnUNetv2_preprocess -d 501 -plans_name LIONPlans -c 3d_fullres
 """
 EXAMPLES_SPLITS = """\
+  lion splits --dataset 501 --folds 5 --overwrite      # 5-fold CV by patient (lion convert's)
   lion splits --dataset 501 --subset-sizes 50 100 250 500 --stratify disease --seed 0
   lion splits --dataset 501 --subset-sizes 50 100 --pool lymphoma      # single-disease pool
   nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr nnUNetTrainer_LION  # fold 0 = first subset
@@ -62,10 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.set_defaults(func=run_plan)
 
-    s = add_command(subparsers, "splits", "nested stratified training subsets, one fixed val set",
+    s = add_command(subparsers, "splits",
+                    "splits_final.json by patient: nested subsets with one val set, or k folds",
                     EXAMPLES_SPLITS)  # fmt: skip
     s.add_argument("-d", "--dataset", required=True, help="dataset id or name")
-    s.add_argument("--subset-sizes", type=int, nargs="+", required=True, help="increasing sizes")
+    kind = s.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--subset-sizes", type=int, nargs="+", help="increasing sizes (cases)")
+    kind.add_argument("--folds", type=int, help="k cross-validation folds instead of subsets")
     s.add_argument("--stratify", default="disease", help="lion_cases.csv column")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--val-fraction", type=float, default=0.2, help="validation share of cases")
@@ -117,15 +121,21 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_splits(args: argparse.Namespace) -> int:
-    from lion_nnunet.plans.splits import make_splits
+    from lion_nnunet.plans.splits import make_folds, make_splits
 
-    splits, table = make_splits(
-        args.dataset, args.subset_sizes, stratify=args.stratify, seed=args.seed,
-        val_fraction=args.val_fraction, val_size=args.val_size, pool=args.pool,
-        overwrite=args.overwrite,
-    )  # fmt: skip
+    if args.folds is not None:
+        splits, table = make_folds(
+            args.dataset, args.folds, args.stratify, args.seed, overwrite=args.overwrite
+        )
+    else:
+        splits, table = make_splits(
+            args.dataset, args.subset_sizes, stratify=args.stratify, seed=args.seed,
+            val_fraction=args.val_fraction, val_size=args.val_size, pool=args.pool,
+            overwrite=args.overwrite,
+        )  # fmt: skip
+    n = args.folds if args.folds is not None else len(args.subset_sizes)
     if args.json:
         print(json.dumps({"splits_final": str(splits), "lion_splits": str(table)}))
     else:
-        print(f"wrote {splits} ({len(args.subset_sizes)} folds) and {table}")
+        print(f"wrote {splits} ({n} folds, whole patients) and {table}")
     return 0

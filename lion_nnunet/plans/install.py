@@ -6,8 +6,10 @@ unique to the plans name (preprocessing deletes and rewrites that folder); the P
 statistics (mean, std, 0.5/99.5 percentiles of foreground SUV) from nnU-Net's fingerprint, which
 ``CTNormalization`` uses (or from another dataset's fingerprint, ``intensity_from``); and the
 median spacing/shape. Like nnU-Net's planner it also copies the raw dataset.json next to the plans
-(preprocessing reads it there). Optional overrides: patch size (the network topology is recomputed
-with nnU-Net's rule), first-stage features, batch size, target spacing.
+(preprocessing reads it there) and, when absent there, the raw folder's ``splits_final.json``
+(lion convert's 5 folds by patient; nnU-Net's planner copies it the same way). Optional
+overrides: patch size (the network topology is recomputed with nnU-Net's rule), first-stage
+features, batch size, target spacing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_json
 from lion_nnunet.nnunet_env import find_dataset_name, require_folder
+from lion_nnunet.plans.splits import install_default_splits
 from lion_nnunet.plans.templates import CONFIGURATION, architecture, load_template
 
 
@@ -125,4 +128,6 @@ def install_plans(
     raw_json = require_folder("nnUNet_raw") / name / "dataset.json"
     if raw_json.is_file():
         write_json(json.loads(raw_json.read_text()), folder / "dataset.json")
+    # ... and the raw folder's splits_final.json (lion convert's folds by patient)
+    install_default_splits(name)
     return target

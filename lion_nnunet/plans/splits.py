@@ -1,19 +1,23 @@
-"""`lion splits`: progressively larger, nested, stratified training subsets with one fixed val set.
+"""`lion splits`: nested stratified training subsets with one fixed val set, or k folds; by patient.
 
 Fold k of ``splits_final.json`` trains on subset k (subset k contains subset k-1) and validates on
 the same validation set for every k, so models trained on growing data are compared on equal
 terms (the preprint's data-centric experiments). ``lion_splits.csv`` (long format: fold,
-subset_size, role, case_id, <stratify column>) records which case is where; ``lion tom --splits``
-reads it.
+subset_size, role, case_id, patient_id, <stratify column>) records which case is where;
+``lion tom --splits`` reads it. ``--folds K`` instead writes K cross-validation folds.
 
-Stratification: the validation set is drawn per group in proportion to the group sizes; the pool
-is put in an order whose every prefix keeps the group proportions as closely as integers allow,
-and subset k is the first ``size_k`` cases of that order.
+Every split moves whole patients (``patient_id`` of lion_cases.csv; several studies of one
+patient never sit on both sides, see :mod:`lion_nnunet.splitting`). Stratification: patients are
+put in an order whose every prefix keeps the group proportions as closely as integers allow; the
+validation set is the first patients of that order until ``--val-size`` cases are reached, and
+subset k the first patients of the rest until ``size_k`` cases (a multi-study patient may take a
+subset a few cases past its size).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +26,52 @@ import pandas as pd
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_csv, write_json
 from lion_nnunet.nnunet_env import find_dataset_name, require_folder
+from lion_nnunet.splitting import (
+    group_by_patient,
+    grouped_kfold,
+    patients_on_both_sides,
+    stratified_patient_order,
+    take_patients,
+)
+
+log = logging.getLogger(__name__)
 
 
-def stratified_order(groups: pd.Series, rng: np.random.Generator) -> list[str]:
-    """Case ids ordered so that every prefix keeps the group proportions (index = case ids)."""
-    keys = []
-    for _, members in groups.groupby(groups):
-        ids = list(members.index)
-        rng.shuffle(ids)
-        n = len(ids)
-        keys += [((i + rng.uniform(0.0, 1.0)) / n, cid) for i, cid in enumerate(ids)]
-    return [cid for _, cid in sorted(keys)]
+def _training_cases(name: str, stratify: str) -> pd.DataFrame:
+    """lion_cases.csv's training rows, indexed by case id, with a patient_id column."""
+    cases_csv = require_folder("nnUNet_raw") / name / "lion_cases.csv"
+    if not cases_csv.is_file():
+        raise LionError(f"{cases_csv} not found; convert the dataset with lion convert first")
+    cases = pd.read_csv(cases_csv, dtype=str).fillna("")
+    if stratify not in cases.columns:
+        raise LionError(
+            f"{cases_csv} has no column {stratify!r} to stratify by "
+            f"(columns: {list(cases.columns)})"
+        )
+    cases = cases[cases["split"] == "train"].set_index("case_id")
+    if "patient_id" not in cases.columns:  # converted before patient ids were recorded
+        cases["patient_id"] = cases.index
+    cases["patient_id"] = cases["patient_id"].where(cases["patient_id"] != "", cases.index)
+    return cases
+
+
+def _write_splits(name: str, splits: list[dict], rows: list[dict], overwrite: bool) -> tuple:
+    out = require_folder("nnUNet_preprocessed") / name
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "splits_final.json"
+    existing = json.loads(target.read_text()) if target.is_file() else None
+    if existing is not None and existing != splits:
+        if not overwrite:
+            raise LionError(
+                f"{target} exists with other splits (lion convert's 5 folds, copied by nnU-Net's "
+                "planner or lion plans install, or nnUNetv2_train's own); use --overwrite to "
+                "replace it (kept as splits_final.previous.json)"
+            )
+        write_json(existing, out / "splits_final.previous.json")
+    write_json(splits, target)
+    table = out / "lion_splits.csv"
+    write_csv(pd.DataFrame(rows), table)
+    return target, table
 
 
 def make_splits(
@@ -47,18 +86,9 @@ def make_splits(
 ) -> tuple[Path, Path]:
     """Write splits_final.json and lion_splits.csv for a dataset; return their paths."""
     name = find_dataset_name(dataset)
-    raw = require_folder("nnUNet_raw") / name
-    cases_csv = raw / "lion_cases.csv"
-    if not cases_csv.is_file():
-        raise LionError(f"{cases_csv} not found; convert the dataset with lion convert first")
-    cases = pd.read_csv(cases_csv, dtype=str).fillna("")
-    if stratify not in cases.columns:
-        raise LionError(
-            f"{cases_csv} has no column {stratify!r} to stratify by "
-            f"(columns: {list(cases.columns)})"
-        )
-    cases = cases[cases["split"] == "train"].set_index("case_id")
+    cases = _training_cases(name, stratify)
     groups = cases[stratify].replace("", "unknown")
+    patient_of = cases["patient_id"].to_dict()
     sizes = [int(s) for s in subset_sizes]
     if not sizes or sizes != sorted(set(sizes)) or sizes[0] < 1:
         raise LionError(f"--subset-sizes must be increasing positive numbers, got {subset_sizes}")
@@ -66,7 +96,9 @@ def make_splits(
     n_val = val_size if val_size is not None else round(val_fraction * len(cases))
     if not 1 <= n_val < len(cases):
         raise LionError(f"validation size {n_val} must be between 1 and {len(cases) - 1} cases")
-    val = stratified_order(groups, rng)[:n_val]
+    by_patient, _ = group_by_patient(patient_of)
+    order = stratified_patient_order(patient_of, groups.to_dict(), rng)
+    val = take_patients(order, by_patient, n_val)
     rest = groups.drop(index=val)
     if pool != "mixed":
         if pool not in set(rest):
@@ -75,29 +107,70 @@ def make_splits(
     if sizes[-1] > len(rest):
         raise LionError(
             f"subset size {sizes[-1]} exceeds the training pool: {len(rest)} cases ({pool}, "
-            f"after {n_val} validation cases); use smaller --subset-sizes"
+            f"after {len(val)} validation cases); use smaller --subset-sizes"
         )
-    order = stratified_order(rest, rng)
-    splits = [{"train": sorted(order[:s]), "val": sorted(val)} for s in sizes]
+    pool_patients = {c: patient_of[c] for c in rest.index}
+    pool_cases, _ = group_by_patient(pool_patients)
+    order = stratified_patient_order(pool_patients, rest.to_dict(), rng)
+    splits = [
+        {"train": sorted(take_patients(order, pool_cases, s)), "val": sorted(val)} for s in sizes
+    ]
     rows = [
-        {"fold": k, "subset_size": s, "role": role, "case_id": cid, stratify: groups[cid]}
+        {"fold": k, "subset_size": s, "role": role, "case_id": cid,
+         "patient_id": patient_of[cid], stratify: groups[cid]}
         for k, (s, split) in enumerate(zip(sizes, splits, strict=True))
         for role in ("train", "val")
         for cid in split[role]
-    ]
-    out = require_folder("nnUNet_preprocessed") / name
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "splits_final.json"
-    existing = json.loads(target.read_text()) if target.is_file() else None
-    if existing is not None and existing != splits:
-        if not overwrite:
-            raise LionError(
-                f"{target} exists with other splits (nnUNetv2_train writes its default 5-fold "
-                "splits on first use); use --overwrite to replace it (kept as "
-                "splits_final.previous.json)"
-            )
-        write_json(existing, out / "splits_final.previous.json")
-    write_json(splits, target)
-    table = out / "lion_splits.csv"
-    write_csv(pd.DataFrame(rows), table)
-    return target, table
+    ]  # fmt: skip
+    return _write_splits(name, splits, rows, overwrite)
+
+
+def make_folds(
+    dataset: int | str,
+    folds: int = 5,
+    stratify: str = "disease",
+    seed: int = 0,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``folds`` patient-grouped, stratified cross-validation folds (splits_final.json)."""
+    name = find_dataset_name(dataset)
+    cases = _training_cases(name, stratify)
+    groups = cases[stratify].replace("", "unknown")
+    patient_of = cases["patient_id"].to_dict()
+    splits = grouped_kfold(patient_of, groups.to_dict(), folds, seed)
+    rows = [
+        {"fold": k, "subset_size": len(split["train"]), "role": role, "case_id": cid,
+         "patient_id": patient_of[cid], stratify: groups[cid]}
+        for k, split in enumerate(splits)
+        for role in ("train", "val")
+        for cid in split[role]
+    ]  # fmt: skip
+    return _write_splits(name, splits, rows, overwrite)
+
+
+def install_default_splits(name: str) -> Path | None:
+    """Copy lion convert's ``splits_final.json`` to nnUNet_preprocessed, as nnU-Net's planner does.
+
+    An existing file is kept (nnU-Net's planner keeps it too); when it puts one patient's studies
+    on both sides of a fold, a warning names them and the fix.
+    """
+    raw = require_folder("nnUNet_raw") / name / "splits_final.json"
+    target = require_folder("nnUNet_preprocessed") / name / "splits_final.json"
+    if not target.is_file():
+        if not raw.is_file():
+            return None
+        write_json(json.loads(raw.read_text()), target)
+        return target
+    cases_csv = require_folder("nnUNet_raw") / name / "lion_cases.csv"
+    if cases_csv.is_file():
+        table = pd.read_csv(cases_csv, dtype=str).fillna("")
+        if "patient_id" in table.columns:
+            patient_of = dict(zip(table.case_id, table.patient_id, strict=True))
+            leaks = patients_on_both_sides(json.loads(target.read_text()), patient_of)
+            if leaks:
+                log.warning(
+                    "%s puts %d patient(s) in training and validation of one fold (e.g. %s); "
+                    "replace it with lion splits -d %s --folds 5 --overwrite",
+                    target, len(leaks), ", ".join(leaks[:3]), name,
+                )  # fmt: skip
+    return target

@@ -1,0 +1,71 @@
+"""``lion models install`` and ``lion models list``: released models by name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lion_nnunet.cliutils import add_command, add_json, add_overwrite
+
+EXAMPLES = """\
+  lion models install clin_pt_fdg.zip --name fdg --tracer fdg   # a lionz / Zenodo release zip
+  lion models install $nnUNet_results/Dataset501_LION_FDG --name lion-fdg
+  lion models install psma.zip --name psma --tracer psma --tumor-label 6
+  lion models list
+  lion predict -i subjects/ -o out/ -m fdg                       # by name
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lion models`` with its subcommands."""
+    p = add_command(subparsers, "models", "install and list released models by name", EXAMPLES)
+    sub = p.add_subparsers(dest="models_command", metavar="<subcommand>")
+    i = add_command(sub, "install", "check a model zip/folder and install it under a name",
+                    EXAMPLES)  # fmt: skip
+    i.add_argument("path", help="nnU-Net model zip (nnUNetv2_install_pretrained_model_from_zip "
+                   "format) or model folder")  # fmt: skip
+    i.add_argument("--name", required=True, help="name for lion predict -m NAME")
+    from lion_nnunet.labels import TRACERS
+
+    i.add_argument("--tracer", choices=TRACERS, default=None, help="tracer the model is for")
+    i.add_argument("--tumor-label", type=int, default=None,
+                   help="tumor label id when the label names do not say it")  # fmt: skip
+    i.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    add_overwrite(i)
+    add_json(i)
+    i.set_defaults(func=run_install)
+    ls = add_command(sub, "list", "installed models (name, tracer, tumor label, folds)", EXAMPLES)
+    add_json(ls)
+    ls.set_defaults(func=run_list)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from .registry import install_model, model_home
+
+    record = install_model(args.path, args.name, args.tracer, args.tumor_label, args.checkpoint,
+                           args.overwrite)  # fmt: skip
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"installed {record['name']} ({record['tracer'] or 'tracer not given'}, tumor label "
+              f"{record['tumor_label']}, folds {' '.join(record['folds'])}, trainer "
+              f"{record['trainer']}) in {model_home() / record['name']}")  # fmt: skip
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from .registry import list_models, model_home
+
+    records = list_models()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    if not records:
+        print(f"no models installed in {model_home()}; see `lion models install --help`")
+        return 0
+    print(f"{'name':<16} {'tracer':<7} {'tumor':>5}  {'folds':<12} trainer")
+    for r in records:
+        print(f"{r['name']:<16} {r['tracer'] or '-':<7} {r['tumor_label']:>5}  "
+              f"{' '.join(r['folds']):<12} {r['trainer']}")  # fmt: skip
+    return 0
