@@ -1,16 +1,18 @@
 """The paper's central claim on data we control: do organ classes cut false positives?
 
-For each tracer, one synthetic cohort is converted twice (organ classes / tumor-only) and both
-models are trained with the same LION trainer, plans, holdout and iterations (``lion experiment
-ablation`` under the hood, so every stock nnU-Net command is printed and logged). The holdout is
-scored per model: median Dice, false-positive volume split into "at a hot organ" (within
-``--margin-mm`` of a physiologically hot organ of the ground-truth label map) and "elsewhere",
-false-negative volume, and lesion-wise F1, all from ``lion_nnunet.analysis.metrics`` (autoPET
-definitions, 18-connectivity).
+For each tracer, one synthetic cohort is converted twice (organ classes / tumor-only) and the
+models are trained with the same schedule, plans (PET normalization included), splits and holdout
+(``lion experiment ablation`` under the hood, so every stock nnU-Net command is printed and
+logged): tumor-only with the first trainer, the organ arm with each trainer (plain Dice mean,
+tumor-only Dice, half-tumor Dice). The holdout is scored per model
+(``lion_nnunet.analysis.ablation_scores``): median Dice over cases with tumor, lesion-wise F1,
+false-positive volume at hot organs (within ``--margin-mm`` of a physiologically hot organ of the
+ground-truth label map) and elsewhere; each organ model against tumor-only on the same cases:
+paired Wilcoxon p-value and bootstrap 95 % CI of the median difference.
 
-    python benchmarks/organ_context.py                 # FDG + PSMA, ~30 min on 2 CPU cores
+    python benchmarks/organ_context.py                 # FDG, 60 phantoms, 4 models x 1000 it.
     python benchmarks/organ_context.py --quick         # minutes, FDG only, tiny schedule
-    python benchmarks/organ_context.py --device cuda --epochs 100 --iterations 100 --cases 120
+    python benchmarks/organ_context.py --tracers fdg psma --device cuda
 
 Writes benchmarks/results/organ_context.{json,md} and a MIP figure of one holdout case from both
 models per tracer (docs/img/organ_context_<tracer>.png; with --quick under benchmarks/results);
@@ -31,60 +33,16 @@ from run_all import SUMMARY_MARK
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = Path(__file__).parent.parent / "docs" / "img"
-#: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
-HOT = {
-    "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
-    "psma": ("salivary_glands", "kidneys", "urinary_bladder", "small_bowel", "liver", "spleen"),
-}
+#: The tumor-only arm trains the first; the organ arm trains all three (same schedule).
+TRAINERS = (
+    "nnUNetTrainer_LION_bench",
+    "nnUNetTrainer_LION_tumorDice_bench",
+    "nnUNetTrainer_LION_halfTumorDice_bench",
+)
 
 
 def _arr(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-
-
-def score_case(pred_tumor: np.ndarray, gt_label: np.ndarray, hot_ids: list[int],
-               spacing_zyx: np.ndarray, margin_mm: float) -> dict:  # fmt: skip
-    """lion evaluate's metrics plus the FP volume split at hot organs / elsewhere (ml)."""
-    from lion_nnunet.analysis.metrics import case_metrics, fp_volume_near_labels
-
-    pred, gt = pred_tumor > 0, gt_label == 1
-    m = case_metrics(pred, gt, spacing_zyx)
-    near = fp_volume_near_labels(pred, gt, gt_label, spacing_zyx, hot_ids, margin_mm)
-    return {
-        "dice": m["dice"], "fp_ml": m["fp_volume_ml"], "fn_ml": m["fn_volume_ml"],
-        "fp_at_hot_organ_ml": near["fp_near_organs_ml"], "fp_elsewhere_ml": near["fp_elsewhere_ml"],
-        "lesions_tp": m["lesions_tp"], "lesions_fp": m["lesions_fp"], "lesions_fn": m["lesions_fn"],
-    }  # fmt: skip
-
-
-def score_arm(pred_dir: Path, labels_ts: Path, tracer: str, margin_mm: float) -> pd.DataFrame:
-    from lion_nnunet.labels import get_label_set
-
-    ls = get_label_set(tracer)
-    hot_ids = [ls.label_of(o) for o in HOT[tracer]]
-    rows = []
-    for gt_path in sorted(labels_ts.glob("*.nii.gz")):
-        case = gt_path.name[: -len(".nii.gz")]
-        img = sitk.ReadImage(str(gt_path))
-        spacing = np.array(img.GetSpacing())[::-1]
-        pred = _arr(pred_dir / case / "tumor.nii.gz")
-        rows.append({"case_id": case, **score_case(pred, sitk.GetArrayFromImage(img), hot_ids,
-                                                   spacing, margin_mm)})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def summarize(per_case: pd.DataFrame) -> dict:
-    tp, fp, fn = (per_case[f"lesions_{k}"].sum() for k in ("tp", "fp", "fn"))
-    f1 = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else np.nan
-    return {
-        "cases": len(per_case),
-        "median_dice": float(per_case["dice"].median()),
-        "fp_at_hot_organ_ml": float(per_case["fp_at_hot_organ_ml"].sum()),
-        "fp_elsewhere_ml": float(per_case["fp_elsewhere_ml"].sum()),
-        "median_fp_ml": float(per_case["fp_ml"].median()),
-        "median_fn_ml": float(per_case["fn_ml"].median()),
-        "lesion_f1": float(f1),
-    }
 
 
 def figure(pred_dirs: dict[str, Path], images_ts: Path, labels_ts: Path, out: Path) -> Path:
@@ -130,26 +88,27 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
+    from lion_nnunet.analysis.ablation_scores import paired, score_arm, summarize
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.experiment import AblationPlan, run_ablation
-    from lion_nnunet.trainers.schedules import demo_trainer_name
     from lion_nnunet.workflow import Workflow
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracers", nargs="+", default=["fdg", "psma"])
-    parser.add_argument("--cases", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--iterations", type=int, default=25)
+    parser.add_argument("--tracers", nargs="+", default=["fdg"])
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--trainers", nargs="+", default=list(TRAINERS),
+                        help="first: both arms; the others: organ arm only")  # fmt: skip
+    parser.add_argument("--base-features", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--margin-mm", type=float, default=12.0)
     parser.add_argument("--out", default=str(RESULTS / "organ_context_run"))
     parser.add_argument("--quick", action="store_true", help="FDG only, 12 cases, 2x5 iterations")
     args = parser.parse_args()
     if args.quick:
-        args.tracers, args.cases, args.epochs, args.iterations = ["fdg"], 12, 2, 5
+        args.tracers, args.cases, args.trainers = ["fdg"], 12, ["nnUNetTrainer_LION_2ep_5it"]
     out = Path(args.out).resolve()
-    summary: dict = {"settings": vars(args), "results": {}}
+    summary: dict = {"settings": vars(args), "results": {}, "paired": {}}
     start = time.perf_counter()
     for k, tracer in enumerate(args.tracers):
         root = out / tracer
@@ -163,17 +122,32 @@ def main() -> None:
         plan = AblationPlan(
             root=root, studies=data / "studies", organs=data / "organs",
             metadata=data / "cases.csv", tracer=tracer, dataset_id=950 + 2 * k,
-            name=f"Bench{tracer.upper()}", trainer=demo_trainer_name(args.epochs, args.iterations),
-            fold="0", device=args.device, test_fraction=0.3, seed=k, patch_size=(64, 32, 32),
-            spacing="dataset", base_features=16,
+            name=f"Bench{tracer.upper()}", trainer=args.trainers[0],
+            organ_trainers=tuple(args.trainers[1:]), fold="0", device=args.device,
+            test_fraction=0.3, seed=k, patch_size=(48, 32, 32), spacing="dataset",
+            base_features=args.base_features,
         )  # fmt: skip
         result = run_ablation(plan, wf)
         arms = result["arms"]
         labels_ts = arms["organs"]["dataset"] / "labelsTs"
+        scores = {}
         for arm, info in arms.items():
             per_case = score_arm(info["predictions"], labels_ts, tracer, args.margin_mm)
-            per_case.to_csv(root / f"scores_{arm}.csv", index=False)
+            per_case.to_csv(root / f"scores_{arm.replace(':', '__')}.csv", index=False)
+            scores[arm] = per_case.set_index("case_id")
             summary["results"][f"{tracer}/{arm}"] = summarize(per_case)
+        base = scores["tumor_only"]
+        positive = base.index[base["has_tumor"]]
+        for arm, per_case in scores.items():
+            if arm == "tumor_only":
+                continue
+            summary["paired"][f"{tracer}/{arm} - tumor_only"] = {
+                "dice (cases with tumor)": paired(per_case.loc[positive, "dice"],
+                                                  base.loc[positive, "dice"]),
+                "fp_at_hot_organ_ml (all cases)": paired(per_case["fp_at_hot_organ_ml"],
+                                                         base.loc[per_case.index,
+                                                                  "fp_at_hot_organ_ml"]),
+            }  # fmt: skip
         fig_dir = RESULTS if args.quick else FIGURES
         fig = figure({a: i["predictions"] for a, i in arms.items()},
                      arms["organs"]["dataset"] / "imagesTs", labels_ts,
@@ -183,17 +157,32 @@ def main() -> None:
     table = pd.DataFrame(
         [{"tracer/model": k, **v} for k, v in summary["results"].items() if isinstance(v, dict)]
     )
-    md = markdown(table) + "".join(
-        f"\n![{t.split('/')[0].upper()}: one holdout case, ground truth and both models]"
-        f"(img/{Path(f).name})\n"
-        for t, f in summary["results"].items()
-        if t.endswith("/figure") and Path(f).parent == FIGURES
+    rows = [
+        {"comparison": name, "measure": measure, "n": r["n"], "median_diff": r["median_diff"],
+         "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1], "wilcoxon_p": r["p"]}
+        for name, measures in summary["paired"].items() for measure, r in measures.items()
+    ]  # fmt: skip
+    tests = pd.DataFrame(rows)
+    md = (
+        markdown(table)
+        + "\n"
+        + (markdown(tests) if len(tests) else "")
+        + "".join(
+            f"\n![{t.split('/')[0].upper()}: one holdout case, ground truth and every model]"
+            f"(img/{Path(f).name})\n"
+            for t, f in summary["results"].items()
+            if t.endswith("/figure") and Path(f).parent == FIGURES
+        )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "organ_context.json").write_text(json.dumps(summary, indent=2, default=str))
     (RESULTS / "organ_context.md").write_text(md)
-    print(f"{SUMMARY_MARK} (FP volumes at/away from hot organs: sums over the holdout, ml)")
+    print(
+        f"{SUMMARY_MARK} (median Dice over cases with tumor; FP volumes: sums over the holdout, ml)"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(tests):
+        print(tests.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"this run {summary['minutes']:.1f} min (finished steps resume, not rerun)")
     print(f"wrote {RESULTS / 'organ_context.json'}")
 

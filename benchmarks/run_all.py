@@ -54,8 +54,11 @@ def machine() -> str:
     if Path("/proc/meminfo").is_file():
         kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
         mem = f", {kb / 1024**2:.0f} GiB RAM"
+    load = (
+        f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    )
     return (f"{platform.machine()}, {cores} CPU cores{mem}, {gpu}; Python "
-            f"{platform.python_version()}, torch {torch_v}")  # fmt: skip
+            f"{platform.python_version()}, torch {torch_v}{load}")  # fmt: skip
 
 
 def _sections(text: str) -> dict[str, str]:

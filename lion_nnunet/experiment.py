@@ -12,7 +12,7 @@ validation set, TOM diversity per subset, and the diversity-vs-Dice correlation.
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,9 @@ class AblationPlan:
     spacing: str | None = None
     base_features: int | None = None
     num_processes: int = 2
+    #: further trainers for the organ arm only (e.g. the tumor-Dice variants), each compared
+    #: with the tumor-only arm on the same holdout
+    organ_trainers: tuple[str, ...] = ()
 
     def arms(self) -> tuple[Arm, Arm]:
         return (
@@ -87,13 +90,55 @@ def model_dir(env: dict[str, str], arm: Arm, trainer: str) -> Path:
     )
 
 
+def shared_splits(cases_csv: Path, n_splits: int = 5, seed: int = 0) -> list[dict]:
+    """One set of cross-validation splits for both arms, from the converted case list.
+
+    The training cases of ``lion_cases.csv`` split by :func:`lion_nnunet.splitting.grouped_kfold`,
+    the rule ``lion convert`` and ``lion splits`` use: all studies of a patient (``patient_id``,
+    else the case) in one fold, stratified by ``disease`` where the column exists. Returned in
+    nnU-Net's splits_final.json layout.
+    """
+    import pandas as pd
+
+    from lion_nnunet.splitting import grouped_kfold
+
+    cases = pd.read_csv(cases_csv, dtype=str).fillna("")
+    train = cases[cases["split"] == "train"]
+    ids = list(train["case_id"])
+    patients = list(train["patient_id"]) if "patient_id" in train.columns else ids
+    diseases = list(train["disease"]) if "disease" in train.columns else [""] * len(ids)
+    return grouped_kfold(
+        {c: p or c for c, p in zip(ids, patients, strict=True)},
+        dict(zip(ids, diseases, strict=True)),
+        folds=n_splits,
+        seed=seed,
+    )
+
+
+def _write_shared_splits(cases_csv: Path, targets: list[Path]) -> None:
+    from lion_nnunet.io import write_json
+
+    splits = shared_splits(cases_csv)
+    for target in targets:
+        write_json(splits, target)
+
+
 def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
-    """Run (or resume) the ablation; return per-arm evaluation summaries and output paths."""
+    """Run (or resume) the ablation; return per-arm evaluation summaries and output paths.
+
+    Fair by construction: both arms get the same cases, the same splits (one splits_final.json
+    written from the organ arm's case list into both datasets), the same plans apart from the
+    number of output classes, and the same PET normalization (the tumor-only arm's plans take
+    their intensity statistics from the organ arm's fingerprint: nnU-Net computes them over
+    label-foreground voxels, which differ between the arms).
+    """
     env = wf.env
     raw = Path(env["nnUNet_raw"])
-    results: dict[str, dict] = {}
-    for arm in plan.arms():
-        dataset = raw / f"Dataset{arm.dataset_id:03d}_{arm.name}"
+    preprocessed_root = Path(env["nnUNet_preprocessed"])
+    arms = plan.arms()
+    datasets = {arm.key: raw / f"Dataset{arm.dataset_id:03d}_{arm.name}" for arm in arms}
+    for arm in arms:
+        dataset = datasets[arm.key]
         convert = _lion(
             "convert", "autopet", "--input", plan.studies, "--tracer", plan.tracer,
             "--dataset-id", arm.dataset_id, "--name", arm.name, "--test-fraction",
@@ -102,21 +147,20 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         convert += ["--organs", plan.organs] if arm.with_organs else ["--no-organs"]
         convert += ["--metadata", plan.metadata] if plan.metadata else []
         wf.run(f"{arm.key}: convert", convert, outputs=[dataset / "dataset.json"])
-        did = arm.dataset_id
         wf.run(
             f"{arm.key}: fingerprint",
-            _nn("nnUNetv2_extract_fingerprint", "-d", did, "-np", plan.num_processes),
-            outputs=[Path(env["nnUNet_preprocessed"]) / dataset.name / "dataset_fingerprint.json"],
+            _nn("nnUNetv2_extract_fingerprint", "-d", arm.dataset_id, "-np", plan.num_processes),
+            outputs=[preprocessed_root / dataset.name / "dataset_fingerprint.json"],
         )
-        install = _lion("plans", "install", "--dataset", did, "--tracer", plan.tracer)
-        install.append("--overwrite")
+        install = _lion("plans", "install", "--dataset", arm.dataset_id, "--tracer", plan.tracer)
+        install += ["--intensity-from", arms[0].dataset_id, "--overwrite"]
         if plan.patch_size:
             install += ["--patch-size", *plan.patch_size]
         if plan.spacing:
             install += ["--spacing", plan.spacing]
         if plan.base_features:
             install += ["--base-features", plan.base_features]
-        preprocessed = Path(env["nnUNet_preprocessed"]) / dataset.name
+        preprocessed = preprocessed_root / dataset.name
         wf.run(
             f"{arm.key}: LION plans",
             install,
@@ -124,41 +168,57 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         )
         wf.run(
             f"{arm.key}: preprocess",
-            _nn("nnUNetv2_preprocess", "-d", did, "-plans_name", PLANS, "-c", CONFIGURATION,
-                "-np", plan.num_processes),
+            _nn("nnUNetv2_preprocess", "-d", arm.dataset_id, "-plans_name", PLANS, "-c",
+                CONFIGURATION, "-np", plan.num_processes),
         )  # fmt: skip
-        model = model_dir(env, arm, plan.trainer)
-        wf.run(
-            f"{arm.key}: train",
-            _nn("nnUNetv2_train", did, CONFIGURATION, plan.fold, "-p", PLANS, "-tr", plan.trainer,
-                "-device", plan.device),
-            outputs=[model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
-        )  # fmt: skip
-        pred = plan.root / "predictions" / arm.key
-        wf.run(
-            f"{arm.key}: predict holdout",
-            _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f", plan.fold,
-                  "--device", plan.device, "--no-pbar"),
-            outputs=[pred / "summary.csv"],
-        )  # fmt: skip
-        evaluation = plan.root / "evaluation" / arm.key
-        wf.run(
-            f"{arm.key}: evaluate",
-            _lion("evaluate", "--pred", pred, "--gt", dataset / "labelsTs", "--pet",
-                  dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o", evaluation,
-                  "--no-pbar", "--overwrite"),
-            outputs=[evaluation / "per_case.csv"],
-        )  # fmt: skip
-        results[arm.key] = {
-            "dataset": dataset, "model": model, "predictions": pred, "evaluation": evaluation,
-        }  # fmt: skip
-    organs = plan.arms()[0]
+    split_files = [preprocessed_root / d.name / "splits_final.json" for d in datasets.values()]
+    cases_csv = datasets["organs"] / "lion_cases.csv"
+    wf.call(
+        "shared splits (both arms)",
+        lambda: _write_shared_splits(cases_csv, split_files),
+        signature=hashlib.sha1(cases_csv.read_bytes()).hexdigest() if cases_csv.is_file() else "",
+    )
+    results: dict[str, dict] = {}
+    for arm in arms:
+        dataset = datasets[arm.key]
+        trainers = [plan.trainer] + (list(plan.organ_trainers) if arm.with_organs else [])
+        for trainer in trainers:
+            key = arm.key if trainer == plan.trainer else f"{arm.key}:{trainer}"
+            model = model_dir(env, arm, trainer)
+            wf.run(
+                f"{key}: train",
+                _nn("nnUNetv2_train", arm.dataset_id, CONFIGURATION, plan.fold, "-p", PLANS,
+                    "-tr", trainer, "-device", plan.device),
+                outputs=[model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
+            )  # fmt: skip
+            folder = key.replace(":", "__")
+            pred = plan.root / "predictions" / folder
+            wf.run(
+                f"{key}: predict holdout",
+                _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f",
+                      plan.fold, "--device", plan.device, "--no-pbar"),
+                outputs=[pred / "summary.csv"],
+            )  # fmt: skip
+            evaluation = plan.root / "evaluation" / folder
+            wf.run(
+                f"{key}: evaluate",
+                _lion("evaluate", "--pred", pred, "--gt", dataset / "labelsTs", "--pet",
+                      dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o",
+                      evaluation, "--no-pbar", "--overwrite"),
+                outputs=[evaluation / "per_case.csv"],
+            )  # fmt: skip
+            results[key] = {
+                "dataset": dataset, "model": model, "predictions": pred,
+                "evaluation": evaluation, "trainer": trainer,
+            }  # fmt: skip
+    organs = arms[0]
     compare = plan.root / "comparison"
+    methods = [a for k, info in results.items() for a in ("--method", f"{k.replace(':', '__')}="
+                                                             f"{info['predictions']}")]  # fmt: skip
     wf.run(
         "compare models",
-        _lion("compare", "--method", f"organs={results['organs']['predictions']}", "--method",
-              f"tumor_only={results['tumor_only']['predictions']}", "--gt",
-              results["organs"]["dataset"] / "labelsTs", "-o", compare, "--overwrite"),
+        _lion("compare", *methods, "--gt", results["organs"]["dataset"] / "labelsTs", "-o",
+              compare, "--overwrite"),
     )  # fmt: skip
     tom = plan.root / "tom"
     wf.run(
@@ -201,13 +261,58 @@ def pictures(result: dict) -> list[Path]:
     return found
 
 
+def ablation_scores(result: dict, tracer: str) -> dict[str, dict]:
+    """Per-arm summaries (median Dice over cases with tumor, lesion F1, FP at hot organs)."""
+    from lion_nnunet.analysis.ablation_scores import score_arm, summarize
+
+    labels_ts = Path(result["arms"]["organs"]["dataset"]) / "labelsTs"
+    out = {}
+    for key, info in result["arms"].items():
+        per_case = score_arm(Path(info["predictions"]), labels_ts, tracer)
+        out[key] = {**summarize(per_case), "per_case": per_case}
+    return out
+
+
+def verdict(arms: dict[str, dict]) -> str:
+    """One plain sentence: did the organ-context model beat tumor-only at this budget?"""
+    o, t = arms["organs"], arms["tumor_only"]
+    better = o["median_dice"] > t["median_dice"]
+    fewer_fp = o["fp_at_hot_organs_ml"] < t["fp_at_hot_organs_ml"]
+    if better and fewer_fp:
+        return "organ context beat tumor-only here: higher median Dice, less FP at hot organs."
+    parts = [
+        f"median Dice {'higher' if better else 'not higher'} "
+        f"({o['median_dice']:.2f} vs {t['median_dice']:.2f})",
+        f"FP at hot organs {'lower' if fewer_fp else 'not lower'} "
+        f"({o['fp_at_hot_organs_ml']:.1f} vs {t['fp_at_hot_organs_ml']:.1f} ml)",
+    ]
+    return (
+        "organ context did NOT beat tumor-only on both counts at this budget: "
+        + "; ".join(parts)
+        + ". A demo-sized holdout decides nothing; see docs/reproducing.md."
+    )
+
+
+def _json_safe(value):
+    """NaN (e.g. a median over no case with tumor) as null, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def run_demo(settings: DemoSettings) -> dict:
-    """Synthetic cohort -> ablation -> table; see :mod:`lion_nnunet.demo`."""
+    """Synthetic cohort -> ablation -> table and summary.json; see :mod:`lion_nnunet.demo`."""
+    import time
+
+    import pandas as pd
+
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.io import write_csv, write_json
-    from lion_nnunet.trainers.schedules import demo_trainer_name
 
+    start = time.perf_counter()
     out: Path = settings.out
     out.mkdir(parents=True, exist_ok=True)
     wf = Workflow(out, env=demo_environment(out))
@@ -225,23 +330,34 @@ def run_demo(settings: DemoSettings) -> dict:
     plan = AblationPlan(
         root=out, studies=data / "studies", organs=data / "organs",
         metadata=data / "cases.csv", tracer=settings.tracer, dataset_id=settings.dataset_id,
-        name=f"Demo{settings.tracer.upper()}", trainer=demo_trainer_name(
-            settings.epochs, settings.iterations), fold="0", device=settings.device,
-        test_fraction=settings.test_fraction, seed=settings.seed,
+        name=f"Demo{settings.tracer.upper()}", trainer=settings.trainer, fold="0",
+        device=settings.device, test_fraction=settings.test_fraction, seed=settings.seed,
         patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
     )  # fmt: skip
     result = run_ablation(plan, wf)
-    table = results_table(result["arms"])
+    scores = ablation_scores(result, settings.tracer)
+    keys = ("cases", "cases_with_tumor", "median_dice", "lesion_f1", "lesions_tp", "lesions_fp",
+            "lesions_fn", "fp_at_hot_organs_ml", "fp_elsewhere_ml", "median_fn_ml")  # fmt: skip
+    table = pd.DataFrame([{"model": k, **{c: v[c] for c in keys}} for k, v in scores.items()])
     write_csv(table, out / "results.csv")
-    write_json(
-        {"settings": {k: str(v) for k, v in vars(settings).items()},
-         "table": json.loads(table.to_json(orient="records")), "timings_s": wf.timings},
-        out / "results.json",
-    )  # fmt: skip
+    for key, info in scores.items():
+        write_csv(info["per_case"], out / f"scores_{key}.csv")
+    seconds = time.perf_counter() - start
+    summary = {
+        "seconds": round(seconds, 1),
+        "arms": {k: {c: v[c] for c in keys} for k, v in scores.items()},
+        "trainer": settings.trainer,
+        "verdict": verdict(scores),
+        "settings": {k: str(v) for k, v in vars(settings).items()},
+        "timings_s": wf.timings,
+    }
+    write_json(_json_safe(summary), out / "summary.json")
     return {
-        "table": table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        "table": table.to_string(index=False, float_format=lambda v: f"{v:.2f}"),
+        "verdict": summary["verdict"],
+        "seconds": seconds,
         "pictures": pictures(result),
-        "summary_file": str(out / "results.csv"),
+        "summary_file": str(out / "summary.json"),
     }
 
 
@@ -325,7 +441,8 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
 EXAMPLES = """\
   lion experiment ablation --input autoPET/studies --organs autoPET/totalseg \\
       --metadata autoPET/metadata.csv --tracer fdg --dataset-id 501 --name LION_FDG \\
-      --trainer nnUNetTrainer_LION --fold 0 --device cuda --out ablation/
+      --trainer nnUNetTrainer_LION --organ-trainers nnUNetTrainer_LION_tumorDice \\
+      --fold 0 --device cuda --out ablation/
   lion experiment scaling --dataset 501 --subset-sizes 50 100 250 500 \\
       --trainer nnUNetTrainer_LION --device cuda --out scaling/
 """
@@ -350,6 +467,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True, help="dataset name stem")
     a.add_argument("--test-fraction", type=float, default=0.2, help="holdout fraction")
     a.add_argument("--patch-size", type=int, nargs=3, help="override the LION plans' patch size")
+    a.add_argument("--base-features", type=int, help="override the plans' first-stage features")
+    a.add_argument("--organ-trainers", nargs="+", default=[], metavar="TRAINER",
+                   help="further trainers for the organ arm, each compared with tumor-only "
+                        "(e.g. nnUNetTrainer_LION_tumorDice)")  # fmt: skip
     for p in (a,):
         p.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
         p.add_argument("--fold", default="0", help="fold to train (0-4 or all)")
@@ -380,6 +501,7 @@ def run(args: argparse.Namespace) -> int:
             trainer=args.trainer, fold=args.fold, device=args.device,
             test_fraction=args.test_fraction, seed=args.seed,
             patch_size=tuple(args.patch_size) if args.patch_size else None,
+            base_features=args.base_features, organ_trainers=tuple(args.organ_trainers),
         )  # fmt: skip
         result = run_ablation(plan, wf)
         print(results_table(result["arms"]).to_string(index=False))

@@ -40,7 +40,7 @@ SHRINK: list[tuple[str, str]] = [
     (r"nnUNetTrainer_LION__", f"{TINY_TRAINER}__"),  # the results folder of that trainer
     (r"(--device|-device) cuda", r"\1 cpu"),
     (r"-f 0 1 2 3 4", "-f 0"),
-    (r"^(\s*lion demo)\b(?!.*--cases)(.*)$", r"\1 --cases 8 --epochs 1 --iterations 2\2"),
+    (r"^(\s*lion demo)\b(?!.*--cases)(.*)$", rf"\1 --cases 8 --trainer {TINY_TRAINER}\2"),
     (r"^(\s*lion plans install\b(?!.*--patch-size).*?)(\s*(#.*)?)$", r"\1 --patch-size 64 32 32\2"),
     (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
 ]

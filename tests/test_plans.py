@@ -43,6 +43,20 @@ def fingerprinted(fdg_cohort: Path, nnunet_dirs: dict) -> int:
     return 611, extract_fingerprint_dataset
 
 
+def _built_width(arch: dict, reference: dict | None = None) -> tuple[int, float]:
+    """First-stage width of the network nnU-Net builds, and its weights relative to reference."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    def build(a: dict):
+        return get_network_from_plans(a["network_class_name"], a["arch_kwargs"],
+                                      a["_kw_requires_import"], 1, 12)  # fmt: skip
+
+    net = build(arch)
+    n = sum(p.numel() for p in net.parameters())
+    ref = sum(p.numel() for p in build(reference).parameters()) if reference else n
+    return net.encoder.stem.convs[0].conv.out_channels, n / ref
+
+
 def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted, capsys) -> None:
     did, extract = fingerprinted
     assert main(["plans", "install", "-d", str(did), "--tracer", "fdg"]) == 1
@@ -63,6 +77,14 @@ def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted,
         == (fingerprint["foreground_intensity_properties_per_channel"])
     )
     assert (folder / "dataset.json").is_file()
+    # --base-features reaches the network nnU-Net builds from the plans
+    assert _built_width(config["architecture"]) == (32, 1.0)  # the template's width
+    assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "Thin",
+                 "--patch-size", "64", "32", "32", "--spacing", "dataset",
+                 "--base-features", "8"]) == 0  # fmt: skip
+    thin = json.loads((folder / "Thin.json").read_text())["configurations"]["3d_fullres"]
+    width, weights = _built_width(thin["architecture"], config["architecture"])
+    assert width == 8 and weights < 0.1  # (8/32)^2 of the weights: really lighter
     # same content again is fine; different content needs --overwrite
     assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "MyLION",
                  "--patch-size", "64", "32", "32", "--spacing", "dataset"]) == 0  # fmt: skip
@@ -103,3 +125,47 @@ def test_splits_nested_stratified_with_fixed_validation(tmp_path, nnunet_dirs, c
     assert set(table[table.role == "train"].disease) == {"lymphoma"}
     assert main(["splits", "-d", "612", "--subset-sizes", "4", "--stratify", "site"]) == 1
     assert "no column 'site'" in capsys.readouterr().err
+
+
+def test_ablation_arms_get_identical_plans_and_splits(fdg_cohort: Path, nnunet_dirs: dict) -> None:
+    """Both arms: one PET normalization, one splits file, plans equal but for dataset_name."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
+
+    from lion_nnunet.experiment import _write_shared_splits
+
+    cases = discover_autopet(
+        fdg_cohort / "studies", fdg_cohort / "organs", "fdg", fdg_cohort / "cases.csv"
+    )
+    cases = sorted(cases, key=lambda c: c.case_id)[:6]  # 6 of 10: enough for 5 folds
+    for c in cases:
+        c.split = "train"
+    convert_cohort(cases, 621, "ArmOrgans", get_label_set("fdg"), progress=False)
+    convert_cohort(cases, 622, "ArmTumor", get_label_set("fdg"), with_organs=False,
+                   progress=False)  # fmt: skip
+    pre = Path(nnunet_dirs["nnUNet_preprocessed"])
+    prints = {}
+    for did, name in ((621, "Dataset621_ArmOrgans"), (622, "Dataset622_ArmTumor")):
+        extract_fingerprint_dataset(did, num_processes=1)
+        prints[did] = json.loads((pre / name / "dataset_fingerprint.json").read_text())
+        install = ["plans", "install", "-d", str(did), "--tracer", "fdg", "--intensity-from", "621"]
+        assert main([*install, "--patch-size", "64", "32", "32", "--spacing", "dataset"]) == 0
+    # nnU-Net's own fingerprints disagree (label-foreground voxels differ between the arms) ...
+    own = {d: f["foreground_intensity_properties_per_channel"]["0"] for d, f in prints.items()}
+    assert own[621]["percentile_99_5"] != own[622]["percentile_99_5"]
+    # ... the two plans do not: identical apart from the dataset's name
+    organs = json.loads((pre / "Dataset621_ArmOrgans" / "LIONPlans.json").read_text())
+    tumor = json.loads((pre / "Dataset622_ArmTumor" / "LIONPlans.json").read_text())
+    assert organs.pop("dataset_name") != tumor.pop("dataset_name")
+    assert organs == tumor
+    assert organs["foreground_intensity_properties_per_channel"]["0"] == own[621]
+    # the output classes differ (from dataset.json, not the plans)
+    names = ("Dataset621_ArmOrgans", "Dataset622_ArmTumor")
+    labels = [json.loads((pre / n / "dataset.json").read_text())["labels"] for n in names]
+    assert len(labels[0]) > len(labels[1]) == 2
+    targets = [pre / n / "splits_final.json" for n in names]
+    _write_shared_splits(nnunet_dirs["nnUNet_raw"] / "Dataset621_ArmOrgans" / "lion_cases.csv",
+                         targets)  # fmt: skip
+    splits = [json.loads(t.read_text()) for t in targets]
+    assert splits[0] == splits[1] and len(splits[0]) == 5
+    ids = sorted(c.case_id for c in cases)
+    assert sorted(c for s in splits[0] for c in s["val"]) == ids  # every case validated once

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lion_nnunet.errors import LionError
 from lion_nnunet.trainers.discovery import find_trainer, register_ext_trainer_folder, shim_folder
-from lion_nnunet.trainers.schedules import SCHEDULES, demo_trainer_name
 
 
 def test_register_is_idempotent() -> None:
@@ -32,53 +29,66 @@ def test_installed_startup_file_sets_the_folder() -> None:
     assert parts.count(str(shim_folder())) == 1
 
 
-@pytest.mark.parametrize(
-    "name", ["nnUNetTrainer_LION", "nnUNetTrainer_LION_unweighted", "nnUNetTrainer_LION_4ep_12it"]
-)
+LION_TRAINERS = [
+    "nnUNetTrainer_LION", "nnUNetTrainer_LION_unweighted", "nnUNetTrainer_LION_uniformSampling",
+    "nnUNetTrainer_LION_tumorDice", "nnUNetTrainer_LION_halfTumorDice", "nnUNetTrainer_LION_DA5",
+    "nnUNetTrainer_LION_DA5_2000epochs", "nnUNetTrainer_LION_tumorDice_DA5_2000epochs",
+    "nnUNetTrainer_LION_1ep_2it", "nnUNetTrainer_LION_2ep_5it", "nnUNetTrainer_LION_4ep_12it",
+    "nnUNetTrainer_LION_4ep_25it", "nnUNetTrainer_LION_16ep_25it",
+    "nnUNetTrainer_LION_tumorDice_demo",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", LION_TRAINERS)
 def test_nnunet_lookup_finds_lion_classes_not_stock_ones(name: str) -> None:
     cls = find_trainer(name)
     assert cls is not None, f"nnU-Net's trainer search does not find {name}"
     assert cls.__module__.startswith("lion_nnunet.trainers"), cls.__module__
 
 
-def test_schedules() -> None:
-    assert demo_trainer_name(4, 12) == "nnUNetTrainer_LION_4ep_12it"
-    cls = SCHEDULES["nnUNetTrainer_LION_4ep_12it"]
-    assert (cls.lion_num_epochs, cls.lion_iterations_per_epoch, cls.lion_mirroring) == (
-        4,
-        12,
-        False,
-    )
-    with pytest.raises(LionError, match="choose epochs from"):
-        demo_trainer_name(3, 12)
+def test_short_schedules_are_what_their_names_say() -> None:
+    import re
+
+    for name in LION_TRAINERS:
+        m = re.fullmatch(r"nnUNetTrainer_LION_(\d+)ep_(\d+)it", name)
+        if m:
+            cls = find_trainer(name)
+            assert (cls.lion_num_epochs, cls.lion_iterations_per_epoch) == tuple(
+                map(int, m.groups())
+            )
+            assert cls.lion_mirroring is False
+    assert find_trainer("nnUNetTrainer_LION_DA5_2000epochs").lion_num_epochs == 2000
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    ["nnUNetTrainer_LION", "nnUNetTrainer_LION_unweighted", "nnUNetTrainer_LION_uniformSampling"],
-)
-def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: dict) -> None:
+def _trainer(name: str, model: dict):
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    cls = find_trainer(name)
-    did = str(trained_fdg_model["dataset_id"])
     trainer = get_trainer_from_args(
-        did, "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
+        str(model["dataset_id"]), "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
     )
     trainer.initialize()
-    core = trainer.loss.loss if hasattr(trainer.loss, "loss") else trainer.loss
-    weight = core.ce.weight
-    if name == "nnUNetTrainer_LION_unweighted":
-        assert weight is None
-    else:
-        assert weight is not None and float(weight[1]) == cls.lion_tumor_ce_weight
+    return trainer
+
+
+def _train_loader(trainer):
     old = os.environ.get("nnUNet_n_proc_DA")
     os.environ["nnUNet_n_proc_DA"] = "0"
     try:
         dl_train, _ = trainer.get_dataloaders()
     finally:
         os.environ["nnUNet_n_proc_DA"] = old or "2"
+    return dl_train
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    ["nnUNetTrainer_LION", "nnUNetTrainer_LION_uniformSampling", "nnUNetTrainer_LION_tumorDice",
+     "nnUNetTrainer_LION_DA5_2000epochs"],
+)  # fmt: skip
+def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: dict) -> None:
+    trainer = _trainer(name, trained_fdg_model)
+    dl_train = _train_loader(trainer)
     focused = "TumorFocused" in type(dl_train.data_loader._data).__name__
     assert focused == (name != "nnUNetTrainer_LION_uniformSampling")
     trainer.network.train()
@@ -86,20 +96,92 @@ def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: 
     assert all(np.isfinite(losses))
 
 
+def _expected_loss(logits, target, ce_weight, dice_weights, batch_dice: bool) -> float:
+    """nnU-Net's Dice + CE by hand: weighted CE + (weighted) soft Dice without background."""
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(logits, target[:, 0].long(), weight=ce_weight)
+    probs = torch.softmax(logits, 1)[:, 1:].double()
+    onehot = F.one_hot(target[:, 0].long(), logits.shape[1]).movedim(-1, 1)[:, 1:].double()
+    axes = (0, 2, 3, 4) if batch_dice else (2, 3, 4)
+    inter, pred, gt = ((probs * onehot).sum(axes), probs.sum(axes), onehot.sum(axes))
+    dice = (2 * inter + 1e-5) / (gt + pred + 1e-5)  # per class (batch_dice) or (sample, class)
+    w = torch.tensor(dice_weights, dtype=torch.float64)
+    per_sample = (dice * w).sum(-1) / w.sum()
+    return float(ce) - float(per_sample.mean())
+
+
 @pytest.mark.slow
-def test_tumor_focused_dataset_returns_tumor_locations(trained_fdg_model: dict) -> None:
-    from nnunetv2.paths import nnUNet_preprocessed
+def test_losses_weigh_tumor_as_documented(trained_fdg_model: dict) -> None:
+    torch.manual_seed(0)
+    heads = None
+    for name in ("nnUNetTrainer_LION", "nnUNetTrainer_LION_unweighted",
+                 "nnUNetTrainer_LION_tumorDice", "nnUNetTrainer_LION_halfTumorDice"):  # fmt: skip
+        trainer = _trainer(name, trained_fdg_model)
+        core = trainer.loss.loss  # deep supervision wrapper -> Dice + CE
+        heads = trainer.label_manager.num_segmentation_heads
+        logits = torch.randn(2, heads, 6, 6, 6)
+        target = torch.randint(0, heads, (2, 1, 6, 6, 6)).float()
+        k = heads - 1  # foreground classes: tumor (label 1) + organs
+        ce_w = torch.ones(heads)
+        if name != "nnUNetTrainer_LION_unweighted":
+            ce_w[1] = 3.0
+        dice_w = {"nnUNetTrainer_LION_tumorDice": [1.0] + [0.0] * (k - 1),
+                  "nnUNetTrainer_LION_halfTumorDice": [0.5] + [0.5 / (k - 1)] * (k - 1)}.get(
+            name, [1.0] * k)  # fmt: skip
+        batch_dice = trainer.configuration_manager.batch_dice
+        assert batch_dice is True  # the LION plans' stated choice (nnU-Net's for 3d_fullres)
+        expected = _expected_loss(logits, target, ce_w, dice_w, batch_dice)
+        assert float(core(logits, target)) == pytest.approx(expected, rel=1e-4, abs=1e-5), name
+    assert heads is not None and heads > 3
 
-    from lion_nnunet.trainers import sampling
 
-    name = trained_fdg_model["dataset_dir"].name
-    ds = sampling.TumorFocusedDatasetBlosc2(
-        str(Path(nnUNet_preprocessed) / name / "LIONPlans_3d_fullres")
-    )
-    key = next(
-        k for k in ds.identifiers if len(ds.load_case(k)[3]["class_locations"].get(1, [])) > 0
-    )
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["nnUNetTrainer_LION", "nnUNetTrainer_LION_uniformSampling", "nnUNetTrainer"]
+)
+def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_model: dict) -> None:
+    """Measured on the trainer's own data loader: forced-foreground and tumor-centred shares.
+
+    The loader the trainer built, with an 8^3 patch and no augmentation so that the centre voxel
+    of each patch is the voxel it was centred on. The expected shares are computed by brute force
+    from the preprocessed label maps: a forced patch (probability p) is centred on a voxel of one
+    class present in the case (tumor with probability q where the case has tumor, else uniform);
+    an unforced one anywhere the patch fits.
+    """
+    from lion_nnunet.trainers.sampling import TUMOR_PROBABILITY
+
+    trainer = _trainer(name, trained_fdg_model)
+    loader = _train_loader(trainer).data_loader
+    loader.patch_size = loader.final_patch_size = (8, 8, 8)
+    loader.need_to_pad = np.zeros(3, dtype=int)
+    loader.transforms = None
     np.random.seed(0)
-    keys = [tuple(ds.load_case(key)[3]["class_locations"]) for _ in range(40)]
-    tumor_only = sum(k == (1,) for k in keys)
-    assert 15 <= tumor_only <= 39  # TUMOR_PROBABILITY 0.7 of 40, and never always
+    centres = []
+    for _ in range(300):
+        batch = loader.generate_train_batch()
+        centres += [int(t[0, 4, 4, 4]) for t in batch["target"]]
+    assert len(centres) == 600 and trainer.batch_size == 2
+    p = trainer.oversample_foreground_percent if trainer.probabilistic_oversampling else 0.5
+    q = TUMOR_PROBABILITY if getattr(trainer, "lion_tumor_focused_sampling", False) else 0.0
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    folder = trainer.preprocessed_dataset_folder
+    plain = infer_dataset_class(folder)(folder, loader.indices)  # nnU-Net's own, unfocused
+    exp_fg = exp_tumor = 0.0
+    for key in loader.indices:
+        _, seg, _, props = plain.load_case(key)
+        inner = seg[0, 4:-3, 4:-3, 4:-3]  # centres an unforced 8^3 patch can have
+        present = [c for c, v in props["class_locations"].items() if len(v) > 0]
+        has_tumor = 1 in present
+        tumor_forced = (q + (1 - q) / len(present)) if has_tumor else 0.0
+        exp_fg += p + (1 - p) * float((inner > 0).mean())
+        exp_tumor += p * tumor_forced + (1 - p) * float((inner == 1).mean())
+    exp_fg, exp_tumor = exp_fg / len(loader.indices), exp_tumor / len(loader.indices)
+    fg = np.mean([c > 0 for c in centres])
+    tumor = np.mean([c == 1 for c in centres])
+    # 600 patches: binomial standard error <= 0.02; tolerance 0.07 (~3.5 SE)
+    assert fg == pytest.approx(exp_fg, abs=0.07), (fg, exp_fg)
+    assert tumor == pytest.approx(exp_tumor, abs=0.07), (tumor, exp_tumor)
+    if name == "nnUNetTrainer_LION":
+        assert tumor > 0.3  # most forced patches on tumor

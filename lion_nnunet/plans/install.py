@@ -4,11 +4,12 @@ What is rewritten for the dataset: ``dataset_name``; ``plans_name`` (= the file 
 results folders use it and ``nnUNetv2_predict -p`` looks the file up by it); a ``data_identifier``
 unique to the plans name (preprocessing deletes and rewrites that folder); the PET intensity
 statistics (mean, std, 0.5/99.5 percentiles of foreground SUV) from nnU-Net's fingerprint, which
-``CTNormalization`` uses; and the median spacing/shape. Like nnU-Net's planner it also copies
-the raw dataset.json next to the plans (preprocessing reads it there) and, when absent there, the
-raw folder's ``splits_final.json`` (lion convert's 5 folds by patient; nnU-Net's planner copies it
-the same way). Optional overrides: patch
-size (the network topology is recomputed with nnU-Net's rule), batch size, target spacing.
+``CTNormalization`` uses (or from another dataset's fingerprint, ``intensity_from``); and the
+median spacing/shape. Like nnU-Net's planner it also copies the raw dataset.json next to the plans
+(preprocessing reads it there) and, when absent there, the raw folder's ``splits_final.json``
+(lion convert's 5 folds by patient; nnU-Net's planner copies it the same way). Optional
+overrides: patch size (the network topology is recomputed with nnU-Net's rule), first-stage
+features, batch size, target spacing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def install_plans(
     batch_size: int | None = None,
     spacing: tuple[float, float, float] | str | None = None,
     base_features: int | None = None,
+    intensity_from: int | str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``$nnUNet_preprocessed/DatasetXXX/<plans_name>.json``; return its path.
@@ -49,6 +51,11 @@ def install_plans(
         spacing: (z, y, x) mm, or "dataset" for the dataset's median spacing (no resampling).
         base_features: features of the first stage (doubling per stage, at most 320); the
             template's 32 suits GPUs, 8-16 make CPU demos several times faster.
+        intensity_from: another dataset (id or name) whose fingerprint supplies the PET
+            intensity statistics (clip range, mean, std in SUV). nnU-Net takes them from the
+            label-foreground voxels, so a dataset with organ classes and the same cohort with
+            tumor only get different PET normalizations; the organ-context ablation gives both
+            arms one set.
         overwrite: replace an existing plans file with other content.
     """
     name = find_dataset_name(dataset)
@@ -68,9 +75,14 @@ def install_plans(
         config["spacing"] = median_spacing
     elif spacing is not None:
         config["spacing"] = [float(s) for s in spacing]
-    if patch_size is not None or spacing is not None:
+    if base_features is not None and base_features < 1:
+        raise LionError(f"--base-features must be at least 1, got {base_features}")
+    if patch_size is not None or spacing is not None or base_features is not None:
+        features = config["architecture"]["arch_kwargs"]["features_per_stage"][0]
         arch, patch = architecture(
-            tuple(config["spacing"]), tuple(patch_size or config["patch_size"])
+            tuple(config["spacing"]),
+            tuple(patch_size or config["patch_size"]),
+            base_features=int(base_features or features),
         )
         config["architecture"], config["patch_size"] = arch, patch
     if batch_size is not None:
@@ -82,6 +94,15 @@ def install_plans(
         round(s * sp / t, 1)
         for s, sp, t in zip(median_shape, median_spacing, config["spacing"], strict=True)
     ]
+    if intensity_from is not None:
+        fingerprint_file = (
+            require_folder("nnUNet_preprocessed")
+            / find_dataset_name(intensity_from)
+            / "dataset_fingerprint.json"
+        )
+        if not fingerprint_file.is_file():
+            raise LionError(f"--intensity-from: {fingerprint_file} not found; fingerprint it first")
+        fingerprint = json.loads(fingerprint_file.read_text())
     channels = fingerprint["foreground_intensity_properties_per_channel"]
     if set(channels) != {"0"}:
         raise LionError(

@@ -8,6 +8,9 @@ Choices (docs/training.md says why):
 * **Target spacing** 3.0 x 2.04 x 2.04 mm (z, y, x): the median autoPET FDG/PSMA PET spacing.
 * **Patch** 160 x 128 x 128 voxels, batch 2: whole-body PET is long along z; this fits ResEnc M in
   about 10 GB with mixed precision.
+* **batch_dice** True, nnU-Net's own choice for 3d_fullres: the Dice is computed over the whole
+  batch, not per patch. Per patch, a patch without tumor scores a perfect tumor Dice only by
+  predicting no tumor at all, which pulls lesion models towards empty predictions.
 * **PET normalization**: nnU-Net's ``CTNormalization`` applied to SUV: clip to the 0.5/99.5
   percentiles of foreground SUV over the training set, then subtract the global mean and divide
   by the global std (both from nnU-Net's fingerprint). SUV is already a quantitative,
@@ -112,7 +115,7 @@ def build_plans(
         "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
         "resampling_fn_probabilities_kwargs": {**resample, "order": 1},
         "architecture": arch,
-        "batch_dice": False,
+        "batch_dice": True,
     }
     return {
         "dataset_name": "<set by lion plans install>",

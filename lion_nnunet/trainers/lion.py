@@ -2,27 +2,36 @@
 
 * the network sees one channel (PET in SUV) and predicts tumor + auxiliary organ classes: that
   comes from the dataset and plans, not from code here;
-* tumor-focused sampling (:mod:`lion_nnunet.trainers.sampling`): organs are in nearly every patch,
+* a foreground share that means what it says: nnU-Net's ``probabilistic_oversampling`` (each
+  patch is forced to contain foreground with probability ``lion_oversample_foreground``); nnU-Net's
+  default rule forces ``b - round(b * (1 - p))`` patches per batch, 1 of 2 at batch 2 for any p
+  between 0.25 and 0.75;
+* tumor-focused sampling (:mod:`lion_nnunet.trainers.sampling`): organs are in nearly every case,
   so forced-foreground patches are centred on tumor most of the time;
-* a tumor-weighted cross-entropy, so the small tumor class is not drowned by the large organ
-  classes (Dice already weighs classes equally);
+* nnU-Net's Dice + CE loss built with a tumor class weight in the CE (``ce_kwargs``, as nnU-Net's
+  own loss variants build theirs); the variants in :mod:`lion_nnunet.trainers.variants` change
+  how the Dice weighs tumor against organs;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
-Which numbers come from where: the epoch count and iterations per epoch are nnU-Net's defaults
-(1000 x 250); the preprint trains nnU-Net models but gives no schedule changes. The tumor CE weight,
-the tumor sampling share and the foreground share are our defaults, documented in docs/training.md.
+Which numbers come from where (docs/training.md): the epoch count and iterations per epoch are
+nnU-Net's defaults (1000 x 250). The authors' published LION trainer is nnU-Net's DA5 augmentation
+trained for 2,000 epochs (``nnUNetTrainer_LION_DA5_2000epochs`` here). The tumor CE weight, the
+tumor sampling share and the foreground share are lion-nnunet defaults, not the authors'.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from lion_nnunet.labels import TUMOR_LABEL
+from lion_nnunet.trainers.losses import ClassWeightedSoftDiceLoss, deep_supervision
 from lion_nnunet.trainers.sampling import tumor_focused
 
 
@@ -32,9 +41,14 @@ class nnUNetTrainer_LION(nnUNetTrainer):
     lion_num_epochs: int = 1000
     lion_iterations_per_epoch: int = 250
     lion_val_iterations_per_epoch: int = 50
+    #: Probability that a patch is forced to contain foreground (nnU-Net's probabilistic rule).
     lion_oversample_foreground: float = 0.5
     lion_tumor_ce_weight: float = 3.0
     lion_tumor_focused_sampling: bool = True
+    #: Share of the Dice term that goes to the tumor class: ``None`` = nnU-Net's plain mean over
+    #: the foreground classes (1/K with K-1 organs); 1.0 = Dice over the tumor only; 0.5 = half to
+    #: the tumor, half shared by the organs. See :mod:`lion_nnunet.trainers.variants`.
+    lion_tumor_dice_share: float | None = None
     #: Mirroring augmentation and test-time mirroring (8 passes per patch in 3-D); the short CPU
     #: schedules turn it off, as nnU-Net's own ``*_NoMirroring`` variants do.
     lion_mirroring: bool = True
@@ -52,6 +66,7 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         self.num_iterations_per_epoch = self.lion_iterations_per_epoch
         self.num_val_iterations_per_epoch = self.lion_val_iterations_per_epoch
         self.oversample_foreground_percent = self.lion_oversample_foreground
+        self.probabilistic_oversampling = True
 
     def get_dataloaders(self):
         # nnU-Net's initialize() already set dataset_class (blosc2 or numpy); wrap whichever it is
@@ -69,16 +84,41 @@ class nnUNetTrainer_LION(nnUNetTrainer):
             self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch_size, mirror_axes
 
+    def _dice_class_weights(self) -> list[float] | None:
+        """Weights of the foreground classes in the Dice (None: nnU-Net's plain mean)."""
+        share = self.lion_tumor_dice_share
+        labels = list(self.label_manager.foreground_labels)
+        if share is None or len(labels) == 1:
+            return None
+        organ = (1.0 - share) / (len(labels) - 1)
+        return [share if c == TUMOR_LABEL else organ for c in labels]
+
     def _build_loss(self):
-        loss = super()._build_loss()
-        if self.lion_tumor_ce_weight != 1.0 and not self.label_manager.has_regions:
-            core = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-            weight = torch.ones(self.label_manager.num_segmentation_heads, device=self.device)
-            weight[TUMOR_LABEL] = self.lion_tumor_ce_weight
-            ignore = self.label_manager.ignore_label
-            core.ce = RobustCrossEntropyLoss(
-                weight=weight, ignore_index=ignore if ignore is not None else -100
-            )
+        if self.label_manager.has_regions:
+            return super()._build_loss()
+        heads = self.label_manager.num_segmentation_heads
+        ce_weight = torch.ones(heads, device=self.device)
+        ce_weight[TUMOR_LABEL] = self.lion_tumor_ce_weight
+        dice_kwargs = {"batch_dice": self.configuration_manager.batch_dice, "smooth": 1e-5,
+                       "do_bg": False, "ddp": self.is_ddp}  # fmt: skip
+        class_weights = self._dice_class_weights()
+        dice_class = (
+            MemoryEfficientSoftDiceLoss  # nnU-Net's own: the plain mean over foreground classes
+            if class_weights is None
+            else partial(ClassWeightedSoftDiceLoss, class_weights)
+        )
+        loss = DC_and_CE_loss(
+            dice_kwargs,
+            {"weight": ce_weight} if self.lion_tumor_ce_weight != 1.0 else {},
+            weight_ce=1,
+            weight_dice=1,
+            ignore_label=self.label_manager.ignore_label,
+            dice_class=dice_class,
+        )
+        if self._do_i_compile():
+            loss.dc = torch.compile(loss.dc)
+        if self.enable_deep_supervision:
+            loss = deep_supervision(loss, len(self._get_deep_supervision_scales()), self.is_ddp)
         return loss
 
 

@@ -1,49 +1,50 @@
-"""Short LION schedules for CPU smoke tests, the demo and benchmarks, as real trainer classes.
+"""Short LION schedules for CPU tests, the demo and the benchmarks: a few explicit classes.
 
-``nnUNetTrainer_LION_<E>ep_<I>it`` trains ``E`` epochs of ``I`` iterations (validation: a few
-iterations), without mirroring (augmentation and test-time), which would multiply CPU prediction
-time by 8. nnU-Net finds trainers by class name, so each combination in EPOCHS x ITERATIONS is a
-module-level class, generated from these two tuples.
+As nnU-Net's ``variants/training_length/nnUNetTrainer_Xepochs.py``: one class per schedule,
+findable by grep. They turn mirroring off (augmentation and test time), as nnU-Net's
+``*_NoMirroring`` variants do: test-time mirroring multiplies CPU prediction time by 8.
+
+=================================== ====== ========== ===============================
+class                               epochs iterations  used by
+=================================== ====== ========== ===============================
+nnUNetTrainer_LION_1ep_2it          1      2          docs tests
+nnUNetTrainer_LION_2ep_5it          2      5          end-to-end test fixtures
+nnUNetTrainer_LION_4ep_12it         4      12         trainer tests
+nnUNetTrainer_LION_4ep_25it         4      25         quick CPU runs
+nnUNetTrainer_LION_16ep_25it        16     25         organ_context benchmark (earlier runs)
+=================================== ====== ========== ===============================
+
+The demo's and the benchmark's trainers (these schedules with the loss variants) are in
+:mod:`lion_nnunet.trainers.cpu_demo`.
 """
 
 from __future__ import annotations
 
-from lion_nnunet.errors import LionError
 from lion_nnunet.trainers.lion import nnUNetTrainer_LION
 
-EPOCHS = (1, 2, 4, 8, 16, 32, 64, 100, 250, 500)
-ITERATIONS = (2, 5, 10, 12, 25, 50, 100, 250)
+
+class _ShortSchedule(nnUNetTrainer_LION):
+    """No mirroring and few validation iterations (base of the short schedules)."""
+
+    lion_mirroring = False
+    lion_val_iterations_per_epoch = 2
 
 
-def schedule_name(epochs: int, iterations: int) -> str:
-    """Class name of a short schedule."""
-    return f"nnUNetTrainer_LION_{epochs}ep_{iterations}it"
+class nnUNetTrainer_LION_1ep_2it(_ShortSchedule):
+    lion_num_epochs, lion_iterations_per_epoch, lion_val_iterations_per_epoch = 1, 2, 1
 
 
-def _make(epochs: int, iterations: int) -> type[nnUNetTrainer_LION]:
-    attrs = {
-        "__module__": __name__,
-        "__doc__": f"LION recipe, {epochs} epochs x {iterations} iterations (short schedule).",
-        "lion_num_epochs": epochs,
-        "lion_iterations_per_epoch": iterations,
-        "lion_val_iterations_per_epoch": max(1, min(5, iterations // 2)),
-        "lion_mirroring": False,
-    }
-    return type(schedule_name(epochs, iterations), (nnUNetTrainer_LION,), attrs)
+class nnUNetTrainer_LION_2ep_5it(_ShortSchedule):
+    lion_num_epochs, lion_iterations_per_epoch = 2, 5
 
 
-SCHEDULES: dict[str, type[nnUNetTrainer_LION]] = {
-    schedule_name(e, i): _make(e, i) for e in EPOCHS for i in ITERATIONS
-}
-globals().update(SCHEDULES)
-__all__ = ["EPOCHS", "ITERATIONS", "SCHEDULES", "demo_trainer_name", "schedule_name", *SCHEDULES]
+class nnUNetTrainer_LION_4ep_12it(_ShortSchedule):
+    lion_num_epochs, lion_iterations_per_epoch = 4, 12
 
 
-def demo_trainer_name(epochs: int, iterations: int) -> str:
-    """The short-schedule trainer for ``epochs`` x ``iterations``, or a clear error."""
-    if epochs not in EPOCHS or iterations not in ITERATIONS:
-        raise LionError(
-            f"no LION schedule with {epochs} epochs x {iterations} iterations; choose epochs from "
-            f"{EPOCHS} and iterations from {ITERATIONS}"
-        )
-    return schedule_name(epochs, iterations)
+class nnUNetTrainer_LION_4ep_25it(_ShortSchedule):
+    lion_num_epochs, lion_iterations_per_epoch = 4, 25
+
+
+class nnUNetTrainer_LION_16ep_25it(_ShortSchedule):
+    lion_num_epochs, lion_iterations_per_epoch = 16, 25

@@ -1,0 +1,96 @@
+"""Scores of the organ-context ablation: what organ classes are meant to change.
+
+Per holdout case: Dice, lesion-wise detection and false-positive volume split into "at a hot
+organ" (a false-positive component within ``margin_mm`` of a physiologically hot organ of the
+ground-truth label map) and "elsewhere" (autoPET definitions, 18-connectivity, from
+:mod:`lion_nnunet.analysis.metrics`). Per arm: the median Dice over cases with tumor (Dice is
+undefined for a tumor-free case), lesion F1 pooled over the holdout, FP volumes summed (ml).
+Paired comparisons of two arms: Wilcoxon signed-rank p-value and a bootstrap confidence interval
+of the median paired difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+#: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
+HOT_ORGANS = {
+    "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
+    "psma": ("salivary_glands", "kidneys", "urinary_bladder", "small_bowel", "liver", "spleen"),
+}
+MARGIN_MM = 12.0
+
+
+def _arr(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def score_case(pred_tumor: np.ndarray, gt_label: np.ndarray, hot_ids: list[int],
+               spacing_zyx: np.ndarray, margin_mm: float = MARGIN_MM) -> dict:  # fmt: skip
+    """Dice, FP/FN volume (ml), FP at hot organs / elsewhere (ml), lesion counts; (z, y, x)."""
+    from lion_nnunet.analysis.metrics import case_metrics, fp_volume_near_labels
+
+    pred, gt = pred_tumor > 0, gt_label == 1
+    m = case_metrics(pred, gt, spacing_zyx)
+    near = fp_volume_near_labels(pred, gt, gt_label, spacing_zyx, hot_ids, margin_mm)
+    return {
+        "has_tumor": bool(gt.any()), "dice": m["dice"], "fp_ml": m["fp_volume_ml"],
+        "fn_ml": m["fn_volume_ml"], "fp_at_hot_organ_ml": near["fp_near_organs_ml"],
+        "fp_elsewhere_ml": near["fp_elsewhere_ml"], "lesions_tp": m["lesions_tp"],
+        "lesions_fp": m["lesions_fp"], "lesions_fn": m["lesions_fn"],
+    }  # fmt: skip
+
+
+def score_arm(pred_dir: Path, labels_ts: Path, tracer: str, margin_mm: float = MARGIN_MM):
+    """Per-case scores of ``lion predict`` output (``<case>/tumor.nii.gz``) against LION labels."""
+    from lion_nnunet.labels import get_label_set
+
+    ls = get_label_set(tracer)
+    hot_ids = [ls.label_of(o) for o in HOT_ORGANS[tracer]]
+    rows = []
+    for gt_path in sorted(labels_ts.glob("*.nii.gz")):
+        case = gt_path.name[: -len(".nii.gz")]
+        img = sitk.ReadImage(str(gt_path))
+        spacing = np.array(img.GetSpacing())[::-1]
+        pred = _arr(pred_dir / case / "tumor.nii.gz")
+        scores = score_case(pred, sitk.GetArrayFromImage(img), hot_ids, spacing, margin_mm)
+        rows.append({"case_id": case, **scores})
+    return pd.DataFrame(rows)
+
+
+def summarize(per_case: pd.DataFrame) -> dict:
+    """Median Dice (cases with tumor), lesion F1 (pooled), FP volumes (sums, ml)."""
+    tp, fp, fn = (int(per_case[f"lesions_{k}"].sum()) for k in ("tp", "fp", "fn"))
+    f1 = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else float("nan")
+    positive = per_case[per_case["has_tumor"]]
+    return {
+        "cases": len(per_case),
+        "cases_with_tumor": len(positive),
+        "median_dice": float(positive["dice"].median()),
+        "lesion_f1": float(f1),
+        "lesions_tp": tp, "lesions_fp": fp, "lesions_fn": fn,
+        "fp_at_hot_organs_ml": float(per_case["fp_at_hot_organ_ml"].sum()),
+        "fp_elsewhere_ml": float(per_case["fp_elsewhere_ml"].sum()),
+        "median_fn_ml": float(per_case["fn_ml"].median()),
+    }  # fmt: skip
+
+
+def paired(a: pd.Series, b: pd.Series, n_boot: int = 5000, seed: int = 0) -> dict:
+    """Paired difference a - b: median, 95 % bootstrap CI of the median, Wilcoxon p-value."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return {"n": 0, "median_diff": float("nan"), "ci95": [float("nan")] * 2, "p": float("nan")}
+    rng = np.random.default_rng(seed)
+    boots = np.median(d[rng.integers(0, len(d), (n_boot, len(d)))], axis=1)
+    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    return {
+        "n": len(d), "median_diff": float(np.median(d)),
+        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))], "p": p,
+    }  # fmt: skip
