@@ -168,7 +168,7 @@ def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_mode
 
     folder = trainer.preprocessed_dataset_folder
     plain = infer_dataset_class(folder)(folder, loader.indices)  # nnU-Net's own, unfocused
-    exp_fg = exp_tumor = 0.0
+    exp_fg = exp_tumor = exp_uniform = 0.0
     for key in loader.indices:
         _, seg, _, props = plain.load_case(key)
         inner = seg[0, 4:-3, 4:-3, 4:-3]  # centres an unforced 8^3 patch can have
@@ -177,11 +177,15 @@ def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_mode
         tumor_forced = (q + (1 - q) / len(present)) if has_tumor else 0.0
         exp_fg += p + (1 - p) * float((inner > 0).mean())
         exp_tumor += p * tumor_forced + (1 - p) * float((inner == 1).mean())
-    exp_fg, exp_tumor = exp_fg / len(loader.indices), exp_tumor / len(loader.indices)
+        uniform_forced = 1 / len(present) if has_tumor else 0.0  # nnU-Net's choice among classes
+        exp_uniform += p * uniform_forced + (1 - p) * float((inner == 1).mean())
+    n = len(loader.indices)
+    exp_fg, exp_tumor, exp_uniform = exp_fg / n, exp_tumor / n, exp_uniform / n
     fg = np.mean([c > 0 for c in centres])
     tumor = np.mean([c == 1 for c in centres])
     # 600 patches: binomial standard error <= 0.02; tolerance 0.07 (~3.5 SE)
     assert fg == pytest.approx(exp_fg, abs=0.07), (fg, exp_fg)
     assert tumor == pytest.approx(exp_tumor, abs=0.07), (tumor, exp_tumor)
-    if name == "nnUNetTrainer_LION":
-        assert tumor > 0.3  # most forced patches on tumor
+    if name == "nnUNetTrainer_LION":  # tumor focus: clearly more tumor than uniform choice
+        assert exp_tumor - exp_uniform > 0.1, (exp_tumor, exp_uniform)
+        assert tumor > exp_uniform + 0.5 * (exp_tumor - exp_uniform), (tumor, exp_uniform)
