@@ -37,8 +37,8 @@ from lion_nnunet.splitting import (
 log = logging.getLogger(__name__)
 
 
-def _training_cases(name: str, stratify: str) -> pd.DataFrame:
-    """lion_cases.csv's training rows, indexed by case id, with a patient_id column."""
+def _training_cases(name: str, stratify: str) -> tuple[pd.Series, dict[str, str]]:
+    """Training cases of lion_cases.csv: (case -> stratum, "unknown" if empty; case -> patient)."""
     cases_csv = require_folder("nnUNet_raw") / name / "lion_cases.csv"
     if not cases_csv.is_file():
         raise LionError(f"{cases_csv} not found; convert the dataset with lion convert first")
@@ -52,7 +52,20 @@ def _training_cases(name: str, stratify: str) -> pd.DataFrame:
     if "patient_id" not in cases.columns:  # converted before patient ids were recorded
         cases["patient_id"] = cases.index
     cases["patient_id"] = cases["patient_id"].where(cases["patient_id"] != "", cases.index)
-    return cases
+    return cases[stratify].replace("", "unknown"), cases["patient_id"].to_dict()
+
+
+def _split_rows(
+    splits: list[dict], sizes: list[int], patient_of: dict, groups: pd.Series, stratify: str
+) -> list[dict]:
+    """lion_splits.csv rows: one per fold, role and case."""
+    return [
+        {"fold": k, "subset_size": s, "role": role, "case_id": cid,
+         "patient_id": patient_of[cid], stratify: groups[cid]}
+        for k, (s, split) in enumerate(zip(sizes, splits, strict=True))
+        for role in ("train", "val")
+        for cid in split[role]
+    ]  # fmt: skip
 
 
 def _write_splits(name: str, splits: list[dict], rows: list[dict], overwrite: bool) -> tuple:
@@ -86,16 +99,14 @@ def make_splits(
 ) -> tuple[Path, Path]:
     """Write splits_final.json and lion_splits.csv for a dataset; return their paths."""
     name = find_dataset_name(dataset)
-    cases = _training_cases(name, stratify)
-    groups = cases[stratify].replace("", "unknown")
-    patient_of = cases["patient_id"].to_dict()
+    groups, patient_of = _training_cases(name, stratify)
     sizes = [int(s) for s in subset_sizes]
     if not sizes or sizes != sorted(set(sizes)) or sizes[0] < 1:
         raise LionError(f"--subset-sizes must be increasing positive numbers, got {subset_sizes}")
     rng = np.random.default_rng(seed)
-    n_val = val_size if val_size is not None else round(val_fraction * len(cases))
-    if not 1 <= n_val < len(cases):
-        raise LionError(f"validation size {n_val} must be between 1 and {len(cases) - 1} cases")
+    n_val = val_size if val_size is not None else round(val_fraction * len(groups))
+    if not 1 <= n_val < len(groups):
+        raise LionError(f"validation size {n_val} must be between 1 and {len(groups) - 1} cases")
     by_patient, _ = group_by_patient(patient_of)
     order = stratified_patient_order(patient_of, groups.to_dict(), rng)
     val = take_patients(order, by_patient, n_val)
@@ -115,13 +126,7 @@ def make_splits(
     splits = [
         {"train": sorted(take_patients(order, pool_cases, s)), "val": sorted(val)} for s in sizes
     ]
-    rows = [
-        {"fold": k, "subset_size": s, "role": role, "case_id": cid,
-         "patient_id": patient_of[cid], stratify: groups[cid]}
-        for k, (s, split) in enumerate(zip(sizes, splits, strict=True))
-        for role in ("train", "val")
-        for cid in split[role]
-    ]  # fmt: skip
+    rows = _split_rows(splits, sizes, patient_of, groups, stratify)
     return _write_splits(name, splits, rows, overwrite)
 
 
@@ -134,17 +139,10 @@ def make_folds(
 ) -> tuple[Path, Path]:
     """Write ``folds`` patient-grouped, stratified cross-validation folds (splits_final.json)."""
     name = find_dataset_name(dataset)
-    cases = _training_cases(name, stratify)
-    groups = cases[stratify].replace("", "unknown")
-    patient_of = cases["patient_id"].to_dict()
+    groups, patient_of = _training_cases(name, stratify)
     splits = grouped_kfold(patient_of, groups.to_dict(), folds, seed)
-    rows = [
-        {"fold": k, "subset_size": len(split["train"]), "role": role, "case_id": cid,
-         "patient_id": patient_of[cid], stratify: groups[cid]}
-        for k, split in enumerate(splits)
-        for role in ("train", "val")
-        for cid in split[role]
-    ]  # fmt: skip
+    sizes = [len(split["train"]) for split in splits]
+    rows = _split_rows(splits, sizes, patient_of, groups, stratify)
     return _write_splits(name, splits, rows, overwrite)
 
 
