@@ -108,3 +108,18 @@ def test_find_pet_series_skips_other_files(tmp_path: Path) -> None:
     assert [c.case_id for c in cases] == ["P1"] and len(cases[0].dicom_files) == 3
     np.testing.assert_allclose(sitk.GetArrayFromImage(cases[0].loader()),
                                sitk.GetArrayFromImage(image), atol=1e-3)  # fmt: skip
+
+
+def test_find_pet_series_skips_a_dynamic_series_and_keeps_the_others(tmp_path: Path, caplog):
+    image = _suv_image((3, 4, 4))
+    write_pet_series(image, tmp_path / "root" / "static", patient_id="P1")
+    dynamic = write_pet_series(image, tmp_path / "root" / "dynamic", patient_id="P2")
+    for f in dynamic:  # a dynamic acquisition, as the scanner tags it (DICOM PS3.3 C.8.9.1)
+        d = pydicom.dcmread(f)
+        d.NumberOfTimeSlices, d.SeriesType = 4, ["DYNAMIC", "IMAGE"]
+        d.save_as(f)
+    cases = find_pet_series(tmp_path / "root")
+    assert [c.case_id for c in cases] == ["P1"]
+    assert "dynamic/gated PET" in caplog.text and "dynamic" in caplog.text
+    with pytest.raises(LionError, match="dynamic/gated PET"):  # nothing left: one clear error
+        find_pet_series(tmp_path / "root" / "dynamic")

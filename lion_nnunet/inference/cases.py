@@ -6,6 +6,7 @@ predict.py must not import each other for a dataclass).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from lion_nnunet.errors import LionError
 
 from .dicom_index import index_dicom, pet_study_folders
 from .suv import check_static_pet, read_suv_series
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,7 +41,9 @@ def find_pet_series(root: str | Path) -> list[Case]:
     an attenuation-corrected one, refused otherwise. Case id: the one ``lion convert dicom``
     followed by ``lion convert autopet`` gives the same study (``<PatientID>``, or
     ``<PatientID>_<study folder>`` for a patient with several PET studies; sanitised, see
-    :mod:`lion_nnunet.case_ids`). Raises when DICOM files exist but none is PET.
+    :mod:`lion_nnunet.case_ids`). A dynamic/gated or multi-frame series is skipped with a warning
+    naming its folder and reason, as ``lion convert dicom`` refuses it; raises when DICOM files
+    exist but none is PET, or when every PET series is refused.
     """
     root = Path(root)
     tree = index_dicom(root)
@@ -63,9 +68,14 @@ def find_pet_series(root: str | Path) -> list[Case]:
     top = Path("/studies")  # the folders lion convert dicom would write, under a stand-in root
     folders = {uid: top / rel for uid, rel in pet_study_folders(tree).items()}
     ids = study_case_ids(top, folders.values())
-    cases = []
+    cases, refused = [], []
     for series in pets:
-        check_static_pet(series.header, series.folder)
+        try:
+            check_static_pet(series.header, series.folder)
+        except LionError as e:  # as lion convert dicom: refuse this series, keep the others
+            refused.append(str(e))
+            log.warning("%s", e)
+            continue
         cases.append(
             Case(
                 ids[folders[series.uid]][0],
@@ -74,4 +84,6 @@ def find_pet_series(root: str | Path) -> list[Case]:
                 dicom_files=series.files,
             )
         )
+    if refused and not cases:
+        raise LionError(refused[0] if len(refused) == 1 else f"{root}: " + "; ".join(refused))
     return cases
