@@ -10,7 +10,7 @@ false-positive volume at hot organs (within ``--margin-mm`` of a physiologically
 ground-truth label map) and elsewhere; each organ model against tumor-only on the same cases:
 paired Wilcoxon p-value and bootstrap 95 % CI of the median difference.
 
-    python benchmarks/organ_context.py                 # FDG, 60 phantoms, 4 models x 1000 it.
+    python benchmarks/organ_context.py                 # FDG, 60 phantoms, 4 models x 3000 it.
     python benchmarks/organ_context.py --quick         # minutes, FDG only, tiny schedule
     python benchmarks/organ_context.py --tracers fdg psma --device cuda
 
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--trainers", nargs="+", default=list(TRAINERS),
                         help="first: both arms; the others: organ arm only")  # fmt: skip
     parser.add_argument("--base-features", type=int, default=8)
+    parser.add_argument("--blocks-per-stage", type=int, nargs="+", default=[1])
+    parser.add_argument("--parallel", type=int, default=2, help="trainings side by side")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--margin-mm", type=float, default=12.0)
     parser.add_argument("--out", default=str(RESULTS / "organ_context_run"))
@@ -125,7 +127,8 @@ def main() -> None:
             name=f"Bench{tracer.upper()}", trainer=args.trainers[0],
             organ_trainers=tuple(args.trainers[1:]), fold="0", device=args.device,
             test_fraction=0.3, seed=k, patch_size=(48, 32, 32), spacing="dataset",
-            base_features=args.base_features,
+            base_features=args.base_features, blocks_per_stage=tuple(args.blocks_per_stage),
+            parallel=args.parallel,
         )  # fmt: skip
         result = run_ablation(plan, wf)
         arms = result["arms"]

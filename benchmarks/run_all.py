@@ -29,6 +29,7 @@ DOC = HERE.parent / "docs" / "benchmarks.md"
 BENCHMARKS = {
     "convert": ("convert.py", "`lion convert` vs a plain read-resample-write baseline"),
     "train_step": ("train_step.py", "LION trainer iteration time vs stock nnUNetTrainer"),
+    "side_by_side": ("side_by_side.py", "two CPU trainings in a row vs side by side"),
     "predict": ("predict.py", "`lion predict` vs stock `nnUNetv2_predict`; model loaded once"),
     "evaluate": ("evaluate.py", "metrics with cc3d vs a scipy.ndimage baseline"),
     "organ_context": ("organ_context.py", "organ classes vs tumor-only on synthetic cohorts"),

@@ -27,7 +27,10 @@ RESULTS = Path(__file__).parent / "results" / "train_step.json"
 BIN = Path(sys.executable).parent
 
 
-def _prepare(root: Path) -> None:
+def _prepare(
+    root: Path, patch: tuple[int, int, int] = (64, 32, 32), base_features: int = 16
+) -> None:
+    """8 small FDG phantoms as dataset 980 with LION plans (patch z, y, x), preprocessed."""
     from lion_nnunet.dataset_conversion.autopet import discover_autopet
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.dataset_conversion.raw_dataset import convert_cohort
@@ -42,8 +45,8 @@ def _prepare(root: Path) -> None:
     convert_cohort(cases, 980, "TrainStep", get_label_set("fdg"), progress=False)
     for cmd in (
         ["nnUNetv2_extract_fingerprint", "-d", "980", "-np", "1"],
-        ["lion", "plans", "install", "-d", "980", "--tracer", "fdg", "--patch-size", "64", "32",
-         "32", "--spacing", "dataset", "--base-features", "16"],
+        ["lion", "plans", "install", "-d", "980", "--tracer", "fdg", "--patch-size",
+         *map(str, patch), "--spacing", "dataset", "--base-features", str(base_features)],
         ["nnUNetv2_preprocess", "-d", "980", "-plans_name", "LIONPlans", "-c", "3d_fullres",
          "-np", "1"],
     ):  # fmt: skip

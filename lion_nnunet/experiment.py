@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from lion_nnunet.demo import DemoSettings
 from lion_nnunet.errors import LionError
 from lion_nnunet.nnunet_env import require_folder
-from lion_nnunet.workflow import Workflow, console_script
+from lion_nnunet.workflow import Step, Workflow, console_script
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,10 +62,14 @@ class AblationPlan:
     patch_size: tuple[int, int, int] | None = None
     spacing: str | None = None
     base_features: int | None = None
+    blocks_per_stage: tuple[int, ...] | None = None
     num_processes: int = 2
     #: further trainers for the organ arm only (e.g. the tumor-Dice variants), each compared
     #: with the tumor-only arm on the same holdout
     organ_trainers: tuple[str, ...] = ()
+    #: trainings (and holdout predictions) run side by side, each with its share of the CPU
+    #: cores; 1 = one after the other
+    parallel: int = 1
 
     def arms(self) -> tuple[Arm, Arm]:
         return (
@@ -160,6 +165,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
             install += ["--spacing", plan.spacing]
         if plan.base_features:
             install += ["--base-features", plan.base_features]
+        if plan.blocks_per_stage:
+            install += ["--blocks-per-stage", *plan.blocks_per_stage]
         preprocessed = preprocessed_root / dataset.name
         wf.run(
             f"{arm.key}: LION plans",
@@ -178,39 +185,51 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         lambda: _write_shared_splits(cases_csv, split_files),
         signature=hashlib.sha1(cases_csv.read_bytes()).hexdigest() if cases_csv.is_file() else "",
     )
+    jobs = [
+        (arm, trainer, arm.key if trainer == plan.trainer else f"{arm.key}:{trainer}")
+        for arm in arms
+        for trainer in [plan.trainer] + (list(plan.organ_trainers) if arm.with_organs else [])
+    ]
+    width = max(1, plan.parallel)
+    # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
+    # one all of them: 2 x 2 threads on 2 cores is 3x slower per iteration than 2 x 1)
+    threads = max(1, (os.cpu_count() or 1) // width)
+    share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
     results: dict[str, dict] = {}
-    for arm in arms:
-        dataset = datasets[arm.key]
-        trainers = [plan.trainer] + (list(plan.organ_trainers) if arm.with_organs else [])
-        for trainer in trainers:
-            key = arm.key if trainer == plan.trainer else f"{arm.key}:{trainer}"
+    for key_arm_trainer in [jobs[i : i + width] for i in range(0, len(jobs), width)]:
+        train, predict = [], []
+        for arm, trainer, key in key_arm_trainer:
+            dataset = datasets[arm.key]
             model = model_dir(env, arm, trainer)
-            wf.run(
+            train.append(Step(
                 f"{key}: train",
                 _nn("nnUNetv2_train", arm.dataset_id, CONFIGURATION, plan.fold, "-p", PLANS,
                     "-tr", trainer, "-device", plan.device),
-                outputs=[model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
-            )  # fmt: skip
+                [model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
+            ))  # fmt: skip
             folder = key.replace(":", "__")
             pred = plan.root / "predictions" / folder
-            wf.run(
+            predict.append(Step(
                 f"{key}: predict holdout",
                 _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f",
                       plan.fold, "--device", plan.device, "--no-pbar"),
-                outputs=[pred / "summary.csv"],
-            )  # fmt: skip
-            evaluation = plan.root / "evaluation" / folder
-            wf.run(
-                f"{key}: evaluate",
-                _lion("evaluate", "--pred", pred, "--gt", dataset / "labelsTs", "--pet",
-                      dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o",
-                      evaluation, "--no-pbar", "--overwrite"),
-                outputs=[evaluation / "per_case.csv"],
-            )  # fmt: skip
+                [pred / "summary.csv"],
+            ))  # fmt: skip
             results[key] = {
                 "dataset": dataset, "model": model, "predictions": pred,
-                "evaluation": evaluation, "trainer": trainer,
+                "evaluation": plan.root / "evaluation" / folder, "trainer": trainer,
             }  # fmt: skip
+        wf.run_parallel(train, env=share)
+        wf.run_parallel(predict, env=share)
+    for key, info in results.items():
+        evaluation, dataset = info["evaluation"], info["dataset"]
+        wf.run(
+            f"{key}: evaluate",
+            _lion("evaluate", "--pred", info["predictions"], "--gt", dataset / "labelsTs", "--pet",
+                  dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o",
+                  evaluation, "--no-pbar", "--overwrite"),
+            outputs=[evaluation / "per_case.csv"],
+        )  # fmt: skip
     organs = arms[0]
     compare = plan.root / "comparison"
     methods = [a for k, info in results.items() for a in ("--method", f"{k.replace(':', '__')}="
@@ -333,6 +352,7 @@ def run_demo(settings: DemoSettings) -> dict:
         name=f"Demo{settings.tracer.upper()}", trainer=settings.trainer, fold="0",
         device=settings.device, test_fraction=settings.test_fraction, seed=settings.seed,
         patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
+        blocks_per_stage=settings.blocks_per_stage, parallel=settings.parallel,
     )  # fmt: skip
     result = run_ablation(plan, wf)
     scores = ablation_scores(result, settings.tracer)
@@ -471,6 +491,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--organ-trainers", nargs="+", default=[], metavar="TRAINER",
                    help="further trainers for the organ arm, each compared with tumor-only "
                         "(e.g. nnUNetTrainer_LION_tumorDice)")  # fmt: skip
+    a.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="train N models side by side (CPU: each gets its share of the cores; "
+                        "default 1: one after the other)")  # fmt: skip
     for p in (a,):
         p.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
         p.add_argument("--fold", default="0", help="fold to train (0-4 or all)")
@@ -502,6 +525,7 @@ def run(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction, seed=args.seed,
             patch_size=tuple(args.patch_size) if args.patch_size else None,
             base_features=args.base_features, organ_trainers=tuple(args.organ_trainers),
+            parallel=args.parallel,
         )  # fmt: skip
         result = run_ablation(plan, wf)
         print(results_table(result["arms"]).to_string(index=False))

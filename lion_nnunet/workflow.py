@@ -15,15 +15,24 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_json
 
 log = logging.getLogger(__name__)
+
+
+class Step(NamedTuple):
+    """A command step for :meth:`Workflow.run_parallel`: name, command line, required outputs."""
+
+    name: str
+    command: Sequence[str]
+    outputs: Sequence[Path] = ()
 
 
 def console_script(name: str) -> str:
@@ -59,6 +68,7 @@ class Workflow:
         self.markers.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
+        self._codes: dict[str, int] = {}
 
     def _say(self, text: str) -> None:
         if self.echo:
@@ -88,45 +98,92 @@ class Workflow:
         ``outputs``: paths the step must produce; checked after the run, and a missing one makes
         the step count as not done (so a re-run repeats it).
         """
-        command = [str(c) for c in command]
-        signature = shlex.join(command)
-        printable = shlex.join([Path(command[0]).name, *command[1:]])
-        if self.is_done(step, signature) and all(Path(p).exists() for p in outputs):
-            self._say(f"[skip] {step}: done before ({printable})")
-            return 0.0
-        self._say(f"[run ] {step}\n  $ {printable}")
-        log_path = self.logs / f"{self._marker(step).stem}.log"
-        start = time.perf_counter()
-        with log_path.open("w") as log_file:
-            log_file.write(f"$ {signature}\n")
-            proc = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                bufsize=1,
+        return self.run_parallel([Step(step, command, outputs)])[step]
+
+    def run_parallel(
+        self, steps: Sequence[Step], env: Mapping[str, str] | None = None
+    ) -> dict[str, float]:
+        """Run several command steps at the same time (each as :meth:`run` would); wait for all.
+
+        ``env``: extra variables for these steps (e.g. ``OMP_NUM_THREADS`` so that two CPU
+        trainings share the cores instead of each taking all of them). Echoed lines carry the
+        step's name when more than one step runs. Every step is waited for, so a failure in one
+        does not lose the other's work; then the first failure is raised.
+        """
+        todo: list[tuple[Step, list[str], str]] = []
+        seconds: dict[str, float] = {}
+        for s in steps:
+            command = [str(c) for c in s.command]
+            signature = shlex.join(command)
+            printable = shlex.join([Path(command[0]).name, *command[1:]])
+            if self.is_done(s.name, signature) and all(Path(p).exists() for p in s.outputs):
+                self._say(f"[skip] {s.name}: done before ({printable})")
+                seconds[s.name] = 0.0
+                continue
+            self._say(f"[run ] {s.name}\n  $ {printable}")
+            todo.append((s, command, printable))
+        prefix = len(todo) > 1
+        running = []
+        for s, command, printable in todo:
+            log_path = self.logs / f"{self._marker(s.name).stem}.log"
+            reader = threading.Thread(
+                target=self._follow,
+                args=(s.name, command, log_path, {**self.env, **(env or {})}, prefix),
+                daemon=True,
             )
+            reader.start()
+            running.append((s, command, printable, log_path, reader, time.perf_counter()))
+        failures: list[str] = []
+        for s, command, printable, log_path, reader, start in running:
+            reader.join()
+            took = time.perf_counter() - start
+            code = self._codes.pop(s.name)
+            if code != 0:
+                tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+                failures.append(
+                    f"step {s.name!r} failed with exit code {code}: {printable}\n"
+                    f"last lines of {log_path}:\n{tail}"
+                )
+                continue
+            missing = [str(p) for p in s.outputs if not Path(p).exists()]
+            if missing:
+                failures.append(f"step {s.name!r} finished but did not write {', '.join(missing)}")
+                continue
+            self._finish(s.name, shlex.join(command), took)
+            seconds[s.name] = took
+            name = f"{s.name}: " if prefix else ""
+            self._say(f"       {name}done in {took:.1f} s (log: {log_path})")
+        if failures:
+            raise LionError(failures[0])
+        return seconds
+
+    def _follow(
+        self, step: str, command: list[str], log_path: Path, env: dict[str, str], prefix: bool
+    ) -> None:
+        """Run one command, copy its output to its log, echo the lines that match ``show``."""
+        with log_path.open("w") as log_file:
+            log_file.write(f"$ {shlex.join(command)}\n")
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    bufsize=1,
+                )
+            except OSError as e:  # e.g. the command does not exist
+                log_file.write(f"{e}\n")
+                self._codes[step] = 127
+                return
             assert proc.stdout is not None  # for type checkers; PIPE was requested
             for line in proc.stdout:
                 log_file.write(line)
                 if self.show.search(line):
-                    self._say("    " + line.rstrip()[-150:])
-            code = proc.wait()
-        seconds = time.perf_counter() - start
-        if code != 0:
-            tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
-            raise LionError(
-                f"step {step!r} failed with exit code {code}: {printable}\n"
-                f"last lines of {log_path}:\n{tail}"
-            )
-        missing = [str(p) for p in outputs if not Path(p).exists()]
-        if missing:
-            raise LionError(f"step {step!r} finished but did not write {', '.join(missing)}")
-        self._finish(step, signature, seconds)
-        self._say(f"       done in {seconds:.1f} s (log: {log_path})")
-        return seconds
+                    tag = f"[{step}] " if prefix else ""
+                    self._say(f"    {tag}{line.rstrip()[-150:]}")
+            self._codes[step] = proc.wait()
 
     def call(self, step: str, func: Callable[[], Any], signature: str = "") -> float:
         """Run a Python callable as step ``step`` unless it already finished."""

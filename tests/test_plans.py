@@ -43,6 +43,16 @@ def fingerprinted(fdg_cohort: Path, nnunet_dirs: dict) -> int:
     return 611, extract_fingerprint_dataset
 
 
+def _encoder_blocks(arch: dict) -> list[int]:
+    """Residual blocks per encoder stage of the network nnU-Net builds (counted modules)."""
+    from dynamic_network_architectures.building_blocks.residual import BasicBlockD
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"],
+                                 arch["_kw_requires_import"], 1, 12)  # fmt: skip
+    return [sum(isinstance(m, BasicBlockD) for m in st.modules()) for st in net.encoder.stages]
+
+
 def _built_width(arch: dict, reference: dict | None = None) -> tuple[int, float]:
     """First-stage width of the network nnU-Net builds, and its weights relative to reference."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -85,6 +95,14 @@ def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted,
     thin = json.loads((folder / "Thin.json").read_text())["configurations"]["3d_fullres"]
     width, weights = _built_width(thin["architecture"], config["architecture"])
     assert width == 8 and weights < 0.1  # (8/32)^2 of the weights: really lighter
+    # --blocks-per-stage reaches it too: residual blocks counted in the built encoder
+    assert _encoder_blocks(thin["architecture"]) == [1, 3, 4, 6]  # ResEnc-M's
+    assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "Light",
+                 "--patch-size", "64", "32", "32", "--spacing", "dataset",
+                 "--base-features", "8", "--blocks-per-stage", "1"]) == 0  # fmt: skip
+    light = json.loads((folder / "Light.json").read_text())["configurations"]["3d_fullres"]
+    assert _encoder_blocks(light["architecture"]) == [1, 1, 1, 1]
+    assert _built_width(light["architecture"], thin["architecture"])[1] < 0.3
     # same content again is fine; different content needs --overwrite
     assert main(["plans", "install", "-d", str(did), "--tracer", "fdg", "--plans-name", "MyLION",
                  "--patch-size", "64", "32", "32", "--spacing", "dataset"]) == 0  # fmt: skip

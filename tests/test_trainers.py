@@ -189,3 +189,24 @@ def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_mode
     if name == "nnUNetTrainer_LION":  # tumor focus: clearly more tumor than uniform choice
         assert exp_tumor - exp_uniform > 0.1, (exp_tumor, exp_uniform)
         assert tumor > exp_uniform + 0.5 * (exp_tumor - exp_uniform), (tumor, exp_uniform)
+
+
+def test_cpu_training_honours_omp_num_threads(
+    trained_fdg_model: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nnUNetv2_train -device cpu gives torch every core; a LION trainer gives it OMP_NUM_THREADS
+    (so `lion demo` can train two arms side by side, one core each)."""
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        torch.set_num_threads(2)  # what nnU-Net's entry point does on a 2-core machine
+        dataset = str(trained_fdg_model["dataset_id"])
+        name = "nnUNetTrainer_LION_1ep_2it"
+        get_trainer_from_args(
+            dataset, "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,3 +51,37 @@ def test_call_step(tmp_path: Path) -> None:
     wf.call("py", lambda: calls.append(1))
     wf.call("py", lambda: calls.append(1))
     assert calls == [1]
+
+
+def test_parallel_steps_overlap_and_get_their_env(tmp_path: Path) -> None:
+    """Two 1-second steps run side by side finish in well under 2 s, each with the extra env."""
+    from lion_nnunet.workflow import Step
+
+    def sleeper(name: str) -> list[str]:
+        code = (
+            "import os, time; t = time.time(); time.sleep(1); "
+            f"open({str(tmp_path / name)!r}, 'w').write(f\"{{t}} {{time.time()}} "
+            "{os.environ['OMP_NUM_THREADS']}\")"
+        )
+        return [sys.executable, "-c", code]
+
+    wf = Workflow(tmp_path / "wf", echo=False)
+    steps = [Step(n, sleeper(n), [tmp_path / n]) for n in ("a", "b")]
+    wf.run_parallel(steps, env={"OMP_NUM_THREADS": "1"})
+    (a0, a1, at), (b0, b1, bt) = ((tmp_path / n).read_text().split() for n in ("a", "b"))
+    assert (at, bt) == ("1", "1")
+    assert max(float(a0), float(b0)) < min(float(a1), float(b1)), "the steps did not overlap"
+    assert set(Workflow(tmp_path / "wf", echo=False).run_parallel(steps).values()) == {0.0}
+
+
+def test_parallel_failure_waits_for_the_other_step(tmp_path: Path) -> None:
+    from lion_nnunet.workflow import Step
+
+    done = tmp_path / "done"
+    ok = [sys.executable, "-c", f"import time; time.sleep(0.5); open({str(done)!r}, 'w')"]
+    bad = [sys.executable, "-c", "import sys; print('bad arm'); sys.exit(2)"]
+    wf = Workflow(tmp_path / "wf", echo=False)
+    with pytest.raises(LionError, match=r"(?s)'bad'.*exit code 2.*bad arm"):
+        wf.run_parallel([Step("ok", ok, [done]), Step("bad", bad)])
+    assert done.exists() and wf.is_done("ok", shlex.join(ok))
+    assert not wf.is_done("bad", shlex.join(bad))

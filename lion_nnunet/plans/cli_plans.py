@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="patch in voxels; the network topology follows it")  # fmt: skip
     i.add_argument("--batch-size", type=int, help="patches per iteration")
     i.add_argument("--base-features", type=int, help="first-stage features (template: 32)")
+    i.add_argument("--blocks-per-stage", type=int, nargs="+", metavar="N",
+                   help="residual blocks per encoder stage (template: 1 3 4 6 6 ...); "
+                        "one number for every stage")  # fmt: skip
     i.add_argument("--intensity-from", metavar="DATASET",
                    help="take the PET intensity statistics from this dataset's fingerprint "
                         "(one normalization for both arms of an ablation)")  # fmt: skip
@@ -101,6 +104,7 @@ def run_install(args: argparse.Namespace) -> int:
         args.dataset, args.tracer, plans_name=args.plans_name,
         patch_size=tuple(args.patch_size) if args.patch_size else None,
         batch_size=args.batch_size, spacing=spacing, base_features=args.base_features,
+        blocks_per_stage=tuple(args.blocks_per_stage) if args.blocks_per_stage else None,
         intensity_from=args.intensity_from, overwrite=args.overwrite,
     )  # fmt: skip
     if args.json:

@@ -37,6 +37,7 @@ def install_plans(
     batch_size: int | None = None,
     spacing: tuple[float, float, float] | str | None = None,
     base_features: int | None = None,
+    blocks_per_stage: tuple[int, ...] | None = None,
     intensity_from: int | str | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -51,6 +52,8 @@ def install_plans(
         spacing: (z, y, x) mm, or "dataset" for the dataset's median spacing (no resampling).
         base_features: features of the first stage (doubling per stage, at most 320); the
             template's 32 suits GPUs, 8-16 make CPU demos several times faster.
+        blocks_per_stage: residual blocks per encoder stage (template: ResEnc-M's 1, 3, 4, 6,
+            6, ...); one number for every stage, e.g. 1 for a lighter CPU network.
         intensity_from: another dataset (id or name) whose fingerprint supplies the PET
             intensity statistics (clip range, mean, std in SUV). nnU-Net takes them from the
             label-foreground voxels, so a dataset with organ classes and the same cohort with
@@ -77,12 +80,13 @@ def install_plans(
         config["spacing"] = [float(s) for s in spacing]
     if base_features is not None and base_features < 1:
         raise LionError(f"--base-features must be at least 1, got {base_features}")
-    if patch_size is not None or spacing is not None or base_features is not None:
+    if any(v is not None for v in (patch_size, spacing, base_features, blocks_per_stage)):
         features = config["architecture"]["arch_kwargs"]["features_per_stage"][0]
         arch, patch = architecture(
             tuple(config["spacing"]),
             tuple(patch_size or config["patch_size"]),
             base_features=int(base_features or features),
+            blocks_per_stage=tuple(blocks_per_stage) if blocks_per_stage else None,
         )
         config["architecture"], config["patch_size"] = arch, patch
     if batch_size is not None:

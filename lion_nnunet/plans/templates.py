@@ -42,12 +42,17 @@ DEFAULTS = {
 
 
 def architecture(
-    spacing: tuple[float, ...], patch_size: tuple[int, ...], base_features: int = BASE_FEATURES
+    spacing: tuple[float, ...],
+    patch_size: tuple[int, ...],
+    base_features: int = BASE_FEATURES,
+    blocks_per_stage: tuple[int, ...] | None = None,
 ) -> tuple[dict, list[int]]:
     """ResEnc-M ``architecture`` entry for a spacing/patch, and the patch made divisible.
 
     Uses nnU-Net's own topology rule (``get_pool_and_conv_props``), so strides and kernel sizes
-    are what nnU-Net's planner would choose for that patch.
+    are what nnU-Net's planner would choose for that patch. ``blocks_per_stage``: residual blocks
+    of the encoder stages (ResEnc-M: 1, 3, 4, 6, 6, ...); one number applies to every stage, a
+    shorter list is extended with its last number.
     """
     from nnunetv2.experiment_planning.experiment_planners.network_topology import (
         get_pool_and_conv_props,
@@ -71,7 +76,7 @@ def architecture(
             "conv_op": "torch.nn.modules.conv.Conv3d",
             "kernel_sizes": [list(map(int, k)) for k in conv_kernels],
             "strides": [list(map(int, k)) for k in pool_kernels],
-            "n_blocks_per_stage": list(BLOCKS_PER_STAGE[:n_stages]),
+            "n_blocks_per_stage": _blocks(blocks_per_stage, n_stages),
             "n_conv_per_stage_decoder": [1] * (n_stages - 1),
             "conv_bias": True,
             "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
@@ -84,6 +89,14 @@ def architecture(
         "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
     }
     return arch, [int(p) for p in patch]
+
+
+def _blocks(blocks: tuple[int, ...] | None, n_stages: int) -> list[int]:
+    if not blocks:
+        return list(BLOCKS_PER_STAGE[:n_stages])
+    if min(blocks) < 1:
+        raise LionError(f"blocks per stage must be at least 1, got {list(blocks)}")
+    return [int(b) for b in (list(blocks) + [blocks[-1]] * n_stages)[:n_stages]]
 
 
 def build_plans(

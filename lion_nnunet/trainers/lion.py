@@ -11,6 +11,9 @@
 * nnU-Net's Dice + CE loss built with a tumor class weight in the CE (``ce_kwargs``, as nnU-Net's
   own loss variants build theirs); the variants in :mod:`lion_nnunet.trainers.variants` change
   how the Dice weighs tumor against organs;
+* on CPU, ``OMP_NUM_THREADS`` is honoured: ``nnUNetv2_train -device cpu`` sets torch's threads to
+  every core, so two trainings side by side would each run 2 threads on 2 cores (about 3x slower
+  per iteration than one thread each; benchmarks/side_by_side.py);
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
@@ -22,6 +25,7 @@ tumor sampling share and the foreground share are lion-nnunet defaults, not the 
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import torch
@@ -67,6 +71,9 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         self.num_val_iterations_per_epoch = self.lion_val_iterations_per_epoch
         self.oversample_foreground_percent = self.lion_oversample_foreground
         self.probabilistic_oversampling = True
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if self.device.type == "cpu" and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))
 
     def get_dataloaders(self):
         # nnU-Net's initialize() already set dataset_class (blosc2 or numpy); wrap whichever it is
