@@ -24,7 +24,7 @@ class _CpuAdamW(nnUNetTrainer_LION):
 
 
 class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
-    """``lion demo``: tumor-only Dice + CE over all classes, 24 epochs x 50 iterations.
+    """``lion demo``: tumor-only Dice + CE over all classes, 20 epochs x 50 iterations.
 
     Every patch is forced to contain foreground (tumor-centred 70 % of the time where the case
     has tumor): a 48 x 32 x 32 patch covers a third of a demo phantom, so background is in every
@@ -33,7 +33,7 @@ class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
 
     lion_tumor_dice_share = 1.0
     lion_oversample_foreground = 1.0
-    lion_num_epochs, lion_iterations_per_epoch = 24, 50
+    lion_num_epochs, lion_iterations_per_epoch = 20, 50
 
 
 class nnUNetTrainer_LION_bench(_CpuAdamW):
