@@ -47,8 +47,8 @@ class DemoSettings:
     #: Residual blocks per encoder stage (template: ResEnc-M's 1, 3, 4, 6): one each, 1.5x
     #: faster per iteration on 1 core (8 features, 2 x 48 x 32 x 32 patches: 0.34 vs 0.50 s).
     blocks_per_stage: tuple[int, ...] = (1,)
-    #: Trainings side by side: on 2 cores two 1-thread trainings do 1.2x the iterations per
-    #: second of two 2-thread trainings in a row (benchmarks/train_step.py).
+    #: Trainings side by side: on 2 cores two 1-thread trainings did 1.6x the iterations per
+    #: second of two 2-thread trainings in a row (benchmarks/side_by_side.py).
     parallel: int = 2
 
 

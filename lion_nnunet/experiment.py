@@ -192,7 +192,7 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
     ]
     width = max(1, plan.parallel)
     # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
-    # one all of them: 2 x 2 threads on 2 cores is 3x slower per iteration than 2 x 1)
+    # one all of them: 2 x 2 threads on 2 cores was 4x slower per iteration than 2 x 1)
     threads = max(1, (os.cpu_count() or 1) // width)
     share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
     results: dict[str, dict] = {}

@@ -124,11 +124,13 @@ class Workflow:
             todo.append((s, command, printable))
         prefix = len(todo) > 1
         running = []
+        # unbuffered: a long step's log and echoed lines follow it as it runs
+        step_env = {**self.env, "PYTHONUNBUFFERED": "1", **(env or {})}
         for s, command, printable in todo:
             log_path = self.logs / f"{self._marker(s.name).stem}.log"
             reader = threading.Thread(
                 target=self._follow,
-                args=(s.name, command, log_path, {**self.env, **(env or {})}, prefix),
+                args=(s.name, command, log_path, step_env, prefix),
                 daemon=True,
             )
             reader.start()
