@@ -44,8 +44,8 @@ class DemoSettings:
     patch_size: tuple[int, int, int] = (48, 32, 32)
     #: First-stage features of the ResEnc U-Net (template: 32), really reaching the network.
     base_features: int = 8
-    #: Residual blocks per encoder stage (template: ResEnc-M's 1, 3, 4, 6): one each, 1.5x
-    #: faster per iteration on 1 core (8 features, 2 x 48 x 32 x 32 patches: 0.34 vs 0.50 s).
+    #: Residual blocks per encoder stage (template: ResEnc-M's 1, 3, 4, 6): one each, under a
+    #: third of the weights (tests/test_plans.py) and less compute per iteration.
     blocks_per_stage: tuple[int, ...] = (1,)
     #: Trainings side by side: on 2 cores two 1-thread trainings did 1.6x the iterations per
     #: second of two 2-thread trainings in a row (benchmarks/side_by_side.py).
@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from lion_nnunet.errors import LionError
     from lion_nnunet.experiment import run_demo
 
+    if args.parallel < 1:
+        raise LionError(f"--parallel must be at least 1, got {args.parallel}")
     if args.cases < MIN_CASES:
         raise LionError(
             f"--cases {args.cases} is too few: the demo holds out 30 % and its 5-fold "

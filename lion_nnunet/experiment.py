@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 from lion_nnunet.demo import DemoSettings
 from lion_nnunet.errors import LionError
 from lion_nnunet.nnunet_env import require_folder
+from lion_nnunet.progress import default_processes
 from lion_nnunet.workflow import Step, Workflow, console_script
 
 if TYPE_CHECKING:
@@ -190,10 +190,12 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         for arm in arms
         for trainer in [plan.trainer] + (list(plan.organ_trainers) if arm.with_organs else [])
     ]
-    width = max(1, plan.parallel)
+    if plan.parallel < 1:
+        raise LionError(f"--parallel must be at least 1, got {plan.parallel}")
+    width = plan.parallel
     # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
     # one all of them: 2 x 2 threads on 2 cores was 4x slower per iteration than 2 x 1)
-    threads = max(1, (os.cpu_count() or 1) // width)
+    threads = max(1, default_processes() // width)
     share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
     results: dict[str, dict] = {}
     for key_arm_trainer in [jobs[i : i + width] for i in range(0, len(jobs), width)]:
@@ -488,6 +490,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--test-fraction", type=float, default=0.2, help="holdout fraction")
     a.add_argument("--patch-size", type=int, nargs=3, help="override the LION plans' patch size")
     a.add_argument("--base-features", type=int, help="override the plans' first-stage features")
+    a.add_argument("--blocks-per-stage", type=int, nargs="+", metavar="N",
+                   help="override the encoder blocks per stage (one number: all)")  # fmt: skip
     a.add_argument("--organ-trainers", nargs="+", default=[], metavar="TRAINER",
                    help="further trainers for the organ arm, each compared with tumor-only "
                         "(e.g. nnUNetTrainer_LION_tumorDice)")  # fmt: skip
@@ -512,6 +516,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "parallel", 1) < 1:
+        raise LionError(f"--parallel must be at least 1, got {args.parallel}")
     out = Path(args.out).resolve()
     wf = Workflow(out)
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
@@ -525,6 +531,7 @@ def run(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction, seed=args.seed,
             patch_size=tuple(args.patch_size) if args.patch_size else None,
             base_features=args.base_features, organ_trainers=tuple(args.organ_trainers),
+            blocks_per_stage=tuple(args.blocks_per_stage) if args.blocks_per_stage else None,
             parallel=args.parallel,
         )  # fmt: skip
         result = run_ablation(plan, wf)

@@ -15,9 +15,9 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,7 +68,6 @@ class Workflow:
         self.markers.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
-        self._codes: dict[str, int] = {}
 
     def _say(self, text: str) -> None:
         if self.echo:
@@ -123,23 +122,19 @@ class Workflow:
             self._say(f"[run ] {s.name}\n  $ {printable}")
             todo.append((s, command, printable))
         prefix = len(todo) > 1
-        running = []
         # unbuffered: a long step's log and echoed lines follow it as it runs
         step_env = {**self.env, "PYTHONUNBUFFERED": "1", **(env or {})}
-        for s, command, printable in todo:
-            log_path = self.logs / f"{self._marker(s.name).stem}.log"
-            reader = threading.Thread(
-                target=self._follow,
-                args=(s.name, command, log_path, step_env, prefix),
-                daemon=True,
-            )
-            reader.start()
-            running.append((s, command, printable, log_path, reader, time.perf_counter()))
+        logs = [self.logs / f"{self._marker(s.name).stem}.log" for s, _, _ in todo]
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            futures = [
+                pool.submit(self._follow, s.name, command, log_path, step_env, prefix)
+                for (s, command, _), log_path in zip(todo, logs, strict=True)
+            ]
+            results = [f.result() for f in futures]
         failures: list[str] = []
-        for s, command, printable, log_path, reader, start in running:
-            reader.join()
-            took = time.perf_counter() - start
-            code = self._codes.pop(s.name)
+        for (s, command, printable), log_path, (code, took) in zip(
+            todo, logs, results, strict=True
+        ):
             if code != 0:
                 tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
                 failures.append(
@@ -161,8 +156,12 @@ class Workflow:
 
     def _follow(
         self, step: str, command: list[str], log_path: Path, env: dict[str, str], prefix: bool
-    ) -> None:
-        """Run one command, copy its output to its log, echo the lines that match ``show``."""
+    ) -> tuple[int, float]:
+        """Run one command, copy its output to its log, echo the lines that match ``show``.
+
+        Returns the exit code (127 when the command cannot start) and the seconds it ran.
+        """
+        start = time.perf_counter()
         with log_path.open("w") as log_file:
             log_file.write(f"$ {shlex.join(command)}\n")
             try:
@@ -177,15 +176,14 @@ class Workflow:
                 )
             except OSError as e:  # e.g. the command does not exist
                 log_file.write(f"{e}\n")
-                self._codes[step] = 127
-                return
+                return 127, time.perf_counter() - start
             assert proc.stdout is not None  # for type checkers; PIPE was requested
             for line in proc.stdout:
                 log_file.write(line)
                 if self.show.search(line):
                     tag = f"[{step}] " if prefix else ""
                     self._say(f"    {tag}{line.rstrip()[-150:]}")
-            self._codes[step] = proc.wait()
+            return proc.wait(), time.perf_counter() - start
 
     def call(self, step: str, func: Callable[[], Any], signature: str = "") -> float:
         """Run a Python callable as step ``step`` unless it already finished."""

@@ -85,3 +85,9 @@ def test_parallel_failure_waits_for_the_other_step(tmp_path: Path) -> None:
         wf.run_parallel([Step("ok", ok, [done]), Step("bad", bad)])
     assert done.exists() and wf.is_done("ok", shlex.join(ok))
     assert not wf.is_done("bad", shlex.join(bad))
+
+
+def test_missing_command_fails_with_its_name(tmp_path: Path) -> None:
+    wf = Workflow(tmp_path, echo=False)
+    with pytest.raises(LionError, match=r"'gone' failed with exit code 127"):
+        wf.run("gone", [str(tmp_path / "no-such-command")])
