@@ -8,9 +8,11 @@ tumor-only Dice, half-tumor Dice). The holdout is scored per model
 (``lion_nnunet.analysis.ablation_scores``): median Dice over cases with tumor, lesion-wise F1,
 false-positive volume at hot organs (within ``--margin-mm`` of a physiologically hot organ of the
 ground-truth label map) and elsewhere; each organ model against tumor-only on the same cases:
-paired Wilcoxon p-value and bootstrap 95 % CI of the median difference.
+paired Wilcoxon p-value and bootstrap 95 % CI of the median difference. Two reference rows need
+no training: the 41 % and 50 % SUVmax isocontours of each true lesion (its location given), the
+Dice a classical threshold segmentation reaches on the same PET.
 
-    python benchmarks/organ_context.py                 # FDG, 60 phantoms, 4 models x 3000 it.
+    python benchmarks/organ_context.py                 # FDG, 60 phantoms, 4 models x 6000 it.
     python benchmarks/organ_context.py --quick         # minutes, FDG only, tiny schedule
     python benchmarks/organ_context.py --tracers fdg psma --device cuda
 
@@ -33,6 +35,8 @@ from run_all import SUMMARY_MARK
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = Path(__file__).parent.parent / "docs" / "img"
+#: No-training reference rows: SUVmax isocontours of each true lesion (EANM's 41 %, and 50 %).
+REFERENCE_FRACTIONS = (0.41, 0.5)
 #: The tumor-only arm trains the first; the organ arm trains all three (same schedule).
 TRAINERS = (
     "nnUNetTrainer_LION_bench",
@@ -88,7 +92,12 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    from lion_nnunet.analysis.ablation_scores import paired, score_arm, summarize
+    from lion_nnunet.analysis.ablation_scores import (
+        paired,
+        score_arm,
+        summarize,
+        threshold_reference,
+    )
     from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.experiment import AblationPlan, run_ablation
@@ -139,6 +148,14 @@ def main() -> None:
             per_case.to_csv(root / f"scores_{arm.replace(':', '__')}.csv", index=False)
             scores[arm] = per_case.set_index("case_id")
             summary["results"][f"{tracer}/{arm}"] = summarize(per_case)
+        for fraction in REFERENCE_FRACTIONS:
+            ref = threshold_reference(
+                arms["organs"]["dataset"] / "imagesTs", labels_ts,
+                root / "reference" / f"suvmax{round(100 * fraction)}", fraction, args.margin_mm,
+            )  # fmt: skip
+            summary["results"][f"{tracer}/reference {fraction:.0%} SUVmax, lesions given"] = (
+                summarize(score_arm(ref, labels_ts, tracer, args.margin_mm))
+            )
         base = scores["tumor_only"]
         positive = base.index[base["has_tumor"]]
         for arm, per_case in scores.items():
@@ -157,6 +174,11 @@ def main() -> None:
                      fig_dir / f"organ_context_{tracer}.png")  # fmt: skip
         summary["results"][f"{tracer}/figure"] = str(fig)
     summary["minutes"] = (time.perf_counter() - start) / 60
+    # each step's time when it ran (a re-run resumes finished steps and takes seconds)
+    summary["step_minutes"] = {
+        f"{m.parent.parent.name}/{m.stem}": round(json.loads(m.read_text())["seconds"] / 60, 1)
+        for m in sorted(out.glob("*/.lion_steps/*.json"))
+    }
     table = pd.DataFrame(
         [{"tracer/model": k, **v} for k, v in summary["results"].items() if isinstance(v, dict)]
     )
@@ -187,6 +209,10 @@ def main() -> None:
     if len(tests):
         print(tests.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"this run {summary['minutes']:.1f} min (finished steps resume, not rerun)")
+    print(
+        "minutes each training took when it ran (side by side in pairs): "
+        + ", ".join(f"{k} {v}" for k, v in summary["step_minutes"].items() if "train" in k)
+    )
     print(f"wrote {RESULTS / 'organ_context.json'}")
 
 

@@ -45,3 +45,43 @@ def test_paired_difference_ci_and_wilcoxon() -> None:
     # all 8 differences positive: exact two-sided signed-rank p = 2 / 2**8
     assert r["p"] == pytest.approx(2 / 2**8)
     assert paired(a, a)["p"] == 1.0
+
+
+def test_threshold_reference_keeps_voxels_above_the_fraction_of_each_lesions_own_suvmax() -> None:
+    from lion_nnunet.analysis.ablation_scores import threshold_reference_case
+
+    pet = np.ones((20, 20, 30), np.float32)
+    gt = np.zeros(pet.shape, bool)
+    gt[5:8, 5:8, 5:8] = True  # lesion A: 27 voxels
+    pet[5:8, 5:8, 5:8] = 10.0
+    pet[6, 6, 6] = 20.0  # SUVmax of A: 41 % of it is 8.2
+    pet[5, 5, 5] = 7.0  # in A, below 8.2: missed
+    pet[8, 6, 6] = 9.0  # 1 voxel (4 mm) outside A, above 8.2: taken
+    pet[9, 6, 6] = 9.0  # 2 voxels (8 mm) outside A, above 8.2: taken
+    pet[11, 6, 6] = 50.0  # 4 voxels (16 mm) outside A: beyond the 12 mm margin, ignored
+    gt[5:7, 5:7, 20:22] = True  # lesion B: 8 voxels, SUVmax 4 -> threshold 1.64
+    pet[5:7, 5:7, 20:22] = 4.0
+    pet[5, 5, 20] = 1.5  # below 1.64: missed; background 1.0 around B stays out
+    got = threshold_reference_case(pet, gt, np.array([4.0, 4.0, 4.0]), 0.41, margin_mm=12.0)
+    expected = gt.copy()
+    expected[5, 5, 5] = expected[5, 5, 20] = False
+    expected[8, 6, 6] = expected[9, 6, 6] = True
+    np.testing.assert_array_equal(got, expected)
+    # the 50 % isocontour of A (10.0) drops A's 9.0 neighbours, keeps its 10.0 voxels
+    got50 = threshold_reference_case(pet, gt, np.array([4.0, 4.0, 4.0]), 0.5, margin_mm=12.0)
+    assert not got50[8, 6, 6] and got50[5, 5, 6] and got50.sum() == 27 - 1 + 8 - 1
+
+
+def test_threshold_reference_names_a_missing_pet_and_writes_nothing(tmp_path) -> None:
+    import SimpleITK as sitk
+
+    from lion_nnunet.analysis.ablation_scores import threshold_reference
+    from lion_nnunet.errors import LionError
+
+    (tmp_path / "labelsTs").mkdir()
+    (tmp_path / "imagesTs").mkdir()
+    label = sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8))
+    sitk.WriteImage(label, str(tmp_path / "labelsTs" / "PETCT_0af7ffe12a.nii.gz"))
+    with pytest.raises(LionError, match=r"no PET PETCT_0af7ffe12a_0000\.nii\.gz"):
+        threshold_reference(tmp_path / "imagesTs", tmp_path / "labelsTs", tmp_path / "ref", 0.41)
+    assert not (tmp_path / "ref").exists()

@@ -7,6 +7,12 @@ ground-truth label map) and "elsewhere" (autoPET definitions, 18-connectivity, f
 undefined for a tumor-free case), lesion F1 pooled over the holdout, FP volumes summed (ml).
 Paired comparisons of two arms: Wilcoxon signed-rank p-value and a bootstrap confidence interval
 of the median paired difference.
+
+A reference that needs no training puts the Dice of the models in scale: the fixed-fraction SUVmax
+isocontour of each true lesion (41 %, the EANM procedure guideline's threshold for metabolic tumour
+volume, Boellaard et al. 2015, and 50 %), searched only within ``margin_mm`` of that lesion, i.e.
+with every lesion's location given. What it scores is how well a lesion's extent can be read off
+the PET at that resolution, not detection.
 """
 
 from __future__ import annotations
@@ -60,6 +66,68 @@ def score_arm(pred_dir: Path, labels_ts: Path, tracer: str, margin_mm: float = M
         scores = score_case(pred, sitk.GetArrayFromImage(img), hot_ids, spacing, margin_mm)
         rows.append({"case_id": case, **scores})
     return pd.DataFrame(rows)
+
+
+def threshold_reference_case(
+    pet: np.ndarray,
+    gt: np.ndarray,
+    spacing_zyx: np.ndarray,
+    fraction: float,
+    margin_mm: float = MARGIN_MM,
+) -> np.ndarray:
+    """Union over the true lesions of ``PET >= fraction * SUVmax`` within ``margin_mm`` of each.
+
+    Lesions are 18-connected components of ``gt``; SUVmax is taken within the same neighbourhood
+    (the lesion and every voxel whose centre is at most ``margin_mm`` from it). Arrays (z, y, x).
+    """
+    import cc3d
+    from scipy.ndimage import distance_transform_edt, find_objects
+
+    from lion_nnunet.analysis.metrics import CONNECTIVITY
+
+    labels = cc3d.connected_components(gt > 0, connectivity=CONNECTIVITY)
+    reach = np.floor(margin_mm / np.asarray(spacing_zyx, float)).astype(int)
+    out = np.zeros(gt.shape, bool)
+    for i, box in enumerate(find_objects(labels), start=1):
+        # the lesion's bounding box grown by the margin holds its whole neighbourhood
+        box = tuple(
+            slice(max(b.start - r, 0), min(b.stop + r, size))
+            for b, r, size in zip(box, reach, gt.shape, strict=True)
+        )
+        near = distance_transform_edt(labels[box] != i, sampling=spacing_zyx) <= margin_mm
+        out[box] |= near & (pet[box] >= fraction * pet[box][near].max())
+    return out
+
+
+def threshold_reference(
+    images_ts: Path, labels_ts: Path, out_dir: Path, fraction: float, margin_mm: float = MARGIN_MM
+) -> Path:
+    """Write the SUVmax-isocontour reference as ``out_dir/<case>/tumor.nii.gz`` for ``score_arm``.
+
+    ``images_ts`` holds ``<case>_0000.nii.gz`` (PET in SUV), ``labels_ts`` the LION label maps
+    (tumor = 1). A case without tumor gets an empty mask. Returns ``out_dir``.
+    """
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.io import write_image
+
+    for gt_path in sorted(labels_ts.glob("*.nii.gz")):
+        case = gt_path.name[: -len(".nii.gz")]
+        img = sitk.ReadImage(str(gt_path))
+        pet_path = images_ts / f"{case}_0000.nii.gz"
+        if not pet_path.is_file():
+            raise LionError(f"no PET {pet_path.name} in {images_ts} for the label map {gt_path}")
+        pet = _arr(pet_path)
+        gt = sitk.GetArrayFromImage(img) == 1
+        if pet.shape != gt.shape:
+            raise LionError(
+                f"PET {pet_path} has {pet.shape[::-1]} voxels, its label map {gt.shape[::-1]}"
+            )
+        spacing = np.array(img.GetSpacing())[::-1]
+        mask = threshold_reference_case(pet, gt, spacing, fraction, margin_mm)
+        out = sitk.GetImageFromArray(mask.astype(np.uint8))
+        out.CopyInformation(img)
+        write_image(out, out_dir / case / "tumor.nii.gz")
+    return out_dir
 
 
 def summarize(per_case: pd.DataFrame) -> dict:

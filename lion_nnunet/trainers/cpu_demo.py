@@ -37,10 +37,10 @@ class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
 
 
 class nnUNetTrainer_LION_bench(_CpuAdamW):
-    """``benchmarks/organ_context.py``: nnU-Net's plain Dice mean, 60 epochs x 50 iterations."""
+    """``benchmarks/organ_context.py``: nnU-Net's plain Dice mean, 120 epochs x 50 iterations."""
 
     lion_oversample_foreground = 1.0
-    lion_num_epochs, lion_iterations_per_epoch = 60, 50
+    lion_num_epochs, lion_iterations_per_epoch = 120, 50
 
 
 class nnUNetTrainer_LION_tumorDice_bench(nnUNetTrainer_LION_bench):
