@@ -10,6 +10,18 @@ import pytest
 from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two groups for ``make test``'s ``pytest -n 2 --dist loadgroup`` (pytest-xdist).
+
+    The docs test (one long chain of CLI runs) goes to one worker, every other test to the
+    other, so the session-scoped trained models are still trained once per run.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("main"))
+
+
 def _set_nnunet_env(mp: pytest.MonkeyPatch, root: Path) -> dict[str, Path]:
     dirs = {}
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):

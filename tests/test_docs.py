@@ -72,6 +72,7 @@ def test_shrink_rules() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("docs")
 def test_docs_commands_run(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
