@@ -72,16 +72,26 @@ def test_threshold_reference_keeps_voxels_above_the_fraction_of_each_lesions_own
     assert not got50[8, 6, 6] and got50[5, 5, 6] and got50.sum() == 27 - 1 + 8 - 1
 
 
-def test_threshold_reference_names_a_missing_pet_and_writes_nothing(tmp_path) -> None:
+def test_threshold_reference_checks_every_case_before_writing_any(tmp_path) -> None:
     import SimpleITK as sitk
 
     from lion_nnunet.analysis.ablation_scores import threshold_reference
     from lion_nnunet.errors import LionError
 
-    (tmp_path / "labelsTs").mkdir()
-    (tmp_path / "imagesTs").mkdir()
+    labels, images = tmp_path / "labelsTs", tmp_path / "imagesTs"
+    labels.mkdir()
+    images.mkdir()
     label = sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8))
-    sitk.WriteImage(label, str(tmp_path / "labelsTs" / "PETCT_0af7ffe12a.nii.gz"))
-    with pytest.raises(LionError, match=r"no PET PETCT_0af7ffe12a_0000\.nii\.gz"):
-        threshold_reference(tmp_path / "imagesTs", tmp_path / "labelsTs", tmp_path / "ref", 0.41)
-    assert not (tmp_path / "ref").exists()
+    label.SetSpacing((4.0, 4.0, 4.0))
+    for case in ("PETCT_0af7ffe12a_0", "PETCT_0af7ffe12a_1"):  # one patient, two studies
+        sitk.WriteImage(label, str(labels / f"{case}.nii.gz"))
+    pet = sitk.GetImageFromArray(np.ones((4, 4, 4), np.float32))
+    pet.SetSpacing((4.0, 4.0, 4.0))
+    sitk.WriteImage(pet, str(images / "PETCT_0af7ffe12a_0_0000.nii.gz"))
+    with pytest.raises(LionError, match=r"no PET PETCT_0af7ffe12a_1_0000\.nii\.gz"):
+        threshold_reference(images, labels, tmp_path / "ref", 0.41)
+    pet.SetSpacing((2.0, 4.0, 4.0))  # the second study's PET on another grid
+    sitk.WriteImage(pet, str(images / "PETCT_0af7ffe12a_1_0000.nii.gz"))
+    with pytest.raises(LionError, match=r"PETCT_0af7ffe12a_1_0000\.nii\.gz is not on the grid"):
+        threshold_reference(images, labels, tmp_path / "ref", 0.41)
+    assert not (tmp_path / "ref").exists()  # the first study's mask was not written either

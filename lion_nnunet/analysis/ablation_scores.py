@@ -105,28 +105,30 @@ def threshold_reference(
     """Write the SUVmax-isocontour reference as ``out_dir/<case>/tumor.nii.gz`` for ``score_arm``.
 
     ``images_ts`` holds ``<case>_0000.nii.gz`` (PET in SUV), ``labels_ts`` the LION label maps
-    (tumor = 1). A case without tumor gets an empty mask. Returns ``out_dir``.
+    (tumor = 1). A case without tumor gets an empty mask. Every case is checked (PET present, on
+    its label map's grid) before any mask is written. Returns ``out_dir``.
     """
     from lion_nnunet.errors import LionError
-    from lion_nnunet.io import write_image
+    from lion_nnunet.io import array_to_image, geometry_mismatch, read_image, write_image
 
-    for gt_path in sorted(labels_ts.glob("*.nii.gz")):
-        case = gt_path.name[: -len(".nii.gz")]
-        img = sitk.ReadImage(str(gt_path))
-        pet_path = images_ts / f"{case}_0000.nii.gz"
+    gt_paths = sorted(labels_ts.glob("*.nii.gz"))
+    pet_paths = [images_ts / f"{p.name[: -len('.nii.gz')]}_0000.nii.gz" for p in gt_paths]
+    for gt_path, pet_path in zip(gt_paths, pet_paths, strict=True):
         if not pet_path.is_file():
             raise LionError(f"no PET {pet_path.name} in {images_ts} for the label map {gt_path}")
-        pet = _arr(pet_path)
-        gt = sitk.GetArrayFromImage(img) == 1
-        if pet.shape != gt.shape:
-            raise LionError(
-                f"PET {pet_path} has {pet.shape[::-1]} voxels, its label map {gt.shape[::-1]}"
-            )
-        spacing = np.array(img.GetSpacing())[::-1]
-        mask = threshold_reference_case(pet, gt, spacing, fraction, margin_mm)
-        out = sitk.GetImageFromArray(mask.astype(np.uint8))
-        out.CopyInformation(img)
-        write_image(out, out_dir / case / "tumor.nii.gz")
+    masks = {}
+    for gt_path, pet_path in zip(gt_paths, pet_paths, strict=True):
+        label, pet = read_image(gt_path, "label map"), read_image(pet_path, "PET")
+        if (why := geometry_mismatch(label, pet)) is not None:
+            raise LionError(f"PET {pet_path} is not on the grid of its label map {gt_path}: {why}")
+        spacing = np.array(label.GetSpacing())[::-1]
+        gt = sitk.GetArrayFromImage(label) == 1
+        mask = threshold_reference_case(
+            sitk.GetArrayFromImage(pet), gt, spacing, fraction, margin_mm
+        )
+        masks[gt_path.name[: -len(".nii.gz")]] = array_to_image(mask.astype(np.uint8), label)
+    for case, image in masks.items():
+        write_image(image, out_dir / case / "tumor.nii.gz")
     return out_dir
 
 
