@@ -83,7 +83,7 @@ def main() -> None:
         worker(args.worker, Path(args.cohort), Path(args.out))
         return
 
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     size = "small" if args.quick else "wholebody"
     n = args.cases or (3 if args.quick else 4)

@@ -98,9 +98,9 @@ def main() -> None:
         summarize,
         threshold_reference,
     )
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.demo import demo_environment
     from lion_nnunet.experiment import AblationPlan, run_ablation
+    from lion_nnunet.synthetic.phantoms import make_cohort
     from lion_nnunet.workflow import Workflow
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -74,11 +74,11 @@ def wholebody_outputs(tmp: Path, n: int) -> dict:
     import numpy as np
     import SimpleITK as sitk
 
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.inference.outputs import write_case_outputs
     from lion_nnunet.inference.postprocess import split_label_map
     from lion_nnunet.io import read_float_image
     from lion_nnunet.labels import get_label_set
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     cohort = tmp / "wholebody"
     make_cohort(cohort, "fdg", n, seed=0, size="wholebody", progress=False)
@@ -126,8 +126,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("nnUNet_compile", "false")
 
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.inference.model import make_random_model
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     if args.quick:
         patch, spacing, size = (96, 48, 48), (6.0, 6.0, 6.0), "small"

@@ -32,9 +32,9 @@ def _prepare(
 ) -> None:
     """8 small FDG phantoms as dataset 980 with LION plans (patch z, y, x), preprocessed."""
     from lion_nnunet.dataset_conversion.autopet import discover_autopet
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
     from lion_nnunet.dataset_conversion.raw_dataset import convert_cohort
     from lion_nnunet.labels import get_label_set
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[var] = str(root / var)

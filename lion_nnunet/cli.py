@@ -19,7 +19,7 @@ from lion_nnunet.cliutils import HelpFormatter
 from lion_nnunet.errors import LionError
 
 COMMAND_MODULES = (
-    "lion_nnunet.dataset_conversion.cli_phantoms",  # phantoms
+    "lion_nnunet.synthetic.cli_phantoms",  # phantoms
     "lion_nnunet.dataset_conversion.cli_organs",  # organs (TotalSegmentator)
     "lion_nnunet.dataset_conversion.cli_convert",  # convert autopet|manifest
     "lion_nnunet.plans.cli_plans",  # plan, plans install, splits

@@ -84,7 +84,6 @@ MIN_CASES = 8
 
 def run(args: argparse.Namespace) -> int:
     from lion_nnunet.errors import LionError
-    from lion_nnunet.experiment import run_demo
 
     if args.parallel < 1:
         raise LionError(f"--parallel must be at least 1, got {args.parallel}")
@@ -126,3 +125,116 @@ def demo_environment(out: Path) -> dict[str, str]:
     for key, value in CPU_FRIENDLY_ENV.items():
         env.setdefault(key, value)
     return env
+
+
+def pictures(result: dict) -> list[Path]:
+    """PNG files a person should look at: prediction MIPs and TOM heatmaps."""
+    found: list[Path] = []
+    for info in result["arms"].values():
+        found += sorted(Path(info["predictions"]).glob("*/mip.png"))[:2]
+    found += sorted(Path(result["tom"]).rglob("*.png"))[:3]
+    found += sorted(Path(result["comparison"]).glob("*.png"))[:2]
+    return found
+
+
+def ablation_scores(result: dict, tracer: str) -> dict[str, dict]:
+    """Per-arm summaries (median Dice over cases with tumor, lesion F1, FP at hot organs)."""
+    from lion_nnunet.analysis.ablation_scores import score_arm, summarize
+
+    labels_ts = Path(result["arms"]["organs"]["dataset"]) / "labelsTs"
+    out = {}
+    for key, info in result["arms"].items():
+        per_case = score_arm(Path(info["predictions"]), labels_ts, tracer)
+        out[key] = {**summarize(per_case), "per_case": per_case}
+    return out
+
+
+def verdict(arms: dict[str, dict]) -> str:
+    """One plain sentence: did the organ-context model beat tumor-only at this budget?"""
+    o, t = arms["organs"], arms["tumor_only"]
+    better = o["median_dice"] > t["median_dice"]
+    fewer_fp = o["fp_at_hot_organs_ml"] < t["fp_at_hot_organs_ml"]
+    if better and fewer_fp:
+        return "organ context beat tumor-only here: higher median Dice, less FP at hot organs."
+    parts = [
+        f"median Dice {'higher' if better else 'not higher'} "
+        f"({o['median_dice']:.2f} vs {t['median_dice']:.2f})",
+        f"FP at hot organs {'lower' if fewer_fp else 'not lower'} "
+        f"({o['fp_at_hot_organs_ml']:.1f} vs {t['fp_at_hot_organs_ml']:.1f} ml)",
+    ]
+    return (
+        "organ context did NOT beat tumor-only on both counts at this budget: "
+        + "; ".join(parts)
+        + ". A demo-sized holdout decides nothing; see docs/reproducing.md."
+    )
+
+
+def _json_safe(value):
+    """NaN (e.g. a median over no case with tumor) as null, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def run_demo(settings: DemoSettings) -> dict:
+    """Synthetic cohort -> ablation -> table and summary.json; see :mod:`lion_nnunet.demo`."""
+    import time
+
+    import pandas as pd
+
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.experiment import AblationPlan, run_ablation
+    from lion_nnunet.io import write_csv, write_json
+    from lion_nnunet.synthetic.phantoms import make_cohort
+    from lion_nnunet.workflow import Workflow
+
+    start = time.perf_counter()
+    out: Path = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    wf = Workflow(out, env=demo_environment(out))
+    if settings.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise LionError("--device cuda was asked for but torch sees no CUDA device")
+    data = out / "data"
+    wf.call(
+        "synthetic cohort",
+        lambda: make_cohort(data, settings.tracer, settings.cases, seed=settings.seed),
+        signature=f"{settings.tracer}:{settings.cases}:{settings.seed}",
+    )
+    plan = AblationPlan(
+        root=out, studies=data / "studies", organs=data / "organs",
+        metadata=data / "cases.csv", tracer=settings.tracer, dataset_id=settings.dataset_id,
+        name=f"Demo{settings.tracer.upper()}", trainer=settings.trainer, fold="0",
+        device=settings.device, test_fraction=settings.test_fraction, seed=settings.seed,
+        patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
+        blocks_per_stage=settings.blocks_per_stage, parallel=settings.parallel,
+    )  # fmt: skip
+    result = run_ablation(plan, wf)
+    scores = ablation_scores(result, settings.tracer)
+    keys = ("cases", "cases_with_tumor", "median_dice", "lesion_f1", "lesions_tp", "lesions_fp",
+            "lesions_fn", "fp_at_hot_organs_ml", "fp_elsewhere_ml", "median_fn_ml")  # fmt: skip
+    table = pd.DataFrame([{"model": k, **{c: v[c] for c in keys}} for k, v in scores.items()])
+    write_csv(table, out / "results.csv")
+    for key, info in scores.items():
+        write_csv(info["per_case"], out / f"scores_{key}.csv")
+    seconds = time.perf_counter() - start
+    summary = {
+        "seconds": round(seconds, 1),
+        "arms": {k: {c: v[c] for c in keys} for k, v in scores.items()},
+        "trainer": settings.trainer,
+        "verdict": verdict(scores),
+        "settings": {k: str(v) for k, v in vars(settings).items()},
+        "timings_s": wf.timings,
+    }
+    write_json(_json_safe(summary), out / "summary.json")
+    return {
+        "table": table.to_string(index=False, float_format=lambda v: f"{v:.2f}"),
+        "verdict": summary["verdict"],
+        "seconds": seconds,
+        "pictures": pictures(result),
+        "summary_file": str(out / "summary.json"),
+    }

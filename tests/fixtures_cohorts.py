@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lion_nnunet.dataset_conversion.phantoms import make_cohort
+from lion_nnunet.synthetic.phantoms import make_cohort
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 
 from lion_nnunet.cli import main
 from lion_nnunet.dataset_conversion.autopet import discover_autopet
-from lion_nnunet.dataset_conversion.phantoms import make_cohort
 from lion_nnunet.dataset_conversion.raw_dataset import convert_cohort
 from lion_nnunet.labels import get_label_set
+from lion_nnunet.synthetic.phantoms import make_cohort
 
 
 def _arr(path: Path) -> np.ndarray:

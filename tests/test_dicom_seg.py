@@ -12,8 +12,8 @@ import SimpleITK as sitk
 
 from lion_nnunet.cli import main
 from lion_nnunet.inference.dicom_seg import read_dicom_seg, write_dicom_seg
-from lion_nnunet.inference.dicom_synth import write_pet_series
 from lion_nnunet.inference.model import make_random_model
+from lion_nnunet.synthetic.dicom_writer import write_pet_series
 
 
 def _pet(shape_zyx=(6, 8, 10)) -> sitk.Image:

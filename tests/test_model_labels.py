@@ -115,7 +115,7 @@ def test_suv_threshold_keeps_voxels_at_or_above() -> None:
 
 
 def test_lionz_subject_layout(fdg_cohort: Path, tmp_path: Path) -> None:
-    from lion_nnunet.inference.dicom_synth import write_pet_series
+    from lion_nnunet.synthetic.dicom_writer import write_pet_series
 
     first, second = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[:2]
     root = tmp_path / "subjects"

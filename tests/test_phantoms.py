@@ -13,10 +13,10 @@ import SimpleITK as sitk
 from scipy.ndimage import binary_dilation
 
 from lion_nnunet.cli import main
-from lion_nnunet.dataset_conversion.phantom_case import SIZES, synthesize_case
-from lion_nnunet.dataset_conversion.phantoms import assign_diseases, make_cohort
 from lion_nnunet.errors import LionError
 from lion_nnunet.labels import all_totalseg_classes, get_label_set
+from lion_nnunet.synthetic.phantom_case import SIZES, synthesize_case
+from lion_nnunet.synthetic.phantoms import assign_diseases, make_cohort
 
 CONTRACT_COLUMNS = {
     "patient_id", "study", "study_dir", "organs_dir", "tracer", "disease", "center", "scanner",

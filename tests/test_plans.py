@@ -113,7 +113,7 @@ def test_install_needs_a_fingerprint_then_rewrites_dataset_fields(fingerprinted,
 
 
 def test_splits_nested_stratified_with_fixed_validation(tmp_path, nnunet_dirs, capsys) -> None:
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     make_cohort(tmp_path, "fdg", 30, seed=3, progress=False)
     cases = discover_autopet(tmp_path / "studies", None, "fdg", tmp_path / "cases.csv")

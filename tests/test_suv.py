@@ -12,8 +12,8 @@ import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.cases import find_pet_series
-from lion_nnunet.inference.dicom_synth import write_pet_series
 from lion_nnunet.inference.suv import read_suv_series, suv_scale
+from lion_nnunet.synthetic.dicom_writer import write_pet_series
 
 
 def _suv_image(shape_zyx=(5, 6, 7)) -> sitk.Image:

@@ -19,8 +19,8 @@ from lion_nnunet.analysis.body_frame import (
 )
 from lion_nnunet.analysis.tom import sets_from_splits
 from lion_nnunet.cli import main
-from lion_nnunet.dataset_conversion.phantoms import make_cohort
 from lion_nnunet.labels import get_label_set
+from lion_nnunet.synthetic.phantoms import make_cohort
 
 DATASET_ID = 587
 FDG = get_label_set("fdg")

@@ -108,20 +108,22 @@ def run_predict(args: argparse.Namespace) -> int:
     from lion_nnunet.nnunet_env import apply_cpu_friendly_defaults
 
     from .model import check_model_folder
+    from .options import PredictOptions
     from .predict import discover_cases, predict_cases
 
     apply_cpu_friendly_defaults()
-    model = check_model_folder(args.model, args.folds, args.checkpoint, args.tumor_label)
-    cases = discover_cases(args.input, model.num_channels)
-    result = predict_cases(
-        cases, model.folder, args.output, folds=args.folds, device=args.device,
-        use_mirroring=not args.disable_tta, save_organs=args.save_organs,
-        dicom_seg=args.dicom_seg, min_volume_ml=args.min_volume_ml,
-        remove_in_organs=args.remove_in_organ, overwrite=args.overwrite,
+    options = PredictOptions(
+        folds=args.folds, checkpoint=args.checkpoint, tumor_label=args.tumor_label,
+        device=args.device, use_mirroring=not args.disable_tta,
+        min_volume_ml=args.min_volume_ml, remove_in_organs=args.remove_in_organ,
+        suv_threshold=args.suv_threshold, save_organs=args.save_organs,
+        dicom_seg=args.dicom_seg, rotating_mip=args.rotating_mip, overwrite=args.overwrite,
         progress=not args.no_pbar, num_parts=args.num_parts, part_id=args.part_id,
-        checkpoint=args.checkpoint, tumor_label=args.tumor_label,
-        suv_threshold=args.suv_threshold, rotating_mip=args.rotating_mip,
     )  # fmt: skip
+    folds = None if options.folds is None else list(options.folds)
+    model = check_model_folder(args.model, folds, options.checkpoint, options.tumor_label)
+    cases = discover_cases(args.input, model.num_channels)
+    result = predict_cases(cases, model.folder, args.output, options)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

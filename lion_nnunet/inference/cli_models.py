@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from .registry import install_model, model_home
+    from .installed import model_home
+    from .registry import install_model
 
     record = install_model(args.path, args.name, args.tracer, args.tumor_label, args.checkpoint,
                            args.overwrite)  # fmt: skip
@@ -55,7 +56,7 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from .registry import list_models, model_home
+    from .installed import list_models, model_home
 
     records = list_models()
     if args.json:

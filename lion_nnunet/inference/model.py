@@ -63,7 +63,7 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
     """
     path = Path(name_or_path)
     if not path.exists() and path.name == str(name_or_path):
-        from .registry import installed_model_folder
+        from .installed import installed_model_folder
 
         found = installed_model_folder(str(name_or_path))
         if found is not None:
@@ -82,6 +82,16 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
                 "pass -m with the one to use"
             )
     return path
+
+
+def trainer_not_found(trainer: str) -> LionError:
+    """The error for a checkpoint whose trainer class nnU-Net cannot find."""
+    return LionError(
+        f"trainer {trainer} not found: the checkpoint names a trainer class that neither nnunetv2 "
+        "nor lion-nnunet defines; install/upgrade the package that defines it (lion-nnunet ships "
+        "the LION trainers and the lionz authors' nnUNetTrainerDA5_2000epochs; check with "
+        f"`lion doctor --trainer {trainer}`), or put its module on nnUNet_extTrainer"
+    )
 
 
 def check_model_folder(
@@ -148,7 +158,7 @@ def check_model_folder(
         )
     tracer = dataset_json.get("lion", {}).get("tracer", "custom")
     if tumor_label is None:  # an installed model keeps the tumor label given at install
-        from .registry import installed_record
+        from .installed import installed_record
 
         record = installed_record(folder) or {}
         if record.get("tumor_label_given"):

@@ -28,7 +28,8 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.progress import track
 
 from .cases import Case, find_pet_series
-from .model import CHECKPOINT, ModelInfo, check_model_folder
+from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
+from .options import DEVICES, PredictOptions
 from .outputs import case_done, write_case_outputs, write_summary
 from .postprocess import split_label_map
 from .suv import check_suv_values
@@ -196,9 +197,6 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
     return cases
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
 def _mps_available() -> bool:
     import torch
 
@@ -222,16 +220,6 @@ def resolve_device(device: str):
     if device not in DEVICES[1:]:
         raise LionError(f"--device {device!r}; choose {', '.join(DEVICES)}")
     return torch.device(device)
-
-
-def trainer_not_found(trainer: str) -> LionError:
-    """The error for a checkpoint whose trainer class nnU-Net cannot find."""
-    return LionError(
-        f"trainer {trainer} not found: the checkpoint names a trainer class that neither nnunetv2 "
-        "nor lion-nnunet defines; install/upgrade the package that defines it (lion-nnunet ships "
-        "the LION trainers and the lionz authors' nnUNetTrainerDA5_2000epochs; check with "
-        f"`lion doctor --trainer {trainer}`), or put its module on nnUNet_extTrainer"
-    )
 
 
 class LionPredictor:
@@ -368,52 +356,41 @@ def predict_cases(
     cases: Sequence[Case],
     model_folder: str | Path,
     out_dir: str | Path,
-    folds: list[str] | None = None,
-    device: str = "auto",
-    use_mirroring: bool = True,
-    save_organs: bool = False,
-    dicom_seg: bool = False,
-    min_volume_ml: float = 0.0,
-    remove_in_organs: Sequence[str] = (),
-    overwrite: bool = False,
-    progress: bool = True,
-    num_parts: int = 1,
-    part_id: int = 0,
-    checkpoint: str = CHECKPOINT,
-    tumor_label: int | None = None,
-    suv_threshold: float | None = None,
-    rotating_mip: bool = False,
+    options: PredictOptions | None = None,
 ) -> dict:
     """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
 
-    ``model_folder`` is a model folder or an installed model's name; ``tumor_label`` overrides
-    the tumor found from its dataset.json labels; ``suv_threshold`` drops tumor voxels below
-    that SUV; ``rotating_mip`` also writes ``mip_rotating.gif``.
+    Args:
+        cases: from :func:`discover_cases`.
+        model_folder: a model folder or an installed model's name.
+        out_dir: output folder (``out/<case_id>/``, ``summary.csv``).
+        options: every setting of the run (:class:`PredictOptions`); None = the defaults.
 
     Returns:
         ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
     """
+    o = options or PredictOptions()
     out_dir = Path(out_dir)
-    model = check_model_folder(model_folder, folds, checkpoint, tumor_label)
-    for name in remove_in_organs:
+    model = check_model_folder(
+        model_folder, None if o.folds is None else list(o.folds), o.checkpoint, o.tumor_label
+    )
+    for name in o.remove_in_organs:
         model.label_set.label_of(name)
-    if not 0 <= part_id < num_parts:
-        raise LionError(f"--part-id {part_id} must be in 0..{num_parts - 1} (--num-parts)")
-    if dicom_seg and any(not c.dicom_files for c in cases):
+    if o.dicom_seg and any(not c.dicom_files for c in cases):
         raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
-    mine = list(cases)[part_id::num_parts]
-    todo = [c for c in mine if overwrite or not case_done(out_dir / c.case_id)]
+    mine = list(cases)[o.part_id :: o.num_parts]
+    todo = [c for c in mine if o.overwrite or not case_done(out_dir / c.case_id)]
     skipped = [c.case_id for c in mine if c not in todo]
     if skipped:
         log.info("skipping %d case(s) already done in %s", len(skipped), out_dir)
     done: list[str] = []
     if todo:
-        predictor = LionPredictor(model, device, use_mirroring, checkpoint=checkpoint)
+        predictor = LionPredictor(model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint)
         # the next case is read and preprocessed in a thread while the network runs (as
         # nnUNetv2_predict does in worker processes); at most two cases are in memory
         with ThreadPoolExecutor(max_workers=1) as pool:
             upcoming = pool.submit(predictor.prepare, todo[0])
-            for k, case in enumerate(track(todo, "predict", len(todo), progress)):
+            for k, case in enumerate(track(todo, "predict", len(todo), o.progress)):
                 t0 = time.perf_counter()
                 tensor, props, image, suv = upcoming.result()
                 if k + 1 < len(todo):
@@ -425,15 +402,15 @@ def predict_cases(
                 t1 = time.perf_counter()
                 spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
                 tumor, organs = split_label_map(
-                    label_map, model.label_set, spacing_zyx, min_volume_ml, remove_in_organs,
-                    suv, suv_threshold,
+                    label_map, model.label_set, spacing_zyx, o.min_volume_ml,
+                    o.remove_in_organs, suv, o.suv_threshold,
                 )  # fmt: skip
-                more = _more_outputs(case, tumor, suv, spacing_zyx, dicom_seg, rotating_mip)
+                more = _more_outputs(case, tumor, suv, spacing_zyx, o.dicom_seg, o.rotating_mip)
                 report = write_case_outputs(
                     out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
-                    model.label_set, save_organs=save_organs, model=model.name,
+                    model.label_set, save_organs=o.save_organs, model=model.name,
                     folds=list(model.folds), extra={"input": case.source,
-                    "tumor_label": model.label_set.tumor_label, "suv_threshold": suv_threshold,
+                    "tumor_label": model.label_set.tumor_label, "suv_threshold": o.suv_threshold,
                     "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
                 )  # fmt: skip
                 report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)

@@ -85,7 +85,7 @@ def parse_diseases(text: str | None) -> dict[str, float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lion_nnunet.dataset_conversion.phantoms import make_cohort
+    from lion_nnunet.synthetic.phantoms import make_cohort
 
     table = make_cohort(
         args.out, args.tracer, args.cases, seed=args.seed, size=args.size,

@@ -17,7 +17,7 @@ higher numpy z index (arrays are (z, y, x)) is closer to the head. Everything is
 written completely (``OUT/.phantoms/`` holds the settings and one record per finished case).
 
 Examples:
-    >>> from lion_nnunet.dataset_conversion.phantoms import make_cohort
+    >>> from lion_nnunet.synthetic.phantoms import make_cohort
     >>> cases = make_cohort("fdg_synth", "fdg", 4, progress=False)  # doctest: +SKIP
     >>> cases.disease.tolist()  # doctest: +SKIP
     ['lymphoma', 'lung_cancer', 'melanoma', 'negative']
@@ -35,8 +35,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lion_nnunet.dataset_conversion import phantom_anatomy as anat
-from lion_nnunet.dataset_conversion.phantom_case import (
+from lion_nnunet.errors import LionError
+from lion_nnunet.io import write_csv, write_image, write_json
+from lion_nnunet.labels import TOTALSEG_TASKS, all_totalseg_classes, get_label_set
+from lion_nnunet.progress import parallel_map
+from lion_nnunet.synthetic import phantom_anatomy as anat
+from lion_nnunet.synthetic.phantom_case import (
     DISEASES,
     SIZES,
     PhantomCase,
@@ -44,10 +48,6 @@ from lion_nnunet.dataset_conversion.phantom_case import (
     synthesize_case,
     to_image,
 )
-from lion_nnunet.errors import LionError
-from lion_nnunet.io import write_csv, write_image, write_json
-from lion_nnunet.labels import TOTALSEG_TASKS, all_totalseg_classes, get_label_set
-from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 

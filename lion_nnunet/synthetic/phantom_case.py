@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import binary_dilation, gaussian_filter
 
-from lion_nnunet.dataset_conversion import phantom_anatomy as anat
+from lion_nnunet.synthetic import phantom_anatomy as anat
 
 #: Diseases per tracer with their default share of a cohort ("negative" = lesion-free study).
 DISEASES: dict[str, dict[str, float]] = {
