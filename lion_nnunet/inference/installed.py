@@ -118,9 +118,10 @@ def checksum_rows(folder: Path, record: dict, folds: Sequence[str] | None = None
     return rows
 
 
-def checksum_problem(row: dict, name: str) -> str:
-    """One sentence for a failed :func:`checksum_rows` row of installed model ``name``."""
-    fix = f"reinstall it (lion models install SOURCE --name {name} --overwrite)"
+def checksum_problem(row: dict, record: dict) -> str:
+    """One sentence for a failed :func:`checksum_rows` row of an installed model."""
+    name, source = record["name"], record["source"]
+    fix = f"reinstall it from {source} (lion models install ... --name {name} --overwrite)"
     if row["recorded"] is None:
         return (
             f"{row['path']}: fold {row['fold']} is not part of installed model {name!r} (no "
@@ -140,7 +141,7 @@ def verify_checkpoints(folder: Path, record: dict, folds: Sequence[str], checkpo
     Raises:
         LionError: naming each changed checkpoint with its recorded and its current SHA-256.
     """
-    name = record.get("name", Path(folder).parent.parent.name)
+    name = record["name"]
     if checkpoint != record["checkpoint"]:
         raise LionError(
             f"{folder}: checkpoint {checkpoint!r} of installed model {name!r} was not checked "
@@ -148,6 +149,6 @@ def verify_checkpoints(folder: Path, record: dict, folds: Sequence[str], checkpo
             f"the model again with --checkpoint {checkpoint} under another name"
         )
     rows = checksum_rows(folder, record, folds)
-    problems = [checksum_problem(r, name) for r in rows if not r["ok"]]
+    problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
     if problems:
         raise LionError("; ".join(problems))

@@ -285,7 +285,7 @@ def verify_model(name: str) -> dict:
         )
     record = json.loads((model_home() / name / RECORD).read_text())
     rows = checksum_rows(folder, record)
-    problems = [checksum_problem(r, name) for r in rows if not r["ok"]]
+    problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
     if not rows:
         problems.append(
             f"{folder.parent.parent / RECORD}: records no checkpoint SHA-256; reinstall"
