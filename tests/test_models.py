@@ -319,6 +319,11 @@ def test_changed_checkpoint_refused_by_predict_api_and_verify(
     assert not result["ok"] and [r["ok"] for r in result["checkpoints"]] == [True, False]
     assert result["checkpoints"][1]["recorded"] == original
     assert result["checkpoints"][1]["actual"] == changed
+    fold1.unlink()  # a deleted checkpoint, and a name nobody installed
+    assert main(["models", "verify", "fdg"]) == 1
+    assert f"{fold1}: checkpoint of installed model 'fdg' is missing" in capsys.readouterr().err
+    assert main(["models", "verify", "fdg-typo"]) == 1
+    assert "lion models list" in capsys.readouterr().err
 
 
 def test_install_refuses_fold_without_checkpoint(

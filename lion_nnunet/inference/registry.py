@@ -95,7 +95,7 @@ def _check_fold_checkpoints(
 ) -> list[str]:
     """The folds to install (``folds``, else all ``fold_*``), each holding ``checkpoint``."""
     present = [p.name[len("fold_") :] for p in folder.glob("fold_*") if p.is_dir()]
-    wanted = list(folds) if folds else present
+    wanted = list(dict.fromkeys(str(f) for f in folds)) if folds else present
     if not wanted:
         raise LionError(
             f"{where}: no fold_* folders; a trained nnU-Net model has fold_<f>/{checkpoint}"
