@@ -13,6 +13,7 @@ from lion_nnunet.cliutils import (
     add_sharding,
     add_tracer,
 )
+from lion_nnunet.errors import LionError
 
 PREDICT_EXAMPLES = """\
   lion predict -i $nnUNet_raw/Dataset501_LION_FDG/imagesTs -o out/ \\
@@ -130,6 +131,12 @@ def run_predict(args: argparse.Namespace) -> int:
         print(
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
             f"already done; summary: {result['summary']}"
+        )
+    if result["failed"]:
+        listed = "; ".join(result["failed"].values())
+        raise LionError(
+            f"{len(result['failed'])} case(s) not predicted ({', '.join(result['failed'])}), "
+            f"the others were written: {listed}"
         )
     return 0
 
