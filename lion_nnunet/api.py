@@ -1,16 +1,19 @@
 """Python API for pipelines that embed LION: load a model once, segment many images.
 
 :func:`load_model` takes an installed model's name (``lion models install``) or a model folder
-and builds nnU-Net's predictor once; :meth:`LionModel.segment` takes a SimpleITK image or a numpy
-array (z, y, x) with spacing/origin/direction (x, y, z order, as SimpleITK) and returns the tumor
-mask and the organ label map as SimpleITK images on the input grid, plus the report dict that
-``lion predict`` writes as report.json. Errors are the CLI's
-(:class:`lion_nnunet.errors.LionError`). The input must be PET in SUV.
+and builds nnU-Net's predictor once; :meth:`LionModel.segment` takes a PET file, a SimpleITK
+image or a numpy array (z, y, x) with spacing/origin/direction (x, y, z order, as SimpleITK) and
+returns the tumor mask and the organ label map as SimpleITK images on the input grid, plus the
+report dict that ``lion predict`` writes as report.json. Errors are the CLI's
+(:class:`lion_nnunet.errors.LionError`). The input must be PET in SUV; it is checked by the
+functions ``lion predict`` uses (:func:`lion_nnunet.io.read_float_image` for a file,
+:func:`lion_nnunet.inference.plausibility.check_pet_values` for the values). Settings are a
+:class:`~lion_nnunet.inference.options.PredictOptions`, as for ``lion predict``.
 
 Examples:
     >>> import lion_nnunet  # doctest: +SKIP
     >>> model = lion_nnunet.load_model("fdg", device="cpu")  # doctest: +SKIP
-    >>> result = model.segment(sitk.ReadImage("study/SUV.nii.gz"))  # doctest: +SKIP
+    >>> result = model.segment("study/SUV.nii.gz")  # doctest: +SKIP
     >>> result.report["tmtv_ml"], result.tumor.GetSize()  # doctest: +SKIP
     >>> result = model.segment(suv_zyx, spacing=(2.0, 2.0, 3.0))  # doctest: +SKIP
 """
@@ -102,7 +105,7 @@ class LionModel:
 
     def segment(
         self,
-        image: sitk.Image | np.ndarray,
+        image: sitk.Image | np.ndarray | str | Path,
         spacing: Sequence[float] | None = None,
         origin: Sequence[float] | None = None,
         direction: Sequence[float] | None = None,
@@ -118,7 +121,9 @@ class LionModel:
         label-map-like or kBq/ml-like values are warned about (``Segmentation.warnings``).
 
         Args:
-            image: SimpleITK image, or numpy array (z, y, x) with ``spacing`` (x, y, z mm).
+            image: a PET file (read whole by the reader ``lion predict`` uses: a truncated,
+                empty or 4-D file raises a LionError naming it), a SimpleITK image, or a numpy
+                array (z, y, x) with ``spacing`` (x, y, z mm).
             spacing, origin, direction: geometry of a numpy ``image`` (SimpleITK order x, y, z);
                 origin defaults to 0, direction to identity. Ignored for a SimpleITK image.
             case_id: name in the report and in the messages.
@@ -128,7 +133,7 @@ class LionModel:
                 options (default 0: keep all).
         """
         from lion_nnunet import __version__
-        from lion_nnunet.inference.plausibility import check_pet_values
+        from lion_nnunet.inference.plausibility import check_pet_values, read_pet
         from lion_nnunet.inference.postprocess import split_label_map
         from lion_nnunet.inference.predict import nnunet_properties
         from lion_nnunet.inference.report import case_report
@@ -138,9 +143,12 @@ class LionModel:
             suv_threshold=self.options.suv_threshold if suv_threshold is None else suv_threshold,
             min_volume_ml=self.options.min_volume_ml if min_volume_ml is None else min_volume_ml,
         )  # checks the values as lion predict's flags are checked
-        pet = _as_image(image, spacing, origin, direction, case_id)
-        suv = sitk.GetArrayFromImage(pet).astype(np.float32)
-        warnings = check_pet_values(suv, case_id)
+        if isinstance(image, str | Path):
+            pet, suv, warnings = read_pet(image)
+        else:
+            pet = _as_image(image, spacing, origin, direction, case_id)
+            suv = sitk.GetArrayFromImage(pet).astype(np.float32)
+            warnings = check_pet_values(suv, case_id)
         label_map = self._predictor.predict_label_map(suv[None], nnunet_properties(pet))
         spacing_zyx = tuple(float(s) for s in pet.GetSpacing()[::-1])
         tumor, organs = split_label_map(
