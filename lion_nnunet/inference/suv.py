@@ -30,7 +30,7 @@ SeriesType, NumberOfTimeSlices, NumberOfTimeSlots only), missing or implausible 
 half-life (a dose in MBq, a weight in grams, a half-life in minutes), GML with SUVType LBM (James
 with the male multiplier not recorded), IBW or BSA (no formula in DICOM), a scan before the
 injection or more than 24 h after it, uneven slice spacing,
-and a result that is empty or above :data:`MAX_PLAUSIBLE_SUV`.
+and a result whose values are not SUV (:func:`lion_nnunet.inference.plausibility.check_pet_values`).
 
 Geometry: built from ImagePositionPatient/ImageOrientationPatient/PixelSpacing, slices sorted
 along the slice normal; SimpleITK image (x, y, z), numpy array (z, y, x).
