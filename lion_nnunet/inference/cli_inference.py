@@ -132,11 +132,11 @@ def run_predict(args: argparse.Namespace) -> int:
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
             f"already done; summary: {result['summary']}"
         )
-    if result["failed"]:
-        listed = "; ".join(result["failed"].values())
+    failed = result["failed"]
+    if failed:  # the others were written; exit 1 naming the failed ones
         raise LionError(
-            f"{len(result['failed'])} case(s) not predicted ({', '.join(result['failed'])}), "
-            f"the others were written: {listed}"
+            f"{len(failed)} case(s) not predicted ({', '.join(failed)}), "
+            f"{len(result['predicted'])} predicted: {'; '.join(failed.values())}"
         )
     return 0
 
