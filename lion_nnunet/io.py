@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.nifti import gzip_length_matches, is_nifti, read_layout, read_stream, read_voxels
 
 #: Tolerances for "same grid": spacing/origin in mm, direction cosines unitless.
 SPACING_TOL_MM = 1e-3
@@ -25,52 +26,146 @@ ORIGIN_TOL_MM = 1e-2
 DIRECTION_TOL = 1e-4
 
 
-def read_image(path: str | Path, what: str = "image") -> sitk.Image:
-    """Read a medical image with SimpleITK, turning failures into one clear sentence.
+def _geometry_reader(path: Path, what: str) -> sitk.ImageFileReader:
+    """SimpleITK's view of the header (spacing, origin, direction as nnU-Net's reader sees them)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+        raise LionError(
+            f"{path}: cannot read the {what} header ({first}); is the file corrupt or not an image?"
+        ) from None
+    return reader
 
-    Args:
-        path: a NIfTI/NRRD/MHA file.
-        what: what the file is, for the message ("PET", "tumor mask", ...).
-    """
+
+def _volume_shape(shape: tuple[int, ...], path: Path, what: str) -> tuple[int, ...]:
+    """The (x, y, z) shape of a 3-D volume (trailing size-1 dimensions dropped), else LionError."""
+    shape = tuple(shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    sizes = "x".join(map(str, shape))
+    if len(shape) == 4:
+        raise LionError(
+            f"{path}: the {what} is 4-D with {shape[3]} frames of {'x'.join(map(str, shape[:3]))} "
+            "voxels (a dynamic or gated PET?); one 3-D frame per study is expected: give the "
+            "static image, or one frame per file"
+        )
+    if len(shape) != 3:
+        raise LionError(f"{path}: the {what} has {len(shape)} dimension(s) ({sizes}); expected "
+                        "one 3-D volume (x, y, z)")  # fmt: skip
+    if min(shape) < 1:
+        raise LionError(f"{path}: the {what} is empty ({sizes} voxels); expected a 3-D volume")
+    return shape
+
+
+def _check_finite(array: np.ndarray, path: Path, what: str) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise LionError(
+            f"{path}: the {what} has {bad} NaN/inf voxels (a failed reconstruction or "
+            "conversion?); expected finite values everywhere: export the image again"
+        )
+
+
+def _read_checked(
+    path: str | Path, what: str
+) -> tuple[sitk.ImageFileReader | sitk.Image, np.ndarray]:
+    """(geometry source, voxels (z, y, x)) of a whole, finite, 3-D scalar image; see read_image."""
     path = Path(path)
     if not path.is_file():
         raise LionError(f"{path}: {what} file not found")
+    if is_nifti(path):
+        layout = read_layout(path, what)
+        shape = _volume_shape(layout.shape, path, what)
+        if np.dtype(layout.dtype).fields is not None:
+            raise LionError(f"{path}: the {what} holds RGB/vector voxels ({layout.dtype}); "
+                            "expected one value per voxel")  # fmt: skip
+        reader = _geometry_reader(path, what)
+        _, data = read_voxels(path, what)
+        if tuple(reader.GetSize()) != shape:
+            raise LionError(
+                f"{path}: the {what} header is inconsistent (SimpleITK reads size "
+                f"{reader.GetSize()}, the NIfTI header {shape}); export the image again"
+            )
+        if data.dtype == np.float64 and layout.dtype != np.float64:
+            data = data.astype(np.float32)  # integers scaled by scl_slope: float32, as SimpleITK
+        array = np.ascontiguousarray(data.reshape(shape, order="F").transpose(2, 1, 0))
+        _check_finite(array, path, what)
+        return reader, array
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
         raise LionError(
             f"{path}: cannot read {what} ({first}); is the file corrupt or truncated?"
         ) from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise LionError(f"{path}: the {what} has {image.GetNumberOfComponentsPerPixel()} values "
+                        "per voxel; expected one")  # fmt: skip
+    _volume_shape(image.GetSize(), path, what)
+    array = sitk.GetArrayFromImage(image)
+    _check_finite(array, path, what)
+    return image, array
+
+
+def _on_geometry(array: np.ndarray, source: sitk.ImageFileReader | sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(source.GetSpacing())
+    image.SetOrigin(source.GetOrigin())
+    image.SetDirection(source.GetDirection())
+    return image
+
+
+def read_image(path: str | Path, what: str = "image") -> sitk.Image:
+    """Read a 3-D image whole, or stop with one sentence naming the file (the project's one reader).
+
+    Refused with a :class:`LionError`: a missing, empty (0 bytes), truncated or damaged file (for
+    NIfTI the decompressed stream must reach its end-of-stream marker and hold every voxel the
+    header describes, see :mod:`lion_nnunet.nifti`), a header-only file, 4-D (dynamic) or 2-D
+    images, vector voxels and NaN/inf voxels. NIfTI voxels are read with the package's own
+    reader (SimpleITK would fill missing voxels and NaN with 0), the geometry with SimpleITK's
+    header reader, so spacing, origin and direction are the ones nnU-Net sees. Other formats
+    (``.mha``, ``.nrrd``) are read with SimpleITK.
+
+    Args:
+        path: a NIfTI/NRRD/MHA file.
+        what: what the file is, for the message ("PET", "tumor mask", ...).
+
+    Returns:
+        The image (x, y, z), voxel type as stored (float when the NIfTI header scales values).
+    """
+    source, array = _read_checked(path, what)
+    return source if isinstance(source, sitk.Image) else _on_geometry(array, source)
 
 
 def read_float_image(path: str | Path, what: str = "image") -> tuple[sitk.Image, np.ndarray]:
-    """Read a float image once, keeping NaN: (image on its grid, float32 voxels (z, y, x)).
+    """Read an image whole, as :func:`read_image`: (image on its grid, float32 voxels (z, y, x))."""
+    source, array = _read_checked(path, what)
+    array = array.astype(np.float32, copy=False)
+    return _on_geometry(array, source), array
 
-    SimpleITK's NIfTI reader replaces NaN with 0, which hides broken PET volumes, so for NIfTI the
-    geometry comes from SimpleITK's header reader and the voxels from nibabel (same voxel order,
-    transposed to z, y, x); other formats are read with SimpleITK.
+
+def check_image_file(path: str | Path, what: str = "image", quick: bool = False) -> None:
+    """The whole-file checks of :func:`read_image` without keeping the voxels (constant memory).
+
+    For a reader that is not ours (nnU-Net's image reader) and for checking a cohort before
+    converting it. ``quick``: for a ``.nii.gz`` compare the gzip trailer's length field with
+    the header instead of decompressing (decompressed only when they disagree); an image that
+    passes is still read whole later. Non-NIfTI files: header only.
     """
     path = Path(path)
-    if path.name.endswith((".nii", ".nii.gz")) and path.is_file():
-        import nibabel as nib
-
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        try:
-            reader.ReadImageInformation()
-            data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-        except Exception:  # any failure: let read_image word the error
-            data = None
-        if data is not None and data.ndim == 3 and data.shape == tuple(reader.GetSize()):
-            array = np.ascontiguousarray(data.transpose(2, 1, 0))
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing(reader.GetSpacing())
-            image.SetOrigin(reader.GetOrigin())
-            image.SetDirection(reader.GetDirection())
-            return image, array
-    image = read_image(path, what)
-    return image, sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    if not path.is_file():
+        raise LionError(f"{path}: {what} file not found")
+    if not is_nifti(path):
+        _volume_shape(_geometry_reader(path, what).GetSize(), path, what)
+        return
+    layout = read_layout(path, what)
+    _volume_shape(layout.shape, path, what)
+    _geometry_reader(path, what)
+    if not (quick and gzip_length_matches(path, layout)):
+        read_stream(path, layout, what, keep=False)
 
 
 def image_to_array(image: sitk.Image) -> np.ndarray:

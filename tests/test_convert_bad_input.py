@@ -140,7 +140,7 @@ def test_cohort_problems_are_reported_together(tmp_path, nnunet_dirs, capsys) ->
     assert "3 problem(s)" in err
     assert "case id 'a' occurs 2 times" in err
     assert "c/missing.nii.gz: PET file not found" in err
-    assert "b/tumor.nii.gz: cannot read tumor mask header" in err
+    assert "b/tumor.nii.gz: the tumor mask file has no valid NIfTI header" in err
     assert not _dataset(tmp_path).exists()
 
 

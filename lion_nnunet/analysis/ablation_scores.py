@@ -32,7 +32,9 @@ MARGIN_MM = 12.0
 
 
 def _arr(path: Path) -> np.ndarray:
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    from lion_nnunet.io import read_image
+
+    return sitk.GetArrayFromImage(read_image(path, "prediction"))
 
 
 def score_case(pred_tumor: np.ndarray, gt_label: np.ndarray, hot_ids: list[int],
@@ -53,6 +55,7 @@ def score_case(pred_tumor: np.ndarray, gt_label: np.ndarray, hot_ids: list[int],
 
 def score_arm(pred_dir: Path, labels_ts: Path, tracer: str, margin_mm: float = MARGIN_MM):
     """Per-case scores of ``lion predict`` output (``<case>/tumor.nii.gz``) against LION labels."""
+    from lion_nnunet.io import read_image
     from lion_nnunet.labels import get_label_set
 
     ls = get_label_set(tracer)
@@ -60,7 +63,7 @@ def score_arm(pred_dir: Path, labels_ts: Path, tracer: str, margin_mm: float = M
     rows = []
     for gt_path in sorted(labels_ts.glob("*.nii.gz")):
         case = gt_path.name[: -len(".nii.gz")]
-        img = sitk.ReadImage(str(gt_path))
+        img = read_image(gt_path, "label map")
         spacing = np.array(img.GetSpacing())[::-1]
         pred = _arr(pred_dir / case / "tumor.nii.gz")
         scores = score_case(pred, sitk.GetArrayFromImage(img), hot_ids, spacing, margin_mm)

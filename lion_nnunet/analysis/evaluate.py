@@ -29,9 +29,9 @@ import SimpleITK as sitk
 from lion_nnunet.analysis.metrics import case_metrics, detection_scores
 from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.plausibility import read_pet
 from lion_nnunet.io import (
     geometry_mismatch,
-    read_float_image,
     read_image,
     voxel_volume_ml,
     write_csv,
@@ -106,7 +106,7 @@ def find_pet(pet_dir: Path, case: str) -> Path | None:
 
 def _pet_metrics(pet_path: str, gt_img: sitk.Image, pred: np.ndarray, gt: np.ndarray) -> dict:
     """SUV columns: SUVmax of the true tumor, TLG (SUV x ml) of truth and prediction."""
-    pet_img, suv = read_float_image(pet_path, "PET")
+    pet_img, suv, _ = read_pet(pet_path)  # whole file, values checked as lion predict does
     diff = geometry_mismatch(gt_img, pet_img)
     if diff:
         raise LionError(

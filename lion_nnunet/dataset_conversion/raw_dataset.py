@@ -37,11 +37,11 @@ from lion_nnunet import __version__
 from lion_nnunet.case_ids import SAFE_CASE_ID, sanitize_case_id
 from lion_nnunet.dataset_conversion.organs import organ_label_map
 from lion_nnunet.errors import LionError
-from lion_nnunet.inference.suv import check_suv_values
+from lion_nnunet.inference.plausibility import read_pet
 from lion_nnunet.io import (
     array_to_image,
+    check_image_file,
     image_to_array,
-    read_float_image,
     read_image,
     write_csv,
     write_image,
@@ -98,12 +98,18 @@ class _Job:
 
 
 def _header(path: Path, what: str) -> sitk.ImageFileReader | str:
+    """The file's header, or the sentence saying why it is not a whole 3-D image.
+
+    The whole-file check is the quick one (a .nii.gz whose gzip length field matches its header
+    is not decompressed here); every image is read whole when it is converted.
+    """
+    try:
+        check_image_file(path, what, quick=True)
+    except LionError as e:
+        return str(e)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return f"{path}: cannot read {what} header; is the file corrupt or not an image?"
+    reader.ReadImageInformation()  # check_image_file read it once already
     return reader
 
 
@@ -190,12 +196,9 @@ def _signature(source: CaseSource, label_set: LabelSet, with_organs: bool) -> st
 
 
 def _read_pet(path: Path) -> tuple[sitk.Image, np.ndarray]:
-    img, suv = read_float_image(path, "PET")
-    check_suv_values(suv, path)
-    if (neg := suv < 0).any():
-        log.warning(
-            "%s: %d negative SUV voxels (min %.3g) clipped to 0", path, neg.sum(), suv.min()
-        )
+    img, suv, _ = read_pet(path)  # whole file, values checked as lion predict does
+    if (neg := suv < 0).any():  # check_pet_values warned about them
+        log.info("%s: %d negative SUV voxels clipped to 0", path, neg.sum())
         suv = np.clip(suv, 0, None)
     return img, suv
 

@@ -13,6 +13,7 @@ from lion_nnunet.cliutils import (
     add_sharding,
     add_tracer,
 )
+from lion_nnunet.errors import LionError
 
 PREDICT_EXAMPLES = """\
   lion predict -i $nnUNet_raw/Dataset501_LION_FDG/imagesTs -o out/ \\
@@ -130,6 +131,12 @@ def run_predict(args: argparse.Namespace) -> int:
         print(
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
             f"already done; summary: {result['summary']}"
+        )
+    failed = result["failed"]
+    if failed:  # the others were written; exit 1 naming the failed ones
+        raise LionError(
+            f"{len(failed)} case(s) not predicted ({', '.join(failed)}), "
+            f"{len(result['predicted'])} predicted: {'; '.join(failed.values())}"
         )
     return 0
 

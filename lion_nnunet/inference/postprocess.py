@@ -202,11 +202,14 @@ def postprocess_folder(
         suv_threshold: drop tumor voxels below this SUV (:func:`apply_suv_threshold`).
 
     Returns:
-        The reports of the cases processed in this run.
+        The reports of the cases processed in this run. A case whose PET or prediction fails a
+        check (:mod:`lion_nnunet.io`, :func:`check_pet_values`) is skipped and named; the others
+        are written, summary.csv too, then a LionError lists the failed cases.
     """
-    from lion_nnunet.io import geometry_mismatch, read_float_image, read_image
+    from lion_nnunet.io import geometry_mismatch, read_image
 
     from .outputs import case_done, write_case_outputs, write_summary
+    from .plausibility import read_pet
 
     pred_dir, pet_dir, out_dir = Path(pred_dir), Path(pet_dir), Path(out_dir)
     if not pred_dir.is_dir():
@@ -220,17 +223,22 @@ def postprocess_folder(
     if not files:
         raise LionError(f"{pred_dir}: no *{ending} label maps; run nnUNetv2_predict first")
     files = files[part_id::num_parts]
-    reports = []
+    reports, failed = [], {}
     for path in track(files, "postprocess", len(files), progress):
         name = path.name[: -len(ending)]
         case_id = case_id_of_name(name)  # the id convert, predict and evaluate use
         if case_done(out_dir / case_id) and not overwrite:
             continue
-        pet_image, suv = read_float_image(find_pet(pet_dir, name, ending), "PET")
-        seg_image = read_image(path, "prediction")
-        problem = geometry_mismatch(pet_image, seg_image)
-        if problem:
-            raise LionError(f"{path}: {problem} of the PET; not a prediction of this PET")
+        try:  # a case whose input fails a check is named; the others go on
+            pet_image, suv, _ = read_pet(find_pet(pet_dir, name, ending))
+            seg_image = read_image(path, "prediction")
+            problem = geometry_mismatch(pet_image, seg_image)
+            if problem:
+                raise LionError(f"{path}: {problem} of the PET; not a prediction of this PET")
+        except LionError as e:
+            failed[case_id] = str(e)
+            log.error("case %s not postprocessed: %s", case_id, e)
+            continue
         spacing_zyx = tuple(float(s) for s in pet_image.GetSpacing()[::-1])
         import SimpleITK as sitk
 
@@ -255,5 +263,10 @@ def postprocess_folder(
                 },
             )
         )
-    write_summary(out_dir)
+    summary = write_summary(out_dir)
+    if failed:
+        raise LionError(
+            f"{len(failed)} case(s) not postprocessed ({', '.join(failed)}), the other "
+            f"{len(reports)} written (summary: {summary}): {'; '.join(failed.values())}"
+        )
     return reports

@@ -31,8 +31,8 @@ from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
 from .options import DEVICES, PredictOptions
 from .outputs import case_done, write_case_outputs, write_summary
+from .plausibility import read_pet
 from .postprocess import split_label_map
-from .suv import check_suv_values
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,15 @@ def discover_cases(input_path: str | Path, num_channels: int = 1) -> list[Case]:
         cases = _cases_from_folder(path, num_channels)
     else:
         raise LionError(f"{path}: not a folder, CSV or image file ({', '.join(IMAGE_ENDINGS)})")
-    ids = [c.case_id for c in cases]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    sources: dict[str, list[str]] = {}
+    for c in cases:
+        sources.setdefault(c.case_id, []).append(c.source)
+    dupes = {i: found for i, found in sorted(sources.items()) if len(found) > 1}
     if dupes:
-        raise LionError(f"{path}: case ids repeat: {', '.join(dupes)}; rename the inputs")
+        listed = "; ".join(f"{i} from {' and '.join(found)}" for i, found in dupes.items())
+        raise LionError(
+            f"{path}: case ids repeat ({listed}); rename the inputs so that each gives its own id"
+        )
     return cases
 
 
@@ -220,6 +225,15 @@ def resolve_device(device: str):
     if device not in DEVICES[1:]:
         raise LionError(f"--device {device!r}; choose {', '.join(DEVICES)}")
     return torch.device(device)
+
+
+def nnunet_properties(image: sitk.Image) -> dict:
+    """The properties nnU-Net's SimpleITK reader returns for ``image`` (spacing z, y, x in mm)."""
+    return {
+        "sitk_stuff": {"spacing": image.GetSpacing(), "origin": image.GetOrigin(),
+                       "direction": image.GetDirection()},
+        "spacing": [abs(s) for s in image.GetSpacing()[::-1]],
+    }  # fmt: skip
 
 
 class LionPredictor:
@@ -277,20 +291,35 @@ class LionPredictor:
         self.reader = self.predictor.plans_manager.image_reader_writer_class()
 
     def load(self, case: Case) -> tuple[np.ndarray, dict, sitk.Image, np.ndarray]:
-        """(nnU-Net input (c, z, y, x), its properties, PET image, PET SUV voxels (z, y, x))."""
+        """(nnU-Net input (c, z, y, x), its properties, PET image, PET SUV voxels (z, y, x)).
+
+        Every file is read whole (:mod:`lion_nnunet.io`: truncated, empty, 4-D or NaN images
+        are refused naming the file) and the PET's values must look like SUV
+        (:func:`check_pet_values`, shared with the API and the converters). For nnU-Net's
+        SimpleITK reader (every LION model) the files are read by our reader, which gives
+        nnU-Net the same voxels and geometry; another reader still reads them itself, after
+        the whole-file check.
+        """
         from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-        from lion_nnunet.io import read_float_image
+        from lion_nnunet.io import check_image_file, geometry_mismatch, read_float_image
 
-        if case.loader is not None:
+        if case.loader is not None:  # DICOM -> SUV; read_suv_series checked the values
             image = case.loader()
             suv = sitk.GetArrayFromImage(image).astype(np.float32)
-            props = {
-                "sitk_stuff": {"spacing": image.GetSpacing(), "origin": image.GetOrigin(),
-                               "direction": image.GetDirection()},
-                "spacing": [abs(s) for s in image.GetSpacing()[::-1]],
-            }  # fmt: skip
-            return suv[None], props, image, suv
+            return suv[None], nnunet_properties(image), image, suv
+        if isinstance(self.reader, SimpleITKIO):
+            image, suv, _ = read_pet(case.files[0])
+            channels = [suv]
+            for k, path in enumerate(case.files[1:], start=1):
+                other, voxels = read_float_image(path, f"channel {k}")
+                problem = geometry_mismatch(image, other)
+                if problem:
+                    raise LionError(f"{path}: {problem} of channel 0; channels share one grid")
+                channels.append(voxels)
+            return np.stack(channels), nnunet_properties(image), image, suv
+        for k, path in enumerate(case.files):
+            check_image_file(path, "PET" if k == 0 else f"channel {k}")
         try:
             data, props = self.reader.read_images([str(f) for f in case.files])
         except Exception as e:  # nnU-Net readers raise RuntimeError and others
@@ -300,15 +329,7 @@ class LionPredictor:
                 f"{case.source}: {data.shape[0]} channel(s), the model takes "
                 f"{self.model.num_channels}"
             )
-        # a NIfTI is SUV only if its values say so (lionz's PT_*.nii.gz from dcm2niix: Bq/ml)
-        check_suv_values(data[0], case.source)
-        if isinstance(self.reader, SimpleITKIO):
-            image = sitk.GetImageFromArray(data[0])
-            image.SetSpacing(props["sitk_stuff"]["spacing"])
-            image.SetOrigin(props["sitk_stuff"]["origin"])
-            image.SetDirection(props["sitk_stuff"]["direction"])
-            return data, props, image, data[0]
-        image, suv = read_float_image(case.files[0], "PET")
+        image, suv, _ = read_pet(case.files[0])
         return data, props, image, suv
 
     def predict_label_map(self, data: np.ndarray, props: dict) -> np.ndarray:
@@ -367,7 +388,9 @@ def predict_cases(
         options: every setting of the run (:class:`PredictOptions`); None = the defaults.
 
     Returns:
-        ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
+        ``{"out", "predicted", "skipped", "summary", "failed"}`` (case ids, paths as strings;
+        ``failed``: case id -> the sentence saying why its input was refused; the other cases
+        were predicted, the failed ones have no output folder).
     """
     o = options or PredictOptions()
     out_dir = Path(out_dir)
@@ -384,6 +407,7 @@ def predict_cases(
     if skipped:
         log.info("skipping %d case(s) already done in %s", len(skipped), out_dir)
     done: list[str] = []
+    failed: dict[str, str] = {}
     if todo:
         predictor = LionPredictor(model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint)
         # the next case is read and preprocessed in a thread while the network runs (as
@@ -392,9 +416,16 @@ def predict_cases(
             upcoming = pool.submit(predictor.prepare, todo[0])
             for k, case in enumerate(track(todo, "predict", len(todo), o.progress)):
                 t0 = time.perf_counter()
-                tensor, props, image, suv = upcoming.result()
+                try:  # an input that fails a check: name it, go on with the others
+                    tensor, props, image, suv = upcoming.result()
+                except LionError as e:
+                    failed[case.case_id] = str(e)
+                    log.error("case %s not predicted: %s", case.case_id, e)
+                    tensor = None
                 if k + 1 < len(todo):
                     upcoming = pool.submit(predictor.prepare, todo[k + 1])
+                if tensor is None:
+                    continue
                 label_map = predictor.predict_prepared(tensor, props)
                 del tensor
                 if not isinstance(predictor.reader, _simpleitk_io()):
@@ -424,6 +455,7 @@ def predict_cases(
         "predicted": done,
         "skipped": skipped,
         "summary": str(summary) if summary else None,
+        "failed": failed,
     }
 
 

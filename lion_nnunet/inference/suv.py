@@ -30,7 +30,7 @@ SeriesType, NumberOfTimeSlices, NumberOfTimeSlots only), missing or implausible 
 half-life (a dose in MBq, a weight in grams, a half-life in minutes), GML with SUVType LBM (James
 with the male multiplier not recorded), IBW or BSA (no formula in DICOM), a scan before the
 injection or more than 24 h after it, uneven slice spacing,
-and a result that is empty or above :data:`MAX_PLAUSIBLE_SUV`.
+and a result whose values are not SUV (:func:`lion_nnunet.inference.plausibility.check_pet_values`).
 
 Geometry: built from ImagePositionPatient/ImageOrientationPatient/PixelSpacing, slices sorted
 along the slice normal; SimpleITK image (x, y, z), numpy array (z, y, x).
@@ -48,14 +48,15 @@ import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
 
+from .plausibility import MAX_PLAUSIBLE_SUV as MAX_PLAUSIBLE_SUV  # re-exported
+from .plausibility import check_pet_values
+
 log = logging.getLogger(__name__)
 
 PHILIPS_CREATOR = "Philips PET Private Group"
 PHILIPS_SUV_FACTOR, PHILIPS_BQML_FACTOR = 0x00, 0x09  # element offsets in the private block
 GE_CREATOR, GE_SCAN_DATETIME = "GEMS_PETD_01", 0x0D  # (0009,100D) post-injection scan date-time
 
-#: Above this value a "SUV" image is almost surely in Bq/ml (or counts): refuse it.
-MAX_PLAUSIBLE_SUV = 500.0
 #: Plausible injected activity (Bq): 1 MBq .. 50 GBq (diagnostic PET ~100-800 MBq).
 DOSE_RANGE_BQ = (1e6, 5e10)
 #: Plausible patient weight (kg).
@@ -367,18 +368,12 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
 
 
 def check_suv_values(suv: np.ndarray, where: str | Path) -> None:
-    """Refuse an SUV array that is not finite, empty, or above :data:`MAX_PLAUSIBLE_SUV`."""
-    if not np.isfinite(suv).all():
-        raise LionError(f"{where}: PET has {int((~np.isfinite(suv)).sum())} NaN/inf voxels")
-    vmax = float(suv.max())
-    if vmax <= 0:
-        raise LionError(f"{where}: PET is empty (maximum {vmax:g}); expected SUV > 0 somewhere")
-    if vmax > MAX_PLAUSIBLE_SUV:
-        raise LionError(
-            f"{where}: PET maximum is {vmax:g}, implausible for SUV (> {MAX_PLAUSIBLE_SUV:g}); it "
-            "looks like Bq/ml or counts, not SUV: convert to SUV first (lion convert dicom, or "
-            "give lion predict the DICOM series)"
-        )
+    """Refuse an array that is not SUV: :func:`lion_nnunet.inference.plausibility.check_pet_values`.
+
+    The name predates the shared checks; they also warn (negatives, label-map-like, kBq/ml-like)
+    and refuse CT-like values, for DICOM-converted and NIfTI PET alike.
+    """
+    check_pet_values(suv, where)
 
 
 def _position_along_normal(header, where: Path) -> float:
