@@ -50,14 +50,16 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch_version}  # fmt: skip
 
 
-def _commit() -> str:
+def _commit(script: str) -> str:
+    """Short commit; ``+uncommitted changes`` when lion_nnunet or the script differ from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
                               text=True, check=True).stdout.strip()  # fmt: skip
 
     try:
         out = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", "lion_nnunet", "benchmarks/*.py")
+        dirty = git("status", "--porcelain", "--", "lion_nnunet", script, "benchmarks/store.py")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return out + ("+uncommitted changes" if dirty else "")
@@ -91,7 +93,7 @@ class Run:
             "command": self.command,
             "started_utc": self.started.strftime("%Y-%m-%d %H:%M"),
             "date": self.started.strftime("%Y-%m-%d"),
-            "commit": _commit(),
+            "commit": _commit(f"benchmarks/{self.name}.py"),
             "machine": machine(),
             "load_average_1min": {"start": self.load_start, "end": _load()},
             "minutes": round((time.perf_counter() - self._t0) / 60, 1),
