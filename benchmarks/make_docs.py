@@ -87,8 +87,8 @@ def provenance(s: dict) -> str:
     return (
         f"`{s['command']}`, started {s['started_utc']} UTC at commit `{s['commit']}`; "
         f"{m['arch']}, {m['cpu_cores']} CPU cores, {m['ram_gib']} GiB RAM, {m['gpu']}; "
-        f"Python {m['python']}, torch {m['torch']}; 1-minute load average {start} at the start "
-        f"and {fmt(load['end'], 1)} at the end; {fmt(s['minutes'], 1)} min. "
+        f"Python {m['python']}, torch {m['torch']}; load average (last minute) {start} at the "
+        f"start and {fmt(load['end'], 1)} at the end; {fmt(s['minutes'], 1)} min. "
         f"Raw rows: {raw or 'none'}; summary: "
         f"[summary.json](../benchmarks/results/{s['benchmark']}/summary.json).\n"
     )
