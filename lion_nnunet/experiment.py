@@ -205,7 +205,7 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         raise LionError(f"--parallel must be at least 1, got {plan.parallel}")
     width = plan.parallel
     # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
-    # one all of them: 2 x 2 threads on 2 cores was 4x slower per iteration than 2 x 1)
+    # one all of them, oversubscribing the cores: benchmarks/results/side_by_side/)
     threads = max(1, default_processes() // width)
     share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
     results: dict[str, dict] = {}
