@@ -82,12 +82,17 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def folder_digest(folder: Path) -> str:
-    """Digest of every file under ``folder`` by relative path and size; ``missing:`` if absent."""
+def folder_digest(folder: Path, ignore_suffixes: tuple[str, ...] = ()) -> str:
+    """Digest of every file under ``folder`` by relative path and size; ``missing:`` if absent.
+
+    ``ignore_suffixes``: files ending so are left out (e.g. ``.npy``, the copies nnU-Net unpacks
+    from ``.npz`` cases into the same folder when training starts).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return f"missing:{folder}"
-    return files_digest((p for p in folder.rglob("*") if p.is_file()), folder)
+    files = (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(ignore_suffixes))
+    return files_digest(files, folder)
 
 
 def _data_identifier(plans_file: Path, configuration: str) -> str:
@@ -108,7 +113,7 @@ def training_digest(preprocessed: Path, trainer: str, plans: str, configuration:
         trainer: trainer class name (its source and its bases' source count).
         plans: plans identifier (``<plans>.json`` in ``preprocessed``; its content counts).
         configuration: e.g. ``3d_fullres``; its preprocessed data folder (names and sizes of the
-            case files) counts.
+            case files, not the ``.npy`` copies training unpacks there) counts.
 
     Also counted: ``dataset.json`` and ``splits_final.json`` (content).
     """
@@ -125,5 +130,5 @@ def training_digest(preprocessed: Path, trainer: str, plans: str, configuration:
         "splits",
         file_digest(preprocessed / "splits_final.json"),
         "data",
-        folder_digest(data_folder),
+        folder_digest(data_folder, ignore_suffixes=(".npy",)),
     )

@@ -172,6 +172,9 @@ def test_training_step_retrains_when_schedule_plans_or_data_change(
     plans["configurations"]["3d_fullres"]["patch_size"] = [64, 32, 32]
     (pre / "LIONPlans.json").write_text(json.dumps(plans))
     assert train() == "ttt"
+    # what nnU-Net's training itself writes there (unpacked .npz cases) does not count
+    (pre / "LIONPlans_3d_fullres" / "PETCT_0af7ffe12a_0.npy").write_bytes(b"\0" * 9000)
+    assert train() == "ttt"
     (pre / "LIONPlans_3d_fullres" / "PETCT_2c3d4e5f6a_0.b2nd").write_bytes(b"\0" * 100)
     assert train() == "tttt"
     (pre / "splits_final.json").write_text(json.dumps([{"train": ["b"], "val": ["a"]}]))
