@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights", metavar="DIR",
         help="folder holding TotalSegmentator's weight sets (the Dataset291_... folders its "
-             "release zips unpack to); default: TotalSegmentator's own (TOTALSEG_WEIGHTS_PATH, "
-             "else $TOTALSEG_HOME_DIR or ~/.totalsegmentator, /nnunet/results)",
+             "release zips unpack to); without it, TotalSegmentator's own folder: "
+             "$TOTALSEG_WEIGHTS_PATH, else $TOTALSEG_HOME_DIR/nnunet/results, else "
+             "~/.totalsegmentator/nnunet/results",
     )  # fmt: skip
     p.add_argument("-np", "--num-processes", dest="num_processes", type=int, default=1,
                    help="studies at the same time (1 for one GPU)")  # fmt: skip
