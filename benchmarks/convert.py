@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-RESULTS = Path(__file__).parent / "results" / "convert.json"
+#: lion's peak memory per worker must stay below this (GB)
+TARGET_PEAK_GB = 4
 
 
 def _baseline(cohort: Path, out: Path) -> int:
@@ -83,8 +84,11 @@ def main() -> None:
         worker(args.worker, Path(args.cohort), Path(args.out))
         return
 
+    from store import Run
+
     from lion_nnunet.synthetic.phantoms import make_cohort
 
+    run = Run("convert")
     size = "small" if args.quick else "wholebody"
     n = args.cases or (3 if args.quick else 4)
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,11 +109,14 @@ def main() -> None:
         print(f"{r['method']:>8}: {r['cases']} cases in {r['seconds']:.1f} s = "
               f"{r['cases_per_s']:.2f} cases/s, peak {r['peak_mb']:.0f} MB per worker")  # fmt: skip
     ratio = runs["lion"]["seconds"] / runs["baseline"]["seconds"]
+    peak_gb = runs["lion"]["peak_mb"] / 1024
     print(f"lion / baseline time: {ratio:.2f}x; lion peak memory "
-          f"{runs['lion']['peak_mb'] / 1024:.2f} GB per worker (target < 4 GB)")  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"size": size, "runs": runs, "time_ratio": ratio}, indent=2))
-    print(f"wrote {RESULTS}")
+          f"{peak_gb:.2f} GB per worker (target < {TARGET_PEAK_GB} GB)")  # fmt: skip
+    run.store(
+        {"size": size, "cases": n, "time_ratio": ratio, "lion_peak_gb": peak_gb,
+         "target_peak_gb": TARGET_PEAK_GB, "runs": runs},
+        {"runs": list(runs.values())},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

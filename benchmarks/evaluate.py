@@ -13,16 +13,13 @@ over components.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from lion_nnunet.analysis.metrics import case_metrics
 
-RESULTS = Path(__file__).parent / "results" / "evaluate.json"
 SPACING = (4.0, 4.0, 4.0)
 
 
@@ -72,30 +69,37 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cases", type=int)
     args = parser.parse_args()
+    from store import Run
+
+    run = Run("evaluate")
     shape = (200, 100, 100) if args.quick else (400, 200, 200)
     n = args.cases or (10 if args.quick else 100)
     rng = np.random.default_rng(0)
     cases = [synthetic_case(rng, shape) for _ in range(min(n, 10))]  # reuse 10 distinct cases
     timings = {"lion_cc3d": 0.0, "scipy_baseline": 0.0}
+    rows = []
     for k in range(n):
         pred, gt = cases[k % len(cases)]
         t = time.perf_counter()
         ours = case_metrics(pred, gt, SPACING)
-        timings["lion_cc3d"] += time.perf_counter() - t
+        lion_s = time.perf_counter() - t
         t = time.perf_counter()
         base = scipy_metrics(pred, gt, SPACING)
-        timings["scipy_baseline"] += time.perf_counter() - t
+        scipy_s = time.perf_counter() - t
+        timings["lion_cc3d"] += lion_s
+        timings["scipy_baseline"] += scipy_s
         for key, value in base.items():
             assert abs(ours[key] - value) < 1e-9, (key, ours[key], value)
+        rows.append({"case": k, "distinct_case": k % len(cases), "lion_cc3d_s": lion_s,
+                     "scipy_baseline_s": scipy_s, **base})  # fmt: skip
     rates = {k: n / v for k, v in timings.items()}
     ratio = timings["scipy_baseline"] / timings["lion_cc3d"]
     print(f"{n} cases of {shape[0]}x{shape[1]}x{shape[2]} voxels (z,y,x); results identical")
     for k, v in timings.items():
         print(f"{k:>15}: {v:.1f} s = {rates[k]:.1f} cases/s")
     print(f"lion (cc3d) is {ratio:.1f}x faster than the scipy.ndimage baseline")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"cases": n, "shape": shape, "seconds": timings,
-                                   "cases_per_s": rates, "speedup": ratio}, indent=2))  # fmt: skip
+    run.store({"cases": n, "shape_zyx": shape, "identical": True, "seconds": timings,
+               "cases_per_s": rates, "speedup": ratio}, {"per_case": rows})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ Dice a classical threshold segmentation reaches on the same PET.
     python benchmarks/organ_context.py --quick         # minutes, FDG only, tiny schedule
     python benchmarks/organ_context.py --tracers fdg psma --device cuda
 
-Writes benchmarks/results/organ_context.{json,md} and a MIP figure of one holdout case from both
-models per tracer (docs/img/organ_context_<tracer>.png; with --quick under benchmarks/results);
-``benchmarks/run_all.py`` copies the table and the figures into docs/benchmarks.md.
+Writes benchmarks/results/organ_context/ (summary.json, every model's per-case scores in
+per_case.csv) and a MIP figure of one holdout case from all models per tracer
+(docs/img/organ_context_<tracer>.png; with --quick into the results folder);
+``benchmarks/make_docs.py`` renders docs/benchmarks.md from them. The nnU-Net tree, models and
+predictions go to benchmarks/work/organ_context (not committed; a re-run resumes there).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import pandas as pd
 import SimpleITK as sitk
 from run_all import SUMMARY_MARK
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results" / "organ_context"
+WORK = Path(__file__).parent / "work" / "organ_context"
 FIGURES = Path(__file__).parent.parent / "docs" / "img"
 #: No-training reference rows: SUVmax isocontours of each true lesion (EANM's 41 %, and 50 %).
 REFERENCE_FRACTIONS = (0.41, 0.5)
@@ -78,20 +81,9 @@ def figure(pred_dirs: dict[str, Path], images_ts: Path, labels_ts: Path, out: Pa
     return out
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """A markdown table (no tabulate dependency), floats with 3 decimals."""
-
-    def cell(v: object) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    lines += [
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
+    from store import Run
+
     from lion_nnunet.analysis.ablation_scores import (
         paired,
         score_arm,
@@ -103,6 +95,7 @@ def main() -> None:
     from lion_nnunet.synthetic.phantoms import make_cohort
     from lion_nnunet.workflow import Workflow
 
+    run = Run("organ_context")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracers", nargs="+", default=["fdg"])
     parser.add_argument("--cases", type=int, default=60)
@@ -113,13 +106,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="trainings side by side")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--margin-mm", type=float, default=12.0)
-    parser.add_argument("--out", default=str(RESULTS / "organ_context_run"))
+    parser.add_argument("--out", default=str(WORK))
     parser.add_argument("--quick", action="store_true", help="FDG only, 12 cases, 2x5 iterations")
     args = parser.parse_args()
     if args.quick:
         args.tracers, args.cases, args.trainers = ["fdg"], 12, ["nnUNetTrainer_LION_2ep_5it"]
     out = Path(args.out).resolve()
     summary: dict = {"settings": vars(args), "results": {}, "paired": {}}
+    rows: list[dict] = []
     start = time.perf_counter()
     for k, tracer in enumerate(args.tracers):
         root = out / tracer
@@ -146,6 +140,7 @@ def main() -> None:
         for arm, info in arms.items():
             per_case = score_arm(info["predictions"], labels_ts, tracer, args.margin_mm)
             per_case.to_csv(root / f"scores_{arm.replace(':', '__')}.csv", index=False)
+            rows += [{"tracer/model": f"{tracer}/{arm}", **r} for r in per_case.to_dict("records")]
             scores[arm] = per_case.set_index("case_id")
             summary["results"][f"{tracer}/{arm}"] = summarize(per_case)
         for fraction in REFERENCE_FRACTIONS:
@@ -153,9 +148,10 @@ def main() -> None:
                 arms["organs"]["dataset"] / "imagesTs", labels_ts,
                 root / "reference" / f"suvmax{round(100 * fraction)}", fraction, args.margin_mm,
             )  # fmt: skip
-            summary["results"][f"{tracer}/reference {fraction:.0%} SUVmax, lesions given"] = (
-                summarize(score_arm(ref, labels_ts, tracer, args.margin_mm))
-            )
+            name = f"{tracer}/reference {fraction:.0%} SUVmax, lesions given"
+            per_case = score_arm(ref, labels_ts, tracer, args.margin_mm)
+            rows += [{"tracer/model": name, **r} for r in per_case.to_dict("records")]
+            summary["results"][name] = summarize(per_case)
         base = scores["tumor_only"]
         positive = base.index[base["has_tumor"]]
         for arm, per_case in scores.items():
@@ -172,36 +168,22 @@ def main() -> None:
         fig = figure({a: i["predictions"] for a, i in arms.items()},
                      arms["organs"]["dataset"] / "imagesTs", labels_ts,
                      fig_dir / f"organ_context_{tracer}.png")  # fmt: skip
-        summary["results"][f"{tracer}/figure"] = str(fig)
+        summary.setdefault("figures", {})[tracer] = str(fig.relative_to(FIGURES.parent.parent))
     summary["minutes"] = (time.perf_counter() - start) / 60
     # each step's time when it ran (a re-run resumes finished steps and takes seconds)
     summary["step_minutes"] = {
         f"{m.parent.parent.name}/{m.stem}": round(json.loads(m.read_text())["seconds"] / 60, 1)
         for m in sorted(out.glob("*/.lion_steps/*.json"))
     }
-    table = pd.DataFrame(
-        [{"tracer/model": k, **v} for k, v in summary["results"].items() if isinstance(v, dict)]
-    )
-    rows = [
+    table = pd.DataFrame([{"tracer/model": k, **v} for k, v in summary["results"].items()])
+    comparisons = [
         {"comparison": name, "measure": measure, "n": r["n"], "median_diff": r["median_diff"],
          "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1], "wilcoxon_p": r["p"]}
         for name, measures in summary["paired"].items() for measure, r in measures.items()
     ]  # fmt: skip
-    tests = pd.DataFrame(rows)
-    md = (
-        markdown(table)
-        + "\n"
-        + (markdown(tests) if len(tests) else "")
-        + "".join(
-            f"\n![{t.split('/')[0].upper()}: one holdout case, ground truth and every model]"
-            f"(img/{Path(f).name})\n"
-            for t, f in summary["results"].items()
-            if t.endswith("/figure") and Path(f).parent == FIGURES
-        )
-    )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "organ_context.json").write_text(json.dumps(summary, indent=2, default=str))
-    (RESULTS / "organ_context.md").write_text(md)
+    summary["comparisons"] = comparisons
+    tests = pd.DataFrame(comparisons)
+    run.store(summary, {"per_case": rows})
     print(
         f"{SUMMARY_MARK} (median Dice over cases with tumor; FP volumes: sums over the holdout, ml)"
     )
@@ -213,7 +195,6 @@ def main() -> None:
         "minutes each training took when it ran (side by side in pairs): "
         + ", ".join(f"{k} {v}" for k, v in summary["step_minutes"].items() if "train" in k)
     )
-    print(f"wrote {RESULTS / 'organ_context.json'}")
 
 
 if __name__ == "__main__":

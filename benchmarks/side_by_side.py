@@ -27,7 +27,6 @@ from pathlib import Path
 from run_all import SUMMARY_MARK
 from train_step import _prepare
 
-RESULTS = Path(__file__).parent / "results" / "side_by_side.json"
 TRAINER = "nnUNetTrainer_LION_tumorDice_demo"
 
 
@@ -78,6 +77,7 @@ def _run(root: Path, iterations: int, side_by_side: bool, threads: int | None) -
         "iterations_per_s": 2 * iterations / steps,
         "threads_each": workers[0]["threads"],
         "wall_s_incl_startup": wall,
+        "workers": workers,
     }
 
 
@@ -93,6 +93,9 @@ def main() -> None:
         os.environ.update(nnUNet_compile="false", nnUNet_n_proc_DA="0")
         _worker(args.worker)
         return
+    from store import Run
+
+    run = Run("side_by_side")
     iterations = 8 if args.quick else 30
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,14 +110,14 @@ def main() -> None:
     base = ways["in a row, all cores each"]["iterations_per_s"]
     print(f"{SUMMARY_MARK} (cpu, {cores} cores; demo plans; {iterations} iterations per training)")
     for name, r in ways.items():
+        r["vs_in_a_row"] = r["iterations_per_s"] / base
         print(
             f"{name:>38}: {r['iterations_per_s']:.2f} iterations/s "
-            f"({r['threads_each']} threads each; x{r['iterations_per_s'] / base:.2f})"
+            f"({r['threads_each']} threads each; x{r['vs_in_a_row']:.2f})"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps({"cores": cores, "iterations": iterations, "ways": ways}, indent=2)
-    )
+    rows = [{"way": name, "worker": i, "iterations": iterations, **w}
+            for name, r in ways.items() for i, w in enumerate(r.pop("workers"))]  # fmt: skip
+    run.store({"cores": cores, "iterations": iterations, "ways": ways}, {"workers": rows})
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ class DemoSettings:
     #: Residual blocks per encoder stage (template: ResEnc-M's 1, 3, 4, 6): one each, under a
     #: third of the weights (tests/test_plans.py) and less compute per iteration.
     blocks_per_stage: tuple[int, ...] = (1,)
-    #: Trainings side by side: on 2 cores two 1-thread trainings did 1.6x the iterations per
-    #: second of two 2-thread trainings in a row (benchmarks/side_by_side.py).
+    #: Trainings side by side: on 2 cores two 1-thread trainings do more iterations per second
+    #: than two 2-thread trainings in a row (benchmarks/results/side_by_side/summary.json).
     parallel: int = 2
 
 

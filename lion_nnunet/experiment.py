@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from lion_nnunet.errors import LionError
 from lion_nnunet.nnunet_env import require_folder
 from lion_nnunet.progress import default_processes
+from lion_nnunet.provenance import digest, file_digest, folder_digest, training_digest
 from lion_nnunet.workflow import Step, Workflow, console_script
 
 if TYPE_CHECKING:
@@ -150,11 +151,16 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         )  # fmt: skip
         convert += ["--organs", plan.organs] if arm.with_organs else ["--no-organs"]
         convert += ["--metadata", plan.metadata] if plan.metadata else []
-        wf.run(f"{arm.key}: convert", convert, outputs=[dataset / "dataset.json"])
+        wf.run(
+            f"{arm.key}: convert", convert, outputs=[dataset / "dataset.json"],
+            inputs=lambda: digest(folder_digest(plan.studies), folder_digest(plan.organs),
+                                  file_digest(plan.metadata) if plan.metadata else ""),
+        )  # fmt: skip
         wf.run(
             f"{arm.key}: fingerprint",
             _nn("nnUNetv2_extract_fingerprint", "-d", arm.dataset_id, "-np", plan.num_processes),
             outputs=[preprocessed_root / dataset.name / "dataset_fingerprint.json"],
+            inputs=lambda d=dataset: folder_digest(d),
         )
         install = _lion("plans", "install", "--dataset", arm.dataset_id, "--tracer", plan.tracer)
         install += ["--intensity-from", arms[0].dataset_id, "--overwrite"]
@@ -167,15 +173,21 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         if plan.blocks_per_stage:
             install += ["--blocks-per-stage", *plan.blocks_per_stage]
         preprocessed = preprocessed_root / dataset.name
+        organ_fingerprint = preprocessed_root / datasets["organs"].name / "dataset_fingerprint.json"
         wf.run(
             f"{arm.key}: LION plans",
             install,
             outputs=[preprocessed / f"{PLANS}.json", preprocessed / "dataset.json"],
+            inputs=lambda p=preprocessed, o=organ_fingerprint: digest(
+                file_digest(p / "dataset_fingerprint.json"), file_digest(o)
+            ),
         )
         wf.run(
             f"{arm.key}: preprocess",
             _nn("nnUNetv2_preprocess", "-d", arm.dataset_id, "-plans_name", PLANS, "-c",
                 CONFIGURATION, "-np", plan.num_processes),
+            inputs=lambda p=preprocessed, d=dataset: digest(file_digest(p / f"{PLANS}.json"),
+                                                           folder_digest(d)),
         )  # fmt: skip
     split_files = [preprocessed_root / d.name / "splits_final.json" for d in datasets.values()]
     cases_csv = datasets["organs"] / "lion_cases.csv"
@@ -193,7 +205,7 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         raise LionError(f"--parallel must be at least 1, got {plan.parallel}")
     width = plan.parallel
     # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
-    # one all of them: 2 x 2 threads on 2 cores was 4x slower per iteration than 2 x 1)
+    # one all of them, oversubscribing the cores: benchmarks/results/side_by_side/)
     threads = max(1, default_processes() // width)
     share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
     results: dict[str, dict] = {}
@@ -202,11 +214,14 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         for arm, trainer, key in key_arm_trainer:
             dataset = datasets[arm.key]
             model = model_dir(env, arm, trainer)
+            checkpoint = model / f"fold_{plan.fold}" / "checkpoint_final.pth"
             train.append(Step(
                 f"{key}: train",
                 _nn("nnUNetv2_train", arm.dataset_id, CONFIGURATION, plan.fold, "-p", PLANS,
                     "-tr", trainer, "-device", plan.device),
-                [model / f"fold_{plan.fold}" / "checkpoint_final.pth"],
+                [checkpoint],
+                lambda p=preprocessed_root / dataset.name, t=trainer: training_digest(
+                    p, t, PLANS, CONFIGURATION),
             ))  # fmt: skip
             folder = key.replace(":", "__")
             pred = plan.root / "predictions" / folder
@@ -215,6 +230,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
                 _lion("predict", "-i", dataset / "imagesTs", "-o", pred, "-m", model, "-f",
                       plan.fold, "--device", plan.device, "--no-pbar"),
                 [pred / "summary.csv"],
+                lambda c=checkpoint, d=dataset: digest(file_digest(c),
+                                                       folder_digest(d / "imagesTs")),
             ))  # fmt: skip
             results[key] = {
                 "dataset": dataset, "model": model, "predictions": pred,
@@ -230,6 +247,8 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
                   dataset / "imagesTs", "--cases", dataset / "lion_cases.csv", "-o",
                   evaluation, "--no-pbar", "--overwrite"),
             outputs=[evaluation / "per_case.csv"],
+            inputs=lambda p=info["predictions"], d=dataset: digest(
+                folder_digest(p), folder_digest(d / "labelsTs")),
         )  # fmt: skip
     organs = arms[0]
     compare = plan.root / "comparison"
@@ -239,12 +258,14 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         "compare models",
         _lion("compare", *methods, "--gt", results["organs"]["dataset"] / "labelsTs", "-o",
               compare, "--overwrite"),
+        inputs=lambda: digest(*(folder_digest(i["predictions"]) for i in results.values())),
     )  # fmt: skip
     tom = plan.root / "tom"
     wf.run(
         "tumor occurrence maps",
         _lion("tom", "--dataset", organs.dataset_id, "--group-by", "disease", "-o", tom,
               "--no-pbar", "--overwrite"),
+        inputs=lambda: folder_digest(datasets["organs"]),
     )  # fmt: skip
     return {"arms": results, "comparison": compare, "tom": tom}
 
@@ -308,7 +329,9 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
               "--stratify", plan.stratify, "--seed", plan.seed, "--val-fraction",
               plan.val_fraction, "--overwrite"),
         outputs=[splits_csv],
+        inputs=lambda: file_digest(raw / "lion_cases.csv"),
     )  # fmt: skip
+    preprocessed = Path(env["nnUNet_preprocessed"]) / name
     model = Path(env["nnUNet_results"]) / name / f"{plan.trainer}__{PLANS}__{CONFIGURATION}"
     rows = []
     for fold, size in enumerate(plan.subset_sizes):
@@ -317,14 +340,16 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
             _nn("nnUNetv2_train", plan.dataset_id, CONFIGURATION, fold, "-p", PLANS, "-tr",
                 plan.trainer, "-device", plan.device),
             outputs=[model / f"fold_{fold}" / "checkpoint_final.pth"],
+            inputs=lambda: training_digest(preprocessed, plan.trainer, PLANS, CONFIGURATION),
         )  # fmt: skip
         evaluation = plan.root / "evaluation" / f"fold_{fold}"
+        validation = model / f"fold_{fold}" / "validation"
         wf.run(
             f"evaluate subset {size} (fold {fold})",
-            _lion("evaluate", "--pred", model / f"fold_{fold}" / "validation", "--gt",
-                  raw / "labelsTr", "--cases", raw / "lion_cases.csv", "-o", evaluation,
-                  "--no-pbar", "--overwrite"),
+            _lion("evaluate", "--pred", validation, "--gt", raw / "labelsTr", "--cases",
+                  raw / "lion_cases.csv", "-o", evaluation, "--no-pbar", "--overwrite"),
             outputs=[evaluation / "per_case.csv"],
+            inputs=lambda v=validation: folder_digest(v),
         )  # fmt: skip
         per_case = pd.read_csv(evaluation / "per_case.csv")
         rows.append(
@@ -339,11 +364,14 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
         _lion("tom", "--dataset", plan.dataset_id, "--splits", splits_csv, "-o", tom,
               "--no-pbar", "--overwrite"),
         outputs=[tom / "diversity.csv"],
+        inputs=lambda: digest(file_digest(splits_csv), folder_digest(raw / "labelsTr")),
     )  # fmt: skip
     wf.run(
         "diversity vs Dice",
         _lion("tom-correlate", "--tom", tom / "diversity.csv", "--eval", plan.root / "models.csv",
               "--measure", plan.measure, "-o", tom / "correlation.png"),
+        inputs=lambda: digest(file_digest(tom / "diversity.csv"),
+                              file_digest(plan.root / "models.csv")),
     )  # fmt: skip
     return {"models": models, "tom": tom, "correlation": tom / "correlation.png"}
 

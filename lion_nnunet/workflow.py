@@ -2,8 +2,11 @@
 
 Used by ``lion demo`` and ``lion experiment``: each step is a command line (a stock ``nnUNetv2_*``
 command or a ``lion`` command) or a Python callable. A finished step leaves a marker file
-``<root>/.lion_steps/<step>.json`` holding the command; a re-run skips steps whose marker exists and
-whose command is unchanged, so an interrupted workflow resumes where it stopped.
+``<root>/.lion_steps/<step>.json`` holding the command and a fingerprint of what else decides the
+step's result (for a training: the trainer class's source, the plans, the splits and the
+preprocessed cases; see :mod:`lion_nnunet.provenance`). A re-run skips a step only when its marker
+holds the same command and the same fingerprint, so an interrupted workflow resumes where it
+stopped and a changed trainer schedule or dataset trains again.
 """
 
 from __future__ import annotations
@@ -28,11 +31,21 @@ log = logging.getLogger(__name__)
 
 
 class Step(NamedTuple):
-    """A command step for :meth:`Workflow.run_parallel`: name, command line, required outputs."""
+    """A command step for :meth:`Workflow.run_parallel`.
+
+    Attributes:
+        name: the step's name (marker and log file names derive from it).
+        command: the command line.
+        outputs: paths the step must produce.
+        inputs: returns the fingerprint of what decides the result besides the command (e.g.
+            :func:`lion_nnunet.provenance.training_digest`); called when the step is checked, so
+            it sees the outputs of the steps run before it. None: the command alone decides.
+    """
 
     name: str
     command: Sequence[str]
     outputs: Sequence[Path] = ()
+    inputs: Callable[[], str] | None = None
 
 
 def console_script(name: str) -> str:
@@ -76,28 +89,38 @@ class Workflow:
     def _marker(self, step: str) -> Path:
         return self.markers / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', step)}.json"
 
-    def is_done(self, step: str, signature: str) -> bool:
+    def is_done(self, step: str, signature: str, fingerprint: str = "") -> bool:
+        """Whether ``step`` finished before with this command (signature) and fingerprint."""
         marker = self._marker(step)
         if not marker.is_file():
             return False
         try:
-            return json.loads(marker.read_text()).get("signature") == signature
+            done = json.loads(marker.read_text())
         except json.JSONDecodeError:
             return False
+        return done.get("signature") == signature and done.get("fingerprint", "") == fingerprint
 
-    def _finish(self, step: str, signature: str, seconds: float) -> None:
+    def _finish(self, step: str, signature: str, seconds: float, fingerprint: str = "") -> None:
         self.timings[step] = seconds
         write_json(
-            {"step": step, "signature": signature, "seconds": round(seconds, 2)}, self._marker(step)
-        )
+            {"step": step, "signature": signature, "fingerprint": fingerprint,
+             "seconds": round(seconds, 2)},
+            self._marker(step),
+        )  # fmt: skip
 
-    def run(self, step: str, command: Sequence[str], outputs: Sequence[Path] = ()) -> float:
+    def run(
+        self,
+        step: str,
+        command: Sequence[str],
+        outputs: Sequence[Path] = (),
+        inputs: Callable[[], str] | None = None,
+    ) -> float:
         """Run a command line as step ``step`` unless it already finished; return seconds taken.
 
         ``outputs``: paths the step must produce; checked after the run, and a missing one makes
-        the step count as not done (so a re-run repeats it).
+        the step count as not done (so a re-run repeats it). ``inputs``: see :class:`Step`.
         """
-        return self.run_parallel([Step(step, command, outputs)])[step]
+        return self.run_parallel([Step(step, command, outputs, inputs)])[step]
 
     def run_parallel(
         self, steps: Sequence[Step], env: Mapping[str, str] | None = None
@@ -110,16 +133,21 @@ class Workflow:
         does not lose the other's work; then the first failure is raised.
         """
         todo: list[tuple[Step, list[str], str]] = []
+        fingerprints: dict[str, str] = {}
         seconds: dict[str, float] = {}
         for s in steps:
             command = [str(c) for c in s.command]
             signature = shlex.join(command)
             printable = shlex.join([Path(command[0]).name, *command[1:]])
-            if self.is_done(s.name, signature) and all(Path(p).exists() for p in s.outputs):
+            fingerprints[s.name] = s.inputs() if s.inputs else ""
+            if self.is_done(s.name, signature, fingerprints[s.name]) and all(
+                Path(p).exists() for p in s.outputs
+            ):
                 self._say(f"[skip] {s.name}: done before ({printable})")
                 seconds[s.name] = 0.0
                 continue
-            self._say(f"[run ] {s.name}\n  $ {printable}")
+            why = self._why(s.name, signature, fingerprints[s.name])
+            self._say(f"[run ] {s.name}{why}\n  $ {printable}")
             todo.append((s, command, printable))
         prefix = len(todo) > 1
         # unbuffered: a long step's log and echoed lines follow it as it runs
@@ -146,13 +174,25 @@ class Workflow:
             if missing:
                 failures.append(f"step {s.name!r} finished but did not write {', '.join(missing)}")
                 continue
-            self._finish(s.name, shlex.join(command), took)
+            self._finish(s.name, shlex.join(command), took, fingerprints[s.name])
             seconds[s.name] = took
             name = f"{s.name}: " if prefix else ""
             self._say(f"       {name}done in {took:.1f} s (log: {log_path})")
         if failures:
             raise LionError(failures[0])
         return seconds
+
+    def _why(self, step: str, signature: str, fingerprint: str) -> str:
+        """Why a step that finished before with this command runs again (else nothing)."""
+        try:
+            done = json.loads(self._marker(step).read_text())
+        except (OSError, json.JSONDecodeError):
+            return ""
+        if done.get("signature") != signature:
+            return ""
+        if done.get("fingerprint", "") != fingerprint:
+            return " (same command, but its inputs changed since it ran)"
+        return " (an output of its last run is missing)"
 
     def _follow(
         self, step: str, command: list[str], log_path: Path, env: dict[str, str], prefix: bool

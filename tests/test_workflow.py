@@ -91,3 +91,110 @@ def test_missing_command_fails_with_its_name(tmp_path: Path) -> None:
     wf = Workflow(tmp_path, echo=False)
     with pytest.raises(LionError, match=r"'gone' failed with exit code 127"):
         wf.run("gone", [str(tmp_path / "no-such-command")])
+
+
+def test_step_with_inputs_reruns_when_they_change(tmp_path: Path) -> None:
+    """Same command: an unchanged fingerprint skips the step, a changed one runs it again."""
+    out = tmp_path / "out.txt"
+    inputs = {"value": "first"}
+    cmd = _writer(out, "x")
+    for _ in range(2):
+        Workflow(tmp_path / "wf", echo=False).run("w", cmd, [out], lambda: inputs["value"])
+    assert out.read_text() == "x"
+    inputs["value"] = "second"
+    Workflow(tmp_path / "wf", echo=False).run("w", cmd, [out], lambda: inputs["value"])
+    assert out.read_text() == "xx"
+
+
+TRAINER_SOURCE = """
+from lion_nnunet.trainers.cpu_demo import nnUNetTrainer_LION_bench
+
+
+class nnUNetTrainer_ProvenanceTest(nnUNetTrainer_LION_bench):
+    lion_num_epochs, lion_iterations_per_epoch = {epochs}, 50
+"""
+
+
+def _trainer_folder(root: Path, epochs: int) -> Path:
+    """A trainer folder for nnUNet_extTrainer holding the test trainer with this schedule."""
+    folder = root / f"ext_{epochs}"
+    folder.mkdir(parents=True)
+    # one module name per version: nnU-Net imports the folder's modules by name
+    (folder / f"provenance_trainer_{epochs}.py").write_text(TRAINER_SOURCE.format(epochs=epochs))
+    return folder
+
+
+def _preprocessed(root: Path) -> Path:
+    """A Dataset folder of nnUNet_preprocessed: plans, dataset.json, splits, two case files."""
+    import json
+
+    folder = root / "Dataset950_BenchFDG_organs"
+    data = folder / "LIONPlans_3d_fullres"
+    data.mkdir(parents=True)
+    plans = {"configurations": {"3d_fullres": {"data_identifier": "LIONPlans_3d_fullres",
+                                               "patch_size": [48, 32, 32]}}}  # fmt: skip
+    (folder / "LIONPlans.json").write_text(json.dumps(plans))
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "tumor": 1}}))
+    (folder / "splits_final.json").write_text(json.dumps([{"train": ["a"], "val": ["b"]}]))
+    for case, size in (("PETCT_0af7ffe12a_0", 4000), ("PETCT_1b2c3d4e5f_0", 5000)):
+        (data / f"{case}.b2nd").write_bytes(b"\0" * size)
+        (data / f"{case}_seg.b2nd").write_bytes(b"\0" * (size // 4))
+    return folder
+
+
+def test_training_step_retrains_when_schedule_plans_or_data_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step's command never changes; the trainer's source, the plans and the cases do."""
+    import json
+
+    from lion_nnunet.provenance import training_digest
+
+    trainer = "nnUNetTrainer_ProvenanceTest"
+    v60, v120 = _trainer_folder(tmp_path, 60), _trainer_folder(tmp_path, 120)
+    pre = _preprocessed(tmp_path / "preprocessed")
+    out = tmp_path / "trained.txt"
+    cmd = _writer(out, "t")  # stands in for nnUNetv2_train (same text every time)
+
+    def train() -> str:
+        wf = Workflow(tmp_path / "wf", echo=False)
+        wf.run("organs: train", cmd, [out], lambda: training_digest(pre, trainer, "LIONPlans",
+                                                                  "3d_fullres"))  # fmt: skip
+        return out.read_text()
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(v60))
+    assert train() == "t"
+    assert train() == "t", "unchanged trainer, plans and data: the step must be skipped"
+    monkeypatch.setenv("nnUNet_extTrainer", str(v120))  # the schedule changed: 60 -> 120 epochs
+    assert train() == "tt"
+    assert train() == "tt"
+    plans = json.loads((pre / "LIONPlans.json").read_text())
+    plans["configurations"]["3d_fullres"]["patch_size"] = [64, 32, 32]
+    (pre / "LIONPlans.json").write_text(json.dumps(plans))
+    assert train() == "ttt"
+    # what nnU-Net's training itself writes there (unpacked .npz cases) does not count
+    (pre / "LIONPlans_3d_fullres" / "PETCT_0af7ffe12a_0.npy").write_bytes(b"\0" * 9000)
+    assert train() == "ttt"
+    (pre / "LIONPlans_3d_fullres" / "PETCT_2c3d4e5f6a_0.b2nd").write_bytes(b"\0" * 100)
+    assert train() == "tttt"
+    (pre / "splits_final.json").write_text(json.dumps([{"train": ["b"], "val": ["a"]}]))
+    assert train() == "ttttt"
+
+
+def test_unknown_trainer_in_a_fingerprint_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lion_nnunet.provenance import training_digest
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(tmp_path))
+    with pytest.raises(LionError, match=r"nnUNetTrainer_NoSuchThing.*not found"):
+        training_digest(tmp_path, "nnUNetTrainer_NoSuchThing", "LIONPlans", "3d_fullres")
+
+
+def test_marker_without_fingerprint_reruns_a_step_that_now_has_inputs(tmp_path: Path) -> None:
+    """Markers of older runs (command only) do not vouch for the inputs: the step runs again."""
+    out = tmp_path / "out.txt"
+    cmd = _writer(out, "o")
+    Workflow(tmp_path / "wf", echo=False).run("train", cmd, [out])
+    Workflow(tmp_path / "wf", echo=False).run("train", cmd, [out], lambda: "trainer digest")
+    assert out.read_text() == "oo"

@@ -9,6 +9,7 @@ from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwri
 
 EXAMPLES = """\
   lion organs --input fdg_studies --output fdg_organs --tracer fdg --device cuda
+  lion organs --input fdg_studies --output fdg_organs --tracer fdg --weights /data/totalseg_weights
   lion organs --input psma_studies --output psma_organs --tracer psma   # total + head glands
   lion convert autopet --input psma_studies --organs psma_organs --tracer psma \\
       --dataset-id 602 --name LION_PSMA
@@ -26,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run TotalSegmentator's Python API on each study's CT.nii.gz (else CTres.nii.gz) "
             "with exactly the tasks the label set needs (FDG: total; PSMA: total + "
             "head_glands_cavities), as multi-label files OUTPUT/<patient>/<study>/<task>.nii.gz. "
-            "Resumable: finished tasks are skipped. Needs pip install 'lion-nnunet[organs]'; "
-            "TotalSegmentator downloads its own weights on first use."
+            "Resumable: finished tasks are skipped. Needs pip install 'lion-nnunet[organs]' and "
+            "TotalSegmentator's weights for those tasks, copied in by hand: nothing is "
+            "downloaded, and missing weights are named before any study starts."
         ),
     )  # fmt: skip
     p.add_argument("--input", required=True, help="studies: <patient>/<study>/CT[res].nii.gz")
@@ -36,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     who.add_argument("--tracer", choices=TRACERS, help="tracer: picks the built-in label set")
     who.add_argument("--label-set", help="JSON file with your own organ label set")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--weights", metavar="DIR",
+        help="folder holding TotalSegmentator's weight sets (the Dataset291_... folders its "
+             "release zips unpack to); without it, TotalSegmentator's own folder: "
+             "$TOTALSEG_WEIGHTS_PATH, else $TOTALSEG_HOME_DIR/nnunet/results, else "
+             "~/.totalsegmentator/nnunet/results",
+    )  # fmt: skip
     p.add_argument("-np", "--num-processes", dest="num_processes", type=int, default=1,
                    help="studies at the same time (1 for one GPU)")  # fmt: skip
     add_overwrite(p)
@@ -52,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_organs(
         args.input, args.output, label_set, device=args.device,
         num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
+        weights=args.weights,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

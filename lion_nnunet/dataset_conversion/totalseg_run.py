@@ -10,8 +10,10 @@ set uses. Output: ``ORGANS/<patient>/<study>/<task>.nii.gz`` on the CT grid, the
 ``lion convert autopet --organs ORGANS`` reads.
 
 Each file is written under a hidden temporary name and renamed when TotalSegmentator returns,
-so a re-run skips finished tasks and redoes interrupted ones. TotalSegmentator downloads its
-weights on first use (to ``~/.totalsegmentator``, or ``TOTALSEG_HOME_DIR``); LION ships none.
+so a re-run skips finished tasks and redoes interrupted ones. Nothing is downloaded: the
+TotalSegmentator weights the tasks need must be in TotalSegmentator's weights folder or in the
+folder ``weights`` names, checked before any study starts
+(:mod:`lion_nnunet.dataset_conversion.totalseg_weights`); LION ships none.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lion_nnunet.dataset_conversion.totalseg_weights import check_weights, totalseg_environment
 from lion_nnunet.errors import LionError
 from lion_nnunet.labels import LabelSet
 from lion_nnunet.progress import parallel_map
@@ -53,6 +56,7 @@ class OrganJob:
     calls: list[dict] = field(default_factory=list)  # {"task", "roi_subset"} per task
     device: str = "gpu"
     overwrite: bool = False
+    weights: str = ""  # TotalSegmentator's weights folder (TOTALSEG_WEIGHTS_PATH for the calls)
 
 
 def totalseg_calls(label_set: LabelSet) -> list[dict]:
@@ -105,10 +109,11 @@ def _run_study(job: OrganJob) -> dict:
             continue
         tmp = out_dir / f".{call['task']}.part.nii.gz"
         try:
-            api(
-                input=Path(job.ct), output=tmp, ml=True, task=call["task"],
-                roi_subset=call["roi_subset"], device=job.device, quiet=True,
-            )  # fmt: skip
+            with totalseg_environment(Path(job.weights)):
+                api(
+                    input=Path(job.ct), output=tmp, ml=True, task=call["task"],
+                    roi_subset=call["roi_subset"], device=job.device, quiet=True,
+                )  # fmt: skip
             if not tmp.is_file():
                 raise LionError(f"TotalSegmentator wrote no {tmp.name}")
             tmp.replace(target)
@@ -130,6 +135,7 @@ def run_organs(
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    weights: str | Path | None = None,
 ) -> dict:
     """Segment the organs of every study; return ``{"studies", "ran", "skipped", "out"}``.
 
@@ -143,10 +149,14 @@ def run_organs(
             whole GPU; 1 is right for one GPU).
         overwrite: rerun tasks whose output exists.
         progress: show a progress bar.
+        weights: folder holding TotalSegmentator's weight sets (``Dataset291_...`` folders, as
+            the release zips unpack); default: TotalSegmentator's own weights folder
+            (``TOTALSEG_WEIGHTS_PATH``, else ``TOTALSEG_HOME_DIR``/nnunet/results).
 
     Raises:
-        LionError: TotalSegmentator is missing, no study is found, or studies failed (every
-            other study is written; a re-run resumes).
+        LionError: TotalSegmentator or weights it needs are missing (before any study starts),
+            no study is found, or studies failed (every other study is written; a re-run
+            resumes).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     _api()  # a clear error before any work when TotalSegmentator is not installed
@@ -160,12 +170,13 @@ def run_organs(
         )
     ts_device = totalseg_device(device)
     calls = totalseg_calls(label_set)
+    folder = check_weights(calls, weights)
     jobs = []
     for study in studies:
         ct = next((study / f for f in CT_FILES if (study / f).is_file()), None)
         rel = study.relative_to(input_dir) if study != input_dir else Path(study.name)
         jobs.append(OrganJob(str(study), str(ct) if ct else None, str(output_dir / rel), calls,
-                             ts_device, overwrite))  # fmt: skip
+                             ts_device, overwrite, str(folder)))  # fmt: skip
     results = parallel_map(_run_study, jobs, num_processes, "organs", progress)
     errors = [r["error"] for r in results if "error" in r]
     ran = sum(bool(r.get("ran")) for r in results)
@@ -179,4 +190,4 @@ def run_organs(
             f"re-run resumes:\n  - {listed}"
         )
     return {"studies": len(jobs), "ran": ran, "skipped": skipped, "out": str(output_dir),
-            "tasks": [c["task"] for c in calls]}  # fmt: skip
+            "tasks": [c["task"] for c in calls], "weights": str(folder)}  # fmt: skip

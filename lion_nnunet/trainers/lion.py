@@ -12,8 +12,9 @@
   own loss variants build theirs); the variants in :mod:`lion_nnunet.trainers.variants` change
   how the Dice weighs tumor against organs;
 * on CPU, ``OMP_NUM_THREADS`` is honoured: ``nnUNetv2_train -device cpu`` sets torch's threads to
-  every core, so two trainings side by side would each run 2 threads on 2 cores (4x slower per
-  iteration than one thread each on the project's 2-core machine; benchmarks/side_by_side.py);
+  every core, so two trainings side by side would each run as many threads as there are cores
+  (oversubscribed and slower per iteration than a share each: benchmarks/side_by_side.py, its
+  stored result in benchmarks/results/side_by_side/);
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
