@@ -118,13 +118,14 @@ def _studies(args: argparse.Namespace):
 def _options(args, **override):
     from lion_nnunet.analysis.response import ResponseOptions
 
-    values = dict(
-        weight_kg=args.weight_kg, height_cm=args.height_cm, sex=args.sex,
-        followup_weight_kg=args.followup_weight_kg, tracer=args.tracer, lbm=args.lbm,
-        liver_reference=_liver_reference(args.liver_reference),
-        max_distance_mm=args.max_distance_mm, baseline_uptake_min=args.baseline_uptake_min,
-        followup_uptake_min=args.followup_uptake_min,
-    )  # fmt: skip
+    values = {
+        "weight_kg": args.weight_kg, "height_cm": args.height_cm, "sex": args.sex,
+        "followup_weight_kg": args.followup_weight_kg, "tracer": args.tracer, "lbm": args.lbm,
+        "liver_reference": _liver_reference(args.liver_reference),
+        "max_distance_mm": args.max_distance_mm,
+        "baseline_uptake_min": args.baseline_uptake_min,
+        "followup_uptake_min": args.followup_uptake_min,
+    }  # fmt: skip
     values.update(override)
     return ResponseOptions(**values)
 
@@ -176,9 +177,9 @@ def _run_pairs(args: argparse.Namespace) -> int:
                                  prediction_study(f, "followup"), options)  # fmt: skip
         rows.append(csv_row(write_response(result, patient_out)))
     write_csv(pd.DataFrame(rows), out / RESPONSE_CSV)
+    counts = pd.Series([r["percist"] for r in rows]).value_counts()
     summary = {"out": str(out), "pairs": len(rows),
-               "percist": {str(k): int(v) for k, v in
-                           pd.Series([r["percist"] for r in rows]).value_counts().items()}}  # fmt: skip
+               "percist": {str(k): int(v) for k, v in counts.items()}}  # fmt: skip
     print(json.dumps(summary) if args.json else f"wrote {len(rows)} responses to {out}; "
           f"PERCIST {summary['percist']}; see {out / RESPONSE_CSV}")  # fmt: skip
     return 0

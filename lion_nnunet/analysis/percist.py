@@ -309,10 +309,10 @@ def rule_pmd_tlg_increase(p: PercistInput) -> tuple[str, str] | None:
     """PMD: "Visible increase in extent of 18F-FDG tumor uptake (75% in TLG volume with no
     decline in SUL)" (Wahl 2009, Table 1).
     """
-    if p.baseline_tlg > 0 and p.followup_tlg >= (1 + TLG_INCREASE) * p.baseline_tlg:
-        if (p.change or 0.0) >= 0:
-            rise = p.followup_tlg / p.baseline_tlg - 1
-            return "PMD", f"TLG rose by {rise:.0%} (>= 75%) with no decline in SULpeak"
+    grew = p.baseline_tlg > 0 and p.followup_tlg >= (1 + TLG_INCREASE) * p.baseline_tlg
+    if grew and (p.change or 0.0) >= 0:
+        rise = p.followup_tlg / p.baseline_tlg - 1
+        return "PMD", f"TLG rose by {rise:.0%} (>= 75%) with no decline in SULpeak"
     return None
 
 

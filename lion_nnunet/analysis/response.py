@@ -142,7 +142,7 @@ class ResponseOptions:
                 ("--weight-kg", self.weight_kg),
                 ("--height-cm", self.height_cm),
                 ("--sex", self.sex),
-            )  # fmt: skip
+            )
             if v in (None, "") or (isinstance(v, float) and np.isnan(v))
         ]
         if missing:
@@ -220,7 +220,7 @@ def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray) -> list[
     for i in range(1, n + 1):
         mask = labels == i
         values = study.suv[mask].astype(np.float64)
-        peak, at = pc.sul_peak(sul, mask, spacing_zyx)
+        peak, _ = pc.sul_peak(sul, mask, spacing_zyx)
         idx = np.argwhere(mask).mean(0)[::-1]  # (x, y, z) continuous index
         centre = img.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in idx))
         rows.append(
@@ -264,6 +264,10 @@ def _time_point(study, options, weight, sul, liver, lesions, lbm) -> dict:
         "measurability_threshold_sul": round(liver.measurability_threshold, 4),
         "lesions": lesions,
     }
+
+
+def _pct(relative: float | None) -> float | None:
+    return None if relative is None else round(100.0 * relative, 2)
 
 
 def _delta(a: float | None, b: float | None) -> dict:
@@ -345,11 +349,9 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             "rule": rule,
             "reason": reason,
             "baseline_measurable": (b["sul_peak"] or 0) >= liver_b.measurability_threshold,
-            "sul_peak_change": inputs.change,
-            "sul_peak_change_pct": None
-            if inputs.relative_change is None
-            else round(100 * inputs.relative_change, 2),
-        },  # fmt: skip
+            "sul_peak_change": None if inputs.change is None else round(inputs.change, 4),
+            "sul_peak_change_pct": _pct(inputs.relative_change),
+        },
         "tmtv": {"category": tmtv_cat, "reason": tmtv_reason},
         "reasons": [f"PERCIST {category}: {reason}", f"TMTV {tmtv_cat}: {tmtv_reason}"],
         "warnings": warnings,

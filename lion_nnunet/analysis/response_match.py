@@ -70,10 +70,10 @@ def _optimise(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) 
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsCorrelation()
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.25, 1)
+    reg.SetMetricSamplingPercentage(0.1, 1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=150, relaxationFactor=0.6
+        learningRate=4.0, minStep=1e-2, numberOfIterations=100, relaxationFactor=0.5
     )
     reg.SetOptimizerScalesFromPhysicalShift()
     fine = min(fixed.GetSpacing()) <= 3.0
@@ -222,8 +222,8 @@ def match_lesions(
     follow = {j: ("new", "", []) for j in range(1, n_followup + 1)}
     for bs, fs in _groups(edges):
         change = {
-            (True, True): "one-to-one", (False, True): "split",
-            (True, False): "merge", (False, False): "split-merge",
+            (True, True): "one-to-one", (True, False): "split",
+            (False, True): "merge", (False, False): "split-merge",
         }[(len(bs) == 1, len(fs) == 1)]  # fmt: skip
         for i in bs:
             base[i] = ("matched", change, sorted(j for b, j in edges if b == i))

@@ -38,11 +38,12 @@ def _label(ax, mask2d: np.ndarray, text: str, colour: str) -> None:
     rows, cols = np.nonzero(mask2d)
     if len(rows):
         ax.annotate(text, (cols.mean(), rows.min()), xytext=(0, 6), textcoords="offset points",
-                    color=colour, fontsize=7, ha="center", va="bottom", fontweight="bold")  # fmt: skip
+                    color=colour, fontsize=8, ha="center", va="bottom",
+                    fontweight="bold")  # fmt: skip
 
 
 def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
-    """Write the side-by-side picture of a :class:`~lion_nnunet.analysis.response.ResponseResult`."""
+    """Write the side-by-side picture of a ``response.ResponseResult`` (atomic PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
