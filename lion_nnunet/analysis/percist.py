@@ -178,12 +178,12 @@ def liver_reference(
     """SULmean and SD in a 3 cm sphere in the right liver lobe, placed away from lesions.
 
     Candidate centres are liver voxels where the whole sphere lies in the liver (distance to the
-    liver's edge >= 15 mm) and its edge stays >= 10 mm from every tumor voxel. Of those in the
-    patient's right half of the liver (physical x at or below the liver's median x; LPS x grows to
-    the left), the deepest (largest distance to the liver edge) is chosen; ties go to the most
-    right-sided. When no centre qualifies the rule is relaxed step by step (any half of the liver,
-    then the deepest liver voxel away from tumor); the reason is logged by the caller via
-    ``voxels`` being below the full sphere's count.
+    liver's edge >= 15 mm) and its edge stays >= 10 mm from every tumor voxel. The candidate
+    nearest the centre of the liver's right-most third (voxels whose physical x is in the lowest
+    third of the liver's; LPS x grows to the patient's left) is chosen: the middle of the right
+    lobe, where a reader puts the sphere. When no voxel qualifies the rule is relaxed (sphere
+    clipped to the liver, then also closer to tumor); the caller warns when ``voxels`` is below
+    the full sphere's count.
 
     Args:
         sul: PET in SUL, (z, y, x).
@@ -204,15 +204,16 @@ def liver_reference(
         to_tumor = distance_transform_edt(~np.asarray(tumor, bool), sampling=spacing_zyx)
     else:
         to_tumor = np.full(liver.shape, np.inf)
-    right = x_mm <= np.median(x_mm[liver])
+    right_third = liver & (x_mm <= np.percentile(x_mm[liver], 100.0 / 3.0))
+    target = np.argwhere(right_third).mean(0)  # (z, y, x) index
     far = to_tumor >= LIVER_RADIUS_MM + LIVER_LESION_MARGIN_MM
     fits = depth >= LIVER_RADIUS_MM
-    for allowed in (liver & fits & far & right, liver & fits & far, liver & far, liver):
+    for allowed in (liver & fits & far, liver & far, liver):
         if allowed.any():
             break
     cand = np.argwhere(allowed)
-    key = np.lexsort((x_mm[allowed], -depth[allowed]))  # deepest first, then most right
-    centre = cand[key[0]]
+    dist = ((cand - target) * np.asarray(spacing_zyx, float)) ** 2
+    centre = cand[int(np.argmin(dist.sum(1)))]
     offsets = sphere_offsets(LIVER_RADIUS_MM, spacing_zyx)
     idx = centre + offsets
     idx = idx[((idx >= 0) & (idx < np.array(sul.shape))).all(1)]
