@@ -16,7 +16,6 @@ from lion_nnunet.analysis import percist as pc
 from lion_nnunet.analysis.percist import PercistInput
 from lion_nnunet.errors import LionError
 
-
 # -- lean body mass: the published equations, evaluated by hand ------------------------------
 
 
@@ -83,7 +82,7 @@ def test_sul_peak_brute_force_on_anisotropic_voxels() -> None:
     expected = max(
         _brute_sphere_mean(sul, c, spacing, pc.PEAK_RADIUS_MM) for c in np.argwhere(lesion)
     )
-    assert pc.PEAK_RADIUS_MM == pytest.approx(6.2035, abs=1e-4)  # (3 / (4 pi))^(1/3) cm
+    assert pytest.approx(6.2035, abs=1e-4) == pc.PEAK_RADIUS_MM  # (3 / (4 pi))^(1/3) cm
     assert pc.sul_peak(sul, lesion, spacing)[0] == pytest.approx(expected, rel=1e-6)
 
 
@@ -132,7 +131,7 @@ def test_liver_reference_needs_liver_voxels() -> None:
 # -- PERCIST rules: a case on each side of every threshold -------------------------------------
 
 
-def P(base, follow, **kw) -> PercistInput:  # noqa: N802 - reads like the paper's table
+def P(base, follow, **kw) -> PercistInput:
     liver = {"baseline_liver_mean": 1.5, "baseline_liver_sd": 0.25,
              "followup_liver_mean": 1.5, "followup_liver_sd": 0.25}  # fmt: skip
     liver.update(kw)
