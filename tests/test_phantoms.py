@@ -265,8 +265,8 @@ def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 
 def test_followups_truth_agrees_with_the_written_studies(tmp_path: Path) -> None:
     plain = make_cohort(tmp_path / "plain", "fdg", 1, diseases=["melanoma"], progress=False)
-    assert main(["phantoms", "--tracer", "fdg", "--cases", "1", "--diseases", "melanoma",
-                 "--followups", "2", "--out", str(tmp_path / "fu"), "--no-pbar", "-np", "1"]) == 0  # fmt: skip
+    args = ["phantoms", "--tracer", "fdg", "--cases", "1", "--diseases", "melanoma"]
+    assert main([*args, "--followups", "2", "--out", str(tmp_path / "fu"), "--no-pbar"]) == 0
     out = tmp_path / "fu"
     truth = pd.read_csv(out / "followups.csv", dtype={"followup_lesion": "Int64"})
     cases = pd.read_csv(out / "cases.csv")

@@ -97,18 +97,19 @@ def test_cli_new_lesion_outputs_and_schema(phantom_pair, tmp_path: Path) -> None
     base = phantom_pair["base"]
     follow, truth, organs, _ = phantom_pair[2]
     root = tmp_path / "PETCT_0af7ffe12a"
+    name = "NA-PET-CT Ganzkoerper  primaer mit KM"
     studies = {
-        "baseline": (base, phantom_pair["liver"], "08-12-2005-NA-PET-CT Ganzkoerper  primaer mit KM-10445"),
-        "followup": (follow, organs, "03-02-2006-NA-PET-CT Ganzkoerper  primaer mit KM-61231"),
-    }  # fmt: skip
+        "baseline": (base, phantom_pair["liver"], f"08-12-2005-{name}-10445"),
+        "followup": (follow, organs, f"03-02-2006-{name}-61231"),
+    }
     args = ["response"]
     for when, (case, org, study) in studies.items():
-        args += [f"--{when}-pet", str(_write(case.suv, case.pet_grid, root / study / "SUV.nii.gz"))]
+        pred = tmp_path / "pred" / when
         args += [
-            f"--{when}-tumor",
-            str(_write(case.seg, case.pet_grid, tmp_path / when / "tumor.nii.gz")),
-        ]
-        args += [f"--{when}-organs", str(_write(org, case.pet_grid, tmp_path / when / "organs.nii.gz"))]  # fmt: skip
+            f"--{when}-pet", str(_write(case.suv, case.pet_grid, root / study / "SUV.nii.gz")),
+            f"--{when}-tumor", str(_write(case.seg, case.pet_grid, pred / "tumor.nii.gz")),
+            f"--{when}-organs", str(_write(org, case.pet_grid, pred / "organs.nii.gz")),
+        ]  # fmt: skip
     out = tmp_path / "resp"
     assert (
         main([*args, "--weight-kg", "72", "--height-cm", "178", "--sex", "M", "-o", str(out)]) == 0

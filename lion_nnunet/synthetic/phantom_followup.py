@@ -9,8 +9,10 @@ fresh Poisson noise). The truth comes with it: one row per lesion correspondence
 Scenarios (by ``(index + k) % 3``), each designed to give one PERCIST category when the
 baseline's hottest lesion is measurable:
 
-* ``response`` (PMR): the hottest lesion shrinks to half its volume at half its SUV; another
-  vanishes, another splits in two (SUV x 0.6), the rest shrink (SUV x 0.6).
+* ``response`` (PMR): the hottest lesion shrinks to half its volume at 0.35 x its SUV; another
+  vanishes, another splits in two (SUV x 0.45), the rest shrink (SUV x 0.45). The drops are
+  larger than PERCIST's 30% because blur and partial volume shrink a small lesion's SULpeak
+  change (a 40% SUV drop measured as a 25% SULpeak drop on the small grid).
 * ``progression`` (PMD): the hottest lesion grows to 1.8 x its volume at 1.5 x its SUV, the others
   stay, and a new lesion (3 ml, SUV 3 x the liver's) appears away from the others and the organs.
 * ``complete`` (CMR): every lesion vanishes.
@@ -203,10 +205,10 @@ def synthesize_followup(
             if parts is None:
                 change = "shrink"
             else:
-                pieces += [("split", i, p, suv * 0.6) for p in parts]
+                pieces += [("split", i, p, suv * 0.45) for p in parts]
                 continue
         if change == "shrink":
-            factor = 0.5 if i == hottest else 0.6
+            factor = 0.35 if i == hottest else 0.45
             pieces.append(("shrink", i, _resize(m, 0.5, body, spacing), suv * factor))
         elif change == "grow":
             allowed = body & ~binary_dilation(base_tumor & ~m, iterations=2)
