@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from lion_nnunet.analysis import cli_response, response_cohort
 from lion_nnunet.analysis.response import ResponseOptions, Study, assess_response
 from lion_nnunet.analysis.response_match import match_lesions
 from lion_nnunet.cli import main
 from lion_nnunet.labels import get_label_set
 from lion_nnunet.synthetic.phantom_case import organ_label_map, synthesize_case, to_image
 from lion_nnunet.synthetic.phantom_followup import move_ct_labels, synthesize_followup
+from lion_nnunet.synthetic.phantoms import make_cohort
 
 LIVER = get_label_set("fdg").label_of("liver")
 PATIENT = dict(weight_kg=72.0, height_cm=178.0, sex="M")  # noqa: C408
@@ -261,4 +263,50 @@ def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
     assert (table["baseline_lesions"] == 1).all() and (table["followup_lesions"] == 1).all()
     assert (table["new_lesions"] == 0).all()  # the lesion moved by one voxel: still matched
     for r in rows:
-        assert (out / r["patient_id"] / "response.png").is_file()
+        assert (out / r["patient_id"] / Path(r["followup"]).name / "response.png").is_file()
+    assert cli_response.PAIR_COLUMNS == response_cohort.PAIR_COLUMNS
+
+
+def test_from_cases_on_a_converted_phantom_cohort(tmp_path: Path, nnunet_dirs) -> None:
+    make_cohort(tmp_path / "synth", "fdg", 1, diseases=["melanoma"], followups=1, progress=False)
+    assert main(["convert", "autopet", "--input", str(tmp_path / "synth/studies"), "--organs",
+                 str(tmp_path / "synth/organs"), "--tracer", "fdg", "--dataset-id", "977",
+                 "--name", "RESP", "--no-pbar", "-np", "1"]) == 0  # fmt: skip
+    raw = nnunet_dirs["nnUNet_raw"] / "Dataset977_RESP"
+    cases = pd.read_csv(raw / "lion_cases.csv")
+    assert len(cases) == 2 and cases["patient_id"].nunique() == 1
+    # lion predict's case folders, made from the converted labels (tumor 1, organs 2..K)
+    for case in cases["case_id"]:
+        folder = tmp_path / "pred" / case
+        folder.mkdir(parents=True)
+        label = sitk.ReadImage(str(raw / "labelsTr" / f"{case}.nii.gz"))
+        arr = sitk.GetArrayFromImage(label)
+        for name, part in (("tumor", arr == 1), ("organs", np.where(arr > 1, arr, 0))):
+            img = sitk.GetImageFromArray(part.astype(np.uint8))
+            img.CopyInformation(label)
+            sitk.WriteImage(img, str(folder / f"{name}.nii.gz"))
+        pet = raw / "imagesTr" / f"{case}_0000.nii.gz"
+        (folder / "report.json").write_text(json.dumps({"input": str(pet)}))
+    pd.DataFrame([{"patient_id": "SYNFDG_0000", "weight_kg": 80, "height_cm": 181, "sex": "M"}]
+                 ).to_csv(tmp_path / "patients.csv", index=False)  # fmt: skip
+    out = tmp_path / "cohort"
+    args = [
+        "response",
+        "--from-cases",
+        str(raw / "lion_cases.csv"),
+        "--predictions-dir",
+        str(tmp_path / "pred"),
+        "--patients",
+        str(tmp_path / "patients.csv"),
+        "-o",
+        str(out),
+    ]
+    assert main([*args, "--no-pbar"]) == 0
+    table = pd.read_csv(out / "response.csv")
+    truth = pd.read_csv(tmp_path / "synth/followups.csv")
+    assert len(table) == 1 and not truth.empty
+    assert table["percist"].iloc[0] == truth["expected_percist"].iloc[0] == "PMD"  # progression
+    assert table["new_lesions"].iloc[0] == (truth["change"] == "appear").sum() == 1
+    pairs = pd.read_csv(out / "pairs.csv")
+    assert pairs["baseline"].iloc[0].endswith("study_01")
+    assert pairs["followup"].iloc[0].endswith("study_02")

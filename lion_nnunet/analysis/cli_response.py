@@ -18,9 +18,12 @@ EXAMPLES = """\
   lion response out/PETCT_0af7ffe12a_08-12-2005 out/PETCT_0af7ffe12a_03-02-2006 \\
       --weight-kg 72 --height-cm 178 --sex M -o resp/          # two lion predict case folders
   lion response --pairs pairs.csv -o resp_cohort/              # one row per pair, see docs
+  lion response --from-cases $nnUNet_raw/Dataset501_LION_FDG/lion_cases.csv \
+      --predictions-dir out/ --patients patients.csv -o resp_cohort/
   lion phantoms --tracer fdg --cases 2 --followups 1 --out fdg_fu   # phantoms to try it on
 """
 
+#: response_cohort.PAIR_COLUMNS, repeated so that `lion --help` does not import pandas.
 PAIR_COLUMNS = ("patient_id", "baseline", "followup", "weight_kg", "height_cm", "sex")
 
 
@@ -47,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{when}-organs", help=f"{when} organ mask (tracer's LION label ids)")
     p.add_argument("--pairs", help="cohort CSV: " + ",".join(PAIR_COLUMNS) + " (baseline and "
                    "followup: lion predict case folders)")  # fmt: skip
+    p.add_argument("--from-cases", metavar="LION_CASES_CSV",
+                   help="lion convert's lion_cases.csv: every patient with >= 2 studies, the "
+                   "earliest as baseline (needs --predictions-dir and --patients)")  # fmt: skip
+    p.add_argument("--predictions-dir", help="lion predict output holding <case_id>/ folders")
+    p.add_argument("--patients", help="CSV patient_id,weight_kg,height_cm,sex (--from-cases)")
     p.add_argument("--weight-kg", type=float, help="body weight at baseline (kg)")
     p.add_argument("--followup-weight-kg", type=float, help="weight at follow-up (kg)")
     p.add_argument("--height-cm", type=float, help="height (cm)")
@@ -130,68 +138,56 @@ def _options(args, **override):
     return ResponseOptions(**values)
 
 
-def _run_pairs(args: argparse.Namespace) -> int:
+def _run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from lion_nnunet.analysis.response import (
-        RESPONSE_CSV,
-        assess_response,
-        check_output,
-        csv_row,
-        prediction_study,
-        write_response,
+    from lion_nnunet.analysis.response_cohort import (
+        PAIR_COLUMNS,
+        PATIENT_COLUMNS,
+        pairs_from_cases,
+        read_table,
+        run_pairs,
     )
     from lion_nnunet.io import write_csv
-    from lion_nnunet.progress import track
 
-    table = pd.read_csv(args.pairs, dtype={"patient_id": str})
-    lacking = [c for c in PAIR_COLUMNS if c not in table.columns]
-    if lacking:
-        raise LionError(
-            f"{args.pairs}: columns {lacking} missing; expected {','.join(PAIR_COLUMNS)}"
-        )
-    if table.empty:
-        raise LionError(f"{args.pairs}: no rows; expected one row per baseline/follow-up pair")
     out = Path(args.out)
-    if (out / RESPONSE_CSV).exists() and not args.overwrite:
-        raise LionError(f"{out / RESPONSE_CSV}: exists; use --overwrite or another -o")
-    root = Path(args.pairs).parent
-    jobs = []
-    for row in table.itertuples():  # check every row before any work
-        options = _options(args, weight_kg=row.weight_kg, height_cm=row.height_cm, sex=row.sex,
-                           patient_id=str(row.patient_id))  # fmt: skip
-        folders = [
-            Path(v) if Path(v).is_absolute() else root / v for v in (row.baseline, row.followup)
-        ]
-        for folder in folders:
-            if not (folder / "tumor.nii.gz").is_file():
-                raise LionError(
-                    f"{args.pairs}: patient {row.patient_id}: {folder} has no tumor.nii.gz; "
-                    "baseline and followup must be lion predict case folders"
-                )
-        jobs.append((str(row.patient_id), folders, options))
-    rows = []
-    for patient, (b, f), options in track(jobs, "response", enabled=not args.no_pbar):
-        patient_out = check_output(out / patient, args.overwrite)
-        result = assess_response(prediction_study(b, "baseline"),
-                                 prediction_study(f, "followup"), options)  # fmt: skip
-        rows.append(csv_row(write_response(result, patient_out)))
-    write_csv(pd.DataFrame(rows), out / RESPONSE_CSV)
-    counts = pd.Series([r["percist"] for r in rows]).value_counts()
-    summary = {"out": str(out), "pairs": len(rows),
-               "percist": {str(k): int(v) for k, v in counts.items()}}  # fmt: skip
-    print(json.dumps(summary) if args.json else f"wrote {len(rows)} responses to {out}; "
-          f"PERCIST {summary['percist']}; see {out / RESPONSE_CSV}")  # fmt: skip
+    if args.pairs:
+        table = read_table(args.pairs, PAIR_COLUMNS, "pairs.csv")
+        root = Path(args.pairs).parent
+    else:
+        if not args.predictions_dir or not args.patients:
+            raise LionError(
+                "--from-cases needs --predictions-dir (the lion predict output) and --patients "
+                "(patient_id,weight_kg,height_cm,sex)"
+            )
+        patients = read_table(args.patients, PATIENT_COLUMNS, "patients CSV")
+        table = pairs_from_cases(args.from_cases, args.predictions_dir, patients)
+        root = Path()
+
+    def options_for(row):
+        return _options(args, weight_kg=row.weight_kg, height_cm=row.height_cm, sex=row.sex,
+                        patient_id=str(row.patient_id))  # fmt: skip
+
+    frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar)
+    if not args.pairs:
+        write_csv(table, out / "pairs.csv")
+    counts = {str(k): int(v) for k, v in pd.Series(frame["percist"]).value_counts().items()}
+    if args.json:
+        print(json.dumps({"out": str(out), "pairs": len(frame), "percist": counts}))
+    else:
+        print(f"wrote {len(frame)} responses to {out}; PERCIST {counts}; see {out}/response.csv")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from lion_nnunet.analysis.response import assess_response, check_output, write_response
 
-    if args.pairs:
+    if args.pairs or args.from_cases:
+        if args.pairs and args.from_cases:
+            raise LionError("give --pairs or --from-cases, not both")
         if args.predictions or args.baseline_pet or args.followup_pet:
-            raise LionError("--pairs runs a cohort; give it without studies or folders")
-        return _run_pairs(args)
+            raise LionError("--pairs/--from-cases run a cohort; give them without studies")
+        return _run_cohort(args)
     out = check_output(args.out, args.overwrite)
     options = _options(args)
     baseline, followup = _studies(args)
