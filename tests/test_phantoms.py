@@ -266,6 +266,8 @@ def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 def test_followups_truth_agrees_with_the_written_studies(tmp_path: Path) -> None:
     plain = make_cohort(tmp_path / "plain", "fdg", 1, diseases=["melanoma"], progress=False)
     args = ["phantoms", "--tracer", "fdg", "--cases", "1", "--diseases", "melanoma"]
+    assert main([*args, "--followups", "-1", "--out", str(tmp_path / "bad")]) == 1
+    assert not (tmp_path / "bad").exists()
     assert main([*args, "--followups", "2", "--out", str(tmp_path / "fu"), "--no-pbar"]) == 0
     out = tmp_path / "fu"
     truth = pd.read_csv(out / "followups.csv", dtype={"followup_lesion": "Int64"})

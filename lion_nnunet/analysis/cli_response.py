@@ -29,6 +29,8 @@ PAIR_COLUMNS = ("patient_id", "baseline", "followup", "weight_kg", "height_cm", 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lion response``."""
+    from lion_nnunet.labels import TRACERS
+
     p = add_command(
         subparsers,
         "response",
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--followup-weight-kg", type=float, help="weight at follow-up (kg)")
     p.add_argument("--height-cm", type=float, help="height (cm)")
     p.add_argument("--sex", choices=("M", "F", "m", "f"), help="sex, for lean body mass")
-    p.add_argument("--tracer", choices=("fdg", "psma"), default="fdg",
+    p.add_argument("--tracer", choices=TRACERS, default="fdg",
                    help="tracer: its label set says which organ id is the liver")  # fmt: skip
     p.add_argument("--lbm", choices=("janmahasatian", "james"), default="janmahasatian",
                    help="lean body mass formula for SUL")  # fmt: skip

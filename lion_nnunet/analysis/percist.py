@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import correlate, distance_transform_edt
 
 from lion_nnunet.errors import LionError
 
@@ -135,12 +135,24 @@ def sul_peak(sul: np.ndarray, lesion: np.ndarray, spacing_zyx) -> tuple[float, t
     only its centre must be a lesion voxel (PERCIST: the peak sphere is placed on the hottest part
     of the tumor). Returns (SULpeak, (z, y, x) index of the sphere's centre).
     """
-    centres = np.argwhere(lesion)
-    if not len(centres):
+    if not np.any(lesion):
         raise ValueError("empty lesion mask")
-    means = _sphere_means(sul, centres, sphere_offsets(PEAK_RADIUS_MM, spacing_zyx))
-    best = int(np.argmax(means))
-    return float(means[best]), tuple(int(v) for v in centres[best])
+    offsets = sphere_offsets(PEAK_RADIUS_MM, spacing_zyx)
+    half = np.abs(offsets).max(0)
+    idx = np.argwhere(lesion)
+    lo = np.maximum(idx.min(0) - half, 0)
+    hi = np.minimum(idx.max(0) + half + 1, lesion.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    kernel = np.zeros(tuple(2 * half + 1), dtype=np.float64)
+    kernel[tuple((offsets + half).T)] = 1.0
+    # sums and voxel counts over the sphere; the box holds every sphere around a lesion voxel
+    # except where the image ends, and there the count leaves the missing voxels out
+    sums = correlate(sul[box].astype(np.float64), kernel, mode="constant", cval=0.0)
+    counts = correlate(np.ones(sums.shape), kernel, mode="constant", cval=0.0)
+    means = np.where(lesion[box], sums / counts, -np.inf)
+    best = np.unravel_index(int(np.argmax(means)), means.shape)
+    centre = tuple(int(b + s.start) for b, s in zip(best, box, strict=True))
+    return float(means[best]), centre
 
 
 @dataclass(frozen=True)

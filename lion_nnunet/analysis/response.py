@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy.ndimage import find_objects
 
 from lion_nnunet.analysis import percist as pc
 from lion_nnunet.analysis.response_match import (
@@ -217,11 +218,16 @@ def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray) -> list[
     spacing_zyx = img.GetSpacing()[::-1]
     voxel_ml = voxel_volume_ml(img)
     rows = []
-    for i in range(1, n + 1):
-        mask = labels == i
-        values = study.suv[mask].astype(np.float64)
-        peak, _ = pc.sul_peak(sul, mask, spacing_zyx)
-        idx = np.argwhere(mask).mean(0)[::-1]  # (x, y, z) continuous index
+    pad = np.ceil(pc.PEAK_RADIUS_MM / np.asarray(spacing_zyx)).astype(int) + 1
+    for i, box in enumerate(find_objects(labels, max_label=n), start=1):
+        # work in the lesion's box grown by the peak sphere: nothing here touches the whole image
+        box = tuple(slice(max(0, s.start - p), min(dim, s.stop + p))
+                    for s, p, dim in zip(box, pad, labels.shape, strict=True))  # fmt: skip
+        mask = labels[box] == i
+        values = study.suv[box][mask].astype(np.float64)
+        peak, _ = pc.sul_peak(sul[box], mask, spacing_zyx)
+        start = np.array([s.start for s in box])
+        idx = (np.argwhere(mask).mean(0) + start)[::-1]  # (x, y, z) continuous index
         centre = img.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in idx))
         rows.append(
             {
