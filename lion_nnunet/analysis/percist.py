@@ -172,11 +172,20 @@ class LiverReference:
 
 
 def physical_x(shape_zyx, origin_xyz, spacing_xyz, direction) -> np.ndarray:
-    """Physical x (mm, LPS) of every voxel, numpy (z, y, x)."""
+    """Physical x (mm, LPS) of every voxel, numpy (z, y, x): a read-only broadcast view.
+
+    With the usual axis-aligned direction x depends on the column alone, so this holds one row
+    of numbers however large the image.
+    """
     d = np.asarray(direction, float).reshape(3, 3)
-    k, j, i = np.indices(shape_zyx, dtype=np.float64)
-    s = spacing_xyz
-    return origin_xyz[0] + d[0, 0] * i * s[0] + d[0, 1] * j * s[1] + d[0, 2] * k * s[2]
+    x = np.full((1, 1, 1), float(origin_xyz[0]))
+    for col, axis in ((0, 2), (1, 1), (2, 0)):  # image axis i, j, k = numpy axis 2, 1, 0
+        if d[0, col] != 0.0:
+            shape = [1, 1, 1]
+            shape[axis] = shape_zyx[axis]
+            steps = np.arange(shape_zyx[axis], dtype=np.float64).reshape(shape)
+            x = x + d[0, col] * spacing_xyz[col] * steps
+    return np.broadcast_to(x, tuple(shape_zyx))
 
 
 def liver_reference(
@@ -211,6 +220,16 @@ def liver_reference(
             f"{where}: the organ mask has no liver voxels outside the tumor; give an organ mask "
             "with the liver (lion predict --save-organs) or --liver-reference SUL"
         )
+    # Work in the liver's box grown by 2 x the sphere radius + margin: a tumor voxel outside it
+    # is farther than that from every liver voxel, so the distances that matter are the same.
+    idx = np.argwhere(liver)
+    pad = np.ceil(
+        (2 * LIVER_RADIUS_MM + LIVER_LESION_MARGIN_MM) / np.asarray(spacing_zyx, float)
+    ).astype(int)
+    lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, liver.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    x_mm = np.broadcast_to(x_mm, liver.shape)[box]
+    sul, liver, tumor = sul[box], liver[box], np.asarray(tumor, bool)[box]
     depth = distance_transform_edt(liver, sampling=spacing_zyx)
     if np.any(tumor):
         to_tumor = distance_transform_edt(~np.asarray(tumor, bool), sampling=spacing_zyx)
@@ -232,8 +251,8 @@ def liver_reference(
     idx = idx[liver[idx[:, 0], idx[:, 1], idx[:, 2]]]
     values = sul[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.float64)
     sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return LiverReference(float(values.mean()), sd, tuple(int(v) for v in centre), len(values),
-                          "liver mask")  # fmt: skip
+    centre = tuple(int(c + s.start) for c, s in zip(centre, box, strict=True))
+    return LiverReference(float(values.mean()), sd, centre, len(values), "liver mask")
 
 
 # -- PERCIST rules ------------------------------------------------------------------------------
