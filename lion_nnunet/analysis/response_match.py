@@ -27,6 +27,8 @@ from lion_nnunet.io import array_to_image
 #: Default maximum centroid distance (mm) for pairing lesions that do not overlap after alignment.
 MAX_DISTANCE_MM = 25.0
 BODY_SUV = 0.2
+#: Most random samples the registration metric draws per resolution level.
+SAMPLES = 20_000
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,17 @@ def _optimise(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) 
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsCorrelation()
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.1, 1)
+    fine = min(fixed.GetSpacing()) <= 3.0
+    shrinks = [4, 2, 1] if fine else [2, 1]
+    voxels = float(np.prod(fixed.GetSize()))
+    # at most SAMPLES random points per level: a whole-body image costs what a small one does
+    reg.SetMetricSamplingPercentagePerLevel([min(0.1, SAMPLES * s**3 / voxels) for s in shrinks], 1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=4.0, minStep=1e-2, numberOfIterations=100, relaxationFactor=0.5
     )
     reg.SetOptimizerScalesFromPhysicalShift()
-    fine = min(fixed.GetSpacing()) <= 3.0
-    reg.SetShrinkFactorsPerLevel([4, 2, 1] if fine else [2, 1])
+    reg.SetShrinkFactorsPerLevel(shrinks)
     reg.SetSmoothingSigmasPerLevel([2, 1, 0] if fine else [1, 0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(transform, inPlace=True)
