@@ -23,6 +23,7 @@ DOC_ORDER = [
     "README.md",
     "docs/quickstart.md",
     "docs/phantoms.md",
+    "docs/response.md",
     "docs/data-preparation.md",
     "docs/training.md",
     "docs/inference.md",

@@ -261,3 +261,34 @@ def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     with pytest.raises(SystemExit) as exc:
         main(["phantoms", "--tracer", "ct", "--cases", "1", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_followups_truth_agrees_with_the_written_studies(tmp_path: Path) -> None:
+    plain = make_cohort(tmp_path / "plain", "fdg", 1, diseases=["melanoma"], progress=False)
+    args = ["phantoms", "--tracer", "fdg", "--cases", "1", "--diseases", "melanoma"]
+    assert main([*args, "--followups", "-1", "--out", str(tmp_path / "bad")]) == 1
+    assert not (tmp_path / "bad").exists()
+    assert main([*args, "--followups", "2", "--out", str(tmp_path / "fu"), "--no-pbar"]) == 0
+    out = tmp_path / "fu"
+    truth = pd.read_csv(out / "followups.csv", dtype={"followup_lesion": "Int64"})
+    cases = pd.read_csv(out / "cases.csv")
+    assert list(cases["study"]) == ["study_01", "study_02", "study_03"]
+    assert len(plain) == 1 and not truth.empty
+    # the baseline is the study a cohort without follow-ups has: follow-ups only add studies
+    pet = "studies/SYNFDG_0000/study_01/SUV.nii.gz"
+    np.testing.assert_array_equal(_arr(out / pet), _arr(tmp_path / "plain" / pet))
+    for study, rows in truth.groupby("study"):
+        seg = _arr(out / "studies/SYNFDG_0000" / study / "SEG.nii.gz")
+        voxel_ml = (
+            float(np.prod(_img(out / "studies/SYNFDG_0000" / study / "SEG.nii.gz").GetSpacing()))
+            / 1000
+        )
+        n = cc3d.connected_components(seg, connectivity=26, return_N=True)[1]
+        assert n == rows["followup_lesion"].notna().sum()
+        assert seg.sum() * voxel_ml == pytest.approx(rows["followup_volume_ml"].sum(), abs=1e-3)
+        shift = rows[["shift_x_mm", "shift_y_mm", "shift_z_mm"]].iloc[0].to_numpy(float)
+        assert np.abs(shift).min() >= 25.0  # the patient moved by centimetres on every axis
+        assert set(rows["expected_percist"]) <= {"PMR", "PMD", "CMR"}
+        assert (out / "organs/SYNFDG_0000" / study / "liver.nii.gz").is_file()
+    assert {"vanish", "appear"} <= set(truth["change"])
+    assert (truth.query("change == 'appear'")["baseline_lesion"].isna()).all()

@@ -21,6 +21,7 @@ EXAMPLES = """\
   lion phantoms --tracer fdg --cases 8 --diseases lymphoma,negative --out lymphoma_synth
   lion phantoms --tracer fdg --cases 20 --diseases lymphoma:3,melanoma:1 --out mixed_synth
   lion phantoms --tracer fdg --cases 2 --size wholebody --out fdg_wholebody   # benchmarks
+  lion phantoms --tracer fdg --cases 3 --followups 2 --out fdg_followups   # for lion response
 """
 
 
@@ -62,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default: all of the tracer's (fdg: lymphoma, lung_cancer, melanoma, negative; "
         "psma: prostate_cancer, negative)",
     )
+    p.add_argument(
+        "--followups",
+        type=int,
+        default=0,
+        help="later studies per patient (study_02, ...) with known lesion changes (shrink, grow, "
+        "vanish, split, appear) and a patient shift/rotation; truth in followups.csv",
+    )
     add_processes(p)
     add_overwrite(p)
     add_no_pbar(p)
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.tracer, args.cases, seed=args.seed, size=args.size,
         organ_format=args.organ_format, diseases=parse_diseases(args.diseases),
         num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
+        followups=args.followups,
     )  # fmt: skip
     counts = {str(k): int(v) for k, v in table["disease"].value_counts().items()}
     if args.json:

@@ -130,6 +130,7 @@ class PhantomCase:
     ct: np.ndarray  # int16 HU, on the PET grid
     seg: np.ndarray  # uint8 {0, 1}
     lesions: list[dict] = field(default_factory=list)
+    activity: np.ndarray | None = field(default=None, repr=False)  # noise-free SUV before the PSF
 
     @property
     def voxel_ml(self) -> float:
@@ -368,11 +369,8 @@ def synthesize_case(
 
     tumor, lesions = _add_lesions(rng, tracer, disease, preset, pet, anatomy, body, activity)
 
-    # Scanner: Gaussian PSF, Poisson counts, then a light reconstruction filter (0.5 voxel).
     fwhm = scanner.fwhm_mm * preset.psf_scale
-    blurred = gaussian_filter(activity, sigma=fwhm / 2.3548 / np.array(pet.spacing_xyz)[::-1])
-    counts = rng.poisson(np.clip(blurred, 0, None) * scanner.counts_per_suv)
-    noisy = gaussian_filter(counts.astype(np.float32) / scanner.counts_per_suv, sigma=0.5)
+    noisy = scan(activity, pet, scanner, fwhm, rng)
     ct += rng.normal(0, 15, ct.shape).astype(np.float32)
     patient, study = f"SYN{tracer.upper()}_{index:04d}", "study_01"
     return PhantomCase(
@@ -389,4 +387,25 @@ def synthesize_case(
         ct=np.clip(ct, -1024, 3000).astype(np.int16),
         seg=tumor.astype(np.uint8),
         lesions=[{"patient_id": patient, "study": study, **row} for row in lesions],
+        activity=activity,
     )
+
+
+def scan(
+    activity: np.ndarray, pet: anat.Grid, scanner: Scanner, fwhm_mm: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The scanner: Gaussian PSF, Poisson counts, then a light reconstruction filter (0.5 voxel).
+
+    Args:
+        activity: noise-free SUV (z, y, x).
+        pet: its grid.
+        scanner: count level.
+        fwhm_mm: PSF full width at half maximum (mm).
+        rng: random generator (Poisson draws).
+
+    Returns:
+        float32 SUV (z, y, x), not yet clipped at 0.
+    """
+    blurred = gaussian_filter(activity, sigma=fwhm_mm / 2.3548 / np.array(pet.spacing_xyz)[::-1])
+    counts = rng.poisson(np.clip(blurred, 0, None) * scanner.counts_per_suv)
+    return gaussian_filter(counts.astype(np.float32) / scanner.counts_per_suv, sigma=0.5)

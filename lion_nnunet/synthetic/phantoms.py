@@ -48,6 +48,7 @@ from lion_nnunet.synthetic.phantom_case import (
     synthesize_case,
     to_image,
 )
+from lion_nnunet.synthetic.phantom_followup import move_ct_labels, synthesize_followup
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,21 @@ def organ_files(tracer: str, organ_format: str) -> list[str]:
     return [f"{s.name}.nii.gz" for o in get_label_set(tracer).organs for s in o.sources]
 
 
-def write_organs(case: PhantomCase, folder: Path, organ_format: str) -> None:
+def write_organs(
+    case: PhantomCase, folder: Path, organ_format: str, labels: np.ndarray | None = None
+) -> None:
     """Write a case's TotalSegmentator-style organ output on its CT grid.
 
     "masks" writes one binary uint8 ``<class>.nii.gz`` per TotalSegmentator class of the tracer's
     label set; "ml" writes ``total.nii.gz`` and ``head_glands_cavities.nii.gz`` with
     TotalSegmentator v2 ids of every organ the phantom draws (as TotalSegmentator's ``--ml``
-    output, which also holds classes a label set does not use).
+    output, which also holds classes a label set does not use). ``labels`` replaces the rendered
+    map (0 or index in ``_ts_ids()`` + 1, on the CT grid), e.g. a follow-up's moved organs.
     """
     ids = _ts_ids()
     names = list(ids)
-    labels = organ_label_map(case.ct_grid, case.anatomy, names)  # 0 or names.index + 1
+    if labels is None:
+        labels = organ_label_map(case.ct_grid, case.anatomy, names)  # 0 or names.index + 1
     if organ_format == "ml":
         for task in TOTALSEG_TASKS:
             lut = np.zeros(len(names) + 1, dtype=np.uint8)
@@ -96,7 +101,9 @@ def write_organs(case: PhantomCase, folder: Path, organ_format: str) -> None:
         write_image(to_image(mask, case.ct_grid), folder / file)
 
 
-def write_case(case: PhantomCase, out_dir: Path, organ_format: str) -> None:
+def write_case(
+    case: PhantomCase, out_dir: Path, organ_format: str, organ_labels: np.ndarray | None = None
+) -> None:
     """Write one case's study files and organ output under ``out_dir`` (each file atomically)."""
     study_dir = out_dir / "studies" / case.patient_id / case.study
     organ_dir = out_dir / "organs" / case.patient_id / case.study
@@ -104,7 +111,7 @@ def write_case(case: PhantomCase, out_dir: Path, organ_format: str) -> None:
         shutil.rmtree(organ_dir)
     write_image(to_image(case.ct, case.pet_grid), study_dir / "CTres.nii.gz")
     write_image(to_image(case.seg, case.pet_grid), study_dir / "SEG.nii.gz")
-    write_organs(case, organ_dir, organ_format)
+    write_organs(case, organ_dir, organ_format, organ_labels)
     write_image(to_image(case.suv, case.pet_grid), study_dir / "SUV.nii.gz")
 
 
@@ -117,6 +124,7 @@ class _CaseSpec:
     size: str
     organ_format: str
     disease: str
+    followups: int = 0
 
 
 def _patient_id(tracer: str, index: int) -> str:
@@ -133,14 +141,27 @@ def _make_case(spec: _CaseSpec) -> dict:
     out = Path(spec.out)
     write_case(case, out, spec.organ_format)
     record = {"case": case.row(), "lesions": case.lesions}
+    if spec.followups:
+        names = list(_ts_ids())
+        organs = organ_label_map(case.ct_grid, case.anatomy, names)
+        record.update(followup_cases=[], followup_lesions=[], followups=[])
+        for k in range(1, spec.followups + 1):
+            follow, truth, motion = synthesize_followup(case, k, spec.seed)
+            moved = move_ct_labels(organs, case.ct_grid, motion)
+            write_case(follow, out, spec.organ_format, moved)
+            record["followup_cases"].append(follow.row())
+            record["followup_lesions"] += follow.lesions
+            record["followups"] += truth
     write_json(record, _record_path(out, spec.tracer, spec.index))  # last: marks it complete
     return record
 
 
-def _is_complete(out: Path, tracer: str, index: int, organ_format: str) -> bool:
-    study = f"{_patient_id(tracer, index)}/study_01"
-    files = [out / "studies" / study / f for f in STUDY_FILES]
-    files += [out / "organs" / study / f for f in organ_files(tracer, organ_format)]
+def _is_complete(out: Path, tracer: str, index: int, organ_format: str, followups: int = 0) -> bool:
+    files = []
+    for k in range(followups + 1):
+        study = f"{_patient_id(tracer, index)}/study_{k + 1:02d}"
+        files += [out / "studies" / study / f for f in STUDY_FILES]
+        files += [out / "organs" / study / f for f in organ_files(tracer, organ_format)]
     return _record_path(out, tracer, index).is_file() and all(f.is_file() for f in files)
 
 
@@ -192,6 +213,7 @@ def _prepare_output(out: Path, settings: dict, overwrite: bool) -> None:
         out / STATE_DIR,
         out / "cases.csv",
         out / "lesions.csv",
+        out / "followups.csv",
     ]
     if not settings_file.is_file():
         if any(p.exists() for p in ours):
@@ -225,6 +247,7 @@ def make_cohort(
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    followups: int = 0,
 ) -> pd.DataFrame:
     """Write a synthetic PET cohort (autoPET layout + organ masks + cases.csv); return cases.
 
@@ -244,6 +267,8 @@ def make_cohort(
         overwrite: delete an earlier cohort in ``out_dir`` and write it anew (else finished cases
             are kept and skipped).
         progress: show a progress bar.
+        followups: later studies per patient (study_02, ...) with known lesion changes and a
+            patient shift/rotation (:mod:`phantom_followup`); the truth goes to followups.csv.
 
     Returns:
         The cases table (also written to ``out_dir/cases.csv``); lesions go to lesions.csv with
@@ -265,6 +290,9 @@ def make_cohort(
         raise LionError(
             f"unknown organ format {organ_format!r}; choose from {', '.join(ORGAN_FORMATS)}"
         )
+    if isinstance(followups, bool) or int(followups) != followups or followups < 0:
+        raise LionError(f"--followups must be a whole number >= 0, got {followups!r}")
+    followups = int(followups)
     weights = _disease_weights(tracer, diseases)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -273,15 +301,19 @@ def make_cohort(
         "tracer": tracer, "seed": int(seed), "size": size, "organ_format": organ_format,
         "diseases": weights,
     }  # fmt: skip
+    if followups:  # absent when 0, so cohorts written before --followups existed still match
+        settings["followups"] = followups
     _prepare_output(out, settings, overwrite)
     write_json(settings, out / STATE_DIR / "settings.json")
 
     todo, records = [], {}
     for i, disease in enumerate(assign_diseases(weights, int(cases))):
-        if _is_complete(out, tracer, i, organ_format):
+        if _is_complete(out, tracer, i, organ_format, followups):
             records[i] = json.loads(_record_path(out, tracer, i).read_text())
         else:
-            todo.append(_CaseSpec(str(out), tracer, i, int(seed), size, organ_format, disease))
+            todo.append(
+                _CaseSpec(str(out), tracer, i, int(seed), size, organ_format, disease, followups)
+            )
     if records:
         log.info("%d of %d cases already written; skipping them", len(records), cases)
     extra = len(list((out / STATE_DIR).glob("SYN*_study_01.json"))) - len(records)
@@ -295,10 +327,16 @@ def make_cohort(
     for spec, record in zip(todo, done, strict=True):
         records[spec.index] = record
     ordered = [records[i] for i in range(int(cases))]
-    table = pd.DataFrame([r["case"] for r in ordered])
+    table = pd.DataFrame([c for r in ordered for c in [r["case"], *r.get("followup_cases", [])]])
     lesion_columns = ["patient_id", "study", "lesion", "region", "near_organ", "volume_ml", "suv"]
     lesion_columns += ["center_x_mm", "center_y_mm", "center_z_mm"]
-    lesions = pd.DataFrame([les for r in ordered for les in r["lesions"]], columns=lesion_columns)
+    lesions = pd.DataFrame(
+        [les for r in ordered for les in [*r["lesions"], *r.get("followup_lesions", [])]],
+        columns=lesion_columns,
+    )
     write_csv(table, out / "cases.csv")
     write_csv(lesions, out / "lesions.csv")
+    if followups:
+        truth = pd.DataFrame([row for r in ordered for row in r["followups"]])
+        write_csv(truth, out / "followups.csv")
     return table

@@ -1,0 +1,444 @@
+"""Response assessment of two studies of one patient: matching, ΔTMTV and PERCIST 1.0.
+
+:func:`load_study` reads a PET in SUVbw with its tumor mask and optional organ mask (the tracer's
+LION label ids, as ``lion predict --save-organs`` writes them); :func:`assess_response` aligns the
+follow-up onto the baseline, matches lesions, measures per time point and per lesion, and applies
+PERCIST (:mod:`percist`); :func:`write_response` writes ``response.json``, ``response.csv`` and
+``response.png`` (schema in docs/response.md). Arrays are numpy (z, y, x); centroids are physical
+LPS (x, y, z) mm of each study's own image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy.ndimage import find_objects
+
+from lion_nnunet.analysis import percist as pc
+from lion_nnunet.analysis.response_match import (
+    MAX_DISTANCE_MM,
+    Alignment,
+    LesionMatch,
+    connected_lesions,
+    match_lesions,
+    register,
+    resample_to,
+)
+from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id
+from lion_nnunet.errors import LionError
+from lion_nnunet.inference.suv import check_suv_values
+from lion_nnunet.io import (
+    array_to_image,
+    geometry_mismatch,
+    read_float_image,
+    read_image,
+    voxel_volume_ml,
+    write_csv,
+    write_json,
+)
+from lion_nnunet.labels import get_label_set
+
+log = logging.getLogger(__name__)
+
+RESPONSE_JSON = "response.json"
+RESPONSE_CSV = "response.csv"
+RESPONSE_PNG = "response.png"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Study:
+    """One PET study: the image (grid), SUV voxels, tumor and organ masks, all (z, y, x)."""
+
+    name: str
+    image: sitk.Image
+    suv: np.ndarray
+    tumor: np.ndarray
+    organs: np.ndarray | None
+    patient_id: str | None
+
+
+def patient_id_of(pet: str | Path) -> str | None:
+    """The patient of a PET file when its name tells: autoPET layout or an autoPET III/IV name.
+
+    ``<patient>/<study>/SUV.nii.gz`` -> ``<patient>``; ``fdg_0168f65af8_04-04-2003..._0000.nii.gz``
+    -> ``fdg_0168f65af8``; anything else -> None (unknown, not checked).
+    """
+    path = Path(pet)
+    if path.name == "SUV.nii.gz" and path.parent.parent.name:
+        return sanitize_case_id(path.parent.parent.name)
+    stem = path.name.removesuffix(".gz").removesuffix(".nii").removesuffix("_0000")
+    patient = autopet_patient_id(stem)
+    return patient if patient != sanitize_case_id(stem) else None
+
+
+def load_study(
+    pet: str | Path, tumor: str | Path, organs: str | Path | None = None, what: str = "baseline"
+) -> Study:
+    """Read and check one study: PET in SUVbw, tumor mask and organ mask on the PET's grid.
+
+    Raises:
+        LionError: a file is missing/unreadable, the PET is not plausible SUV (the project's
+            :func:`check_suv_values`), or a mask is on another grid.
+    """
+    image, suv = read_float_image(pet, f"{what} PET")
+    check_suv_values(suv, pet)
+    masks = []
+    for path, kind in ((tumor, "tumor mask"), (organs, "organ mask")):
+        if path is None:
+            masks.append(None)
+            continue
+        mask = read_image(path, f"{what} {kind}")
+        problem = geometry_mismatch(image, mask)
+        if problem:
+            raise LionError(
+                f"{path}: {what} {kind} is not on its PET's grid ({problem}); give the mask "
+                f"written for {pet}"
+            )
+        masks.append(sitk.GetArrayFromImage(mask))
+    tumor_arr = masks[0] > 0
+    organs_arr = None if masks[1] is None else masks[1].astype(np.int16)
+    return Study(str(pet), image, suv, tumor_arr, organs_arr, patient_id_of(pet))
+
+
+@dataclass(frozen=True)
+class ResponseOptions:
+    """Patient data and settings of one assessment.
+
+    Args:
+        weight_kg: body weight at baseline (kg), the weight the baseline SUV was computed with.
+        height_cm: height (cm).
+        sex: "M" or "F".
+        followup_weight_kg: weight at follow-up (kg); default the baseline weight.
+        tracer: "fdg" or "psma": which label id is the liver.
+        lbm: "janmahasatian" (default) or "james".
+        liver_reference: (SULmean, SD) to use instead of a liver mask, for both time points.
+        max_distance_mm: lesions farther apart than this (mm) after alignment never match by
+            distance.
+        baseline_uptake_min, followup_uptake_min: uptake times (min), for PERCIST's check.
+        patient_id: name for the outputs; default the patient id read from the paths.
+    """
+
+    weight_kg: float | None
+    height_cm: float | None
+    sex: str | None
+    followup_weight_kg: float | None = None
+    tracer: str = "fdg"
+    lbm: str = "janmahasatian"
+    liver_reference: tuple[float, float] | None = None
+    max_distance_mm: float = MAX_DISTANCE_MM
+    baseline_uptake_min: float | None = None
+    followup_uptake_min: float | None = None
+    patient_id: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = [
+            flag
+            for flag, v in (
+                ("--weight-kg", self.weight_kg),
+                ("--height-cm", self.height_cm),
+                ("--sex", self.sex),
+            )
+            if v in (None, "") or (isinstance(v, float) and np.isnan(v))
+        ]
+        if missing:
+            raise LionError(
+                f"SUL needs the patient's weight, height and sex, but {', '.join(missing)} "
+                "is missing; give them (e.g. --weight-kg 72 --height-cm 178 --sex M)"
+            )
+        pc.lean_body_mass(self.weight_kg, self.height_cm, self.sex, self.lbm)  # checks them
+        if self.followup_weight_kg is not None:
+            pc.lean_body_mass(self.followup_weight_kg, self.height_cm, self.sex, self.lbm)
+        get_label_set(self.tracer)
+        if not self.max_distance_mm > 0:
+            raise LionError(f"--max-distance-mm must be > 0 mm, got {self.max_distance_mm}")
+        if self.liver_reference is not None and not self.liver_reference[0] > 0:
+            raise LionError(f"--liver-reference must be a SUL > 0, got {self.liver_reference}")
+
+
+@dataclass
+class ResponseResult:
+    """The response.json content plus what the picture needs (not serialised)."""
+
+    data: dict
+    baseline: Study
+    followup: Study
+    baseline_labels: np.ndarray
+    followup_labels_on_baseline: np.ndarray
+    followup_suv_on_baseline: np.ndarray
+    match: LesionMatch
+    alignment: Alignment
+    extra: dict = field(default_factory=dict)
+
+
+def check_same_patient(baseline: Study, followup: Study) -> None:
+    """Refuse two studies whose paths name different patients (unknown ids are not checked)."""
+    a, b = baseline.patient_id, followup.patient_id
+    if a and b and a != b:
+        raise LionError(
+            f"{followup.name}: the follow-up belongs to patient {b}, the baseline "
+            f"({baseline.name}) to patient {a}; give two studies of one patient"
+        )
+
+
+def _liver(study: Study, sul: np.ndarray, options: ResponseOptions, what: str):
+    if options.liver_reference is not None:
+        mean, sd = options.liver_reference
+        return pc.LiverReference(float(mean), float(sd), None, 0, "--liver-reference")
+    liver_id = get_label_set(options.tracer).label_of("liver")
+    if study.organs is None or not np.any(study.organs == liver_id):
+        found = "no organ mask" if study.organs is None else f"no label {liver_id} (liver)"
+        raise LionError(
+            f"{study.name}: the {what} has {found}, so there is no liver reference; give "
+            f"--{what}-organs (lion predict --save-organs, {options.tracer} liver = {liver_id}) "
+            "or --liver-reference SUL"
+        )
+    img = study.image
+    x_mm = pc.physical_x(study.suv.shape, img.GetOrigin(), img.GetSpacing(), img.GetDirection())
+    spacing_zyx = img.GetSpacing()[::-1]
+    ref = pc.liver_reference(sul, study.organs == liver_id, study.tumor, spacing_zyx, x_mm,
+                             study.name)  # fmt: skip
+    full = len(pc.sphere_offsets(pc.LIVER_RADIUS_MM, spacing_zyx))
+    if ref.voxels < full:
+        log.warning(
+            "%s: the liver is too small or too close to lesions for a whole 3 cm sphere; the "
+            "reference uses %d of %d voxels",
+            study.name, ref.voxels, full,
+        )  # fmt: skip
+    return ref
+
+
+def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray) -> list[dict]:
+    img = study.image
+    spacing_zyx = img.GetSpacing()[::-1]
+    voxel_ml = voxel_volume_ml(img)
+    rows = []
+    pad = np.ceil(pc.PEAK_RADIUS_MM / np.asarray(spacing_zyx)).astype(int) + 1
+    for i, box in enumerate(find_objects(labels, max_label=n), start=1):
+        # work in the lesion's box grown by the peak sphere: nothing here touches the whole image
+        box = tuple(slice(max(0, s.start - p), min(dim, s.stop + p))
+                    for s, p, dim in zip(box, pad, labels.shape, strict=True))  # fmt: skip
+        mask = labels[box] == i
+        values = study.suv[box][mask].astype(np.float64)
+        peak, _ = pc.sul_peak(sul[box], mask, spacing_zyx)
+        start = np.array([s.start for s in box])
+        idx = (np.argwhere(mask).mean(0) + start)[::-1]  # (x, y, z) continuous index
+        centre = img.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in idx))
+        rows.append(
+            {
+                "id": i, "volume_ml": round(float(mask.sum()) * voxel_ml, 4),
+                "suv_max": round(float(values.max()), 4), "suv_mean": round(values.mean(), 4),
+                "tlg_ml": round(float(values.sum()) * voxel_ml, 4),
+                "sul_peak": round(peak, 4),
+                "centroid_mm": [round(c, 2) for c in centre],
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _time_point(study, options, weight, sul, liver, lesions, lbm) -> dict:
+    voxel_ml = voxel_volume_ml(study.image)
+    hottest = max(lesions, key=lambda r: r["sul_peak"]) if lesions else None
+    tlg = float(study.suv[study.tumor].astype(np.float64).sum()) * voxel_ml
+    centre = None
+    if liver.centre_zyx is not None:
+        centre = [round(c, 2) for c in study.image.TransformIndexToPhysicalPoint(
+            tuple(int(v) for v in liver.centre_zyx[::-1]))]  # fmt: skip
+    return {
+        "pet": study.name,
+        "patient_id": study.patient_id,
+        "weight_kg": weight,
+        "lbm_kg": round(lbm, 3),
+        "sul_factor": round(pc.sul_factor(weight, lbm), 5),
+        "tmtv_ml": round(float(study.tumor.sum()) * voxel_ml, 4),
+        "tlg_ml": round(tlg, 4),
+        "tlg_sul_ml": round(tlg * pc.sul_factor(weight, lbm), 4),
+        "lesion_count": len(lesions),
+        "suv_max": round(float(study.suv[study.tumor].max()), 4) if lesions else None,
+        "sul_peak": hottest["sul_peak"] if hottest else None,
+        "sul_peak_lesion": hottest["id"] if hottest else None,
+        "liver_sul_mean": round(liver.sul_mean, 4),
+        "liver_sul_sd": round(liver.sul_sd, 4),
+        "liver_source": liver.source,
+        "liver_centre_mm": centre,
+        "liver_voxels": liver.voxels,
+        "measurability_threshold_sul": round(liver.measurability_threshold, 4),
+        "lesions": lesions,
+    }
+
+
+def _pct(relative: float | None) -> float | None:
+    return None if relative is None else round(100.0 * relative, 2)
+
+
+def _delta(a: float | None, b: float | None) -> dict:
+    if a is None or b is None:
+        return {"abs": None, "pct": None}
+    return {"abs": round(b - a, 4), "pct": round(100.0 * (b / a - 1.0), 2) if a else None}
+
+
+def assess_response(baseline: Study, followup: Study, options: ResponseOptions) -> ResponseResult:
+    """Align, match, measure and categorise (PERCIST 1.0 and ΔTMTV); nothing is written.
+
+    Raises:
+        LionError: the studies belong to different patients, or a liver reference is missing.
+    """
+    check_same_patient(baseline, followup)
+    fu_weight = options.followup_weight_kg or options.weight_kg
+    lbm_b = pc.lean_body_mass(options.weight_kg, options.height_cm, options.sex, options.lbm)
+    lbm_f = pc.lean_body_mass(fu_weight, options.height_cm, options.sex, options.lbm)
+    sul_b = baseline.suv * np.float32(pc.sul_factor(options.weight_kg, lbm_b))
+    sul_f = followup.suv * np.float32(pc.sul_factor(fu_weight, lbm_f))
+    liver_b = _liver(baseline, sul_b, options, "baseline")
+    liver_f = _liver(followup, sul_f, options, "followup")
+
+    alignment = register(baseline.image, baseline.suv, followup.image, followup.suv,
+                         baseline.organs, followup.organs)  # fmt: skip
+    labels_b, n_b = connected_lesions(baseline.tumor)
+    labels_f, n_f = connected_lesions(followup.tumor)
+    fu_on_b = resample_to(array_to_image(labels_f, followup.image), baseline.image,
+                          alignment.transform, labels=True)  # fmt: skip
+    suv_f_on_b = resample_to(array_to_image(followup.suv.astype(np.float32), followup.image),
+                             baseline.image, alignment.transform, labels=False)  # fmt: skip
+    lesions_b = _lesions(baseline, labels_b, n_b, sul_b)
+    lesions_f = _lesions(followup, labels_f, n_f, sul_f)
+    inverse = alignment.transform.GetInverse()
+    fu_centres = np.array([inverse.TransformPoint(r["centroid_mm"]) for r in lesions_f])
+    match = match_lesions(
+        labels_b, n_b, fu_on_b, n_f,
+        np.array([r["centroid_mm"] for r in lesions_b]).reshape(-1, 3),
+        fu_centres.reshape(-1, 3), options.max_distance_mm,
+    )  # fmt: skip
+    for rows, states in ((lesions_b, match.baseline), (lesions_f, match.followup)):
+        for r in rows:
+            status, change, others = states[r["id"]]
+            r.update(status=status, change=change, matched_to=others)
+    for r in lesions_f:
+        if r["status"] == "new":
+            r["centroid_in_baseline_mm"] = [round(float(c), 2) for c in fu_centres[r["id"] - 1]]
+
+    b = _time_point(baseline, options, options.weight_kg, sul_b, liver_b, lesions_b, lbm_b)
+    f = _time_point(followup, options, fu_weight, sul_f, liver_f, lesions_f, lbm_f)
+    avid_new = [r for r in lesions_f if r["status"] == "new" and r["sul_peak"] > liver_f.sul_mean]
+    inputs = pc.PercistInput(
+        b["sul_peak"], f["sul_peak"], liver_b.sul_mean, liver_b.sul_sd, liver_f.sul_mean,
+        liver_f.sul_sd, len(avid_new), b["tlg_sul_ml"], f["tlg_sul_ml"],
+    )  # fmt: skip
+    category, rule, reason = pc.percist_category(inputs)
+    tmtv_cat, tmtv_reason = pc.tmtv_category(b["tmtv_ml"], f["tmtv_ml"])
+    warnings = pc.consistency_warnings(inputs, options.baseline_uptake_min,
+                                       options.followup_uptake_min)  # fmt: skip
+    if alignment.ncc_after < 0.5:
+        warnings.append(
+            f"the aligned PETs agree poorly (correlation {alignment.ncc_after:.2f}); check "
+            "the lesion matches in response.png"
+        )
+    counts = {
+        "matched_baseline": sum(r["status"] == "matched" for r in lesions_b),
+        "disappeared": sum(r["status"] == "disappeared" for r in lesions_b),
+        "new": sum(r["status"] == "new" for r in lesions_f),
+        "new_fdg_avid": len(avid_new),
+        "splits": len({tuple(r["matched_to"]) for r in lesions_b if r["change"] == "split"}),
+        "merges": len({tuple(r["matched_to"]) for r in lesions_f if r["change"] == "merge"}),
+    }
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "patient_id": options.patient_id or baseline.patient_id or followup.patient_id,
+        "tracer": options.tracer,
+        "percist": {
+            "category": category,
+            "rule": rule,
+            "reason": reason,
+            "baseline_measurable": (b["sul_peak"] or 0) >= liver_b.measurability_threshold,
+            "sul_peak_change": None if inputs.change is None else round(inputs.change, 4),
+            "sul_peak_change_pct": _pct(inputs.relative_change),
+        },
+        "tmtv": {"category": tmtv_cat, "reason": tmtv_reason},
+        "reasons": [f"PERCIST {category}: {reason}", f"TMTV {tmtv_cat}: {tmtv_reason}"],
+        "warnings": warnings,
+        "delta": {
+            key: _delta(b[key], f[key])
+            for key in ("tmtv_ml", "tlg_ml", "lesion_count", "sul_peak", "liver_sul_mean")
+        },
+        "matching": {**counts, "max_distance_mm": options.max_distance_mm, "connectivity": 18},
+        "lbm_formula": options.lbm,
+        "height_cm": options.height_cm,
+        "sex": str(options.sex).upper()[:1],
+        "alignment": alignment.to_dict(),
+        "baseline": b,
+        "followup": f,
+    }
+    return ResponseResult(data, baseline, followup, labels_b, fu_on_b, suv_f_on_b, match,
+                          alignment)  # fmt: skip
+
+
+def csv_row(data: dict) -> dict:
+    """One response.csv row of a response.json."""
+    b, f, d = data["baseline"], data["followup"], data["delta"]
+    return {
+        "patient_id": data["patient_id"], "baseline": b["pet"], "followup": f["pet"],
+        "percist": data["percist"]["category"], "percist_rule": data["percist"]["rule"],
+        "tmtv_category": data["tmtv"]["category"],
+        "baseline_tmtv_ml": b["tmtv_ml"], "followup_tmtv_ml": f["tmtv_ml"],
+        "delta_tmtv_pct": d["tmtv_ml"]["pct"],
+        "baseline_sul_peak": b["sul_peak"], "followup_sul_peak": f["sul_peak"],
+        "delta_sul_peak_pct": d["sul_peak"]["pct"],
+        "baseline_lesions": b["lesion_count"], "followup_lesions": f["lesion_count"],
+        "new_lesions": data["matching"]["new"], "disappeared": data["matching"]["disappeared"],
+        "baseline_liver_sul_mean": b["liver_sul_mean"],
+        "followup_liver_sul_mean": f["liver_sul_mean"], "warnings": len(data["warnings"]),
+    }  # fmt: skip
+
+
+def check_output(out_dir: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing response.json unless ``overwrite``."""
+    out = Path(out_dir)
+    if (out / RESPONSE_JSON).exists() and not overwrite:
+        raise LionError(f"{out / RESPONSE_JSON}: exists; use --overwrite or another -o")
+    if out.exists() and not out.is_dir():
+        raise LionError(f"{out}: exists and is not a folder; choose another -o")
+    return out
+
+
+def write_response(result: ResponseResult, out_dir: str | Path) -> dict:
+    """Write response.png, response.csv and response.json (last), each atomically."""
+    import pandas as pd
+
+    from lion_nnunet.analysis.response_picture import save_response_png
+
+    out = Path(out_dir)
+    save_response_png(result, out / RESPONSE_PNG)
+    write_csv(pd.DataFrame([csv_row(result.data)]), out / RESPONSE_CSV)
+    write_json(result.data, out / RESPONSE_JSON)
+    return result.data
+
+
+def prediction_study(folder: str | Path, what: str, pet: str | Path | None = None) -> Study:
+    """A study from a ``lion predict`` case folder: tumor.nii.gz, organs.nii.gz, report.json.
+
+    The PET is ``pet`` or the report's ``input`` (a NIfTI file; a DICOM folder must be given as
+    ``pet``, e.g. after ``lion convert dicom``).
+    """
+    folder = Path(folder)
+    report_path = folder / "report.json"
+    if pet is None:
+        if not report_path.is_file():
+            raise LionError(
+                f"{folder}: no report.json, so not a lion predict case folder; give the case "
+                f"folder (out/<case_id>) or --{what}-pet with --{what}-tumor"
+            )
+        source = json.loads(report_path.read_text()).get("input") or ""
+        if isinstance(source, list):
+            source = source[0] if source else ""
+        if not str(source).endswith((".nii", ".nii.gz")):
+            raise LionError(
+                f"{report_path}: input {source!r} is not a NIfTI PET; give --{what}-pet SUV.nii.gz"
+            )
+        pet = source
+    organs = folder / "organs.nii.gz"
+    return load_study(pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what)

@@ -1,0 +1,112 @@
+"""response.png: baseline and follow-up coronal PET MIPs side by side, lesions coloured by match.
+
+The follow-up is drawn after alignment onto the baseline grid, so a lesion sits at the same place
+in both panels. Matched lesions share a colour; new follow-up lesions are red and labelled "new";
+disappeared baseline lesions are outlined (dashed) in both panels. Arrays are numpy (z, y, x).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lion_nnunet.inference.pictures import CORONAL_AXIS, draw_mip, mask_mip, mip
+from lion_nnunet.io import atomic_path
+
+#: Match colours (no red: red means new).
+PALETTE = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#bcbd22", "#e377c2",
+           "#8c564b", "#7f7f7f", "#006d2c")  # fmt: skip
+NEW_COLOUR = "#d62728"
+
+
+def _fill(ax, mask2d: np.ndarray, colour: str, aspect: float, alpha: float = 0.7) -> None:
+    from matplotlib.colors import to_rgba
+
+    overlay = np.zeros((*mask2d.shape, 4), dtype=np.float32)
+    overlay[mask2d] = to_rgba(colour, alpha)
+    ax.imshow(overlay, aspect=aspect, interpolation="nearest")
+
+
+def _outline(ax, mask2d: np.ndarray, colour: str) -> None:
+    if mask2d.any():
+        ax.contour(mask2d.astype(float), levels=[0.5], colors=[colour], linewidths=1.2,
+                   linestyles="dashed")  # fmt: skip
+
+
+def _label(ax, mask2d: np.ndarray, text: str, colour: str) -> None:
+    rows, cols = np.nonzero(mask2d)
+    if len(rows):
+        ax.annotate(text, (cols.mean(), rows.min()), xytext=(0, 6), textcoords="offset points",
+                    color=colour, fontsize=8, ha="center", va="bottom",
+                    fontweight="bold")  # fmt: skip
+
+
+def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
+    """Write the side-by-side picture of a ``response.ResponseResult`` (atomic PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    data, base = result.data, result.baseline
+    spacing = tuple(float(s) for s in base.image.GetSpacing()[::-1])
+    aspect = spacing[0] / spacing[2]
+    vmax = max(5.0, float(np.percentile(mip(base.suv, CORONAL_AXIS), 99.5)))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 7.5))
+    b, f = data["baseline"], data["followup"]
+    titles = (
+        f"baseline: TMTV {b['tmtv_ml']:.1f} ml, {b['lesion_count']} lesion(s)\n"
+        f"SULpeak {b['sul_peak'] or 0:.2f}, liver {b['liver_sul_mean']:.2f}",
+        f"follow-up (aligned): TMTV {f['tmtv_ml']:.1f} ml, {f['lesion_count']} lesion(s)\n"
+        f"SULpeak {f['sul_peak'] or 0:.2f}, liver {f['liver_sul_mean']:.2f}",
+    )
+    draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, vmax=vmax, title=titles[0])
+    draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, vmax=vmax,
+             title=titles[1])  # fmt: skip
+
+    def proj(labels: np.ndarray, ids) -> np.ndarray:
+        return mask_mip(np.isin(labels, list(ids)), CORONAL_AXIS)[::-1]
+
+    groups: list[tuple[set, set]] = []
+    for row in b["lesions"]:
+        if row["status"] != "matched":
+            continue
+        group = next((g for g in groups if row["id"] in g[0]), None)
+        if group is None:
+            groups.append(({row["id"]}, set(row["matched_to"])))
+        else:
+            group[1].update(row["matched_to"])
+    for k, (bs, fs) in enumerate(groups):
+        colour = PALETTE[k % len(PALETTE)]
+        _fill(axes[0], proj(result.baseline_labels, bs), colour, aspect)
+        _fill(axes[1], proj(result.followup_labels_on_baseline, fs), colour, aspect)
+    for row in b["lesions"]:
+        if row["status"] == "disappeared":
+            for ax in axes:
+                _outline(ax, proj(result.baseline_labels, [row["id"]]), "black")
+    for row in f["lesions"]:
+        if row["status"] == "new":
+            mask2d = proj(result.followup_labels_on_baseline, [row["id"]])
+            _fill(axes[1], mask2d, NEW_COLOUR, aspect, alpha=0.85)
+            _label(axes[1], mask2d, "new", NEW_COLOUR)
+    handles = [
+        Patch(color=PALETTE[0], label="matched (same colour = same lesion)"),
+        Patch(color=NEW_COLOUR, label="new"),
+        Line2D([], [], color="black", linestyle="--", label="disappeared (outline)"),
+    ]
+    percist = data["percist"]
+    fig.suptitle(
+        f"{data['patient_id'] or ''}  PERCIST {percist['category']}  |  "
+        f"TMTV {data['tmtv']['category']}",
+        fontsize=11, fontweight="bold",
+    )  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
