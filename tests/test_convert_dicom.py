@@ -8,6 +8,7 @@ against the box it was made from; then `lion convert autopet` reads the output u
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,12 @@ PET_TAGS = {"Units": "BQML", "DecayCorrection": "START", "PatientWeight": "78",
             "SeriesDate": "20240506", "SeriesTime": "100000", "AcquisitionDate": "20240506",
             "ActualFrameDuration": 180000, "Manufacturer": "SIEMENS", "SliceThickness": "3",
             "SeriesDescription": "PET WB AC"}  # fmt: skip
-BEDS = [{"AcquisitionTime": t, "FrameReferenceTime": f}
-        for t, f in (("100000", "90311"), ("100300", "270934"), ("100600", "451556"))]  # fmt: skip
+LAM_T = math.log(2) / 6586.2 * 180.0  # F-18, 180 s beds
+T_AVE = math.log(LAM_T / (1 - math.exp(-LAM_T))) / (math.log(2) / 6586.2)  # average-activity time
+BEDS = [
+    {"AcquisitionTime": t, "FrameReferenceTime": f"{(o + T_AVE) * 1000:.3f}"}
+    for t, o in (("100000", 0), ("100300", 180), ("100600", 360))
+]  # FRT from series start
 PER_SLICE = [BEDS[k // 2] for k in range(6)]  # two slices per bed position
 Z_MM = [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
 SLOPES = [0.021, 0.022, 0.019, 0.018, 0.023, 0.02]
