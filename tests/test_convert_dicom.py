@@ -191,12 +191,46 @@ def test_convert_dicom_tree(dicom_tree: dict, tmp_path: Path, capsys, nnunet_dir
     assert converted <= {c.case_id for c in find_pet_series(dicom_tree["root"])}
 
 
-def test_roi_regex_that_matches_nothing_is_refused(dicom_tree: dict, tmp_path: Path, capsys):
-    code = main(["convert", "dicom", "--input", str(dicom_tree["root"] / "export"), "--output",
-                 str(tmp_path / "o"), "--roi", "^prostate$", "-np", "1", "--no-pbar"])  # fmt: skip
-    assert code == 1
+def test_study_whose_rtstruct_has_no_tumor_roi_is_written_without_seg(
+    dicom_tree: dict, tmp_path: Path, capsys, nnunet_dirs
+) -> None:
+    """An RTSTRUCT none of whose ROIs matches --roi (organs at risk, the IBSI DROs' 'region_1'):
+    SUV and CTres written, no SEG.nii.gz, a warning naming the ROIs, the log's note; then
+    `lion convert autopet` names the study without SEG instead of failing on a missing file."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "o"
+    base = ["convert", "dicom", "--input", str(dicom_tree["root"] / "export"), "--output",
+            str(out), "-np", "1", "--no-pbar"]  # fmt: skip
+    assert main([*base, "--roi", "^prostate$"]) == 0  # nothing refused
+    captured = capsys.readouterr()
+    assert "no ROI/segment name" in captured.err and "'GTV lesion', 'Liver'" in captured.err
+    assert "1 study(ies) written (1 without SEG.nii.gz)" in captured.out
+    study = _one(out / "PETCT_0a1", "2024-05-06-*")
+    assert sorted(p.name for p in study.iterdir()) == ["CTres.nii.gz", "SUV.nii.gz",
+                                                        "dicom_sources.json"]  # fmt: skip
+    log = pd.read_csv(out / "dicom_conversion.csv", keep_default_na=False)
+    assert len(log) == 1 and log.loc[0, "status"] == "written"
+    assert log.loc[0, "note"].startswith("no SEG.nii.gz: no ROI/segment name")
+    assert "--roi '^prostate$'" in log.loc[0, "note"]
+    sources = json.loads((study / "dicom_sources.json").read_text())
+    assert sources["tumor_rois"] == {} and sources["no_seg"] == log.loc[0, "note"]
+
+    args = ["--tracer", "fdg", "--no-organs", "--dataset-id", "972", "--name", "NOSEG", "--no-pbar"]
+    assert main(["convert", "autopet", "--input", str(out), *args]) == 1
     err = capsys.readouterr().err
-    assert "no ROI/segment name matches --roi '^prostate$'" in err and "'GTV lesion'" in err
+    assert f"1 of 1 studies have SUV.nii.gz but no SEG.nii.gz ({study.relative_to(out)})" in err
+    assert "dicom_conversion.csv" in err
+    assert not (nnunet_dirs["nnUNet_raw"] / "Dataset972_NOSEG").exists()
+
+    # the default --roi picks "GTV lesion": SEG written, and the cohort converts
+    assert main([*base, "--overwrite", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == 1 and summary["without_seg"] == []
+    assert (study / "SEG.nii.gz").is_file()
+    assert main(["convert", "autopet", "--input", str(out), *args]) == 0
 
 
 def test_rtstruct_drawn_on_ct_is_moved_to_the_pet_grid(tmp_path: Path) -> None:

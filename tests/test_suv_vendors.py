@@ -126,6 +126,16 @@ def test_ge_without_private_scan_time_uses_acquisition_minus_frame_reference_tim
     np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
 
 
+def test_general_formula_for_an_unknown_vendor_is_used_with_a_warning(tmp_path, caplog):
+    files = _series(tmp_path / "x", SIEMENS_BEDS, SeriesTime="143000", Manufacturer="ACME PET")
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+    assert "Manufacturer 'ACME PET' is not Siemens, GE or Philips" in caplog.text
+    caplog.clear()
+    _read(_series(tmp_path / "s", SIEMENS_BEDS, SeriesTime="143000"))
+    assert "is not Siemens" not in caplog.text
+
+
 def test_start_frame_without_a_usable_scan_start_is_refused(tmp_path):
     # Series time after acquisition, no private tag, no ActualFrameDuration (IBSI DRO_error_3_2)
     files = _series(tmp_path / "nofd", SIEMENS_BEDS, SeriesTime="143000", ActualFrameDuration="")
