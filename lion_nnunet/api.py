@@ -8,6 +8,9 @@ mask and the organ label map as SimpleITK images on the input grid, plus the rep
 (:class:`lion_nnunet.errors.LionError`). The input must be PET in SUV.
 
 Examples:
+    These need a model installed with ``lion models install``, so the doctest run skips them;
+    ``tests/test_models.py`` makes the same calls on trained models.
+
     >>> import lion_nnunet  # doctest: +SKIP
     >>> model = lion_nnunet.load_model("fdg", device="cpu")  # doctest: +SKIP
     >>> result = model.segment(sitk.ReadImage("study/SUV.nii.gz"))  # doctest: +SKIP
