@@ -60,11 +60,11 @@ def test_short_schedules_are_what_their_names_say() -> None:
     assert find_trainer("nnUNetTrainer_LION_DA5_2000epochs").lion_num_epochs == 2000
 
 
-def _trainer(name: str, model: dict):
+def _trainer(name: str, model: dict, device: str = "cpu"):
     from nnunetv2.run.run_training import get_trainer_from_args
 
     trainer = get_trainer_from_args(
-        str(model["dataset_id"]), "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
+        str(model["dataset_id"]), "3d_fullres", 0, name, "LIONPlans", device=torch.device(device)
     )
     trainer.initialize()
     return trainer
@@ -100,6 +100,22 @@ def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: 
     assert all(np.isfinite(losses)) and len(moved) > 10, (losses, len(moved))
     # the first step's update lowers the loss of the batch it was computed on
     assert losses[1] < losses[0], losses
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["nnUNetTrainer_LION", "nnUNetTrainer_LION_tumorDice"])
+def test_trainer_amp_steps_on_cuda(name: str, trained_fdg_model: dict) -> None:
+    """On CUDA nnU-Net trains in mixed precision (autocast + GradScaler): our losses and
+    sampling must survive it; the same batch six times, a later loss lower than the first (the
+    GradScaler may skip the first steps while it lowers its scale after an fp16 overflow)."""
+    trainer = _trainer(name, trained_fdg_model, device="cuda")
+    assert trainer.grad_scaler is not None  # AMP is on
+    dl_train = _train_loader(trainer)
+    trainer.network.train()
+    batch = next(dl_train)
+    losses = [float(trainer.train_step(batch)["loss"]) for _ in range(6)]
+    assert all(np.isfinite(losses)) and min(losses[1:]) < losses[0], losses
 
 
 def _expected_loss(logits, target, ce_weight, dice_weights, batch_dice: bool) -> float:
