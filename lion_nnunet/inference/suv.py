@@ -126,7 +126,7 @@ def _require(ds, keyword: str, where: Path, why: str):
 
 
 def vendor(ds) -> str:
-    """ "SIEMENS", "GE", "PHILIPS" from Manufacturer (any case, extra words), else ""."""
+    """The vendor Manufacturer names: SIEMENS, GE or PHILIPS (any case, extra words), else ""."""
     name = str(getattr(ds, "Manufacturer", "") or "")
     return next((v for v, p in VENDOR_PATTERNS.items() if re.search(p, name, re.I)), "")
 
