@@ -11,6 +11,9 @@ functions ``lion predict`` uses (:func:`lion_nnunet.io.read_float_image` for a f
 :class:`~lion_nnunet.inference.options.PredictOptions`, as for ``lion predict``.
 
 Examples:
+    These need a model installed with ``lion models install``, so the doctest run skips them;
+    ``tests/test_models.py`` makes the same calls on trained models.
+
     >>> import lion_nnunet  # doctest: +SKIP
     >>> model = lion_nnunet.load_model("fdg", device="cpu")  # doctest: +SKIP
     >>> result = model.segment("study/SUV.nii.gz")  # doctest: +SKIP

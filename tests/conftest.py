@@ -12,11 +12,20 @@ from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two groups for ``make test``'s ``pytest -n 2 --dist loadgroup`` (pytest-xdist).
+    """Two groups for ``make test``'s ``pytest -n 2 --dist loadgroup`` (pytest-xdist), and
+    ``gpu``-marked tests skipped where torch sees no CUDA device.
 
     The docs test (one long chain of CLI runs) goes to one worker, every other test to the
     other, so the session-scoped trained models are still trained once per run.
     """
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            skip = pytest.mark.skip(reason="gpu test: no CUDA device (torch.cuda.is_available())")
+            for item in gpu:
+                item.add_marker(skip)
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("main"))

@@ -151,7 +151,8 @@ def test_missing_file_in_a_study_folder(tmp_path, nnunet_dirs, capsys) -> None:
     code = main(["convert", "autopet", "--input", str(tmp_path / "studies"), "--tracer", "fdg",
                  "--no-organs", "--dataset-id", "522", "--name", "X", "--no-pbar"])  # fmt: skip
     assert code == 1
-    assert "PAT1/2020/SEG.nii.gz: tumor mask file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 of 1 studies have SUV.nii.gz but no SEG.nii.gz (PAT1/2020)" in err
 
 
 def test_existing_dataset_with_other_content_needs_overwrite(tmp_path, nnunet_dirs, capsys) -> None:

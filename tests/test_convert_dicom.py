@@ -8,6 +8,7 @@ against the box it was made from; then `lion convert autopet` reads the output u
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,12 @@ PET_TAGS = {"Units": "BQML", "DecayCorrection": "START", "PatientWeight": "78",
             "SeriesDate": "20240506", "SeriesTime": "100000", "AcquisitionDate": "20240506",
             "ActualFrameDuration": 180000, "Manufacturer": "SIEMENS", "SliceThickness": "3",
             "SeriesDescription": "PET WB AC"}  # fmt: skip
-BEDS = [{"AcquisitionTime": t, "FrameReferenceTime": f}
-        for t, f in (("100000", "90311"), ("100300", "270934"), ("100600", "451556"))]  # fmt: skip
+LAM_T = math.log(2) / 6586.2 * 180.0  # F-18, 180 s beds
+T_AVE = math.log(LAM_T / (1 - math.exp(-LAM_T))) / (math.log(2) / 6586.2)  # average-activity time
+BEDS = [
+    {"AcquisitionTime": t, "FrameReferenceTime": f"{(o + T_AVE) * 1000:.3f}"}
+    for t, o in (("100000", 0), ("100300", 180), ("100600", 360))
+]  # FRT from series start
 PER_SLICE = [BEDS[k // 2] for k in range(6)]  # two slices per bed position
 Z_MM = [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
 SLOPES = [0.021, 0.022, 0.019, 0.018, 0.023, 0.02]
@@ -186,12 +191,46 @@ def test_convert_dicom_tree(dicom_tree: dict, tmp_path: Path, capsys, nnunet_dir
     assert converted <= {c.case_id for c in find_pet_series(dicom_tree["root"])}
 
 
-def test_roi_regex_that_matches_nothing_is_refused(dicom_tree: dict, tmp_path: Path, capsys):
-    code = main(["convert", "dicom", "--input", str(dicom_tree["root"] / "export"), "--output",
-                 str(tmp_path / "o"), "--roi", "^prostate$", "-np", "1", "--no-pbar"])  # fmt: skip
-    assert code == 1
+def test_study_whose_rtstruct_has_no_tumor_roi_is_written_without_seg(
+    dicom_tree: dict, tmp_path: Path, capsys, nnunet_dirs
+) -> None:
+    """An RTSTRUCT none of whose ROIs matches --roi (organs at risk, the IBSI DROs' 'region_1'):
+    SUV and CTres written, no SEG.nii.gz, a warning naming the ROIs, the log's note; then
+    `lion convert autopet` names the study without SEG instead of failing on a missing file."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "o"
+    base = ["convert", "dicom", "--input", str(dicom_tree["root"] / "export"), "--output",
+            str(out), "-np", "1", "--no-pbar"]  # fmt: skip
+    assert main([*base, "--roi", "^prostate$"]) == 0  # nothing refused
+    captured = capsys.readouterr()
+    assert "no ROI/segment name" in captured.err and "'GTV lesion', 'Liver'" in captured.err
+    assert "1 study(ies) written (1 without SEG.nii.gz)" in captured.out
+    study = _one(out / "PETCT_0a1", "2024-05-06-*")
+    assert sorted(p.name for p in study.iterdir()) == ["CTres.nii.gz", "SUV.nii.gz",
+                                                        "dicom_sources.json"]  # fmt: skip
+    log = pd.read_csv(out / "dicom_conversion.csv", keep_default_na=False)
+    assert len(log) == 1 and log.loc[0, "status"] == "written"
+    assert log.loc[0, "note"].startswith("no SEG.nii.gz: no ROI/segment name")
+    assert "--roi '^prostate$'" in log.loc[0, "note"]
+    sources = json.loads((study / "dicom_sources.json").read_text())
+    assert sources["tumor_rois"] == {} and sources["no_seg"] == log.loc[0, "note"]
+
+    args = ["--tracer", "fdg", "--no-organs", "--dataset-id", "972", "--name", "NOSEG", "--no-pbar"]
+    assert main(["convert", "autopet", "--input", str(out), *args]) == 1
     err = capsys.readouterr().err
-    assert "no ROI/segment name matches --roi '^prostate$'" in err and "'GTV lesion'" in err
+    assert f"1 of 1 studies have SUV.nii.gz but no SEG.nii.gz ({study.relative_to(out)})" in err
+    assert "dicom_conversion.csv" in err
+    assert not (nnunet_dirs["nnUNet_raw"] / "Dataset972_NOSEG").exists()
+
+    # the default --roi picks "GTV lesion": SEG written, and the cohort converts
+    assert main([*base, "--overwrite", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == 1 and summary["without_seg"] == []
+    assert (study / "SEG.nii.gz").is_file()
+    assert main(["convert", "autopet", "--input", str(out), *args]) == 0
 
 
 def test_rtstruct_drawn_on_ct_is_moved_to_the_pet_grid(tmp_path: Path) -> None:

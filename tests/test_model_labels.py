@@ -200,17 +200,36 @@ def test_authors_trainer_found_by_nnunet_lookup() -> None:
     assert find_trainer("nnUNetTrainerDA5").__module__.startswith("nnunetv2.")  # stock stays stock
 
 
+def _predict_everywhere(model_dir: Path, label: int) -> None:
+    """Make a random-weight model predict ``label`` at every voxel (zero weights, one-hot bias in
+    every segmentation head), so a test knows the raw mask: all of nnU-Net's crop box."""
+    import torch
+
+    from lion_nnunet.inference.model import CHECKPOINT
+
+    for path in model_dir.glob(f"fold_*/{CHECKPOINT}"):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        for key, value in ckpt["network_weights"].items():
+            if ".seg_layers." in key:
+                value.zero_()
+                if key.endswith(".bias"):
+                    value[label] = 10.0
+        torch.save(ckpt, path)
+
+
 @pytest.mark.slow
 def test_predict_lionz_subjects_threshold_gif_and_bqml(
     fdg_cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """lionz habits end to end on a random-weight model (the masks' content is not the point)."""
+    """lionz habits end to end on a random-weight model that predicts tumor everywhere, so the
+    thresholded mask must be exactly the voxels with SUV >= 2.5 (by numpy, not by our code)."""
     from lion_nnunet.inference.model import make_random_model
 
     model = make_random_model(
         tmp_path / "Dataset993_R" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
         patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0),  # one window covers the phantom
     )  # fmt: skip
+    _predict_everywhere(model, get_label_set("fdg").tumor_label)
     first = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[0]
     root = tmp_path / "subjects"
     (root / "sub01").mkdir(parents=True)
@@ -223,7 +242,9 @@ def test_predict_lionz_subjects_threshold_gif_and_bqml(
     assert report["suv_threshold"] == 2.5 and report["mip_rotating"] == "mip_rotating.gif"
     tumor = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "sub01" / "tumor.nii.gz")))
     suv = sitk.GetArrayFromImage(sitk.ReadImage(str(first)))
-    assert (suv[tumor > 0] >= 2.5).all()
+    expected = (suv >= 2.5).astype(np.uint8)  # the threshold by hand
+    assert 0 < expected.sum() < (suv > 0).sum()  # the threshold keeps some voxels, drops others
+    np.testing.assert_array_equal(tumor, expected)
     assert (out / "sub01" / "mip_rotating.gif").stat().st_size > 1000
     # a PT_ file in Bq/ml (lionz's dcm2niix output) is refused, not segmented as if SUV
     bq = sitk.ReadImage(str(first)) * 5000.0

@@ -110,6 +110,25 @@ def test_tumor_last_model_authors_trainer_zip_install_predict_api(
         )
         assert report["tumor_label"] == tumor_id
     assert max(seen) >= 1, seen  # the short model predicts something, so the comparison bites
+    # the short model need not predict the tumor (label 10): a stock label map with a tumor
+    # block painted in gives the tumor-last split an expected mask that cannot be empty
+    painted_dir, painted_out = tmp_path / "painted", tmp_path / "painted_out"
+    painted_dir.mkdir()
+    case = cases[0]
+    stock_image = sitk.ReadImage(str(stock / f"{case}.nii.gz"))
+    painted = sitk.GetArrayFromImage(stock_image).copy()
+    painted[1:4, 2:6, 2:6] = tumor_id
+    image = sitk.GetImageFromArray(painted)
+    image.CopyInformation(stock_image)
+    sitk.WriteImage(image, str(painted_dir / f"{case}.nii.gz"))
+    (painted_dir / "dataset.json").write_bytes((stock / "dataset.json").read_bytes())
+    assert main(["postprocess", "-i", str(painted_dir), "--pet", str(images), "-o",
+                 str(painted_out), "--save-organs", "--no-pbar"]) == 0  # fmt: skip
+    expected_tumor = (painted == tumor_id).astype(np.uint8)
+    assert expected_tumor.sum() >= 48
+    np.testing.assert_array_equal(_array(painted_out / case / "tumor.nii.gz"), expected_tumor)
+    expected_organs = np.where((painted >= 1) & (painted <= n_organs), painted, 0)
+    np.testing.assert_array_equal(_array(painted_out / case / "organs.nii.gz"), expected_organs)
 
     # the Python API: a numpy array with spacing, same masks as the CLI
     case = cases[0]
@@ -185,7 +204,10 @@ def test_tumor_first_model_zip_from_nnunet_export_and_api(
     result = lion_nnunet.load_model("fdg", device="cpu").segment(pet, suv_threshold=1.0)
     tumor = _array(out / case / "tumor.nii.gz")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(result.tumor), tumor)
-    assert (sitk.GetArrayFromImage(pet)[tumor > 0] >= 1.0).all()
+    # the threshold by hand: the unthresholded prediction where SUV >= 1.0
+    raw = sitk.GetArrayFromImage(lion_nnunet.load_model("fdg", device="cpu").segment(pet).tumor)
+    expected = (raw > 0) & (sitk.GetArrayFromImage(pet) >= 1.0)
+    np.testing.assert_array_equal(tumor, expected.astype(np.uint8))
 
 
 def test_unknown_trainer_is_named(tmp_path: Path, model_home: Path, capsys) -> None:

@@ -166,3 +166,22 @@ def test_predict_refuses_nifti_that_is_not_suv(
     err = capsys.readouterr().err
     assert f"{path}: PET maximum is 5200, implausible for SUV" in err
     assert "looks like Bq/ml" in err and "lion convert dicom" in err
+
+
+@pytest.mark.gpu
+def test_cuda_prediction_equals_cpu_prediction(random_model: Path, fdg_cohort: Path) -> None:
+    """The same random-weight model on CUDA (nnU-Net's everything-on-device path) and on CPU:
+    the same tumor mask and organ map up to a few voxels at logit ties, the same TMTV."""
+    import lion_nnunet
+
+    first = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[0]
+    pet = sitk.ReadImage(str(first))
+    cpu = lion_nnunet.load_model(random_model, device="cpu", use_mirroring=False).segment(pet)
+    gpu = lion_nnunet.load_model(random_model, device="cuda", use_mirroring=False).segment(pet)
+    cpu_organs = sitk.GetArrayFromImage(cpu.organs)
+    gpu_organs = sitk.GetArrayFromImage(gpu.organs)
+    cpu_tumor = sitk.GetArrayFromImage(cpu.tumor)
+    assert (cpu_organs > 0).any() or cpu_tumor.any()  # random weights predict something
+    assert np.mean(cpu_organs != gpu_organs) < 1e-3
+    assert np.mean(cpu_tumor != sitk.GetArrayFromImage(gpu.tumor)) < 1e-3
+    assert gpu.report["tmtv_ml"] == pytest.approx(cpu.report["tmtv_ml"], rel=0.01, abs=0.1)

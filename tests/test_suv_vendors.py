@@ -6,6 +6,9 @@ Every expected SUV is computed here by hand from QIBA's vendor-neutral pseudo-co
 (Philips CNTS: x the SUV scale factor, or (7053,1009) -> Bq/ml then as BQML), and for
 DecayCorrection NONE the DICOM definition of an uncorrected frame: the mean activity over the
 frame, i.e. the dose decayed to the frame start times (1 - exp(-lambda T)) / (lambda T).
+The scan start of a START frame follows the IBSI SUV manual (github.com/oncoray/suv_computation,
+docs/suv.html, CC BY 4.0): vendor private scan start, else AcquisitionDate/Time when it equals
+SeriesDate/Time, else AcquisitionDate/Time + T_ave - FrameReferenceTime (GE: without T_ave).
 """
 
 from __future__ import annotations
@@ -58,10 +61,22 @@ def _read(files: list[Path]) -> np.ndarray:
     return sitk.GetArrayFromImage(read_suv_series(files)).astype(np.float64)
 
 
+def _t_ave(frame_s: float = 180.0) -> float:
+    """Time of average activity in a frame (s), by the DICOM/IBSI formula, by hand."""
+    lam_t = math.log(2) / HALF_LIFE * frame_s
+    return math.log(lam_t / (1 - math.exp(-lam_t))) / (math.log(2) / HALF_LIFE)
+
+
+def _frt(offset_s: float, t_ave: bool = True) -> str:
+    """FrameReferenceTime (ms) of a frame starting offset_s after the scan start (DICOM: from
+    the series reference time to the time the values occurred, acquisition + T_ave)."""
+    return f"{(offset_s + (_t_ave() if t_ave else 0.0)) * 1000:.3f}"
+
+
 SIEMENS_BEDS = [  # per bed: acquisition start, FrameReferenceTime (ms), DecayFactor, as Siemens
-    {"AcquisitionTime": "100000", "FrameReferenceTime": "90311.2", "DecayFactor": "1.00953"},
-    {"AcquisitionTime": "100300", "FrameReferenceTime": "270933.6", "DecayFactor": "1.02893"},
-    {"AcquisitionTime": "100600", "FrameReferenceTime": "451556.0", "DecayFactor": "1.04870"},
+    {"AcquisitionTime": "100000", "FrameReferenceTime": _frt(0), "DecayFactor": "1.00950"},
+    {"AcquisitionTime": "100300", "FrameReferenceTime": _frt(180), "DecayFactor": "1.02889"},
+    {"AcquisitionTime": "100600", "FrameReferenceTime": _frt(360), "DecayFactor": "1.04865"},
 ]
 
 
@@ -86,11 +101,46 @@ def test_dynamic_and_gated_are_refused(tmp_path, tags, found):
         read_suv_series(files)
 
 
-def test_post_processed_series_uses_earliest_acquisition_time(tmp_path):
-    # reconstructed again at 14:30: SeriesTime is the reconstruction time, not the scan start
-    files = _series(tmp_path / "reproc", SIEMENS_BEDS, SeriesTime="143000")
-    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)  # earliest AcquisitionTime 10:00:00
+def test_post_processed_series_back_computes_the_scan_start_per_frame(tmp_path):
+    # reconstructed again at 14:30: SeriesTime is the reconstruction time, not the scan start;
+    # the first bed was cropped away, so the earliest acquisition (10:03) is not the start either
+    files = _series(tmp_path / "reproc", SIEMENS_BEDS[1:] + SIEMENS_BEDS[1:2],
+                    SeriesTime="143000")  # fmt: skip
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)  # acquisition + T_ave - FRT = 10:00:00
     np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+
+
+def test_siemens_private_decay_datetime_comes_first(tmp_path):
+    siemens = [(0x00710010, "LO", "SIEMENS MED PT"), (0x00711022, "DT", "20240506095900")]
+    files = _series(tmp_path / "s", SIEMENS_BEDS, SeriesTime="143000", private=siemens)
+    decayed = DOSE * 2 ** (-(64 * 60) / HALF_LIFE)  # (0071,1022) 09:59, not the FRT's 10:00
+    np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+
+
+def test_ge_without_private_scan_time_uses_acquisition_minus_frame_reference_time(tmp_path):
+    # GE corrects to one FrameReferenceTime before AcquisitionTime (no T_ave; IBSI manual)
+    beds = [{"AcquisitionTime": t, "FrameReferenceTime": _frt(o, t_ave=False)}
+            for t, o in (("100000", 0), ("100300", 180), ("100600", 360))]  # fmt: skip
+    files = _series(tmp_path / "ge", beds, SeriesTime="143000", Manufacturer="GE MEDICAL SYSTEMS")
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+
+
+def test_general_formula_for_an_unknown_vendor_is_used_with_a_warning(tmp_path, caplog):
+    files = _series(tmp_path / "x", SIEMENS_BEDS, SeriesTime="143000", Manufacturer="ACME PET")
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+    assert "Manufacturer 'ACME PET' is not Siemens, GE or Philips" in caplog.text
+    caplog.clear()
+    _read(_series(tmp_path / "s", SIEMENS_BEDS, SeriesTime="143000"))
+    assert "is not Siemens" not in caplog.text
+
+
+def test_start_frame_without_a_usable_scan_start_is_refused(tmp_path):
+    # Series time after acquisition, no private tag, no ActualFrameDuration (IBSI DRO_error_3_2)
+    files = _series(tmp_path / "nofd", SIEMENS_BEDS, SeriesTime="143000", ActualFrameDuration="")
+    with pytest.raises(LionError, match=r"scan start cannot be determined.*ActualFrameDuration"):
+        read_suv_series(files)
 
 
 def test_series_reconstructed_days_later_with_injection_time_only(tmp_path):
@@ -115,7 +165,8 @@ def test_ge_post_processed_series_uses_ge_scan_datetime(tmp_path):
 def test_injection_before_midnight_scan_after_midnight(tmp_path):
     rp = {k: v for k, v in RP.items() if k != "RadiopharmaceuticalStartDateTime"}
     rp["RadiopharmaceuticalStartTime"] = "234000"  # no date: 23:40 on the day before the scan
-    beds = [{"AcquisitionTime": t} for t in ("004500", "004800", "005100")]
+    beds = [{"AcquisitionTime": t, "FrameReferenceTime": _frt(o)}
+            for t, o in (("004500", 0), ("004800", 180), ("005100", 360))]  # fmt: skip
     files = _series(tmp_path / "night", beds, rp=rp, SeriesDate="20240507", SeriesTime="004500",
                     AcquisitionDate="20240507")  # fmt: skip
     decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)  # 23:40 -> 00:45 is 65 min, not -23 h
@@ -139,10 +190,9 @@ def test_decay_correction_admin(tmp_path):
     np.testing.assert_allclose(_read(files), _rescaled() * WEIGHT * 1000 / DOSE, rtol=1e-6)
 
 
-PHILIPS_BEDS = [  # Philips: FrameReferenceTime = acquisition - series time + half the frame
-    {"AcquisitionTime": "100000", "FrameReferenceTime": "90000"},
-    {"AcquisitionTime": "100300", "FrameReferenceTime": "270000"},
-    {"AcquisitionTime": "100600", "FrameReferenceTime": "450000"},
+PHILIPS_BEDS = [  # Philips: FrameReferenceTime = acquisition - series time + T_ave
+    {"AcquisitionTime": t, "FrameReferenceTime": _frt(o)}
+    for t, o in (("100000", 0), ("100300", 180), ("100600", 360))
 ]
 DECOY = [(0x70530010, "LO", "ANOTHER VENDOR"), (0x70531000, "DS", "999")]  # not Philips' block
 
@@ -167,6 +217,21 @@ def test_philips_suv_factor_zero_falls_back_to_activity_concentration_factor(tmp
     decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
     expected = _rescaled() * 2.5 * WEIGHT * 1000 / decayed  # (7053,1009): counts -> Bq/ml
     np.testing.assert_allclose(_read(files), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["suv", "bqml"])
+def test_philips_factor_without_private_creator(tmp_path, which):
+    # (7053,1000)/(7053,1009) written without their creator element (IBSI DRO_2_4/DRO_2_5):
+    # read at the conventional address when the Manufacturer is Philips, not for another vendor
+    tag = 0x70531000 if which == "suv" else 0x70531009
+    kw = {"Units": "CNTS", "private": [(tag, "DS", "0.000412" if which == "suv" else "2.5")]}
+    files = _series(tmp_path / which, PHILIPS_BEDS, Manufacturer="Philips", **kw)
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    factor = 0.000412 if which == "suv" else 2.5 * WEIGHT * 1000 / decayed
+    np.testing.assert_allclose(_read(files), _rescaled() * factor, rtol=1e-6)
+    other = _series(tmp_path / f"{which}_x", PHILIPS_BEDS, Manufacturer="ACME", **kw)
+    with pytest.raises(LionError, match=r"Philips SUV scale factor .* is missing"):
+        read_suv_series(other)
 
 
 def test_philips_without_usable_factor_is_refused(tmp_path):

@@ -60,11 +60,11 @@ def test_short_schedules_are_what_their_names_say() -> None:
     assert find_trainer("nnUNetTrainer_LION_DA5_2000epochs").lion_num_epochs == 2000
 
 
-def _trainer(name: str, model: dict):
+def _trainer(name: str, model: dict, device: str = "cpu"):
     from nnunetv2.run.run_training import get_trainer_from_args
 
     trainer = get_trainer_from_args(
-        str(model["dataset_id"]), "3d_fullres", 0, name, "LIONPlans", device=torch.device("cpu")
+        str(model["dataset_id"]), "3d_fullres", 0, name, "LIONPlans", device=torch.device(device)
     )
     trainer.initialize()
     return trainer
@@ -92,8 +92,30 @@ def test_trainer_builds_and_trains_two_iterations(name: str, trained_fdg_model: 
     focused = "TumorFocused" in type(dl_train.data_loader._data).__name__
     assert focused == (name != "nnUNetTrainer_LION_uniformSampling")
     trainer.network.train()
-    losses = [trainer.train_step(next(dl_train))["loss"] for _ in range(2)]
-    assert all(np.isfinite(losses))
+    batch = next(dl_train)
+    before = {k: v.detach().clone() for k, v in trainer.network.state_dict().items()}
+    losses = [float(trainer.train_step(batch)["loss"]) for _ in range(2)]  # the same batch twice
+    moved = [k for k, v in trainer.network.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, before[k])]  # fmt: skip
+    assert all(np.isfinite(losses)) and len(moved) > 10, (losses, len(moved))
+    # the first step's update lowers the loss of the batch it was computed on
+    assert losses[1] < losses[0], losses
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["nnUNetTrainer_LION", "nnUNetTrainer_LION_tumorDice"])
+def test_trainer_amp_steps_on_cuda(name: str, trained_fdg_model: dict) -> None:
+    """On CUDA nnU-Net trains in mixed precision (autocast + GradScaler): our losses and
+    sampling must survive it; the same batch six times, a later loss lower than the first (the
+    GradScaler may skip the first steps while it lowers its scale after an fp16 overflow)."""
+    trainer = _trainer(name, trained_fdg_model, device="cuda")
+    assert trainer.grad_scaler is not None  # AMP is on
+    dl_train = _train_loader(trainer)
+    trainer.network.train()
+    batch = next(dl_train)
+    losses = [float(trainer.train_step(batch)["loss"]) for _ in range(6)]
+    assert all(np.isfinite(losses)) and min(losses[1:]) < losses[0], losses
 
 
 def _expected_loss(logits, target, ce_weight, dice_weights, batch_dice: bool) -> float:
@@ -136,10 +158,16 @@ def test_losses_weigh_tumor_as_documented(trained_fdg_model: dict) -> None:
     assert heads is not None and heads > 3
 
 
+#: (forced-foreground share p, tumor share q of forced patches) as docs/training.md states them.
+DOCUMENTED_SHARES = {
+    "nnUNetTrainer_LION": (0.5, 0.7),
+    "nnUNetTrainer_LION_uniformSampling": (0.5, 0.0),
+    "nnUNetTrainer": (0.5, 0.0),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["nnUNetTrainer_LION", "nnUNetTrainer_LION_uniformSampling", "nnUNetTrainer"]
-)
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_SHARES))
 def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_model: dict) -> None:
     """Measured on the trainer's own data loader: forced-foreground and tumor-centred shares.
 
@@ -147,10 +175,11 @@ def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_mode
     of each patch is the voxel it was centred on. The expected shares are computed by brute force
     from the preprocessed label maps: a forced patch (probability p) is centred on a voxel of one
     class present in the case (tumor with probability q where the case has tumor, else uniform);
-    an unforced one anywhere the patch fits.
+    an unforced one anywhere the patch fits. p and q are the shares docs/training.md documents
+    (50 % forced foreground, 70 % of forced patches on tumor), written here as numbers, not read
+    from the code: a change of the code's shares fails this test.
     """
-    from lion_nnunet.trainers.sampling import TUMOR_PROBABILITY
-
+    p, q = DOCUMENTED_SHARES[name]
     trainer = _trainer(name, trained_fdg_model)
     loader = _train_loader(trainer).data_loader
     loader.patch_size = loader.final_patch_size = (8, 8, 8)
@@ -161,9 +190,7 @@ def test_real_dataloader_batches_have_the_set_shares(name: str, trained_fdg_mode
     for _ in range(300):
         batch = loader.generate_train_batch()
         centres += [int(t[0, 4, 4, 4]) for t in batch["target"]]
-    assert len(centres) == 600 and trainer.batch_size == 2
-    p = trainer.oversample_foreground_percent if trainer.probabilistic_oversampling else 0.5
-    q = TUMOR_PROBABILITY if getattr(trainer, "lion_tumor_focused_sampling", False) else 0.0
+    assert len(centres) == 600 and trainer.batch_size == 2  # stock: 1 of 2 forced, i.e. 50 %
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     folder = trainer.preprocessed_dataset_folder

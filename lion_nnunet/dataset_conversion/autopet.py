@@ -125,6 +125,21 @@ def _metadata_lookup(metadata: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     return by_study, by_patient
 
 
+def _refuse_studies_without_seg(input_dir: Path, cases: list[tuple[CaseSource, Path]]) -> None:
+    """Name the studies that hold SUV.nii.gz but no SEG.nii.gz (a training case needs one)."""
+    missing = [rel.as_posix() for case, rel in cases if not case.tumor.is_file()]
+    if not missing:
+        return
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    raise LionError(
+        f"{input_dir}: {len(missing)} of {len(cases)} studies have {PET_FILE} but no "
+        f"{SEG_FILE} ({shown}); every study needs a tumor mask (an empty one for a negative "
+        "scan): `lion convert dicom` writes none where no RTSTRUCT/SEG ROI matches --roi (see "
+        "the note column of its dicom_conversion.csv), so re-run it with --roi naming the tumor "
+        "ROIs, or move those studies out of --input"
+    )
+
+
 def discover_autopet(
     input_dir: str | Path,
     organs_dir: str | Path | None,
@@ -140,6 +155,7 @@ def discover_autopet(
         cases = [(c, None) for c in _nnunet_layout_cases(input_dir, organs, tracer)]
     else:
         cases = _study_folder_cases(input_dir, organs)
+        _refuse_studies_without_seg(input_dir, cases)
     if not cases:
         raise LionError(
             f"{input_dir}: no autoPET studies found (expected <patient>/<study>/{PET_FILE} + "

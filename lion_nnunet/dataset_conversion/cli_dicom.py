@@ -26,6 +26,8 @@ def register_dicom(kinds: argparse._SubParsersAction) -> None:
         "body-weight SUV, the CT resampled onto the PET grid and the tumor mask from DICOM-SEG or "
         "RTSTRUCT as the autoPET study layout that `lion convert autopet` reads. A refused series "
         "is named with its reason; the others are converted; exit code 1 when any was refused. "
+        "A study whose SEG/RTSTRUCT holds no ROI matching --roi is written without SEG.nii.gz "
+        "(a warning names the ROIs found; the log's note column says so). "
         "Re-running skips studies already written. Log: <output>/dicom_conversion.csv.",
         epilog="examples:\n" + EXAMPLES,
         formatter_class=HelpFormatter,
@@ -45,7 +47,7 @@ def register_dicom(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_dicom(args: argparse.Namespace) -> int:
-    from lion_nnunet.dataset_conversion.dicom_studies import LOG_FILE, convert_dicom
+    from lion_nnunet.dataset_conversion.dicom_studies import LOG_FILE, NO_SEG, convert_dicom
 
     table = convert_dicom(
         args.input, args.output, args.roi, num_processes=args.num_processes,
@@ -53,15 +55,19 @@ def run_dicom(args: argparse.Namespace) -> int:
     )  # fmt: skip
     counts = table["status"].value_counts().to_dict()
     refused = table[table["status"] == "refused"]
+    no_seg = table[(table["status"] == "written") & table["note"].str.startswith(NO_SEG)]
     for row in refused.itertuples(index=False):
         print(f"lion convert dicom: refused {row.series}: {row.reason}", file=sys.stderr)
+    for row in no_seg.itertuples(index=False):
+        print(f"lion convert dicom: warning: {row.study}: {row.note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"output": args.output, **{k: int(v) for k, v in counts.items()},
+                          "without_seg": no_seg["study"].tolist(),
                           "refused_series": refused.to_dict("records")}))  # fmt: skip
     else:
         print(
-            f"{args.output}: {counts.get('written', 0)} study(ies) written, "
-            f"{counts.get('skipped', 0)} already done, {counts.get('refused', 0)} series refused; "
-            f"see {LOG_FILE}"
+            f"{args.output}: {counts.get('written', 0)} study(ies) written "
+            f"({len(no_seg)} without SEG.nii.gz), {counts.get('skipped', 0)} already done, "
+            f"{counts.get('refused', 0)} series refused; see {LOG_FILE}"
         )
     return 1 if len(refused) else 0

@@ -109,6 +109,8 @@ def rtstruct_mask(
         for s in getattr(st, "RTReferencedSeriesSequence", [])
     ]
     taken = sorted(n for n in names.values() if roi.search(n))
+    if not taken:  # nothing to place: no grid needed (an organs-at-risk structure set, say)
+        return np.zeros(pet.GetSize()[::-1], np.uint8), [], sorted(names.values())
     selected = {
         int(item.ReferencedROINumber): [
             np.asarray(c.ContourData, float).reshape(-1, 3)

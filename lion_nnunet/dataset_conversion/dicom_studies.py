@@ -11,6 +11,9 @@ attenuation-corrected PET series becomes ``<output>/<patient>/<study>/`` with
   slices;
 * ``SEG.nii.gz``: the tumor mask (uint8 0/1) on the PET grid from the study's DICOM-SEG and
   RTSTRUCT files (:mod:`lion_nnunet.dataset_conversion.dicom_masks`), ROIs/segments picked by name;
+  not written when the study has no SEG/RTSTRUCT or none of their names matches ``--roi`` (an
+  organs-at-risk structure set, say): the SUV and CT are still written, a warning names the ROIs
+  found and the ``note`` column of the conversion log says why there is no SEG;
 * ``dicom_sources.json``: which series and ROIs made each file.
 
 Folder names: ``<PatientID>`` and ``<StudyDate>-<StudyDescription>-<last 5 digits of the
@@ -45,6 +48,9 @@ from lion_nnunet.progress import parallel_map
 log = logging.getLogger(__name__)
 
 SOURCES_FILE, LOG_FILE = "dicom_sources.json", "dicom_conversion.csv"
+LOG_COLUMNS = ["study", "status", "series", "reason", "note"]
+#: Start of the conversion log's note for a study written without SEG.nii.gz.
+NO_SEG = "no SEG.nii.gz"
 CT_OUTSIDE_HU = -1024.0
 
 
@@ -124,7 +130,7 @@ def plan_jobs(
 
 
 def _refusal(folder: Path, reason: str) -> dict:
-    return {"study": "", "status": "refused", "series": str(folder), "reason": reason}
+    return {"study": "", "status": "refused", "series": str(folder), "reason": reason, "note": ""}
 
 
 def read_ct_series(files: list[Path]) -> sitk.Image:
@@ -152,11 +158,14 @@ def _grid(files: list[Path]) -> sitk.Image:
     return sort_slices([Path(f) for f in files], headers)[2]
 
 
-def _tumor_mask(job: StudyJob, pet: sitk.Image, pet_uid: str) -> tuple[np.ndarray | None, dict]:
+def _tumor_mask(
+    job: StudyJob, pet: sitk.Image, pet_uid: str
+) -> tuple[np.ndarray | None, dict, str]:
+    """(mask (z, y, x) or None, {annotation file: ROIs taken}, why there is no mask or "")."""
     from .dicom_masks import rtstruct_mask, seg_mask
 
     if not job.annotations:
-        return None, {}
+        return None, {}, f"{NO_SEG}: the study has no DICOM-SEG or RTSTRUCT"
     pattern = re.compile(job.roi)
     grids = {pet_uid: pet}
     for uid, files in job.other_series.items():
@@ -173,12 +182,14 @@ def _tumor_mask(job: StudyJob, pet: sitk.Image, pet_uid: str) -> tuple[np.ndarra
             mask |= part
             used[str(path)] = taken
     if not used:
-        raise LionError(
-            f"no ROI/segment name matches --roi {job.roi!r} in the study's "
-            f"{len(job.annotations)} SEG/RTSTRUCT file(s) (names: {sorted(set(names))}); pass "
-            "--roi with a regular expression that picks the tumor ROIs"
+        why = (
+            f"{NO_SEG}: no ROI/segment name of the study's {len(job.annotations)} SEG/RTSTRUCT "
+            f"file(s) matches --roi {job.roi!r} (names: {sorted(set(names))}); re-run with --roi "
+            "naming the tumor ROIs to get SEG.nii.gz"
         )
-    return mask, used
+        log.info("%s: %s", job.pet_folder, why)  # the CLI prints it from the log's note
+        return None, {}, why
+    return mask, used, ""
 
 
 def _suv_inputs(header) -> dict:
@@ -198,7 +209,7 @@ def convert_study(job: StudyJob) -> dict:
     import pydicom
 
     row = {"study": str(job.out_dir), "status": "written", "series": str(job.pet_folder),
-           "reason": ""}  # fmt: skip
+           "reason": "", "note": ""}  # fmt: skip
     suv_path = job.out_dir / "SUV.nii.gz"
     if suv_path.is_file() and not job.overwrite:
         row["status"] = "skipped"
@@ -213,7 +224,7 @@ def convert_study(job: StudyJob) -> dict:
                 ct = ct_on_pet_grid(read_ct_series(job.ct_files), pet)
             except LionError as e:
                 raise LionError(f"CT {job.ct_folder}: {e}") from None
-        mask, used = _tumor_mask(job, pet, pet_uid)
+        mask, used, row["note"] = _tumor_mask(job, pet, pet_uid)
     except LionError as e:
         row.update(status="refused", reason=str(e))
         return row
@@ -230,6 +241,7 @@ def convert_study(job: StudyJob) -> dict:
         "pet_series": str(job.pet_folder),
         "ct_series": str(job.ct_folder or ""),
         "tumor_rois": used if mask is not None else {},
+        "no_seg": row["note"],
         "suv_inputs": _suv_inputs(header),
     }
     write_json(sources, job.out_dir / SOURCES_FILE)
@@ -249,7 +261,8 @@ def convert_dicom(
 
     Returns:
         One row per PET series: study (output folder), status (written/skipped/refused),
-        series (source folder), reason.
+        series (source folder), reason (of a refusal), note (``no SEG.nii.gz: ...`` for a study
+        written without tumor mask).
     """
     from .dicom_masks import DEFAULT_ROI
 
@@ -266,7 +279,7 @@ def convert_dicom(
     if not jobs and not refused:
         raise LionError(f"{input_dir}: no DICOM PET series found (files are read by content)")
     rows = refused + parallel_map(convert_study, jobs, num_processes, "convert dicom", progress)
-    table = pd.DataFrame(rows, columns=["study", "status", "series", "reason"])
+    table = pd.DataFrame(rows, columns=LOG_COLUMNS)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(table, output_dir / LOG_FILE)
     return table

@@ -4,23 +4,31 @@ Body-weight SUV = activity concentration (Bq/ml) x weight (g) / dose (Bq) decaye
 voxel values refer to. Per slice, from pydicom's stored values and that slice's
 RescaleSlope/Intercept (slopes differ per slice on GE and Siemens):
 
-* ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the series start, so
-  every slice uses one reference: SeriesDate/SeriesTime, unless the series time is later than the
-  earliest AcquisitionDate/Time (a post-processed series, whose SeriesTime is the reconstruction
-  time): then GE's private scan date-time (0009,100D in block "GEMS_PETD_01") when present, else the
-  earliest acquisition time. ``FrameReferenceTime`` and ``DecayFactor`` differ per bed position in
-  static multi-bed series (Siemens, Philips) and are not used.
+* ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the scan start. The
+  dose is decayed to it frame by frame, from that frame's own tags, in the order of the IBSI SUV
+  manual (Vacha et al., "Comprehensive Manual for SUV Computation and Digital Reference Objects",
+  github.com/oncoray/suv_computation, docs/suv.html, CC BY 4.0): (1) Siemens' private scan start
+  (0071,1022) or GE's (0009,100D) when present; (2) AcquisitionDate/Time when it equals
+  SeriesDate/Time; (3) GE: AcquisitionDate/Time - FrameReferenceTime; (4) any vendor:
+  AcquisitionDate/Time + T_ave - FrameReferenceTime, T_ave = ln(lambda T / (1 - exp(-lambda T)))
+  / lambda the time of average activity in a frame of length T = ActualFrameDuration. A frame
+  none of these rules fits is refused. SeriesTime alone is never trusted: post-processing moves
+  it (a re-reconstruction's SeriesTime is after the acquisition).
 * ``DecayCorrection`` ADMIN: images are corrected to the injection; the dose is not decayed.
 * ``DecayCorrection`` NONE: each slice holds the mean activity over its own frame (start =
   AcquisitionDate/Time, length T = ActualFrameDuration): the dose is decayed to the frame start
-  and averaged over the frame, D(t_start) x (1 - exp(-lambda T)) / (lambda T).
+  and averaged over the frame, D(t_start) x (1 - exp(-lambda T)) / (lambda T), i.e. decayed to
+  the measurement time AcquisitionDate/Time + T_ave, as the IBSI manual has it.
 * Injection: RadiopharmaceuticalStartDateTime, else RadiopharmaceuticalStartTime on the scan's date;
   a start time without date that lies after the scan is taken from the day before (injection before
   midnight, scan after it).
 * ``Units`` CNTS (Philips): the SUV scale factor of the "Philips PET Private Group" block
   (element 0x00 of the block, usually (7053,1000); the block is found through its private creator,
-  not at a fixed address); when it is absent or 0 ("cannot convert" per Philips), the activity
-  concentration factor (element 0x09, usually (7053,1009)) gives Bq/ml, then as BQML.
+  not at a fixed address; without a private creator, and with a Manufacturer naming Philips, at
+  the conventional (7053,1000) and (7053,1009)); when it is absent or 0 ("cannot convert" per
+  Philips), the activity concentration factor (element 0x09, usually (7053,1009)) gives Bq/ml,
+  then as BQML. Vendor private tags found the same way: GE (0009,100D) in "GEMS_PETD_01",
+  Siemens (0071,1022) in "SIEMENS MED PT".
 * ``Units`` GML: the series holds SUV; taken as is for ``SUVType`` BW (or absent); SUVType
   LBMJAMES128 and LBMJANMA (lean body mass by a formula DICOM names) are turned back into SUVbw
   with PatientSize and PatientSex: SUVbw = SUVlbm x weight / LBM.
@@ -41,6 +49,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +65,11 @@ log = logging.getLogger(__name__)
 PHILIPS_CREATOR = "Philips PET Private Group"
 PHILIPS_SUV_FACTOR, PHILIPS_BQML_FACTOR = 0x00, 0x09  # element offsets in the private block
 GE_CREATOR, GE_SCAN_DATETIME = "GEMS_PETD_01", 0x0D  # (0009,100D) post-injection scan date-time
+SIEMENS_CREATOR, SIEMENS_DECAY_DATETIME = "SIEMENS MED PT", 0x22  # (0071,1022) decay reference
+#: Manufacturer (0008,0070) patterns (case-insensitive search): "GE MEDICAL SYSTEMS", "GEMS",
+#: "SIEMENS Healthineers", "Philips Medical Systems" ...
+VENDOR_PATTERNS = {"SIEMENS": r"SIEMENS", "GE": r"\bGE(MS)?\b|GENERAL ELECTRIC",
+                   "PHILIPS": r"PHILIPS"}  # fmt: skip
 
 #: Plausible injected activity (Bq): 1 MBq .. 50 GBq (diagnostic PET ~100-800 MBq).
 DOSE_RANGE_BQ = (1e6, 5e10)
@@ -70,6 +84,9 @@ PET_HALF_LIVES_S = {"F-18": 6586.2, "Ga-68": 4062.6, "C-11": 1220.04, "N-13": 59
 MIN_HALF_LIFE_S = 60.0
 #: Longest uptake time accepted between injection and scan (h).
 MAX_UPTAKE_H = 24.0
+#: A start time without date is taken on the scan's day only for nuclides shorter-lived than
+#: this (s; 11.5 h, the IBSI SUV manual's threshold): Zr-89 or I-124 scans may be days later.
+MAX_HALF_LIFE_TIME_ONLY_S = 41400.0
 
 
 def _parse_dt(date: str | None, time: str | None) -> dt.datetime | None:
@@ -109,14 +126,31 @@ def _require(ds, keyword: str, where: Path, why: str):
     return value
 
 
-def _private(ds, group: int, creator: str, offset: int):
-    """Value of a private element found through its private creator (any block), or None."""
+def vendor(ds) -> str:
+    """The vendor Manufacturer names: SIEMENS, GE or PHILIPS (any case, extra words), else ""."""
+    name = str(getattr(ds, "Manufacturer", "") or "")
+    return next((v for v, p in VENDOR_PATTERNS.items() if re.search(p, name, re.I)), "")
+
+
+def _private(ds, group: int, creator: str, offset: int, maker: str = ""):
+    """Value of a private element found through its private creator (any block), or None.
+
+    Without that private creator and when ``maker`` names the series' vendor (:func:`vendor`),
+    the element at the conventional block 0x10, (group, 0x1000 + offset), as writers that omit
+    the creator element (the IBSI reference objects, some anonymisers) leave it.
+    """
     try:
         value = ds.private_block(group, creator)[offset].value
     except KeyError:
-        return None
+        element = ds.get((group, 0x1000 + offset)) if maker and vendor(ds) == maker else None
+        creators = ds.get((group, 0x0010))
+        if element is None or (creators is not None and str(creators.value).strip()):
+            return None  # the conventional block belongs to another creator
+        value = element.value
     if isinstance(value, bytes):  # VR UN (implicit VR without a private dictionary entry)
         value = value.decode("ascii", "replace").strip("\x00 ")
+    if isinstance(value, str):
+        value = value.strip() or None
     return value
 
 
@@ -201,6 +235,13 @@ def injection_time(ds, scan: dt.datetime, where: Path) -> dt.datetime:
     injection = _parse_datetime(getattr(rp, "RadiopharmaceuticalStartDateTime", None))
     if injection is None:
         start = _require(rp, "RadiopharmaceuticalStartTime", where, "decay correction")
+        half_life = _number(rp, "RadionuclideHalfLife")
+        if half_life is not None and half_life >= MAX_HALF_LIFE_TIME_ONLY_S:
+            raise LionError(
+                f"{where}: only RadiopharmaceuticalStartTime (no date) is given for a nuclide "
+                f"with a half-life of {half_life:g} s, whose uptake may span days; give "
+                "RadiopharmaceuticalStartDateTime (0018,1078)"
+            )
         injection = _parse_dt(scan.strftime("%Y%m%d"), start)
         if injection is not None and injection > scan:
             injection -= dt.timedelta(days=1)
@@ -219,26 +260,66 @@ def injection_time(ds, scan: dt.datetime, where: Path) -> dt.datetime:
     return injection
 
 
-def scan_reference_time(headers: list, where: Path) -> dt.datetime | None:
-    """Decay reference of a DecayCorrection START series (QIBA): see the module docstring."""
-    first = headers[0]
-    series = _parse_dt(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None))
-    acquisitions = [
-        _parse_dt(getattr(h, "AcquisitionDate", None) or getattr(h, "SeriesDate", None),
-                  getattr(h, "AcquisitionTime", None))
-        for h in headers
-    ]  # fmt: skip
-    acquisitions = [a for a in acquisitions if a is not None]
-    earliest = min(acquisitions) if acquisitions else None
-    if series is not None and (earliest is None or series <= earliest):
-        return series
-    ge = _parse_datetime(_private(first, 0x0009, GE_CREATOR, GE_SCAN_DATETIME))
-    if ge is not None:
-        return ge
-    if earliest is not None and series is not None:
-        log.info("%s: SeriesTime after AcquisitionTime (post-processed series); decay "
-                 "reference = earliest AcquisitionTime %s", where, earliest)  # fmt: skip
-    return earliest
+def time_of_average_activity(lam: float, frame_s: float) -> float:
+    """T_ave (s): when the activity equals its mean over a frame of ``frame_s`` seconds.
+
+    ln(lambda T / (1 - exp(-lambda T))) / lambda (DICOM PS3.3 C.8.9.4.1.5, IBSI SUV manual); T/2
+    for a long-lived nuclide, 0 for a zero-length frame.
+    """
+    x = lam * frame_s
+    return math.log(x / -math.expm1(-x)) / lam if x > 0 else 0.0
+
+
+def start_reference(ds, where: Path, lam: float) -> tuple[dt.datetime, str]:
+    """Scan start a DecayCorrection START frame is corrected to, and the rule that gave it.
+
+    The IBSI SUV manual's order (module docstring), from this frame's tags alone. Raises
+    LionError naming the missing tags when no rule applies.
+    """
+    maker = vendor(ds)
+    private = {"SIEMENS": (0x0071, SIEMENS_CREATOR, SIEMENS_DECAY_DATETIME),
+               "GE": (0x0009, GE_CREATOR, GE_SCAN_DATETIME)}.get(maker)  # fmt: skip
+    if private is not None:
+        value = _parse_datetime(_private(ds, *private, maker=maker))
+        if value is not None:
+            return value, f"{maker} private scan start ({private[0]:04X},{0x1000 + private[2]:04X})"
+    date = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
+    acquisition = _parse_dt(date, getattr(ds, "AcquisitionTime", None))
+    if acquisition is None:
+        acquisition = _parse_datetime(getattr(ds, "AcquisitionDateTime", None))
+    series = _parse_dt(getattr(ds, "SeriesDate", None), getattr(ds, "SeriesTime", None))
+    if (
+        acquisition is not None
+        and series is not None
+        and abs((acquisition - series).total_seconds()) < 1e-3
+    ):
+        return acquisition, "AcquisitionDate/Time = SeriesDate/Time"
+    reference_ms = _number(ds, "FrameReferenceTime")
+    duration_ms = _number(ds, "ActualFrameDuration")
+    if acquisition is not None and reference_ms is not None and reference_ms >= 0:
+        if maker == "GE":
+            return acquisition - dt.timedelta(milliseconds=reference_ms), "GE: acquisition - FRT"
+        if duration_ms is not None and duration_ms > 0:
+            t_ave = time_of_average_activity(lam, duration_ms / 1000.0)
+            shift = dt.timedelta(seconds=t_ave - reference_ms / 1000.0)
+            return acquisition + shift, "acquisition + T_ave - FRT"
+    missing = [name for name, value in (("AcquisitionDate/Time", acquisition),
+               ("FrameReferenceTime", reference_ms), ("ActualFrameDuration", duration_ms))
+               if value is None or (name == "ActualFrameDuration" and value <= 0)]  # fmt: skip
+    raise LionError(
+        f"{where}: DecayCorrection START but the scan start cannot be determined: no vendor "
+        f"private scan start, AcquisitionDate/Time differs from SeriesDate/Time, and "
+        f"{', '.join(missing) or 'FrameReferenceTime'} is missing or not positive; export the "
+        "series with FrameReferenceTime and ActualFrameDuration, or in SUV (Units GML)"
+    )
+
+
+def _number(ds, keyword: str) -> float | None:
+    value = getattr(ds, keyword, None)
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _frame_start(ds, where: Path) -> dt.datetime:
@@ -273,10 +354,7 @@ def _bqml_scale(ds, where: Path, reference: dt.datetime | None) -> float:
     lam = math.log(2) / half_life
     if correction == "START":
         if reference is None:
-            raise LionError(
-                f"{where}: SeriesDate/SeriesTime and AcquisitionTime unreadable; needed for "
-                "decay correction"
-            )
+            reference, _ = start_reference(ds, where, lam)
         seconds = (reference - injection_time(ds, reference, where)).total_seconds()
         return weight_kg * 1000.0 / (dose * math.exp(-lam * seconds))
     start = _frame_start(ds, where)  # NONE: mean activity over this slice's frame
@@ -332,8 +410,8 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
     Args:
         ds: the slice's pydicom dataset.
         where: file (for messages).
-        reference: the series' decay reference (:func:`scan_reference_time`) for
-            DecayCorrection START; unused for ADMIN and NONE.
+        reference: the scan start to decay the dose to for DecayCorrection START instead of
+            the frame's own (:func:`start_reference`); unused for ADMIN and NONE.
     """
     units = str(getattr(ds, "Units", "")).strip().upper()
     if units == "GML":
@@ -350,10 +428,10 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
             "define its formula, so SUVbw cannot be recovered; export the series in BQML"
         )
     if units == "CNTS":
-        suv_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_SUV_FACTOR)
+        suv_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_SUV_FACTOR, "PHILIPS")
         if suv_factor is not None and float(suv_factor) > 0:
             return float(suv_factor)
-        bqml_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_BQML_FACTOR)
+        bqml_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_BQML_FACTOR, "PHILIPS")
         if bqml_factor is not None and float(bqml_factor) > 0:
             return float(bqml_factor) * _bqml_scale(ds, where, reference)
         found = "is 0 (Philips: cannot convert)" if suv_factor is not None else "is missing"
@@ -444,6 +522,29 @@ def rescaled_pixels(path: Path):
     return value, ds
 
 
+def _log_decay_rules(headers: list, where: Path) -> None:
+    """Say which scan-start rules a START series used; warn for an unverified vendor."""
+    first = headers[0]
+    if str(getattr(first, "DecayCorrection", "")).strip().upper() != "START":
+        return
+    if str(getattr(first, "Units", "")).strip().upper() not in ("BQML", "CNTS"):
+        return
+    try:
+        rp = first.RadiopharmaceuticalInformationSequence[0]
+        lam = math.log(2) / float(rp.RadionuclideHalfLife)
+        rules = sorted({start_reference(h, where, lam)[1] for h in headers})
+    except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError, LionError):
+        return  # suv_scale reports the problem with the slice's name
+    log.info("%s: scan start from %s", where, "; ".join(rules))
+    if "acquisition + T_ave - FRT" in rules and not vendor(first):
+        log.warning(
+            "%s: Manufacturer %r is not Siemens, GE or Philips; the scan start was "
+            "back-computed with the general formula (acquisition + T_ave - FrameReferenceTime), "
+            "which the IBSI SUV manual has not verified for this vendor",
+            where, str(getattr(first, "Manufacturer", "")),
+        )  # fmt: skip
+
+
 def read_suv_series(files: list[Path]) -> sitk.Image:
     """Read one static PET series (files of one SeriesInstanceUID) as an SUVbw float32 image."""
     import pydicom
@@ -455,11 +556,11 @@ def read_suv_series(files: list[Path]) -> sitk.Image:
     for h in headers[:1] + [h for h in headers[1:] if "NumberOfTimeSlices" in h][:1]:
         check_static_pet(h, where)
     files, headers, geometry = sort_slices([Path(f) for f in files], headers)
-    reference = scan_reference_time(headers, where)
+    _log_decay_rules(headers, where)
     slices = []
     for f, h in zip(files, headers, strict=True):
         value, _ = rescaled_pixels(f)
-        slices.append((value * suv_scale(h, f, reference)).astype(np.float32))
+        slices.append((value * suv_scale(h, f)).astype(np.float32))
     array = np.stack(slices)
     check_suv_values(array, where)
     image = sitk.GetImageFromArray(array)

@@ -62,15 +62,19 @@ def write_pet_series(
     study_uid, series_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
     spacing, origin = image.GetSpacing(), image.GetOrigin()
     files = []
+    frame_s = 120.0  # ActualFrameDuration
+    t_ave = math.log(lam * frame_s / -math.expm1(-lam * frame_s)) / lam  # average-activity time
     for k in range(suv.shape[0]):
-        acq = series_start + dt.timedelta(seconds=10 * k)
+        # one bed for START/ADMIN (every slice acquired at the series start, as a scanner writes
+        # a single bed); NONE: a frame per slice, 10 s apart, to exercise per-frame decay
+        acq = series_start + dt.timedelta(seconds=10 * k if decay_correction == "NONE" else 0)
         if decay_correction == "START":
             decayed = dose_bq * math.exp(-lam * (series_start - injection).total_seconds())
         elif decay_correction == "ADMIN":
             decayed = dose_bq
         else:  # NONE: the frame's mean activity, decaying during the 120 s frame
             decayed = dose_bq * math.exp(-lam * (acq - injection).total_seconds())
-            decayed *= (1 - math.exp(-lam * 120.0)) / (lam * 120.0)
+            decayed *= (1 - math.exp(-lam * frame_s)) / (lam * frame_s)
         bqml = suv[k] * decayed / (weight_kg * 1000.0)
         stored_float = suv[k] / float(philips_suv_factor or 1.0) if units == "CNTS" else bqml
         slope = max(float(stored_float.max()), 1e-6) / 30000.0
@@ -101,8 +105,10 @@ def write_pet_series(
         ds.SeriesType = ["WHOLE BODY", "IMAGE"]
         ds.ImageType = ["ORIGINAL", "PRIMARY"]
         ds.NumberOfSlices = suv.shape[0]
-        ds.FrameReferenceTime = "0"
-        ds.ActualFrameDuration = 120000
+        # DICOM: ms from the series start to the time the values occurred (acquisition + T_ave)
+        offset_s = (acq - series_start).total_seconds() + t_ave
+        ds.FrameReferenceTime = f"{offset_s * 1000.0:.3f}"
+        ds.ActualFrameDuration = int(frame_s * 1000)
         rp = Dataset()
         rp.RadiopharmaceuticalStartTime = injection.strftime("%H%M%S")
         rp.RadiopharmaceuticalStartDateTime = injection.strftime("%Y%m%d%H%M%S")

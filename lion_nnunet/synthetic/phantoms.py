@@ -17,10 +17,16 @@ higher numpy z index (arrays are (z, y, x)) is closer to the head. Everything is
 written completely (``OUT/.phantoms/`` holds the settings and one record per finished case).
 
 Examples:
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
     >>> from lion_nnunet.synthetic.phantoms import make_cohort
-    >>> cases = make_cohort("fdg_synth", "fdg", 4, progress=False)  # doctest: +SKIP
-    >>> cases.disease.tolist()  # doctest: +SKIP
+    >>> out = Path(tempfile.mkdtemp())
+    >>> cases = make_cohort(out / "fdg_synth", "fdg", 4, progress=False)
+    >>> cases.disease.tolist()
     ['lymphoma', 'lung_cancer', 'melanoma', 'negative']
+    >>> sorted(p.name for p in (out / "fdg_synth" / "studies").glob("*/*/*.nii.gz"))[:3]
+    ['CTres.nii.gz', 'CTres.nii.gz', 'CTres.nii.gz']
+    >>> shutil.rmtree(out)
 """
 
 from __future__ import annotations

@@ -28,10 +28,14 @@ class ClassWeightedSoftDiceLoss(MemoryEfficientSoftDiceLoss):
 
     Examples:
         >>> import torch
-        >>> loss = ClassWeightedSoftDiceLoss([1.0, 0.0], do_bg=False, batch_dice=True)
-        >>> logits = torch.zeros(1, 3, 4, 4, 4)
-        >>> float(loss(logits, torch.zeros(1, 1, 4, 4, 4))) <= 0.0
-        True
+        >>> loss = ClassWeightedSoftDiceLoss([1.0, 0.0], do_bg=False, batch_dice=True, ddp=False)
+        >>> target = torch.ones(1, 1, 4, 4, 4)  # every voxel is class 1
+        >>> right = torch.nn.functional.one_hot(target[:, 0].long(), 3).movedim(-1, 1).float()
+        >>> round(float(loss(right, target)), 4)  # class 1 perfect; class 2 weighs nothing
+        -1.0
+        >>> wrong = right[:, [0, 2, 1]]  # class 2 predicted where class 1 is
+        >>> round(float(loss(wrong, target)), 4)  # class 1 Dice (0 + 1) / (64 + 0 + 1)
+        -0.0154
     """
 
     def __init__(
