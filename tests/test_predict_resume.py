@@ -20,7 +20,7 @@ from lion_nnunet.cli import main
 from lion_nnunet.inference.model import make_random_model
 from lion_nnunet.labels import get_label_set
 
-SHAPE = (40, 24, 24)  # z, y, x voxels at 6 mm: larger than the patch, so the window slides
+SHAPE = (40, 16, 16)  # z, y, x voxels at 6 mm: longer than the patch in z, so the window slides
 SPACING = (6.0, 6.0, 6.0)
 
 

@@ -4,7 +4,8 @@ Prediction goes through :class:`nnunetv2.inference.predict_from_raw_data.nnUNetP
 (sliding window, Gaussian weighting, fold ensemble, optional mirroring), with the same
 preprocessing and resampling back to the original grid as ``nnUNetv2_predict``, so the label
 maps are identical to the stock command's. The model is built once and reused for every case;
-one case is in memory at a time (input, logits at network spacing, label map), which bounds
+the network's logits (at network spacing) exist for one case at a time, beside ``-npp`` cases
+being read and preprocessed and ``-nps`` label maps being filtered and written, which bounds
 memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns them.
 """
 
