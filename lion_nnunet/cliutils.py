@@ -16,9 +16,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        default = action.default
         if (
             action.required
-            or action.default in (None, False, [], (), argparse.SUPPRESS)
+            or default is None
+            or default is False  # not "in (None, False)": 0 == False would hide a 0 default
+            or default == argparse.SUPPRESS
+            or (isinstance(default, (list, tuple)) and not default)
             or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
             or "default" in text.lower()
         ):

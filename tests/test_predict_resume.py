@@ -201,6 +201,7 @@ def test_predict_help_and_argument_checks(
     assert "(default: None)" not in text and "(default: False)" not in text
     assert text.count("(default: all folds with a checkpoint)") == 1
     assert "output folder (default" not in text  # required: no default shown
+    assert "0 keeps all (default: 0.0)" in text  # a 0 default is still shown
     out = str(tmp_path / "o")
     for bad, message in (
         (["--min-volume-ml", "-1"], "--min-volume-ml -1: expected a volume >= 0 ml"),
