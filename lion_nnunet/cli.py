@@ -25,7 +25,7 @@ COMMAND_MODULES = (
     "lion_nnunet.plans.cli_plans",  # plan, plans install, splits
     "lion_nnunet.trainers.cli_doctor",  # env, doctor
     "lion_nnunet.inference.cli_inference",  # predict, postprocess
-    "lion_nnunet.inference.cli_models",  # models install|list
+    "lion_nnunet.inference.cli_models",  # models install|list|verify
     "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
     "lion_nnunet.analysis.cli_tom",  # tom, tom-correlate, embed
     "lion_nnunet.demo",  # demo

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,14 +120,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same suffixes); rename it onto ``path`` on success.
 
     The temporary file is removed if the block raises, so a crash never leaves a half-written
-    output under the final name.
+    output under the final name. It is created as ``open()`` creates a file (mode 0666 less the
+    umask, default ACLs applied), not 0600 as ``tempfile.mkstemp`` would: outputs on a shared
+    disk stay readable by the group when the umask allows it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    while True:
+        tmp_path = path.parent / f".{path.name}.{secrets.token_hex(6)}.part{suffix}"
+        try:  # O_EXCL: never reuse another writer's temporary file
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         tmp_path.replace(path)

@@ -1,16 +1,21 @@
-"""Released models by name, in LION's and lionz's label layouts: install, predict, API.
+"""Released models by name, in LION's and lionz's label layouts: install, predict, API, verify.
 
 Two really trained tiny models: ``trained_fdg_model`` (LION layout, tumor 1) and
 ``trained_lionz_model`` (lionz layout, tumor last, saved under the authors' trainer name).
 Expected values come from stock ``nnUNetv2_predict`` label maps and from the ground-truth label
-maps counted by hand, never from the code under test.
+maps counted by hand, never from the code under test. The install checks and their refusals use
+random-weight models (``make_random_model``); checksums are computed here with ``hashlib``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +23,12 @@ import pytest
 import SimpleITK as sitk
 
 from lion_nnunet.cli import main
+from lion_nnunet.errors import LionError
 from lion_nnunet.inference.model import CHECKPOINT, make_random_model
 
-pytestmark = pytest.mark.slow
+DATASET = "Dataset991_LIONFDG"
+PLAIN = "nnUNetTrainer__LIONPlans__3d_fullres"
+LION = "nnUNetTrainer_LION__LIONPlans__3d_fullres"
 
 
 def _array(path: Path) -> np.ndarray:
@@ -44,6 +52,7 @@ def model_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.mark.slow
 def test_tumor_last_model_authors_trainer_zip_install_predict_api(
     trained_lionz_model: dict, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -130,6 +139,7 @@ def test_tumor_last_model_authors_trainer_zip_install_predict_api(
     assert "not the LION fdg layout" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tumor_last_ground_truth_volume_through_postprocess(
     trained_lionz_model: dict, tmp_path: Path
 ) -> None:
@@ -151,6 +161,7 @@ def test_tumor_last_ground_truth_volume_through_postprocess(
         assert expected > 0
 
 
+@pytest.mark.slow
 def test_tumor_first_model_zip_from_nnunet_export_and_api(
     trained_fdg_model: dict, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -198,3 +209,224 @@ def test_unknown_trainer_is_named(tmp_path: Path, model_home: Path, capsys) -> N
     assert main(["models", "install", str(folder.parent), "--name", "x"]) == 1
     assert "trainer nnUNetTrainerDA5_3000epochs_mine not found" in capsys.readouterr().err
     assert not (model_home / "x").exists()
+
+
+# --- install checks, checksums on load, verify (random-weight models) -------------------------
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``$nnUNet_results/Dataset991_LIONFDG`` with two trainers' model folders (random weights).
+
+    ``nnUNetTrainer__...`` has folds 0 and 1, ``nnUNetTrainer_LION__...`` fold 0.
+    """
+    dataset = tmp_path_factory.mktemp("nnUNet_results") / DATASET
+    make_random_model(dataset / PLAIN, "fdg", patch_size=(16, 16, 16), folds=("0", "1"))
+    make_random_model(dataset / LION, "fdg", patch_size=(16, 16, 16), seed=7,
+                      trainer="nnUNetTrainer_LION")  # fmt: skip
+    return dataset
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _copy_model(released: Path, tmp_path: Path, folder: str = PLAIN) -> Path:
+    """A private copy of one model folder (``<tmp>/Dataset991_LIONFDG/<folder>``) to damage."""
+    dest = tmp_path / "results" / DATASET / folder
+    shutil.copytree(released / folder, dest)
+    return dest
+
+
+def _autopet_study(root: Path) -> Path:
+    """One autoPET-style study (``PETCT_<id>/<date>-NA-PET-CT.../SUV.nii.gz``) with a hot spot."""
+    suv = np.full((16, 16, 16), 0.8, np.float32)
+    suv[6:10, 6:10, 6:10] = 9.0
+    image = sitk.GetImageFromArray(suv)
+    image.SetSpacing((2.0364, 2.0364, 3.0))
+    study = root / "PETCT_0af7ffe12a" / "08-12-2005-NA-PET-CT Ganzkoerper  primaer mit KM-10445"
+    study.mkdir(parents=True)
+    sitk.WriteImage(image, str(study / "SUV.nii.gz"))
+    return root
+
+
+def _assert_not_installed(home: Path, name: str) -> None:
+    assert not (home / name).exists()
+    assert not home.exists() or not list(home.iterdir())  # no staging folder left behind
+
+
+def test_changed_checkpoint_refused_by_predict_api_and_verify(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture, umask_022
+) -> None:
+    import lion_nnunet
+
+    archive = _zip_model(released / PLAIN, tmp_path / "lion_fdg.zip")
+    assert main(["models", "install", str(archive), "--name", "fdg", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    folder = model_home / "fdg" / DATASET / PLAIN
+    fold1 = folder / "fold_1" / CHECKPOINT
+    original = _sha256(released / PLAIN / "fold_1" / CHECKPOINT)
+    assert record["folds"] == ["0", "1"]
+    assert record["checkpoint_sha256"] == {
+        f: _sha256(released / PLAIN / f"fold_{f}" / CHECKPOINT) for f in ("0", "1")
+    }
+    # the installed model is readable by colleagues under umask 022 (mkdtemp would give 0700)
+    assert (model_home / "fdg").stat().st_mode & 0o777 == 0o755
+    assert (model_home / "fdg" / "lion_model.json").stat().st_mode & 0o777 == 0o644
+    assert fold1.stat().st_mode & 0o777 == 0o644
+
+    inputs = _autopet_study(tmp_path / "autopet")
+    out = tmp_path / "out"
+    common = ["--device", "cpu", "--disable-tta", "--no-pbar"]
+    assert main(["predict", "-i", str(inputs), "-o", str(out), "-m", "fdg", *common]) == 0
+    reports = sorted(out.glob("*/report.json"))
+    assert len(reports) == 1
+    for name in ("tumor.nii.gz", "report.json", "mip.png"):  # atomic writes honour the umask
+        assert (reports[0].parent / name).stat().st_mode & 0o777 == 0o644, name
+    assert main(["models", "verify", "fdg"]) == 0
+    assert capsys.readouterr().out.count(" ok ") == 2
+
+    # fold 1 overwritten after install (fold 0's weights copied over it by mistake)
+    shutil.copyfile(folder / "fold_0" / CHECKPOINT, fold1)
+    changed = _sha256(fold1)
+    assert changed != original
+    capsys.readouterr()
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out2"), "-m", "fdg",
+                 *common]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert str(fold1) in err and original in err and changed in err
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(LionError) as info:
+        lion_nnunet.load_model("fdg", device="cpu")
+    assert str(fold1) in str(info.value) and original in str(info.value)
+    assert changed in str(info.value)
+    # -f 0 uses only the unchanged checkpoint
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out3"), "-m", "fdg", "-f",
+                 "0", *common]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["models", "verify", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert str(fold1) in err and original in err and changed in err
+    assert main(["models", "verify", "fdg", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert not result["ok"] and [r["ok"] for r in result["checkpoints"]] == [True, False]
+    assert result["checkpoints"][1]["recorded"] == original
+    assert result["checkpoints"][1]["actual"] == changed
+    fold1.unlink()  # a deleted checkpoint, and a name nobody installed
+    assert main(["models", "verify", "fdg"]) == 1
+    assert f"{fold1}: checkpoint of installed model 'fdg' is missing" in capsys.readouterr().err
+    assert main(["models", "verify", "fdg-typo"]) == 1
+    assert "lion models list" in capsys.readouterr().err
+
+
+def test_install_refuses_fold_without_checkpoint(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = _copy_model(released, tmp_path)
+    (folder / "fold_2").mkdir()  # a fold still training: only checkpoint_best.pth so far
+    shutil.copyfile(folder / "fold_0" / CHECKPOINT, folder / "fold_2" / "checkpoint_best.pth")
+    assert main(["models", "install", str(folder), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert "fold(s) 2" in err and f"fold_2/{CHECKPOINT}" in err and "--folds" in err
+    _assert_not_installed(model_home, "fdg")
+    # --folds naming a fold that has no checkpoint (no fold_3 at all)
+    assert main(["models", "install", str(folder), "--name", "fdg", "--folds", "0", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "fold(s) 3" in err and f"fold_3/{CHECKPOINT}" in err
+    _assert_not_installed(model_home, "fdg")
+    # the folds that are complete install, and only those
+    assert main(["models", "install", str(folder), "--name", "fdg", "-f", "1", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    installed = model_home / "fdg" / DATASET / PLAIN
+    assert record["folds"] == ["1"] and (installed / "fold_1" / CHECKPOINT).is_file()
+    assert not (installed / "fold_0").exists() and not (installed / "fold_2").exists()
+
+
+def test_install_refuses_zip_slip_entry(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    archive = _zip_model(released / PLAIN, tmp_path / "lion_fdg.zip")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("../../../evil.pth", b"overwrites something outside the model home")
+    assert main(["models", "install", str(archive), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert "'../../../evil.pth' points outside the archive" in err
+    assert not list(tmp_path.rglob("evil.pth"))
+    _assert_not_installed(model_home, "fdg")
+
+
+def test_install_refuses_bad_zip(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    archive = _zip_model(released / PLAIN, tmp_path / "lion_fdg.zip")
+    data = archive.read_bytes()
+    assert len(data) > 1000
+    archive.write_bytes(data[: len(data) // 2])  # an interrupted download
+    assert main(["models", "install", str(archive), "--name", "fdg"]) == 1
+    assert f"{archive}: not a valid zip file" in capsys.readouterr().err
+    _assert_not_installed(model_home, "fdg")
+
+
+def test_install_refuses_unreadable_checkpoint(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = _copy_model(released, tmp_path)
+    (folder / "fold_1" / CHECKPOINT).write_bytes(b"<html><body>403 Forbidden</body></html>\n")
+    assert main(["models", "install", str(folder), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the checkpoint" in err and "fold_1" in err
+    _assert_not_installed(model_home, "fdg")
+
+
+def test_install_refuses_folds_of_different_trainers(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = _copy_model(released, tmp_path)
+    shutil.copyfile(released / LION / "fold_0" / CHECKPOINT, folder / "fold_1" / CHECKPOINT)
+    assert main(["models", "install", str(folder), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert "fold 0: nnUNetTrainer, fold 1: nnUNetTrainer_LION" in err
+    _assert_not_installed(model_home, "fdg")
+
+
+def test_install_refuses_tracer_mismatch(
+    released: Path, model_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert json.loads((released / PLAIN / "dataset.json").read_text())["lion"]["tracer"] == "fdg"
+    assert main(["models", "install", str(released / PLAIN), "--name", "psma", "--tracer",
+                 "psma"]) == 1  # fmt: skip
+    assert "--tracer psma, but its dataset.json says it is a fdg model" in capsys.readouterr().err
+    _assert_not_installed(model_home, "psma")
+
+
+def test_install_one_model_of_a_dataset_folder_with_two_trainers(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["models", "install", str(released), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert f"{DATASET}/{PLAIN}" in err and f"{DATASET}/{LION}" in err and "--model-folder" in err
+    _assert_not_installed(model_home, "fdg")
+    archive = tmp_path / "both.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # an export holding both trainers
+        for path in sorted(released.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(released.parent))
+    for name, source, extra, chosen, other in [
+        ("by-path", released / LION, [], LION, PLAIN),
+        ("by-flag", released, ["--model-folder", PLAIN], PLAIN, LION),
+        ("from-zip", archive, ["--model-folder", LION], LION, PLAIN),
+    ]:
+        assert main(["models", "install", str(source), "--name", name, "--json", *extra]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["model_folder"] == f"{DATASET}/{chosen}"
+        files = [p.relative_to(model_home / name) for p in (model_home / name).rglob("*")]
+        assert Path(DATASET, chosen, "fold_0", CHECKPOINT) in files
+        assert not [p for p in files if other in p.parts], (name, files)
+        assert sorted(p.name for p in (model_home / name / DATASET).iterdir()) == [chosen]

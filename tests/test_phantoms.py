@@ -223,6 +223,17 @@ def test_wholebody_case_in_memory() -> None:
     assert case.seg.sum() * case.voxel_ml == pytest.approx(case.row()["tumor_volume_ml"], 1e-3)
 
 
+def test_autopet_grid() -> None:
+    """The autoPET FDG PET grid (Biograph mCT): 400 x 400 voxels of 2.0364 mm, 3 mm slices."""
+    from lion_nnunet.synthetic.phantom_case import pet_grid
+
+    grid = pet_grid(SIZES["autopet"])
+    assert grid.shape_zyx == (300, 400, 400)
+    assert grid.spacing_xyz == (2.0364, 2.0364, 3.0)
+    # centred in x and y: the first and last voxel centres are symmetric about 0
+    assert grid.origin_xyz[0] == pytest.approx(-399 * 2.0364 / 2)
+
+
 def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "x"
     argv = ["phantoms", "--tracer", "fdg", "--cases", "3", "--out", str(out), "--no-pbar"]

@@ -1,7 +1,8 @@
-"""Where installed models live and how they are looked up by name (no model loading here).
+"""Where installed models live, how they are looked up by name, and their checksums.
 
 The storage half of :mod:`lion_nnunet.inference.registry`, kept apart so that
-:mod:`lion_nnunet.inference.model` can resolve ``-m NAME`` without importing the installer.
+:mod:`lion_nnunet.inference.model` can resolve ``-m NAME`` and verify an installed model's
+checkpoints without importing the installer (no model loading here).
 """
 
 from __future__ import annotations
@@ -10,11 +11,22 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lion_nnunet.errors import LionError
+
+if TYPE_CHECKING:
+    from .model import ModelInfo
 
 MODEL_HOME_VAR = "LION_MODELS"
 RECORD = "lion_model.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+#: SHA-256 by (resolved path, inode, size, mtime ns, ctime ns): each file version is hashed once
+#: per process (ctime changes on every write and cannot be set back, unlike mtime).
+_SHA256_CACHE: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def model_home() -> Path:
@@ -59,3 +71,84 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    """:func:`sha256_file`, computed once per file version in this process.
+
+    ``lion predict`` checks the model twice (command line, then the run); a checkpoint of a few
+    hundred MB is hashed once.
+    """
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns,
+           stat.st_ctime_ns)  # fmt: skip
+    if key not in _SHA256_CACHE:
+        _SHA256_CACHE[key] = sha256_file(path)
+    return _SHA256_CACHE[key]
+
+
+def checkpoint_sha256(model: ModelInfo) -> dict[str, str]:
+    """Hex SHA-256 of each checkpoint the model uses, by fold (``{"0": "9f2c...", ...}``)."""
+    return {
+        fold: cached_sha256(model.folder / f"fold_{fold}" / model.checkpoint)
+        for fold in model.folds
+    }
+
+
+def checksum_rows(folder: Path, record: dict, folds: Sequence[str] | None = None) -> list[dict]:
+    """Compare checkpoints with the SHA-256 sums recorded at install.
+
+    Args:
+        folder: the installed model folder.
+        record: its install record (``lion_model.json``).
+        folds: folds to check; None = every fold the record lists.
+
+    Returns:
+        One row per fold: ``fold``, ``path``, ``recorded`` and ``actual`` (hex SHA-256; None when
+        not recorded / the file is missing) and ``ok``.
+    """
+    sums = record.get("checkpoint_sha256") or {}
+    rows = []
+    for fold in sums if folds is None else folds:
+        path = Path(folder) / f"fold_{fold}" / record["checkpoint"]
+        actual = cached_sha256(path) if path.is_file() else None
+        recorded = sums.get(fold)
+        rows.append({"fold": fold, "path": str(path), "recorded": recorded, "actual": actual,
+                     "ok": recorded is not None and actual == recorded})  # fmt: skip
+    return rows
+
+
+def checksum_problem(row: dict, record: dict) -> str:
+    """One sentence for a failed :func:`checksum_rows` row of an installed model."""
+    name, source = record["name"], record["source"]
+    fix = f"reinstall it from {source} (lion models install ... --name {name} --overwrite)"
+    if row["recorded"] is None:
+        return (
+            f"{row['path']}: fold {row['fold']} is not part of installed model {name!r} (no "
+            f"SHA-256 in {RECORD}); use the recorded folds or {fix}"
+        )
+    if row["actual"] is None:
+        return f"{row['path']}: checkpoint of installed model {name!r} is missing; {fix}"
+    return (
+        f"{row['path']}: SHA-256 {row['actual']} differs from {row['recorded']} recorded at "
+        f"install; the checkpoint changed after `lion models install`; restore the file or {fix}"
+    )
+
+
+def verify_checkpoints(folder: Path, record: dict, folds: Sequence[str], checkpoint: str) -> None:
+    """Refuse an installed model whose used checkpoints differ from the install record.
+
+    Raises:
+        LionError: naming each changed checkpoint with its recorded and its current SHA-256.
+    """
+    name = record["name"]
+    if checkpoint != record["checkpoint"]:
+        raise LionError(
+            f"{folder}: checkpoint {checkpoint!r} of installed model {name!r} was not checked "
+            f"at install ({RECORD} records {record['checkpoint']!r}); use that one or install "
+            f"the model again with --checkpoint {checkpoint} under another name"
+        )
+    rows = checksum_rows(folder, record, folds)
+    problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
+    if problems:
+        raise LionError("; ".join(problems))

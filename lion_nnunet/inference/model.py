@@ -30,6 +30,7 @@ class ModelInfo:
     label_set: LabelSet
     num_channels: int
     file_ending: str
+    checkpoint: str = CHECKPOINT
 
     @property
     def name(self) -> str:
@@ -140,10 +141,14 @@ def check_model_folder(
 ) -> ModelInfo:
     """Validate a model folder before loading it: files, checkpoints, plans vs dataset.json.
 
+    An installed model (one with ``lion_model.json``, see :mod:`lion_nnunet.inference.registry`)
+    also has the SHA-256 of every used checkpoint compared with the sum recorded at install.
+
     Args:
         folder: the ``<Trainer>__<Plans>__<configuration>`` folder, its ``DatasetXXX`` parent,
             or an installed model's name (:func:`resolve_model_folder`).
-        folds: folds to ensemble (``["0", "1"]`` or ``["all"]``); None = every fold found.
+        folds: folds to ensemble (``["0", "1"]`` or ``["all"]``); None = every fold found (for
+            an installed model: every fold it records).
         checkpoint: checkpoint file name inside each ``fold_<f>`` folder.
         tumor_label: the tumor's label id; None = from the dataset.json label names
             (:func:`lion_nnunet.labels.find_tumor_label`).
@@ -151,14 +156,17 @@ def check_model_folder(
     Raises:
         LionError: one sentence naming the file and the problem.
     """
+    from .installed import installed_record, verify_checkpoints
+
     folder = resolve_model_folder(folder)
     if not folder.is_dir():
         raise LionError(f"{folder}: model folder not found; pass -m <Trainer>__<Plans>__<config>")
     dataset_json = _load_json(folder / "dataset.json", "dataset.json, plans.json, fold_*/")
     plans = _load_json(folder / "plans.json", "dataset.json, plans.json, fold_*/")
     found = available_folds(folder, checkpoint)
+    record = installed_record(folder)
     if folds is None:
-        folds = found
+        folds = list(record["folds"]) if record else found
     if not found:
         raise LionError(
             f"{folder}: no fold_*/{checkpoint}; the model has not finished training "
@@ -170,6 +178,8 @@ def check_model_folder(
             f"{folder}: no {checkpoint} for fold(s) {', '.join(missing)}; "
             f"folds available: {' '.join(found)} (use -f {' '.join(found)})"
         )
+    if record:
+        verify_checkpoints(folder, record, folds, checkpoint)
     for key in ("labels", "channel_names", "file_ending"):
         if key not in dataset_json:
             raise LionError(f"{folder / 'dataset.json'}: key {key!r} missing; not an nnU-Net model")
@@ -195,12 +205,8 @@ def check_model_folder(
             f"{n_channels}; plans.json and dataset.json do not belong together"
         )
     tracer = dataset_json.get("lion", {}).get("tracer", "custom")
-    if tumor_label is None:  # an installed model keeps the tumor label given at install
-        from .installed import installed_record
-
-        record = installed_record(folder) or {}
-        if record.get("tumor_label_given"):
-            tumor_label = record["tumor_label"]
+    if tumor_label is None and record and record.get("tumor_label_given"):
+        tumor_label = record["tumor_label"]  # an installed model keeps the one given at install
     label_set = label_set_from_dataset_labels(
         dataset_json["labels"], tracer, tumor_label, where=str(folder / "dataset.json")
     )
@@ -213,6 +219,7 @@ def check_model_folder(
         label_set=label_set,
         num_channels=n_channels,
         file_ending=dataset_json["file_ending"],
+        checkpoint=checkpoint,
     )
 
 

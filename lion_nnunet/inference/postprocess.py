@@ -238,10 +238,11 @@ def postprocess_folder(
     """
     from lion_nnunet.io import geometry_mismatch, read_float_image, read_image
 
+    from .installed import checkpoint_sha256
     from .model import CHECKPOINT, check_model_folder
     from .options import MIP_WINDOWS, PredictOptions
     from .outputs import write_case_outputs, write_summary
-    from .provenance import check_resume, checkpoint_sums, installed_name, run_settings
+    from .provenance import check_resume, installed_name, run_settings
 
     pred_dir, pet_dir, out_dir = Path(pred_dir), Path(pet_dir), Path(out_dir)
     if not pred_dir.is_dir():
@@ -268,7 +269,7 @@ def postprocess_folder(
     model_name, model_folds = None, None
     if model_folder is not None:
         model = check_model_folder(model_folder, options.folds and list(options.folds))
-        sums = checkpoint_sums(model, CHECKPOINT)
+        sums = checkpoint_sha256(model)
         settings = run_settings(settings, model, sums)
         model_name, model_folds = model.name, list(model.folds)
         record.update({"model_path": str(model.folder.resolve()),

@@ -376,7 +376,8 @@ def predict_cases(
     Returns:
         ``{"out", "predicted", "skipped", "summary"}`` (case ids, paths as strings).
     """
-    from .provenance import check_resume, checkpoint_sums, installed_name, run_settings
+    from .installed import checkpoint_sha256
+    from .provenance import check_resume, installed_name, run_settings
 
     o = options or PredictOptions()
     out_dir = Path(out_dir)
@@ -396,7 +397,7 @@ def predict_cases(
     window = o.mip_window or MIP_WINDOWS.get(model.label_set.tracer, MIP_WINDOWS["fdg"])
     resolved = {**o.result_settings(), "tumor_label": model.label_set.tumor_label,
                 "mip_window": list(window)}  # fmt: skip
-    sums = checkpoint_sums(model, o.checkpoint)  # once per run, whatever is skipped
+    sums = checkpoint_sha256(model)  # once per file per run (cached), whatever is skipped
     settings = run_settings(resolved, model, sums)
     skipped = check_resume(out_dir, [c.case_id for c in mine], settings, o.overwrite)
     todo = [c for c in mine if c.case_id not in skipped]

@@ -24,13 +24,6 @@ from .outputs import REPORT, case_done
 MAX_NAMED = 3
 
 
-def checkpoint_sums(model: ModelInfo, checkpoint: str) -> dict[str, str]:
-    """``{fold: hex SHA-256 of fold_<fold>/<checkpoint>}`` for the model's folds (read once)."""
-    from .installed import sha256_file
-
-    return {fold: sha256_file(model.folder / f"fold_{fold}" / checkpoint) for fold in model.folds}
-
-
 def installed_name(model: ModelInfo) -> str | None:
     """The name a model was installed under (``lion models install``), or None."""
     from .installed import installed_record
@@ -45,7 +38,8 @@ def run_settings(result_settings: Mapping, model: ModelInfo, sums: Mapping[str, 
         result_settings: :meth:`PredictOptions.result_settings` with defaults resolved
             (``tumor_label``, ``mip_window``).
         model: the checked model folder.
-        sums: :func:`checkpoint_sums`.
+        sums: ``{fold: SHA-256}`` of the checkpoints
+            (:func:`lion_nnunet.inference.installed.checkpoint_sha256`).
     """
     from .report import fold_value
 

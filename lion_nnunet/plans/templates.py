@@ -6,8 +6,9 @@ Choices (docs/training.md says why):
   1,3,4,6,6,6; features 32..320), the configuration nnU-Net recommends since 2024 for ~8-11 GB
   GPUs; LesionTracer (autoPET III) and nnU-Net's own autoPET baselines use residual encoders too.
 * **Target spacing** 3.0 x 2.04 x 2.04 mm (z, y, x): the median autoPET FDG/PSMA PET spacing.
-* **Patch** 160 x 128 x 128 voxels, batch 2: whole-body PET is long along z; this fits ResEnc M in
-  about 10 GB with mixed precision.
+* **Patch** 160 x 128 x 128 voxels, batch 2: whole-body PET is long along z; nnU-Net plans ResEnc M
+  for about 8 GB of GPU memory with mixed precision. The memory these plans take on a GPU is what
+  ``benchmarks/gpu_suite.py`` measures (docs/benchmarks.md); no figure here is measured.
 * **batch_dice** True, nnU-Net's own choice for 3d_fullres: the Dice is computed over the whole
   batch, not per patch. Per patch, a patch without tumor scores a perfect tumor Dice only by
   predicting no tumor at all, which pulls lesion models towards empty predictions.

@@ -44,9 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--size",
-        choices=("small", "wholebody"),
+        choices=("small", "wholebody", "autopet"),
         default="small",
-        help="small: 48x40x96 voxels (x,y,z) at 6 mm; wholebody: 200x200x400 at 4 mm",
+        help="small: 48x40x96 voxels (x,y,z) at 6 mm; wholebody: 200x200x400 at 4 mm; "
+        "autopet: 400x400x300 at 2.04 x 2.04 x 3 mm (the autoPET grid)",
     )
     p.add_argument(
         "--organ-format",

@@ -77,11 +77,12 @@ class SizePreset:
 
     Attributes:
         shape_zyx: PET grid, numpy (z, y, x) voxels.
-        spacing_mm: PET voxel size (isotropic, mm).
+        spacing_mm: PET voxel size in x and y (mm); also in z unless ``slice_mm`` is given.
         ct_spacing_mm: CT (organ mask) voxel size (isotropic, mm).
         body_mm_in_fov: standard-body millimetres shown in the PET field of view (z).
         lesion_ml: range of lesion volumes (ml) drawn log-uniformly.
         psf_scale: scanner FWHM multiplier (the PSF is defined for 4 mm voxels).
+        slice_mm: PET slice spacing (z, mm) when it differs from ``spacing_mm``.
     """
 
     shape_zyx: tuple[int, int, int]
@@ -90,6 +91,7 @@ class SizePreset:
     body_mm_in_fov: float
     lesion_ml: tuple[float, float]
     psf_scale: float
+    slice_mm: float | None = None
 
 
 SIZES = {
@@ -97,6 +99,9 @@ SIZES = {
     # 5-90 voxels) so they stay resolvable. Volumes are always measured from the voxel mask.
     "small": SizePreset((96, 40, 48), 6.0, 4.0, 1000.0, (1.0, 20.0), 1.5),
     "wholebody": SizePreset((400, 200, 200), 4.0, 1.5, 1650.0, (0.5, 50.0), 1.0),
+    # The autoPET FDG grid (Siemens Biograph mCT reconstructions): 400 x 400 voxels of 2.04 mm,
+    # 3 mm slices, skull base to mid-thigh; for GPU memory and speed measurements.
+    "autopet": SizePreset((300, 400, 400), 2.0364, 2.0, 1000.0, (0.5, 50.0), 1.0, slice_mm=3.0),
 }
 
 #: Lesion SUV / local SUV, drawn log-uniformly per lesion: subtle to obvious. PSMA-avid lesions
@@ -158,7 +163,8 @@ def pet_grid(size: SizePreset) -> anat.Grid:
     """The PET grid of a size preset, centred on x = y = 0, z from 0 (feet side) upwards."""
     _, ny, nx = size.shape_zyx
     s = size.spacing_mm
-    return anat.Grid(size.shape_zyx, (s, s, s), (-(nx - 1) * s / 2, -(ny - 1) * s / 2, 0.0))
+    sz = size.slice_mm or s
+    return anat.Grid(size.shape_zyx, (s, s, sz), (-(nx - 1) * s / 2, -(ny - 1) * s / 2, 0.0))
 
 
 def ct_grid(pet: anat.Grid, size: SizePreset, place: anat.Placement) -> anat.Grid:

@@ -234,7 +234,8 @@ def make_cohort(
         cases: number of studies (one study per patient).
         seed: everything is a deterministic function of (seed, case index).
         size: "small" (PET 48x40x96 voxels x,y,z at 6 mm; CT grid 4 mm) for tests and the demo,
-            or "wholebody" (PET 200x200x400 at 4 mm; CT grid 1.5 mm cropped to the body).
+            "wholebody" (PET 200x200x400 at 4 mm; CT grid 1.5 mm cropped to the body), or
+            "autopet" (PET 400x400x300 at 2.04 x 2.04 x 3 mm, the autoPET grid; CT grid 2 mm).
         organ_format: "masks" (one binary <class>.nii.gz per TotalSegmentator class of the label
             set) or "ml" (multi-label total.nii.gz and head_glands_cavities.nii.gz).
         diseases: restrict the cohort to these diseases (equal shares) or give weights
