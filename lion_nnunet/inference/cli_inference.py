@@ -182,7 +182,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         print(
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
-            f"already done; summary: {result['summary']}"
+            f"done with the same settings; summary: {result['summary']}"
         )
     return 0
 
