@@ -5,8 +5,11 @@ nnU-Net uses a case id in file names (``<case>_0000.nii.gz``, ``<case>.nii.gz``)
 and autoPET III file names carry spaces and long study descriptions
 (``fdg_0168f65af8_04-04-2003-NA-PET-CT Ganzkoerper  primaer mit KM-82224``). The rule:
 
-* **Sanitising** (:func:`sanitize_case_id`): every run of characters other than letters, digits,
-  ``_``, ``-`` and ``.`` becomes one ``-``; leading/trailing ``-``/``.`` are dropped. The original
+* **Sanitising** (:func:`sanitize_case_id`): the name is put in Unicode NFC form (so ``ü`` typed
+  on macOS, which stores it decomposed, and on Linux give one id); every run of characters other
+  than letters, digits (any script: ``müller``, ``Øster``, ``李``), ``_``, ``-`` and ``.`` becomes
+  one ``-``; leading/trailing ``-``/``.`` are dropped. Path separators, spaces, control and
+  other characters never survive, so an id is always a safe folder and file name. The original
   name is kept in ``lion_cases.csv`` (column ``source_id``); two names that sanitise to the same
   id are refused by the converter (a true collision).
 * **autoPET study folders** ``<root>/<patient>/<study>/SUV.nii.gz`` (:func:`study_case_ids`): the
@@ -22,25 +25,29 @@ Examples:
     'fdg_0168f65af8_04-04-2003-NA-PET-CT-Ganzkoerper-primaer-mit-KM-82224'
     >>> autopet_patient_id("psma_95b833d46f153cd2_2018-04-16")
     'psma_95b833d46f153cd2'
+    >>> sanitize_case_id("PT_mu\u0308ller / scan 1")
+    'PT_müller-scan-1'
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-#: A case id nnU-Net can use in file names.
-SAFE_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+#: A case id nnU-Net can use in file names: a letter or digit (any script), then letters, digits,
+#: ``_``, ``.``, ``-`` (``\w`` is Unicode letters, digits and ``_``).
+SAFE_CASE_ID = re.compile(r"^[^\W_][\w.\-]*$")
+_UNSAFE = re.compile(r"[^\w.\-]+")
 #: The study date in autoPET III/IV names: MM-DD-YYYY (FDG) or YYYY-MM-DD (PSMA).
 _DATE = re.compile(r"_(\d{2}-\d{2}-\d{4}|\d{4}-\d{2}-\d{2})(?=[_\-\s]|$)")
 
 
 def sanitize_case_id(text: str) -> str:
-    """A file-name-safe case id: letters, digits, '_', '-', '.'; other runs become '-'."""
-    return _UNSAFE.sub("-", str(text).strip()).strip("-.")
+    """A file-name-safe case id (NFC): letters, digits, '_', '-', '.'; other runs become '-'."""
+    return _UNSAFE.sub("-", unicodedata.normalize("NFC", str(text)).strip()).strip("-.")
 
 
 def autopet_patient_id(case_name: str) -> str:

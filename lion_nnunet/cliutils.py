@@ -8,7 +8,26 @@ from lion_nnunet.progress import default_processes
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples in epilogs as written and shows defaults."""
+    """Keeps the examples in epilogs as written and shows defaults that say something.
+
+    No "(default: ...)" for required arguments, flags (store_true/false), defaults of None or
+    an empty list, or when the help text already names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.required
+            or default is None
+            or default is False  # not "in (None, False)": 0 == False would hide a 0 default
+            or default == argparse.SUPPRESS
+            or (isinstance(default, (list, tuple)) and not default)
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            or "default" in text.lower()
+        ):
+            return text
+        return super()._get_help_string(action)
 
 
 def add_command(

@@ -37,3 +37,53 @@ def test_save_mip_png_draws_tumor_head_up(tmp_path: Path) -> None:
     # the tumor is near the top of the drawn body (head up), not near the bottom
     assert rows.size and rows.mean() < plot_rows.min() + 0.4 * (plot_rows.max() - plot_rows.min())
     assert not list(tmp_path.glob(".*part*"))  # atomic write left no temp file
+
+
+def test_mip_window_is_fixed_across_patients(tmp_path: Path) -> None:
+    """The same SUV gives the same grey in two patients whose SUVmax differ (5 vs 40)."""
+    import matplotlib.image as mpimg
+
+    from lion_nnunet.inference.rotating_mip import rotating_mip_frames
+
+    pixels, frames = [], []
+    for k, hottest in enumerate((5.0, 40.0)):
+        pet = np.full((60, 20, 20), 1.0, np.float32)
+        pet[20:40, 5:15, 5:15] = 4.0  # the same SUV 4 region in both
+        pet[50, 10, 10] = hottest  # only SUVmax differs
+        assert pet.max() == hottest
+        path = save_mip_png(pet, None, None, (3.0, 2.0, 2.0), tmp_path / f"{k}.png")
+        rgba = mpimg.imread(str(path))
+        pixels.append(rgba[int(0.55 * rgba.shape[0]), int(0.25 * rgba.shape[1]), :3])
+        frames.append(rotating_mip_frames(pet, np.zeros(pet.shape), (3.0, 2.0, 2.0), 90))
+    # the coronal MIP's SUV 4 region, grey 1 - 4/10 of the default FDG window (SUV 0-10)
+    np.testing.assert_allclose(pixels[0], pixels[1])
+    np.testing.assert_allclose(pixels[0], 0.6, atol=0.03)
+    rows = frames[0][0].shape[0]
+    middle = frames[0][0][rows // 2, frames[0][0].shape[1] // 2]
+    np.testing.assert_array_equal(middle, frames[1][0][rows // 2, frames[1][0].shape[1] // 2])
+    np.testing.assert_allclose(middle, 255 * 0.6, atol=2)
+
+
+def test_orientation_marks_and_lps_reorientation() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import SimpleITK as sitk
+
+    from lion_nnunet.inference.pictures import draw_mip, lps_arrays
+
+    fig, ax = plt.subplots()
+    draw_mip(ax, np.ones((6, 4, 4)), (2.0, 2.0, 2.0), axis=1)
+    marks = sorted(t.get_text() for t in ax.texts)
+    plt.close(fig)
+    assert marks == ["F", "H", "L", "R"]
+    # an image whose x axis runs to the patient's right (direction -1): voxel x=0 is the
+    # patient's far left, so in LPS order it becomes the last column
+    tumor = np.zeros((3, 4, 5), np.uint8)
+    tumor[1, 2, 0] = 1
+    image = sitk.GetImageFromArray(tumor)
+    image.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, 1))
+    image.SetSpacing((2.0, 3.0, 4.0))
+    (lps,), spacing = lps_arrays(image, tumor)
+    assert np.argwhere(lps).tolist() == [[1, 2, 4]] and spacing == (4.0, 3.0, 2.0)

@@ -75,17 +75,21 @@ def test_postprocess_folder_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -
         _write(suv, pet / f"{case}_0000.nii.gz")
     labels = get_label_set("fdg").labels()
     (pred / "dataset.json").write_text(json.dumps({"labels": labels, "lion": {"tracer": "fdg"}}))
-    args = ["postprocess", "-i", str(pred), "--pet", str(pet), "-o", str(out), "--no-pbar"]
-    assert main([*args, "--min-volume-ml", "0.1", "--json"]) == 0
+    args = ["postprocess", "-i", str(pred), "--pet", str(pet), "-o", str(out), "--no-pbar",
+            "--min-volume-ml", "0.1"]  # fmt: skip
+    assert main([*args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["processed"] == ["a", "b"]
     tumor = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "a" / "tumor.nii.gz")))
     assert tumor[10, 10, 10] == 0 and tumor.sum() == 27 + 4
     report = json.loads((out / "a" / "report.json").read_text())
-    np.testing.assert_allclose(report["suv_max"], suv[tumor > 0].max(), rtol=1e-5)
+    np.testing.assert_allclose(report["suv_max"], suv[tumor > 0].max(), atol=0.005)
     assert report["model"] is None and (out / "a" / "mip.png").is_file()
+    assert report["settings"]["min_volume_ml"] == 0.1
     assert list(pd.read_csv(out / "summary.csv")["case_id"]) == ["a", "b"]
-    assert main(args) == 0  # done cases are skipped
+    assert main(args) == 0  # done cases with the same settings are skipped
     assert "postprocessed 0 case(s)" in capsys.readouterr().out
+    assert main(args[:-2]) == 1  # other filters: refused, naming the setting
+    assert "min_volume_ml 0.1 -> 0.0" in capsys.readouterr().err
     # a prediction on another grid is refused, naming the file
     _write(lm, pred / "a.nii.gz", spacing=(2.0, 2.0, 2.0))
     assert main([*args, "--overwrite"]) == 1
@@ -95,3 +99,37 @@ def test_postprocess_folder_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -
     (pred / "a.nii.gz").unlink()
     assert main([*args, "--overwrite", "--tracer", "fdg"]) == 1
     assert "no PET for case 'b'" in capsys.readouterr().err
+
+
+def test_postprocess_records_nnunet_args_and_the_model(tmp_path: Path) -> None:
+    """nnU-Net's args file and plans.json are read; -m/-f name the model nnU-Net does not record."""
+    from lion_nnunet.inference.installed import sha256_file
+    from lion_nnunet.inference.model import make_random_model
+
+    model = make_random_model(
+        tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+        patch_size=(16, 16, 16), folds=("0", "1"),
+    )  # fmt: skip
+    pred, pet, out = tmp_path / "pred", tmp_path / "imagesTs", tmp_path / "out"
+    pred.mkdir()
+    pet.mkdir()
+    _write(_label_map(), pred / "PETCT_0af7ffe12a.nii.gz")
+    _write(np.full((20, 20, 20), 2.0, np.float32), pet / "PETCT_0af7ffe12a_0000.nii.gz")
+    for name in ("dataset.json", "plans.json"):
+        (pred / name).write_text((model / name).read_text())
+    nnunet_args = {"list_of_lists_or_source_folder": str(pet), "num_processes_preprocessing": 3,
+                   "num_processes_segmentation_export": 3, "part_id": 0}  # fmt: skip
+    (pred / "predict_from_raw_data_args.json").write_text(json.dumps(nnunet_args))
+    args = ["postprocess", "-i", str(pred), "--pet", str(pet), "-o", str(out), "--no-pbar"]
+    assert main([*args, "-m", str(model), "-f", "1"]) == 0
+    report = json.loads((out / "PETCT_0af7ffe12a" / "report.json").read_text())
+    assert report["prediction"]["predict_args"] == nnunet_args
+    assert report["prediction"]["dataset_name"] == "Dataset990_RANDOM"
+    assert report["prediction"]["plans_name"] == "LIONPlans"
+    assert report["model"] == "Dataset990_RANDOM/nnUNetTrainer__LIONPlans__3d_fullres"
+    assert report["folds"] == [1]
+    assert report["checkpoint_sha256"] == {
+        "1": sha256_file(model / "fold_1" / "checkpoint_final.pth")
+    }
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["model"] == report["model"] and str(row["folds"]) == "1"

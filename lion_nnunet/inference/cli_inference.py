@@ -24,6 +24,8 @@ PREDICT_EXAMPLES = """\
   lion predict -i cases.csv -o out/ -m MODEL --num-parts 4 --part-id 0   # columns case_id,pet
   lion predict -i subjects/ -o out/ -m fdg --suv-threshold 2.5 --rotating-mip
        # lionz habits: <subject>/PT_*.nii.gz or DICOM, an installed model by name, -t, -g
+  lion predict -i imagesTs/ -o out/ -d 501 -c 3d_fullres -tr nnUNetTrainer_LION -p LIONPlans \
+       -f 0 -step_size 0.5 -npp 2 -nps 2 --disable_tta   # nnUNetv2_predict's names
 """
 
 POSTPROCESS_EXAMPLES = """\
@@ -39,14 +41,20 @@ POSTPROCESS_EXAMPLES = """\
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--min-volume-ml", type=float, default=0.0,
-        help="drop tumor components smaller than this (ml); 0 keeps all",
+        "--min-volume-ml", type=float, default=0.0, metavar="ML",
+        help="drop tumor components smaller than this (ml, >= 0); 0 keeps all",
     )  # fmt: skip
     p.add_argument(
         "--remove-in-organ", nargs="+", default=[], metavar="ORGAN",
         help="drop tumor components inside or touching these organ classes (off by default)",
     )  # fmt: skip
-    p.add_argument("--save-organs", action="store_true", help="also write organs.nii.gz")
+    p.add_argument("--save-organs", action="store_true",
+                   help="also write organs.nii.gz and organs.json (its label names)")  # fmt: skip
+    p.add_argument(
+        "--mip-window", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+        help="SUV window of the MIP pictures, the same for every case (default: FDG 0 10, "
+        "PSMA 0 15)",
+    )  # fmt: skip
     p.add_argument(
         "--tumor-label", type=int, default=None, metavar="N",
         help="the tumor's label id (default: the class named tumor/lesion in dataset.json)",
@@ -55,6 +63,31 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
         "--suv-threshold", type=float, default=None, metavar="SUV",
         help="drop tumor voxels below this SUV (lionz's -t; fixed-threshold practice, e.g. 2.5)",
     )  # fmt: skip
+
+
+def _add_model(p: argparse.ArgumentParser, required: bool) -> None:
+    """``-m MODEL`` or nnUNetv2_predict's ``-d -c -tr -p``, and ``-f``."""
+    which = p.add_mutually_exclusive_group(required=required)
+    which.add_argument("-m", "--model",
+                       help="installed model name (lion models list) or <Trainer>__<Plans>__"
+                       "<config> folder (or its DatasetXXX folder)")  # fmt: skip
+    which.add_argument("-d", "--dataset", metavar="DATASET",
+                       help="dataset id or name: the model is $nnUNet_results/DatasetXXX_NAME/"
+                       "<-tr>__<-p>__<-c>, as nnUNetv2_predict finds it")  # fmt: skip
+    p.add_argument("-c", "--configuration", default="3d_fullres", help="with -d")
+    p.add_argument("-tr", "--trainer", default="nnUNetTrainer_LION", help="with -d")
+    p.add_argument("-p", "--plans", default="LIONPlans", help="with -d")
+    p.add_argument("-f", "--folds", nargs="+", default=None,
+                   help="folds to ensemble (default: all folds with a checkpoint)")  # fmt: skip
+
+
+def _model_folder(args: argparse.Namespace) -> str | None:
+    """The model of ``-m`` or ``-d -c -tr -p`` (None when neither is given)."""
+    from .model import nnunet_model_folder
+
+    if args.dataset is not None:
+        return str(nnunet_model_folder(args.dataset, args.trainer, args.plans, args.configuration))
+    return args.model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,15 +99,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("-i", "--input", required=True, help="folder, CSV, image file or DICOM root")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("-m", "--model", required=True,
-                   help="installed model name (lion models list) or <Trainer>__<Plans>__<config> "
-                   "folder (or its DatasetXXX folder)")  # fmt: skip
-    p.add_argument("-f", "--folds", nargs="+", default=None,
-                   help="folds to ensemble (default: all folds with a checkpoint)")  # fmt: skip
+    _add_model(p, required=True)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="auto: CUDA, else Apple MPS, else CPU")  # fmt: skip
-    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
-    p.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    p.add_argument("--disable-tta", "--disable_tta", dest="disable_tta", action="store_true",
+                   help="no test-time mirroring (faster)")  # fmt: skip
+    p.add_argument("--checkpoint", "-chk", default="checkpoint_final.pth",
+                   help="checkpoint file name in each fold_<f> folder")  # fmt: skip
+    p.add_argument("--step-size", "-step_size", dest="step_size", type=float, default=0.5,
+                   help="sliding-window step as a fraction of the patch, in (0, 1]; larger is "
+                   "faster, less accurate (nnU-Net's -step_size)")  # fmt: skip
+    p.add_argument("-npp", dest="npp", type=int, default=1, metavar="N",
+                   help="threads reading and preprocessing upcoming cases (each holds a case in "
+                   "memory)")  # fmt: skip
+    p.add_argument(
+        "-nps",
+        dest="nps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads filtering and writing finished cases while the network runs",
+    )
+    p.add_argument(
+        "--save-suv",
+        action="store_true",
+        help="also write suv.nii.gz, the SUV image computed from DICOM input",
+    )
     p.add_argument("--dicom-seg", action="store_true",
                    help="also write seg.dcm (DICOM-SEG referencing the PET series)")  # fmt: skip
     p.add_argument("--rotating-mip", action="store_true",
@@ -97,6 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_tracer(p, required=False)
     p.add_argument("--dataset-json", default=None,
                    help="dataset.json giving the labels (default: the one in -i)")  # fmt: skip
+    _add_model(p, required=False)  # recorded in the reports: nnU-Net's output does not say
     _add_filters(p)
     add_sharding(p)
     add_overwrite(p)
@@ -115,14 +166,16 @@ def run_predict(args: argparse.Namespace) -> int:
     apply_cpu_friendly_defaults()
     options = PredictOptions(
         folds=args.folds, checkpoint=args.checkpoint, tumor_label=args.tumor_label,
-        device=args.device, use_mirroring=not args.disable_tta,
+        device=args.device, use_mirroring=not args.disable_tta, tile_step_size=args.step_size,
         min_volume_ml=args.min_volume_ml, remove_in_organs=args.remove_in_organ,
         suv_threshold=args.suv_threshold, save_organs=args.save_organs,
-        dicom_seg=args.dicom_seg, rotating_mip=args.rotating_mip, overwrite=args.overwrite,
+        dicom_seg=args.dicom_seg, rotating_mip=args.rotating_mip, save_suv=args.save_suv,
+        mip_window=args.mip_window, num_processes_preprocessing=args.npp,
+        num_processes_segmentation_export=args.nps, overwrite=args.overwrite,
         progress=not args.no_pbar, num_parts=args.num_parts, part_id=args.part_id,
     )  # fmt: skip
     folds = None if options.folds is None else list(options.folds)
-    model = check_model_folder(args.model, folds, options.checkpoint, options.tumor_label)
+    model = check_model_folder(_model_folder(args), folds, options.checkpoint, options.tumor_label)
     cases = discover_cases(args.input, model.num_channels)
     result = predict_cases(cases, model.folder, args.output, options)
     if args.json:
@@ -130,7 +183,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         print(
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
-            f"already done; summary: {result['summary']}"
+            f"done with the same settings; summary: {result['summary']}"
         )
     failed = result["failed"]
     if failed:  # the others were written; exit 1 naming the failed ones
@@ -150,7 +203,8 @@ def run_postprocess(args: argparse.Namespace) -> int:
     reports = postprocess_folder(
         args.input, args.pet, args.output, label_set, args.min_volume_ml,
         args.remove_in_organ, args.save_organs, args.overwrite, not args.no_pbar,
-        args.num_parts, args.part_id, args.suv_threshold,
+        args.num_parts, args.part_id, args.suv_threshold, args.mip_window,
+        _model_folder(args), args.folds,
     )  # fmt: skip
     done = [r["case_id"] for r in reports]
     if args.json:

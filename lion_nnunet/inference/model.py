@@ -8,6 +8,7 @@ A model folder is what ``nnUNetv2_train`` writes:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,43 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
                 "pass -m with the one to use"
             )
     return path
+
+
+def nnunet_model_folder(dataset: str | int, trainer: str, plans: str, configuration: str) -> Path:
+    """The model folder nnUNetv2_predict's ``-d -tr -p -c`` name, found as nnU-Net finds it.
+
+    ``$nnUNet_results/<DatasetXXX_NAME>/<trainer>__<plans>__<configuration>`` (nnU-Net's
+    ``get_output_folder``); ``dataset`` is an id (``501``) or a ``Dataset501_NAME`` name. The
+    environment is read at call time.
+    """
+    results = os.environ.get("nnUNet_results")
+    if not results:
+        raise LionError(
+            f"-d {dataset}: nnUNet_results is not set; export nnUNet_results=FOLDER (where "
+            "nnUNetv2_train wrote the model) or pass -m MODEL_FOLDER"
+        )
+    root = Path(results)
+    text = str(dataset)
+    if text.startswith("Dataset"):
+        name = text
+    elif text.isdigit():
+        found = sorted(p.name for p in root.glob(f"Dataset{int(text):03d}_*") if p.is_dir())
+        if len(found) != 1:
+            raise LionError(
+                f"-d {dataset}: {len(found)} dataset folders Dataset{int(text):03d}_* in "
+                f"{root} ({', '.join(found) or 'none'}); expected one"
+            )
+        name = found[0]
+    else:
+        raise LionError(f"-d {dataset}: expected a dataset id (501) or name (Dataset501_NAME)")
+    folder = root / name / f"{trainer}__{plans}__{configuration}"
+    if not folder.is_dir():
+        have = sorted(p.name for p in (root / name).glob("*__*__*") if p.is_dir())
+        raise LionError(
+            f"{folder}: no such model folder (-d {dataset} -tr {trainer} -p {plans} -c "
+            f"{configuration}); models of {name}: {', '.join(have) or 'none'}"
+        )
+    return folder
 
 
 def trainer_not_found(trainer: str) -> LionError:

@@ -14,6 +14,10 @@ from lion_nnunet.errors import LionError
 from .model import CHECKPOINT
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: MIP display window (SUV shown white .. black) per tracer, fixed so that pictures of different
+#: patients compare: FDG 0-10 (liver ~2-3, most lesions within), PSMA 0-15 (kidneys and salivary
+#: glands above, lesions within). Other tracers: the FDG window.
+MIP_WINDOWS = {"fdg": (0.0, 10.0), "psma": (0.0, 15.0)}
 
 
 @dataclass(frozen=True)
@@ -27,13 +31,21 @@ class PredictOptions:
         tumor_label: the tumor's label id; None = from the dataset.json label names.
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
         use_mirroring: test-time mirroring (nnU-Net's default; about 8x slower for 3D).
-        tile_step_size: sliding-window step as a fraction of the patch (nnU-Net's 0.5).
+        tile_step_size: sliding-window step as a fraction of the patch (nnU-Net's
+            ``-step_size``, 0.5).
         min_volume_ml: drop tumor components smaller than this (ml); 0 keeps all.
         remove_in_organs: drop tumor components inside or touching these organ classes.
         suv_threshold: drop tumor voxels below this SUV; None keeps all.
         save_organs: also write ``organs.nii.gz``.
         dicom_seg: also write ``seg.dcm`` (DICOM input only).
         rotating_mip: also write ``mip_rotating.gif``.
+        save_suv: also write ``suv.nii.gz`` for cases converted from DICOM.
+        mip_window: SUV (low, high) shown white .. black in the MIPs; None = the tracer's
+            default (:data:`MIP_WINDOWS`).
+        num_processes_preprocessing: threads reading and preprocessing upcoming cases
+            (nnU-Net's ``-npp``); each holds one case in memory.
+        num_processes_segmentation_export: threads resampling predictions back and writing
+            outputs while the network runs the next case (nnU-Net's ``-nps``).
         overwrite: replace existing case outputs.
         progress: show a progress bar.
         num_parts: split the cases into this many parts (nnU-Net's ``-num_parts``).
@@ -62,6 +74,10 @@ class PredictOptions:
     save_organs: bool = False
     dicom_seg: bool = False
     rotating_mip: bool = False
+    save_suv: bool = False
+    mip_window: tuple[float, float] | None = None
+    num_processes_preprocessing: int = 1
+    num_processes_segmentation_export: int = 1
     overwrite: bool = False
     progress: bool = True
     num_parts: int = 1
@@ -84,6 +100,15 @@ class PredictOptions:
             )
         if self.suv_threshold is not None and not self.suv_threshold >= 0:
             raise LionError(f"--suv-threshold {self.suv_threshold:g}: expected an SUV >= 0")
+        if self.mip_window is not None:
+            low, high = (float(v) for v in self.mip_window)
+            if not 0 <= low < high:
+                raise LionError(f"--mip-window {low:g} {high:g}: expected 0 <= LOW < HIGH (SUV)")
+            object.__setattr__(self, "mip_window", (low, high))
+        for flag, value in (("-npp", self.num_processes_preprocessing),
+                            ("-nps", self.num_processes_segmentation_export)):  # fmt: skip
+            if value < 1:
+                raise LionError(f"{flag} {value}: expected at least 1 thread")
         if self.num_parts < 1:
             raise LionError(f"--num-parts {self.num_parts}: expected at least 1")
         if not 0 <= self.part_id < self.num_parts:
@@ -95,8 +120,9 @@ class PredictOptions:
         """The settings that decide a case's outputs (not where or how fast they are made)."""
         keep = ("checkpoint", "tumor_label", "use_mirroring", "tile_step_size", "min_volume_ml",
                 "remove_in_organs", "suv_threshold", "save_organs", "dicom_seg",
-                "rotating_mip")  # fmt: skip
+                "rotating_mip", "save_suv", "mip_window")  # fmt: skip
         values = asdict(self)
         out = {k: values[k] for k in keep}
         out["remove_in_organs"] = list(self.remove_in_organs)
+        out["mip_window"] = None if self.mip_window is None else list(self.mip_window)
         return out

@@ -1,9 +1,12 @@
 """The per-case output folder of ``lion predict`` / ``lion postprocess`` and ``summary.csv``.
 
 ``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), optionally ``organs.nii.gz``
-(the model's organ label ids; LION: 2..K), ``seg.dcm`` and ``mip_rotating.gif``, ``mip.png``,
-and ``report.json`` written LAST: a case is done exactly when its report.json exists, so an
-interrupted run leaves no case that looks complete.
+(the model's organ label ids; LION: 2..K) with ``organs.json`` (their names), ``suv.nii.gz`` (the
+SUV computed from DICOM), ``seg.dcm`` and ``mip_rotating.gif``, ``mip.png``, and ``report.json``
+written LAST: a case is done exactly when its report.json exists, so an interrupted run leaves no
+case that looks complete. The report lists the files written (``outputs``); before a case is
+written again, every file of the earlier run is removed (:func:`clear_case_outputs`), so no file
+of an earlier run with other options (an ``organs.nii.gz`` of a ``--save-organs`` run) is left.
 """
 
 from __future__ import annotations
@@ -19,18 +22,56 @@ import SimpleITK as sitk
 from lion_nnunet.io import array_to_image, write_csv, write_image, write_json
 from lion_nnunet.labels import LabelSet
 
-from .pictures import save_mip_png
+from .pictures import DEFAULT_WINDOW, lps_arrays, save_mip_png
 from .report import case_report, summary_frame
 
 log = logging.getLogger(__name__)
 
 REPORT = "report.json"
 SUMMARY = "summary.csv"
+#: Every file a case folder can hold: removed before a case is written again when the earlier
+#: report.json does not list its own (an interrupted run, or a report of an earlier version).
+CASE_FILES = ("tumor.nii.gz", "organs.nii.gz", "organs.json", "suv.nii.gz", "seg.dcm",
+              "mip.png", "mip_rotating.gif", REPORT)  # fmt: skip
 
 
 def case_done(case_dir: Path) -> bool:
     """True when the case's report.json (written last) exists."""
     return (Path(case_dir) / REPORT).is_file()
+
+
+def clear_case_outputs(case_dir: Path) -> list[str]:
+    """Remove what an earlier run wrote into ``case_dir``; return the names removed.
+
+    The files listed in the earlier report.json (``outputs``), else every name in
+    :data:`CASE_FILES`, plus temporary files an interrupted write left; report.json goes first,
+    so the case is never done while it is half removed. Other files are left alone.
+    """
+    case_dir = Path(case_dir)
+    names = list(CASE_FILES)
+    try:
+        listed = json.loads((case_dir / REPORT).read_text()).get("outputs")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        listed = None
+    if isinstance(listed, list):  # names only: a report never points outside its folder
+        names += [n for n in listed if isinstance(n, str) and Path(n).name == n]
+    names = [REPORT] + [n for n in dict.fromkeys(names) if n != REPORT]
+    removed = []
+    for name in names:
+        path = case_dir / name
+        if path.is_file():
+            path.unlink()
+            removed.append(name)
+    for part in case_dir.glob(".*.part*") if case_dir.is_dir() else []:
+        part.unlink(missing_ok=True)
+    return removed
+
+
+def organ_names_json(label_set: LabelSet) -> dict:
+    """organs.json: organs.nii.gz's label ids by organ name (as dataset.json's ``labels``)."""
+    labels = {"background": 0}
+    labels.update(zip(label_set.organ_names, label_set.organ_labels, strict=True))
+    return {"labels": labels, "tracer": label_set.tracer}
 
 
 def write_case_outputs(
@@ -46,6 +87,8 @@ def write_case_outputs(
     folds: list[str] | None = None,
     extra: Mapping | None = None,
     more_outputs: Callable[[Path], Mapping] | None = None,
+    mip_window: tuple[float, float] = DEFAULT_WINDOW,
+    save_suv: bool = False,
 ) -> dict:
     """Write one case's outputs atomically, report.json last; return the report.
 
@@ -61,25 +104,43 @@ def write_case_outputs(
         model, folds: stored in the report.
         extra: more report keys.
         more_outputs: called with case_dir before report.json is written (e.g. DICOM-SEG); the
-            mapping it returns is added to the report.
+            mapping it returns is added to the report, and its string values are file names
+            written into case_dir.
+        mip_window: SUV (low, high) of mip.png.
+        save_suv: also write ``suv.nii.gz`` (the SUV voxels on the PET grid, float32).
     """
     case_dir = Path(case_dir)
     case_dir.mkdir(parents=True, exist_ok=True)
-    (case_dir / REPORT).unlink(missing_ok=True)  # the case is not done while we rewrite it
+    clear_case_outputs(case_dir)  # report.json first: the case is not done while rewritten
+    written = ["tumor.nii.gz"]
     tumor = (np.asarray(tumor) > 0).astype(np.uint8)
     write_image(array_to_image(tumor, pet_image), case_dir / "tumor.nii.gz")
     has_organs = organs is not None and bool(np.any(organs))
     if save_organs and organs is not None:
         write_image(array_to_image(organs.astype(np.uint8), pet_image), case_dir / "organs.nii.gz")
+        write_json(organ_names_json(label_set), case_dir / "organs.json")
+        written += ["organs.nii.gz", "organs.json"]
+    if save_suv:
+        suv_image = array_to_image(np.asarray(suv, dtype=np.float32), pet_image)
+        write_image(suv_image, case_dir / "suv.nii.gz")
+        written.append("suv.nii.gz")
     names = {label: name for name, label in label_set.labels().items()}
     report = case_report(
         case_id, suv, tumor, pet_image, organs if has_organs else None, names, model, folds, extra
     )
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
-    save_mip_png(suv, tumor, organs if has_organs else None, pet_image.GetSpacing()[::-1],
-                 case_dir / "mip.png", title=title)  # fmt: skip
+    (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
+        pet_image, suv, tumor, organs if has_organs else None
+    )
+    save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png", title=title,
+                 window=mip_window)  # fmt: skip
+    written.append("mip.png")
     if more_outputs is not None:
-        report.update(more_outputs(case_dir) or {})
+        more = dict(more_outputs(case_dir) or {})
+        report.update(more)
+        written += [v for v in more.values() if isinstance(v, str)]
+    report["mip_window_suv"] = list(mip_window)
+    report["outputs"] = [*written, REPORT]
     write_json(report, case_dir / REPORT)
     return report
 

@@ -3,7 +3,11 @@
 Arrays are numpy (z, y, x) with spacing (z, y, x) in mm. For an image with identity direction
 (LPS), z runs feet -> head, y anterior -> posterior and x right -> left of the patient. The
 coronal MIP projects along y (numpy axis 1) and the sagittal MIP along x (numpy axis 2); both are
-drawn head up, with the pixel aspect taken from the spacing.
+drawn head up, with the pixel aspect taken from the spacing, and marked with the patient's
+directions (coronal: R on the left as in radiology, L on the right; sagittal: A left, P right;
+H at the top, F at the bottom). Images with another direction are first reoriented to LPS
+(:func:`lps_arrays`). The grey window is fixed (default SUV 0-10, :data:`DEFAULT_WINDOW`), not
+scaled per patient, so the same SUV looks the same in every picture; it is printed in the title.
 
 Reusable by other commands: :func:`mip`, :func:`mask_mip`, :func:`draw_mip` and
 :func:`save_mip_png`.
@@ -24,6 +28,10 @@ from lion_nnunet.io import atomic_path
 
 CORONAL_AXIS = 1
 SAGITTAL_AXIS = 2
+#: SUV shown white .. black unless a window is given (FDG's, see options.MIP_WINDOWS).
+DEFAULT_WINDOW = (0.0, 10.0)
+#: Marks (left, right) of the image columns per projection axis, for an LPS image.
+SIDE_MARKS = {CORONAL_AXIS: ("R", "L"), SAGITTAL_AXIS: ("A", "P")}
 TUMOR_RGBA = (0.9, 0.05, 0.05, 0.75)
 ORGAN_RGBA = (0.25, 0.55, 0.85, 0.22)
 
@@ -41,6 +49,35 @@ def mask_mip(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.asarray(mask).astype(bool).any(axis=axis)
 
 
+def lps_arrays(reference, *arrays: np.ndarray | None) -> tuple[list, tuple[float, ...]]:
+    """Arrays (z, y, x) on ``reference``'s grid reoriented to LPS, and their spacing (z, y, x) mm.
+
+    A pure permutation and flip of axes (``SimpleITK.DICOMOrient``); None stays None. For an
+    image whose direction is already the identity the arrays are returned as they are.
+    """
+    import SimpleITK as sitk
+
+    spacing = tuple(float(v) for v in reference.GetSpacing()[::-1])
+    if np.allclose(reference.GetDirection(), np.eye(3).ravel()):
+        return list(arrays), spacing
+    out = []
+    for array in arrays:
+        if array is None:
+            out.append(None)
+            continue
+        image = sitk.GetImageFromArray(np.asarray(array))
+        image.CopyInformation(reference)
+        lps = sitk.DICOMOrient(image, "LPS")
+        out.append(sitk.GetArrayFromImage(lps))
+        spacing = tuple(float(v) for v in lps.GetSpacing()[::-1])
+    return out, spacing
+
+
+def window_text(window: tuple[float, float]) -> str:
+    """``"SUV 0-10"``: how a window is named in titles."""
+    return f"SUV {window[0]:g}-{window[1]:g}"
+
+
 def _aspect(spacing_zyx: tuple[float, float, float], axis: int) -> float:
     """imshow aspect (row height / column width) of a projection of (z, y, x) along ``axis``."""
     z, y, x = spacing_zyx
@@ -54,8 +91,9 @@ def draw_mip(
     axis: int,
     tumor: np.ndarray | None = None,
     organs: np.ndarray | None = None,
-    vmax: float | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
     title: str = "",
+    marks: bool = True,
 ) -> None:
     """Draw one MIP on a matplotlib axes: inverted grey PET, organs muted blue, tumor red.
 
@@ -66,14 +104,14 @@ def draw_mip(
         axis: CORONAL_AXIS (1) or SAGITTAL_AXIS (2).
         tumor: optional binary tumor mask (z, y, x).
         organs: optional organ label map or mask (z, y, x), drawn faintly.
-        vmax: SUV shown as black (default: the larger of 5 and the 99.5th percentile of the MIP).
+        window: SUV (low, high) shown white .. black, the same for every patient.
         title: axes title.
+        marks: write the patient's directions at the edges (the arrays must be LPS).
     """
     image = np.nan_to_num(mip(pet, axis))[::-1]  # head up
-    if vmax is None:
-        vmax = max(5.0, float(np.percentile(image, 99.5)))
     aspect = _aspect(spacing_zyx, axis)
-    ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=vmax, aspect=aspect, interpolation="nearest")
+    ax.imshow(image, cmap="gray_r", vmin=window[0], vmax=window[1], aspect=aspect,
+              interpolation="nearest")  # fmt: skip
     for mask, rgba in ((organs, ORGAN_RGBA), (tumor, TUMOR_RGBA)):
         if mask is None:
             continue
@@ -82,6 +120,14 @@ def draw_mip(
             overlay = np.zeros((*proj.shape, 4), dtype=np.float32)
             overlay[proj] = rgba
             ax.imshow(overlay, aspect=aspect, interpolation="nearest")
+    if marks:
+        style = {"transform": ax.transAxes, "fontsize": 9, "color": "tab:blue",
+                 "fontweight": "bold"}  # fmt: skip
+        left, right = SIDE_MARKS[axis]
+        ax.text(0.02, 0.5, left, ha="left", va="center", **style)
+        ax.text(0.98, 0.5, right, ha="right", va="center", **style)
+        ax.text(0.5, 0.99, "H", ha="center", va="top", **style)
+        ax.text(0.5, 0.01, "F", ha="center", va="bottom", **style)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 
@@ -93,7 +139,7 @@ def save_mip_png(
     spacing: tuple[float, float, float],
     path: str | Path,
     title: str = "",
-    vmax: float | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
     dpi: int = 110,
 ) -> Path:
     """Write a PNG with the coronal and sagittal PET MIPs side by side, tumor overlaid (atomic).
@@ -105,34 +151,29 @@ def save_mip_png(
         spacing: voxel spacing (z, y, x) in mm.
         path: output .png.
         title: figure title (e.g. case id and TMTV).
-        vmax: SUV shown as black (see :func:`draw_mip`).
+        window: SUV (low, high) shown white .. black (see :func:`draw_mip`); printed in the title.
         dpi: resolution.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: thread-safe, no global state
     from matplotlib.patches import Patch
 
     spacing = tuple(float(s) for s in spacing)
-    if vmax is None:
-        vmax = max(5.0, float(np.percentile(np.nan_to_num(mip(pet, CORONAL_AXIS)), 99.5)))
     z_mm = pet.shape[0] * spacing[0]
     width_mm = pet.shape[2] * spacing[2] + pet.shape[1] * spacing[1]
     height = 6.0
-    fig, axes = plt.subplots(
-        1, 2, figsize=(max(3.5, height * width_mm / z_mm + 0.6), height),
-        gridspec_kw={"width_ratios": [pet.shape[2] * spacing[2], pet.shape[1] * spacing[1]]},
-    )  # fmt: skip
-    draw_mip(axes[0], pet, spacing, CORONAL_AXIS, tumor, organs, vmax, "coronal MIP")
-    draw_mip(axes[1], pet, spacing, SAGITTAL_AXIS, tumor, organs, vmax, "sagittal MIP")
+    fig = Figure(figsize=(max(3.5, height * width_mm / z_mm + 0.6), height))
+    axes = fig.subplots(
+        1, 2, gridspec_kw={"width_ratios": [pet.shape[2] * spacing[2], pet.shape[1] * spacing[1]]}
+    )
+    draw_mip(axes[0], pet, spacing, CORONAL_AXIS, tumor, organs, window, "coronal MIP")
+    draw_mip(axes[1], pet, spacing, SAGITTAL_AXIS, tumor, organs, window, "sagittal MIP")
     handles = [Patch(color=TUMOR_RGBA, label="tumor")]
     if organs is not None:
         handles.append(Patch(color=(*ORGAN_RGBA[:3], 0.5), label="organs"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(f"{title}\nSUV 0-{vmax:.1f}" if title else f"SUV 0-{vmax:.1f}", fontsize=10)
+    shown = f"{window_text(window)} (fixed window)"
+    fig.suptitle(f"{title}\n{shown}" if title else shown, fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     return Path(path)

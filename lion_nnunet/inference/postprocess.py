@@ -172,6 +172,31 @@ def find_pet(pet_dir: Path, case_id: str, file_ending: str = ".nii.gz") -> Path:
     )
 
 
+#: What nnUNetv2_predict writes beside its label maps: its predict_from_files arguments.
+NNUNET_ARGS = "predict_from_raw_data_args.json"
+
+
+def nnunet_prediction_record(pred_dir: Path) -> dict:
+    """What a stock nnUNetv2_predict folder says about how it was made.
+
+    ``predict_from_raw_data_args.json`` (the input folder, ``-npp``/``-nps``, parts) and the
+    ``dataset_name``/``plans_name`` of the plans.json nnU-Net copies there. nnU-Net records
+    neither the trainer, the configuration nor the folds there: those come from ``-m``/``-d``
+    and ``-f`` (:func:`postprocess_folder`).
+    """
+    out: dict = {"folder": str(pred_dir)}
+    for name, keys in ((NNUNET_ARGS, None), ("plans.json", ("dataset_name", "plans_name"))):
+        try:
+            data = json.loads((pred_dir / name).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if keys is None:
+            out["predict_args"] = data
+        else:
+            out.update({k: data.get(k) for k in keys})
+    return out
+
+
 def postprocess_folder(
     pred_dir: str | Path,
     pet_dir: str | Path,
@@ -185,6 +210,9 @@ def postprocess_folder(
     num_parts: int = 1,
     part_id: int = 0,
     suv_threshold: float | None = None,
+    mip_window: tuple[float, float] | None = None,
+    model_folder: str | Path | None = None,
+    folds: Sequence[str] | None = None,
 ) -> list[dict]:
     """Turn stock ``nnUNetv2_predict`` output into LION's per-case outputs and summary.csv.
 
@@ -195,11 +223,15 @@ def postprocess_folder(
         out_dir: output folder (``<case>/tumor.nii.gz, report.json, mip.png``, ``summary.csv``).
         label_set: organ classes; None = read ``pred_dir/dataset.json``.
         min_volume_ml, remove_in_organs: optional filters, see :func:`split_label_map`.
-        save_organs: also write ``organs.nii.gz``.
-        overwrite: redo cases whose report.json exists (else they are skipped).
+        save_organs: also write ``organs.nii.gz`` and ``organs.json``.
+        overwrite: redo every case; else a done case is skipped when its recorded settings equal
+            this run's and refused when they differ (:func:`provenance.check_resume`).
         progress: show a progress bar.
         num_parts, part_id: process every num_parts-th case starting at part_id.
         suv_threshold: drop tumor voxels below this SUV (:func:`apply_suv_threshold`).
+        mip_window: SUV window of mip.png; None = the tracer's (``options.MIP_WINDOWS``).
+        model_folder: the model that made the predictions (recorded with its checkpoint sums).
+        folds: its folds that were ensembled (recorded).
 
     Returns:
         The reports of the cases processed in this run. A case whose PET or prediction fails a
@@ -208,8 +240,12 @@ def postprocess_folder(
     """
     from lion_nnunet.io import geometry_mismatch, read_image
 
-    from .outputs import case_done, write_case_outputs, write_summary
+    from .installed import checkpoint_sha256
+    from .model import CHECKPOINT, check_model_folder
+    from .options import MIP_WINDOWS, PredictOptions
+    from .outputs import write_case_outputs, write_summary
     from .plausibility import read_pet
+    from .provenance import check_resume, installed_name, run_settings
 
     pred_dir, pet_dir, out_dir = Path(pred_dir), Path(pet_dir), Path(out_dir)
     if not pred_dir.is_dir():
@@ -218,16 +254,38 @@ def postprocess_folder(
         label_set = resolve_prediction_labels(pred_dir)
     for name in remove_in_organs:
         label_set.label_of(name)  # unknown organ -> clear error before any work
+    options = PredictOptions(  # the same argument checks as lion predict
+        folds=None if folds is None else tuple(folds), min_volume_ml=min_volume_ml,
+        remove_in_organs=tuple(remove_in_organs), suv_threshold=suv_threshold,
+        save_organs=save_organs, mip_window=mip_window, num_parts=num_parts, part_id=part_id,
+    )  # fmt: skip
+    window = options.mip_window or MIP_WINDOWS.get(label_set.tracer, MIP_WINDOWS["fdg"])
     ending = ".nii.gz"
     files = sorted(p for p in pred_dir.glob(f"*{ending}") if not p.name.startswith("."))
     if not files:
         raise LionError(f"{pred_dir}: no *{ending} label maps; run nnUNetv2_predict first")
     files = files[part_id::num_parts]
+    keep = ("min_volume_ml", "remove_in_organs", "suv_threshold", "save_organs")
+    settings = {k: v for k, v in options.result_settings().items() if k in keep}
+    settings.update({"tumor_label": label_set.tumor_label, "mip_window": list(window)})
+    record = {"prediction": nnunet_prediction_record(pred_dir)}
+    model_name, model_folds = None, None
+    if model_folder is not None:
+        model = check_model_folder(model_folder, options.folds and list(options.folds))
+        sums = checkpoint_sha256(model)
+        settings = run_settings(settings, model, sums)
+        model_name, model_folds = model.name, list(model.folds)
+        record.update({"model_path": str(model.folder.resolve()),
+                       "installed_model": installed_name(model), "checkpoint": CHECKPOINT,
+                       "checkpoint_sha256": sums})  # fmt: skip
+    record["settings"] = settings
+    ids = {path: case_id_of_name(path.name[: -len(ending)]) for path in files}
+    skipped = set(check_resume(out_dir, list(ids.values()), settings, overwrite))
     reports, failed = [], {}
     for path in track(files, "postprocess", len(files), progress):
         name = path.name[: -len(ending)]
-        case_id = case_id_of_name(name)  # the id convert, predict and evaluate use
-        if case_done(out_dir / case_id) and not overwrite:
+        case_id = ids[path]  # the id convert, predict and evaluate use
+        if case_id in skipped:
             continue
         try:  # a case whose input fails a check is named; the others go on
             pet_image, suv, _ = read_pet(find_pet(pet_dir, name, ending))
@@ -246,23 +304,14 @@ def postprocess_folder(
             sitk.GetArrayFromImage(seg_image), label_set, spacing_zyx, min_volume_ml,
             remove_in_organs, suv, suv_threshold,
         )  # fmt: skip
-        reports.append(
-            write_case_outputs(
-                out_dir / case_id,
-                case_id,
-                pet_image,
-                suv,
-                tumor,
-                organs,
-                label_set,
-                save_organs=save_organs,
-                extra={
-                    "prediction_file": str(path),
-                    "tumor_label": label_set.tumor_label,
-                    "suv_threshold": suv_threshold,
-                },
-            )
-        )
+        report = write_case_outputs(
+            out_dir / case_id, case_id, pet_image, suv, tumor, organs, label_set,
+            save_organs=save_organs, model=model_name, folds=model_folds,
+            extra={"prediction_file": str(path), "tumor_label": label_set.tumor_label,
+                   "suv_threshold": suv_threshold, **record},
+            mip_window=window,
+        )  # fmt: skip
+        reports.append(report)
     summary = write_summary(out_dir)
     if failed:
         raise LionError(

@@ -4,7 +4,8 @@ Prediction goes through :class:`nnunetv2.inference.predict_from_raw_data.nnUNetP
 (sliding window, Gaussian weighting, fold ensemble, optional mirroring), with the same
 preprocessing and resampling back to the original grid as ``nnUNetv2_predict``, so the label
 maps are identical to the stock command's. The model is built once and reused for every case;
-one case is in memory at a time (input, logits at network spacing, label map), which bounds
+the network's logits (at network spacing) exist for one case at a time, beside ``-npp`` cases
+being read and preprocessed and ``-nps`` label maps being filtered and written, which bounds
 memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns them.
 """
 
@@ -15,6 +16,7 @@ import logging
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,8 +31,8 @@ from lion_nnunet.progress import track
 
 from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
-from .options import DEVICES, PredictOptions
-from .outputs import case_done, write_case_outputs, write_summary
+from .options import DEVICES, MIP_WINDOWS, PredictOptions
+from .outputs import write_case_outputs, write_summary
 from .plausibility import read_pet
 from .postprocess import split_label_map
 
@@ -381,6 +383,11 @@ def predict_cases(
 ) -> dict:
     """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
 
+    A done case (report.json exists) is skipped when its recorded settings equal this run's
+    (:mod:`lion_nnunet.inference.provenance`); a done case made with other settings stops the run
+    before anything is written, unless ``options.overwrite``, which first removes every file the
+    earlier run wrote for the case.
+
     Args:
         cases: from :func:`discover_cases`.
         model_folder: a model folder or an installed model's name.
@@ -392,6 +399,9 @@ def predict_cases(
         ``failed``: case id -> the sentence saying why its input was refused; the other cases
         were predicted, the failed ones have no output folder).
     """
+    from .installed import checkpoint_sha256
+    from .provenance import check_resume, installed_name, run_settings
+
     o = options or PredictOptions()
     out_dir = Path(out_dir)
     model = check_model_folder(
@@ -401,54 +411,84 @@ def predict_cases(
         model.label_set.label_of(name)
     if o.dicom_seg and any(not c.dicom_files for c in cases):
         raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
+    if o.save_suv and cases and not any(c.loader is not None for c in cases):
+        raise LionError(
+            "--save-suv keeps the SUV image computed from DICOM, but every -i case is already an "
+            "SUV image file; drop --save-suv or give a DICOM root"
+        )
     mine = list(cases)[o.part_id :: o.num_parts]
-    todo = [c for c in mine if o.overwrite or not case_done(out_dir / c.case_id)]
-    skipped = [c.case_id for c in mine if c not in todo]
+    window = o.mip_window or MIP_WINDOWS.get(model.label_set.tracer, MIP_WINDOWS["fdg"])
+    resolved = {**o.result_settings(), "tumor_label": model.label_set.tumor_label,
+                "mip_window": list(window)}  # fmt: skip
+    sums = checkpoint_sha256(model)  # once per file per run (cached), whatever is skipped
+    settings = run_settings(resolved, model, sums)
+    skipped = check_resume(out_dir, [c.case_id for c in mine], settings, o.overwrite)
+    todo = [c for c in mine if c.case_id not in skipped]
     if skipped:
-        log.info("skipping %d case(s) already done in %s", len(skipped), out_dir)
+        log.info("skipping %d case(s) done with the same settings in %s", len(skipped), out_dir)
+    provenance = {"model_path": str(model.folder.resolve()),
+                  "installed_model": installed_name(model), "checkpoint": o.checkpoint,
+                  "checkpoint_sha256": sums, "settings": settings}  # fmt: skip
     done: list[str] = []
     failed: dict[str, str] = {}
     if todo:
         predictor = LionPredictor(model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint)
-        # the next case is read and preprocessed in a thread while the network runs (as
-        # nnUNetv2_predict does in worker processes); at most two cases are in memory
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            upcoming = pool.submit(predictor.prepare, todo[0])
+        provenance["device"] = predictor.predictor.device.type
+        ahead = o.num_processes_preprocessing
+
+        def write_outputs(case: Case, label_map, image, suv, predict_s: float) -> str:
+            t1 = time.perf_counter()
+            spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
+            tumor, organs = split_label_map(
+                label_map, model.label_set, spacing_zyx, o.min_volume_ml,
+                o.remove_in_organs, suv, o.suv_threshold,
+            )  # fmt: skip
+            more = _more_outputs(case, tumor, suv, image, o.dicom_seg, o.rotating_mip, window)
+            report = write_case_outputs(
+                out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
+                model.label_set, save_organs=o.save_organs, model=model.name,
+                folds=list(model.folds), extra={"input": case.source,
+                "tumor_label": model.label_set.tumor_label, "suv_threshold": o.suv_threshold,
+                **provenance, "timing_s": {"predict": round(predict_s, 3)}},
+                more_outputs=more, mip_window=window,
+                save_suv=o.save_suv and case.loader is not None,
+            )  # fmt: skip
+            report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
+            from lion_nnunet.io import write_json
+
+            write_json(report, out_dir / case.case_id / "report.json")
+            return case.case_id
+
+        # upcoming cases are read and preprocessed in -npp threads while the network runs, and
+        # finished cases are filtered and written in -nps threads (as nnUNetv2_predict does in
+        # worker processes); the network's logits of one case are in memory at a time
+        with (
+            ThreadPoolExecutor(max_workers=ahead) as readers,
+            ThreadPoolExecutor(max_workers=o.num_processes_segmentation_export) as writers,
+        ):
+            upcoming = deque(readers.submit(predictor.prepare, c) for c in todo[:ahead])
+            writing: deque = deque()
             for k, case in enumerate(track(todo, "predict", len(todo), o.progress)):
                 t0 = time.perf_counter()
+                future = upcoming.popleft()
+                if k + ahead < len(todo):
+                    upcoming.append(readers.submit(predictor.prepare, todo[k + ahead]))
                 try:  # an input that fails a check: name it, go on with the others
-                    tensor, props, image, suv = upcoming.result()
+                    tensor, props, image, suv = future.result()
                 except LionError as e:
                     failed[case.case_id] = str(e)
                     log.error("case %s not predicted: %s", case.case_id, e)
-                    tensor = None
-                if k + 1 < len(todo):
-                    upcoming = pool.submit(predictor.prepare, todo[k + 1])
-                if tensor is None:
                     continue
                 label_map = predictor.predict_prepared(tensor, props)
                 del tensor
                 if not isinstance(predictor.reader, _simpleitk_io()):
                     label_map = _label_map_via_reader(predictor, label_map, props, case)
-                t1 = time.perf_counter()
-                spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
-                tumor, organs = split_label_map(
-                    label_map, model.label_set, spacing_zyx, o.min_volume_ml,
-                    o.remove_in_organs, suv, o.suv_threshold,
-                )  # fmt: skip
-                more = _more_outputs(case, tumor, suv, spacing_zyx, o.dicom_seg, o.rotating_mip)
-                report = write_case_outputs(
-                    out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
-                    model.label_set, save_organs=o.save_organs, model=model.name,
-                    folds=list(model.folds), extra={"input": case.source,
-                    "tumor_label": model.label_set.tumor_label, "suv_threshold": o.suv_threshold,
-                    "timing_s": {"predict": round(t1 - t0, 3)}}, more_outputs=more,
-                )  # fmt: skip
-                report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
-                from lion_nnunet.io import write_json
-
-                write_json(report, out_dir / case.case_id / "report.json")
-                done.append(case.case_id)
+                while len(writing) >= o.num_processes_segmentation_export:
+                    done.append(writing.popleft().result())
+                seconds = time.perf_counter() - t0
+                writing.append(writers.submit(write_outputs, case, label_map, image, suv, seconds))
+            while writing:
+                done.append(writing.popleft().result())
     summary = write_summary(out_dir)
     return {
         "out": str(out_dir),
@@ -460,8 +500,9 @@ def predict_cases(
 
 
 def _more_outputs(
-    case: Case, tumor: np.ndarray, suv: np.ndarray, spacing_zyx, dicom_seg: bool, rotating: bool
-) -> Callable[[Path], dict] | None:
+    case: Case, tumor: np.ndarray, suv: np.ndarray, image: sitk.Image, dicom_seg: bool,
+    rotating: bool, window: tuple[float, float],
+) -> Callable[[Path], dict] | None:  # fmt: skip
     """The optional per-case outputs (DICOM-SEG, rotating MIP) as one write function, or None."""
     if not (dicom_seg or rotating):
         return None
@@ -473,9 +514,12 @@ def _more_outputs(
 
             out["dicom_seg"] = write_dicom_seg(tumor, case.dicom_files, case_dir / "seg.dcm").name
         if rotating:
+            from .pictures import lps_arrays
             from .rotating_mip import save_rotating_mip
 
-            path = save_rotating_mip(suv, tumor, spacing_zyx, case_dir / "mip_rotating.gif")
+            (suv_lps, tumor_lps), spacing_zyx = lps_arrays(image, suv, tumor)
+            path = save_rotating_mip(suv_lps, tumor_lps, spacing_zyx,
+                                     case_dir / "mip_rotating.gif", window=window)  # fmt: skip
             out["mip_rotating"] = path.name
         return out
 

@@ -5,10 +5,14 @@ Lesions are 18-connected components of the tumor mask (``cc3d``, faces + edges, 
 the convention of the autoPET evaluation script, so ``lesion_count`` agrees with ``lion evaluate``.
 
 Keys of ``report.json`` (a stable interface, see docs/inference.md): ``case_id``, ``tmtv_ml``,
-``tlg_ml`` (sum over lesions of SUVmean x volume in ml = sum of SUV x voxel volume),
+``tlg`` (SUV x ml: sum over lesions of SUVmean x volume in ml = sum of SUV x voxel volume),
 ``suv_max``, ``suv_mean``, ``suv_peak`` (highest mean SUV in a 1 ml sphere centred on a tumor
 voxel, PERCIST), ``lesion_count``, ``lesions`` (list), ``model``, ``folds``, ``lion_version``,
 ``nnunetv2_version``.
+
+Numbers are rounded to their precision (:data:`DECIMALS`): volumes to 0.001 ml, SUVs and TLG to
+0.01, millimetres to 0.1; counts and label ids are integers; folds are integers (or ``"all"``),
+as nnU-Net's ``-f`` takes them.
 """
 
 from __future__ import annotations
@@ -34,10 +38,27 @@ SUV_PEAK_ML = 1.0
 ORGAN_SEARCH_MM = (20.0, 60.0, 200.0)
 #: Above this many lesions, nearest organs come from one distance transform of the whole image.
 MAX_LESIONS_PER_CROP = 20
+#: Decimals kept per unit: ml, SUV, SUV x ml (TLG), mm.
+DECIMALS = {"ml": 3, "suv": 2, "suv_ml": 2, "mm": 1}
+#: Per-case measurements in summary.csv, then the provenance columns (see :func:`summary_frame`).
+MEASUREMENTS = ("tmtv_ml", "tlg", "suv_max", "suv_mean", "suv_peak", "lesion_count")
 SUMMARY_COLUMNS = (
-    "case_id", "tmtv_ml", "tlg_ml", "suv_max", "suv_mean", "suv_peak", "lesion_count",
-    "model", "folds",
+    "case_id", *MEASUREMENTS, "model", "installed_model", "folds", "checkpoint",
+    "checkpoint_sha256", "tta", "step_size", "min_volume_ml", "remove_in_organs",
+    "suv_threshold", "device", "lion_version", "nnunetv2_version",
 )  # fmt: skip
+_UNITS = {"tmtv_ml": "ml", "volume_ml": "ml", "tlg": "suv_ml", "suv_max": "suv",
+          "suv_mean": "suv", "suv_peak": "suv"}  # fmt: skip
+
+
+def rounded(value: float | None, unit: str) -> float | None:
+    """``value`` rounded to the precision of ``unit`` (a key of :data:`DECIMALS`); None stays."""
+    return None if value is None else round(float(value), DECIMALS[unit])
+
+
+def fold_value(fold: str | int) -> int | str:
+    """A fold as nnU-Net's ``-f`` takes it: an int, or ``"all"``."""
+    return int(fold) if str(fold).isdigit() else str(fold)
 
 
 def nnunet_version() -> str:
@@ -128,7 +149,7 @@ def _nearest_organ(
         if d[k] > margin:  # a nearer organ may lie outside this box: widen the search
             continue
         pos = tuple(int(i[where][k]) for i in idx)
-        return names.get(int(sub[pos]), str(int(sub[pos]))), round(float(d[k]), 2)
+        return names.get(int(sub[pos]), str(int(sub[pos]))), rounded(d[k], "mm")
     return None, None
 
 
@@ -146,7 +167,7 @@ def _organ_lookup(organs: np.ndarray, spacing_zyx, names: Mapping[int, str], n_l
         if d[k] > ORGAN_SEARCH_MM[-1]:
             return None, None
         pos = tuple(int(i[bbox][lesion][k]) for i in idx)
-        return names.get(int(organs[pos]), str(int(organs[pos]))), round(float(d[k]), 2)
+        return names.get(int(organs[pos]), str(int(organs[pos]))), rounded(d[k], "mm")
 
     return lookup
 
@@ -207,12 +228,12 @@ def case_report(
             lesions.append(
                 {
                     "lesion_id": i,
-                    "volume_ml": round(count * voxel_ml, 4),
-                    "suv_max": round(float(values.max()), 4),
-                    "suv_mean": round(total_i / count, 4),
-                    "suv_peak": round(_peak(suv, lesion, bbox, spacing_zyx), 4),
-                    "tlg_ml": round(total_i * voxel_ml, 4),
-                    "centroid_mm": [round(float(c), 2) for c in centroid],
+                    "volume_ml": rounded(count * voxel_ml, "ml"),
+                    "suv_max": rounded(values.max(), "suv"),
+                    "suv_mean": rounded(total_i / count, "suv"),
+                    "suv_peak": rounded(_peak(suv, lesion, bbox, spacing_zyx), "suv"),
+                    "tlg": rounded(total_i * voxel_ml, "suv_ml"),
+                    "centroid_mm": [rounded(c, "mm") for c in centroid],
                     "nearest_organ": nearest,
                     "distance_to_organ_mm": dist,
                 }
@@ -222,37 +243,52 @@ def case_report(
     total = float(inside.sum()) if count else 0.0
     report = {
         "case_id": case_id,
-        "tmtv_ml": round(count * voxel_ml, 4),
-        "tlg_ml": round(total * voxel_ml, 4),
-        "suv_max": round(float(inside.max()), 4) if count else None,
-        "suv_mean": round(total / count, 4) if count else None,
+        "tmtv_ml": rounded(count * voxel_ml, "ml"),
+        "tlg": rounded(total * voxel_ml, "suv_ml"),
+        "suv_max": rounded(inside.max(), "suv") if count else None,
+        "suv_mean": rounded(total / count, "suv") if count else None,
         # the case's SUVpeak is its best lesion's: every tumor voxel belongs to one lesion
         "suv_peak": max((les["suv_peak"] for les in lesions), default=None),
         "lesion_count": int(n),
         "lesions": lesions,
         "model": model,
-        "folds": list(folds) if folds is not None else None,
+        "folds": [fold_value(f) for f in folds] if folds is not None else None,
         "lion_version": __version__,
         "nnunetv2_version": nnunet_version(),
         "connectivity": CONNECTIVITY,
         "suv_peak_sphere_ml": SUV_PEAK_ML,
-        "voxel_volume_ml": voxel_ml,
-        "spacing_mm": list(image.GetSpacing()),
+        "voxel_volume_ml": float(f"{voxel_ml:.6g}"),
+        "spacing_mm": [float(f"{s:.6g}") for s in image.GetSpacing()],
     }
     if extra:
         report.update(extra)
     return report
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
 def summary_frame(reports: list[dict]) -> pd.DataFrame:
-    """One row per case (SUMMARY_COLUMNS); ``folds`` joined with spaces."""
+    """One row per case (SUMMARY_COLUMNS): measurements rounded, provenance from ``settings``.
+
+    ``folds`` and ``remove_in_organs`` are joined with spaces, ``checkpoint_sha256`` as
+    ``fold:sum`` pairs; ``lesion_count`` is an integer column. Reports written before the TLG
+    key was renamed (``tlg_ml``) are read too.
+    """
     rows = []
     for r in reports:
+        settings = r.get("settings") or {}
         row = {k: r.get(k) for k in SUMMARY_COLUMNS}
-        row["folds"] = " ".join(r["folds"]) if r.get("folds") else ""
+        if row["tlg"] is None and "tlg_ml" in r:  # a report written before the rename
+            row["tlg"] = r["tlg_ml"]
+        for key in MEASUREMENTS[:-1]:
+            row[key] = rounded(row[key], _UNITS[key])
+        row["folds"] = " ".join(str(f) for f in r.get("folds") or [])
+        sums = r.get("checkpoint_sha256") or {}
+        row["checkpoint_sha256"] = " ".join(f"{f}:{h}" for f, h in sums.items())
+        row["tta"] = settings.get("use_mirroring")
+        row["step_size"] = settings.get("tile_step_size")
+        for key in ("min_volume_ml", "suv_threshold"):
+            row[key] = settings.get(key, r.get(key))
+        row["remove_in_organs"] = " ".join(settings.get("remove_in_organs") or [])
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    frame["lesion_count"] = frame["lesion_count"].astype("Int64")
+    return frame

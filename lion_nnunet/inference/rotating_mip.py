@@ -2,8 +2,10 @@
 
 The PET (SUV) and the tumor mask are resampled to ``spacing_mm`` isotropic voxels, rotated about
 the patient's head-feet axis in ``step_deg`` steps and projected front to back (coronal MIP at
-angle 0); each frame shows the PET in inverted grey (SUV 0..``vmax`` -> white..black) with the
-tumor's projection in red, head up. Arrays are numpy (z, y, x), spacing (z, y, x) in mm.
+angle 0); each frame shows the PET in inverted grey (a fixed SUV window, default 0-10 ->
+white..black, the same for every patient) with the tumor's projection in red, head up. Arrays are
+numpy (z, y, x), spacing (z, y, x) in mm; give them LPS-oriented
+(:func:`lion_nnunet.inference.pictures.lps_arrays`).
 
 Examples:
     >>> import numpy as np
@@ -22,6 +24,8 @@ from scipy import ndimage
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import atomic_path
 
+from .pictures import DEFAULT_WINDOW
+
 TUMOR_RGB = np.array([230, 13, 13], dtype=np.float32)
 TUMOR_ALPHA = 0.75
 
@@ -32,9 +36,12 @@ def rotating_mip_frames(
     spacing_zyx: tuple[float, float, float],
     step_deg: float = 15.0,
     spacing_mm: float = 4.0,
-    vmax: float | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
 ) -> list[np.ndarray]:
-    """RGB frames (rows = head..feet, columns, 3; uint8) of the rotating MIP, one per angle."""
+    """RGB frames (rows = head..feet, columns, 3; uint8) of the rotating MIP, one per angle.
+
+    ``window``: SUV (low, high) shown white .. black.
+    """
     if not 0 < step_deg <= 180:
         raise LionError(f"rotation step {step_deg} deg: expected 0 < step <= 180")
     if suv.shape != tumor.shape:
@@ -42,8 +49,7 @@ def rotating_mip_frames(
     zoom = [float(s) / spacing_mm for s in spacing_zyx]
     pet = ndimage.zoom(np.nan_to_num(np.asarray(suv, dtype=np.float32)), zoom, order=1)
     mask = ndimage.zoom(np.asarray(tumor, dtype=np.uint8), zoom, order=0)
-    if vmax is None:
-        vmax = max(5.0, float(np.percentile(pet.max(axis=1), 99.5)))
+    low, high = window
     frames = []
     for angle in np.arange(0.0, 360.0, step_deg):
         if angle:
@@ -51,7 +57,7 @@ def rotating_mip_frames(
             m = ndimage.rotate(mask, angle, axes=(1, 2), reshape=False, order=0)
         else:
             p, m = pet, mask
-        grey = 255.0 * (1.0 - np.clip(p.max(axis=1) / vmax, 0.0, 1.0))
+        grey = 255.0 * (1.0 - np.clip((p.max(axis=1) - low) / (high - low), 0.0, 1.0))
         rgb = np.repeat(grey[..., None], 3, axis=-1)
         hit = m.any(axis=1)
         rgb[hit] = (1 - TUMOR_ALPHA) * rgb[hit] + TUMOR_ALPHA * TUMOR_RGB
@@ -67,12 +73,13 @@ def save_rotating_mip(
     step_deg: float = 15.0,
     frame_ms: int = 120,
     spacing_mm: float = 4.0,
+    window: tuple[float, float] = DEFAULT_WINDOW,
 ) -> Path:
     """Write the rotating MIP as a looping GIF (atomic); see :func:`rotating_mip_frames`."""
     from PIL import Image
 
     frames = [Image.fromarray(f) for f in rotating_mip_frames(suv, tumor, spacing_zyx, step_deg,
-                                                               spacing_mm)]  # fmt: skip
+                                                               spacing_mm, window)]  # fmt: skip
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                        duration=frame_ms, loop=0)  # fmt: skip
