@@ -43,6 +43,37 @@ examples:
 """
 
 
+def add_log_flags(parser: argparse.ArgumentParser, default=None) -> None:
+    """``-v``/``-q``; ``default`` SUPPRESS leaves them unset when a subcommand does not get them."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0 if default is None else default,
+        help="more log output (-v info, -vv debug)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=False if default is None else default,
+        help="errors only: hide warnings and the libraries' messages (they go to the log file)",
+    )  # fmt: skip
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: an unknown argument is reported with this command's usage.
+
+    argparse hands a subcommand's unknown arguments back to the top-level parser, which then
+    prints ``lion``'s usage; refusing them here prints ``lion predict``'s (exit code 2). It also
+    takes ``-v``/``-q`` after the command (``lion predict ... -q``) as ``lion -q predict`` does.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        add_log_flags(self, default=argparse.SUPPRESS)  # unset here: lion's own flags count
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lion",
@@ -51,13 +82,10 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lion-nnunet {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    add_log_flags(parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="<command>", parser_class=CommandParser
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="hide warnings (errors are still shown)"
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser

@@ -31,7 +31,7 @@ from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
 from .options import DEVICES, PredictOptions
 from .outputs import case_done, write_case_outputs, write_summary
-from .postprocess import split_label_map
+from .postprocess import check_remove_in_organs, split_label_map
 from .suv import check_suv_values
 
 log = logging.getLogger(__name__)
@@ -374,8 +374,7 @@ def predict_cases(
     model = check_model_folder(
         model_folder, None if o.folds is None else list(o.folds), o.checkpoint, o.tumor_label
     )
-    for name in o.remove_in_organs:
-        model.label_set.label_of(name)
+    check_remove_in_organs(model.label_set, o.remove_in_organs, str(model.folder))
     if o.dicom_seg and any(not c.dicom_files for c in cases):
         raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
     mine = list(cases)[o.part_id :: o.num_parts]
