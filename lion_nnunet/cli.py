@@ -4,6 +4,8 @@ Each command group is a module with a ``register(subparsers)`` function (listed 
 COMMAND_MODULES); heavy imports (torch, nnunetv2) happen inside the handlers, so
 ``lion --help`` stays fast.
 Exit codes: 0 success, 1 runtime error (a :class:`LionError`), 2 usage error (argparse).
+Logging (:mod:`lion_nnunet.logs`): the run's own warnings on stderr, other libraries' output and
+warnings in ``<output folder>/lion.log`` for commands that write a folder (``cliutils.log_to``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
-from lion_nnunet import __version__
+from lion_nnunet import __version__, logs
 from lion_nnunet.cliutils import HelpFormatter
 from lion_nnunet.errors import LionError
 
@@ -105,17 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    level = log_level(args.verbose, args.quiet)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)  # also when a handler exists (basicConfig skips then)
-    try:
-        return int(args.func(args) or 0)
-    except LionError as e:
-        print(f"lion {args.command}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"lion {args.command}: interrupted", file=sys.stderr)
-        return 130
+    if args.quiet and hasattr(args, "no_pbar"):
+        args.no_pbar = True  # -q: errors alone, no progress bars either
+    folder = getattr(args, getattr(args, "log_folder", "") or "-", None)
+    command = shlex.join(["lion", *(sys.argv[1:] if argv is None else argv)])
+    with logs.setup(log_level(args.verbose, args.quiet), args.verbose, folder, command):
+        try:
+            return int(args.func(args) or 0)
+        except LionError as e:
+            print(f"lion {args.command}: error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"lion {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite, add_processes
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_processes,
+    log_to,
+)
 
 EXAMPLES_EVALUATE = """\
   lion evaluate --pred out/ --gt $nnUNet_raw/Dataset501_LION_FDG/labelsTs -o eval/
@@ -50,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(e)
     add_json(e)
     e.set_defaults(func=run_evaluate)
+    log_to(e, "out")
 
     c = add_command(
         subparsers,
@@ -70,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(c)
     add_json(c)
     c.set_defaults(func=run_compare)
+    log_to(c, "out")
 
 
 def add_allow_missing(parser: argparse.ArgumentParser, what: str) -> None:

@@ -12,6 +12,7 @@ from lion_nnunet.cliutils import (
     add_overwrite,
     add_sharding,
     add_tracer,
+    log_to,
 )
 
 PREDICT_EXAMPLES = """\
@@ -84,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(p)
     add_json(p)
     p.set_defaults(func=run_predict)
+    log_to(p, "output")
 
     p = add_command(
         subparsers, "postprocess",
@@ -102,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(p)
     add_json(p)
     p.set_defaults(func=run_postprocess)
+    log_to(p, "output")
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import SimpleITK as sitk
 
 from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
+from lion_nnunet.logs import captured
 from lion_nnunet.progress import track
 
 from .cases import Case, find_pet_series
@@ -248,7 +249,7 @@ class LionPredictor:
         register_ext_trainer_folder()  # LION trainers findable by name
         self.model = model
         torch_device = resolve_device(device)
-        with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints; keep stdout for --json
+        with captured("nnunetv2"):  # nnU-Net's device notes and trainer search: to the log
             self.predictor = nnUNetPredictor(
                 tile_step_size=tile_step_size,
                 use_gaussian=True,
@@ -261,7 +262,7 @@ class LionPredictor:
             )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with captured("nnunetv2"):
                 self.predictor.initialize_from_trained_model_folder(
                     str(model.folder), tuple(folds), checkpoint
                 )
