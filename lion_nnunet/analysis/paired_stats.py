@@ -75,5 +75,6 @@ def describe(
     said = {"a": f"{a} better", "b": f"{b} better"}.get(winner, f"{NOT_DECIDED} (CI contains 0)")
     return (
         f"{measure}, {a} - {b}: median difference {result['median_diff']:+.2f}{unit} "
-        f"(95 % bootstrap CI {low:+.2f} to {high:+.2f}{unit}, {result['n']} cases): {said}"
+        f"(95 % bootstrap CI {low:+.2f} to {high:+.2f}{unit}, {result['n']} "
+        f"case{'s' if result['n'] != 1 else ''}): {said}"
     )
