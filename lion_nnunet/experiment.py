@@ -323,13 +323,14 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
             f"evaluate subset {size} (fold {fold})",
             _lion("evaluate", "--pred", model / f"fold_{fold}" / "validation", "--gt",
                   raw / "labelsTr", "--cases", raw / "lion_cases.csv", "-o", evaluation,
-                  "--no-pbar", "--overwrite"),
+                  "--no-pbar", "--overwrite", "--allow-missing"),  # the fold's validation only
             outputs=[evaluation / "per_case.csv"],
         )  # fmt: skip
         per_case = pd.read_csv(evaluation / "per_case.csv")
         rows.append(
             {"set": f"fold={fold};subset_size={size}", "fold": fold, "subset_size": size,
-             "dice": per_case["dice"].median(), "cases": len(per_case)}
+             "dice": per_case["dice"].median(),
+             "cases": int((per_case["status"] != "missing").sum())}
         )  # fmt: skip
     models = pd.DataFrame(rows)
     write_csv(models, plan.root / "models.csv")
