@@ -110,13 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.quiet and hasattr(args, "no_pbar"):
         args.no_pbar = True  # -q: errors alone, no progress bars either
-    folder = getattr(args, getattr(args, "log_folder", "") or "-", None)
-    command = shlex.join(["lion", *(sys.argv[1:] if argv is None else argv)])
+    dest = getattr(args, "log_folder", None)  # set by cliutils.log_to for folder commands
+    folder = getattr(args, dest) if dest else None
+    command = shlex.join(["lion", *map(str, sys.argv[1:] if argv is None else argv)])
     with logs.setup(log_level(args.verbose, args.quiet), args.verbose, folder, command):
         try:
             return int(args.func(args) or 0)
         except LionError as e:
             print(f"lion {args.command}: error: {e}", file=sys.stderr)
+            logs.to_file_only(f"lion {args.command}: error: {e}")
             return 1
         except KeyboardInterrupt:
             print(f"lion {args.command}: interrupted", file=sys.stderr)

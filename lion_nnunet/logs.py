@@ -78,7 +78,14 @@ class _ConsoleFilter(logging.Filter):
         self.own_level, self.other_level = own_level, other_level
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False):
+            return False
         return record.levelno >= (self.own_level if is_own(record) else self.other_level)
+
+
+def to_file_only(message: str) -> None:
+    """An ERROR record for lion.log alone (the console got the message already)."""
+    logging.getLogger(OWN).error(message, extra={"file_only": True})
 
 
 class FolderLogHandler(logging.Handler):

@@ -92,3 +92,20 @@ def test_predict_leaves_nnunets_chatter_in_the_log(tmp_path: Path, capsys) -> No
     assert main([*args, "--overwrite", "--no-pbar"]) == 0  # default level: still no chatter
     assert "nnunetv2" not in capsys.readouterr().err
     assert (out / "lion.log").read_text().count("=== ") == 2  # one header per run, appended
+
+
+def test_an_error_after_the_folder_exists_is_in_the_log(tmp_path: Path, capsys) -> None:
+    gt, pred = tmp_path / "labelsTs", tmp_path / "pred"
+    mask = sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8))
+    gt.mkdir()
+    pred.mkdir()
+    for case in ("PETCT_0af7ffe12a_0", "PETCT_0af7ffe12a_1"):
+        sitk.WriteImage(mask, str(gt / f"{case}.nii.gz"))
+    sitk.WriteImage(mask, str(pred / "PETCT_0af7ffe12a_0.nii.gz"))
+    out = tmp_path / "eval"
+    out.mkdir()  # an existing output folder (e.g. a re-run)
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("no prediction for 1 of 2") == 1  # printed once, not also logged
+    log = (out / "lion.log").read_text()
+    assert "ERROR lion_nnunet: lion evaluate: error:" in log and "PETCT_0af7ffe12a_1" in log
