@@ -332,7 +332,8 @@ def find_tumor_label(
     ``lesion``, ``tumour_lesions``, ``FDG-avid lesion`` all match; ``liver`` does not). Exactly
     one class must match (or, when none does, the dataset must have exactly one foreground
     class); otherwise the caller must say which id is the tumor (``override``, the CLI's
-    ``--tumor-label N``), which must be a foreground id of ``labels``.
+    ``--tumor-label N``), which must be a foreground id of ``labels`` and, when exactly one class
+    is named like a tumor, that class (an override naming an organ is refused with both named).
 
     Examples:
         >>> find_tumor_label({"background": 0, "tumor": 1, "liver": 2})
@@ -344,7 +345,8 @@ def find_tumor_label(
 
     Raises:
         LionError: no or several tumor-named classes and no override, an override that is not
-            a foreground id, or region-based (non-integer) labels.
+            a foreground id or names another class than the one tumor-named class, or
+            region-based (non-integer) labels.
     """
     ids: dict[str, int] = {}
     for name, value in labels.items():

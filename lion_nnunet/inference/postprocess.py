@@ -92,18 +92,18 @@ def check_remove_in_organs(label_set: LabelSet, organs: Sequence[str], where: st
     Args:
         label_set: The model's labels.
         organs: The organ names given.
-        where: The model (folder or dataset.json) whose labels these are, for the message.
+        where: Whose labels these are, for the message (``"the model <folder>"``).
     """
     if organs and not label_set.organs:
         raise LionError(
-            f"--remove-in-organ {' '.join(organs)}: the model {where} has no organ classes "
+            f"--remove-in-organ {' '.join(organs)}: {where} has no organ classes "
             f"(labels {label_set.labels()}); --remove-in-organ needs a model trained with organ "
             "classes (lion convert without --no-organs), so leave it out for this one"
         )
     unknown = [name for name in organs if name not in label_set.organ_names]
     if unknown:
         raise LionError(
-            f"--remove-in-organ {' '.join(unknown)}: the model {where} has no such organ class; "
+            f"--remove-in-organ {' '.join(unknown)}: {where} has no such organ class; "
             f"its organ classes are {', '.join(label_set.organ_names)}"
         )
 
@@ -235,7 +235,7 @@ def postprocess_folder(
         raise LionError(f"{pred_dir}: prediction folder not found")
     if label_set is None:
         label_set = resolve_prediction_labels(pred_dir)
-    check_remove_in_organs(label_set, remove_in_organs, str(pred_dir))
+    check_remove_in_organs(label_set, remove_in_organs, f"the model of {pred_dir}")
     ending = ".nii.gz"
     files = sorted(p for p in pred_dir.glob(f"*{ending}") if not p.name.startswith("."))
     if not files:

@@ -375,7 +375,7 @@ def predict_cases(
     model = check_model_folder(
         model_folder, None if o.folds is None else list(o.folds), o.checkpoint, o.tumor_label
     )
-    check_remove_in_organs(model.label_set, o.remove_in_organs, str(model.folder))
+    check_remove_in_organs(model.label_set, o.remove_in_organs, f"the model {model.folder}")
     if o.dicom_seg and any(not c.dicom_files for c in cases):
         raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
     mine = list(cases)[o.part_id :: o.num_parts]
