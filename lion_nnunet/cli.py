@@ -4,6 +4,8 @@ Each command group is a module with a ``register(subparsers)`` function (listed 
 COMMAND_MODULES); heavy imports (torch, nnunetv2) happen inside the handlers, so
 ``lion --help`` stays fast.
 Exit codes: 0 success, 1 runtime error (a :class:`LionError`), 2 usage error (argparse).
+Logging (:mod:`lion_nnunet.logs`): the run's own warnings on stderr, other libraries' output and
+warnings in ``<output folder>/lion.log`` for commands that write a folder (``cliutils.log_to``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
-from lion_nnunet import __version__
+from lion_nnunet import __version__, logs
 from lion_nnunet.cliutils import HelpFormatter
 from lion_nnunet.errors import LionError
 
@@ -44,6 +47,37 @@ examples:
 """
 
 
+def add_log_flags(parser: argparse.ArgumentParser, default=None) -> None:
+    """``-v``/``-q``; ``default`` SUPPRESS leaves them unset when a subcommand does not get them."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0 if default is None else default,
+        help="more log output (-v info, -vv debug)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=False if default is None else default,
+        help="errors only: hide warnings and the libraries' messages (they go to the log file)",
+    )  # fmt: skip
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: an unknown argument is reported with this command's usage.
+
+    argparse hands a subcommand's unknown arguments back to the top-level parser, which then
+    prints ``lion``'s usage; refusing them here prints ``lion predict``'s (exit code 2). It also
+    takes ``-v``/``-q`` after the command (``lion predict ... -q``) as ``lion -q predict`` does.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        add_log_flags(self, default=argparse.SUPPRESS)  # unset here: lion's own flags count
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lion",
@@ -52,13 +86,10 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lion-nnunet {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    add_log_flags(parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="<command>", parser_class=CommandParser
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="hide warnings (errors are still shown)"
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
@@ -78,17 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    level = log_level(args.verbose, args.quiet)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)  # also when a handler exists (basicConfig skips then)
-    try:
-        return int(args.func(args) or 0)
-    except LionError as e:
-        print(f"lion {args.command}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"lion {args.command}: interrupted", file=sys.stderr)
-        return 130
+    if args.quiet and hasattr(args, "no_pbar"):
+        args.no_pbar = True  # -q: errors alone, no progress bars either
+    dest = getattr(args, "log_folder", None)  # set by cliutils.log_to for folder commands
+    folder = getattr(args, dest) if dest else None
+    command = shlex.join(["lion", *map(str, sys.argv[1:] if argv is None else argv)])
+    with logs.setup(log_level(args.verbose, args.quiet), args.verbose, folder, command):
+        try:
+            return int(args.func(args) or 0)
+        except LionError as e:
+            print(f"lion {args.command}: error: {e}", file=sys.stderr)
+            logs.to_file_only(f"lion {args.command}: error: {e}")
+            return 1
+        except KeyboardInterrupt:
+            print(f"lion {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

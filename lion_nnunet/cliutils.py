@@ -47,6 +47,15 @@ def add_command(
     )
 
 
+def log_to(parser: argparse.ArgumentParser, dest: str) -> None:
+    """The command writes the folder ``args.<dest>``: ``lion`` logs the run to its lion.log.
+
+    The log holds other libraries' output and warnings (kept off the console) and the run's own
+    messages; it is written only once the command has created the folder.
+    """
+    parser.set_defaults(log_folder=dest)
+
+
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",

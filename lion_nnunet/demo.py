@@ -150,23 +150,37 @@ def ablation_scores(result: dict, tracer: str) -> dict[str, dict]:
 
 
 def verdict(arms: dict[str, dict]) -> str:
-    """One plain sentence: did the organ-context model beat tumor-only at this budget?"""
-    o, t = arms["organs"], arms["tumor_only"]
-    better = o["median_dice"] > t["median_dice"]
-    fewer_fp = o["fp_at_hot_organs_ml"] < t["fp_at_hot_organs_ml"]
-    if better and fewer_fp:
-        return "organ context beat tumor-only here: higher median Dice, less FP at hot organs."
-    parts = [
-        f"median Dice {'higher' if better else 'not higher'} "
-        f"({o['median_dice']:.2f} vs {t['median_dice']:.2f})",
-        f"FP at hot organs {'lower' if fewer_fp else 'not lower'} "
-        f"({o['fp_at_hot_organs_ml']:.1f} vs {t['fp_at_hot_organs_ml']:.1f} ml)",
-    ]
-    return (
-        "organ context did NOT beat tumor-only on both counts at this budget: "
-        + "; ".join(parts)
-        + ". A demo-sized holdout decides nothing; see docs/reproducing.md."
-    )
+    """Did organ context beat tumor-only? Paired per holdout case, with bootstrap CIs.
+
+    ``arms["organs"]`` and ``arms["tumor_only"]`` each hold a ``per_case`` table
+    (:func:`lion_nnunet.analysis.ablation_scores.score_arm`: ``case_id``, ``has_tumor``, ``dice``,
+    ``fp_at_hot_organ_ml``). Dice is compared over the cases with tumor, FP volume at hot organs
+    (ml) over all cases; a difference whose 95 % CI contains 0 is "not decided", whichever way
+    its median leans (:mod:`lion_nnunet.analysis.paired_stats`).
+    """
+    from lion_nnunet.analysis.paired_stats import NOT_DECIDED, decide, describe, paired
+
+    o = arms["organs"]["per_case"].set_index("case_id")
+    t = arms["tumor_only"]["per_case"].set_index("case_id").loc[o.index]
+    tumor = o["has_tumor"].astype(bool)
+    dice = paired(o.loc[tumor, "dice"], t.loc[tumor, "dice"])
+    fp = paired(o["fp_at_hot_organ_ml"], t["fp_at_hot_organ_ml"])
+    lines = [
+        describe("organs", "tumor-only", "Dice (cases with tumor)", dice, higher_is_better=True),
+        describe("organs", "tumor-only", "FP at hot organs", fp, higher_is_better=False,
+                 unit=" ml"),
+    ]  # fmt: skip
+    winners = {"Dice": decide(dice["ci95"], True), "FP at hot organs": decide(fp["ci95"], False)}
+    said = []
+    for who, name in (("a", "organ context better"), ("b", "tumor-only better")):
+        if measures := [m for m, w in winners.items() if w == who]:
+            said.append(f"{name} on {' and '.join(measures)}")
+    if undecided := [m for m, w in winners.items() if w == NOT_DECIDED]:
+        said.append(f"{NOT_DECIDED} on {' and '.join(undecided)} (the CI contains 0)")
+    head = "; ".join(said) + "."
+    if len(undecided) == len(winners):
+        head += " A demo-sized holdout rarely decides; see docs/reproducing.md."
+    return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
 def _json_safe(value):

@@ -347,14 +347,16 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
         wf.run(
             f"evaluate subset {size} (fold {fold})",
             _lion("evaluate", "--pred", validation, "--gt", raw / "labelsTr", "--cases",
-                  raw / "lion_cases.csv", "-o", evaluation, "--no-pbar", "--overwrite"),
+                  raw / "lion_cases.csv", "-o", evaluation, "--no-pbar", "--overwrite",
+                  "--allow-missing"),  # the fold's validation cases only
             outputs=[evaluation / "per_case.csv"],
             inputs=lambda v=validation: folder_digest(v),
         )  # fmt: skip
         per_case = pd.read_csv(evaluation / "per_case.csv")
         rows.append(
             {"set": f"fold={fold};subset_size={size}", "fold": fold, "subset_size": size,
-             "dice": per_case["dice"].median(), "cases": len(per_case)}
+             "dice": per_case["dice"].median(),
+             "cases": int((per_case["status"] != "missing").sum())}
         )  # fmt: skip
     models = pd.DataFrame(rows)
     write_csv(models, plan.root / "models.csv")

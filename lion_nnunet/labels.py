@@ -134,6 +134,10 @@ class LabelSet:
 
     def label_of(self, organ: str) -> int:
         """Label id of an organ class by name."""
+        if not self.organs:
+            raise LionError(
+                f"organ {organ!r}: the {self.tracer} label set has no organ classes (tumor only)"
+            )
         try:
             return self.organ_labels[self.organ_names.index(organ)]
         except ValueError:
@@ -328,7 +332,8 @@ def find_tumor_label(
     ``lesion``, ``tumour_lesions``, ``FDG-avid lesion`` all match; ``liver`` does not). Exactly
     one class must match (or, when none does, the dataset must have exactly one foreground
     class); otherwise the caller must say which id is the tumor (``override``, the CLI's
-    ``--tumor-label N``), which must be a foreground id of ``labels``.
+    ``--tumor-label N``), which must be a foreground id of ``labels`` and, when exactly one class
+    is named like a tumor, that class (an override naming an organ is refused with both named).
 
     Examples:
         >>> find_tumor_label({"background": 0, "tumor": 1, "liver": 2})
@@ -340,7 +345,8 @@ def find_tumor_label(
 
     Raises:
         LionError: no or several tumor-named classes and no override, an override that is not
-            a foreground id, or region-based (non-integer) labels.
+            a foreground id or names another class than the one tumor-named class, or
+            region-based (non-integer) labels.
     """
     ids: dict[str, int] = {}
     for name, value in labels.items():
@@ -351,13 +357,20 @@ def find_tumor_label(
             )
         ids[str(name)] = value
     listing = ", ".join(f"{n}={v}" for n, v in sorted(ids.items(), key=lambda kv: kv[1]))
+    found = [(n, v) for n, v in ids.items() if _is_tumor_name(n)]
     if override is not None:
         if override == BACKGROUND_LABEL or override not in ids.values():
             raise LionError(
                 f"--tumor-label {override}: not a foreground class of {where} ({listing})"
             )
+        if len(found) == 1 and found[0][1] != override:  # the names say which class is tumor
+            named = next(n for n, v in ids.items() if v == override)
+            raise LionError(
+                f"--tumor-label {override}: {where} names class {override} {named!r} and its "
+                f"tumor {found[0][0]!r} = {found[0][1]} ({listing}); leave out --tumor-label "
+                f"(the tumor is found by name) or pass --tumor-label {found[0][1]}"
+            )
         return override
-    found = [(n, v) for n, v in ids.items() if _is_tumor_name(n)]
     if len(found) == 1:
         return found[0][1]
     foreground = [v for v in ids.values() if v != BACKGROUND_LABEL]
@@ -397,6 +410,12 @@ def label_set_from_dataset_labels(
         raise LionError(f"{where}: label ids {values} are not consecutive from 0 (nnU-Net's rule)")
     tumor_name = next(k for k, v in labels.items() if v == tumor)
     organs = sorted((v, k) for k, v in labels.items() if v not in (BACKGROUND_LABEL, tumor))
+    for value, name in organs:
+        if name in ("background", "tumor"):  # two tumor-named classes, the other one chosen
+            raise LionError(
+                f"{where}: with tumor {tumor_name!r} = {tumor}, class {name!r} = {value} would "
+                "be an organ; pass --tumor-label with the id of the class that is the tumor"
+            )
     builtin = LABEL_SETS.get(tracer)
     if (
         builtin is not None

@@ -24,11 +24,29 @@ def test_doctor_reports_ok_with_folders_set(nnunet_dirs: dict, capsys) -> None:
 def test_doctor_names_the_fix_for_each_problem(monkeypatch, capsys) -> None:
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
         monkeypatch.delenv(var, raising=False)
-    assert main(["doctor"]) == 1
+    assert main(["doctor"]) == 1  # the trainer is not found: inference fails
     out = capsys.readouterr().out
-    assert "[fail] nnUNet_raw: <unset>" in out and "fix: export nnUNet_raw=" in out
     assert "[fail] nnU-Net finds nnUNetTrainer_LION: not found" in out
     assert 'fix: eval "$(lion env)"' in out
+    assert "[warn] nnUNet_raw: <unset>" in out and "fix: export nnUNet_raw=" in out
+
+
+def test_inference_users_pass_without_nnunet_folders(monkeypatch, capsys) -> None:
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    inference, training = out.split("training (")
+    assert "[  ok] nnU-Net finds nnUNetTrainer_LION" in inference and "nnUNet_raw" not in inference
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        assert f"[warn] {var}: <unset>" in training
+    assert training.count("only needed for training; lion predict works without it") == 3
+    assert main(["doctor", "--for", "inference", "--json"]) == 0
+    checks = json.loads(capsys.readouterr().out)
+    assert checks and {c["purpose"] for c in checks} == {"inference"}
+    assert not any(c["name"].startswith("nnUNet_r") for c in checks)
+    assert main(["doctor", "--for", "training"]) == 1  # training needs the folders
+    assert "[fail] nnUNet_raw: <unset>" in capsys.readouterr().out
 
 
 def test_env_line_makes_a_clean_shell_find_the_trainer(tmp_path: Path) -> None:

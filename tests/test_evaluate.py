@@ -41,9 +41,13 @@ def folders(tmp_path: Path) -> Path:
 
 def test_evaluate_outputs_and_missing_cases(folders: Path, capsys) -> None:
     out = folders / "eval"
-    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
-                 "--cases", str(folders / "cases.csv"), "--group-by", "disease", "-o", str(out),
-                 "--no-pbar", "-np", "1"]) == 0  # fmt: skip
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
+            "--cases", str(folders / "cases.csv"), "--group-by", "disease", "-o", str(out),
+            "--no-pbar", "-np", "1"]  # fmt: skip
+    assert main(args) == 1  # c has no prediction: refused by default, nothing written
+    assert "no prediction for 1 of 3 ground-truth case(s)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--allow-missing"]) == 0
     per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
     assert per_case.loc["a", "dice"] == 1.0 and per_case.loc["b", "dice"] == 0.0
     assert per_case.loc["b", "fp_volume_ml"] == 0.0  # organ class 3 is not tumor
@@ -65,7 +69,7 @@ def test_grid_mismatch_resampled_or_refused(folders: Path, capsys) -> None:
     _write(gt == 1, folders / "pred" / "b.nii.gz", origin=(0.5, 0.0, 0.0))
     out = folders / "eval"
     args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
-            "-o", str(out), "--no-pbar", "-np", "1", "--overwrite"]  # fmt: skip
+            "-o", str(out), "--no-pbar", "-np", "1", "--overwrite", "--allow-missing"]  # fmt: skip
     assert main(args) == 0
     per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
     assert per_case.loc["b", "status"] == "resampled" and per_case.loc["b", "dice"] > 0.5
@@ -92,7 +96,7 @@ def test_pet_columns_in_suv(folders: Path, capsys) -> None:
         sitk.WriteImage(img, str(pet_dir / f"{case}_0000.nii.gz"))
     out = folders / "eval"
     args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"),
-            "--pet", str(pet_dir), "-o", str(out), "--no-pbar"]  # fmt: skip
+            "--pet", str(pet_dir), "-o", str(out), "--no-pbar", "--allow-missing"]  # fmt: skip
     assert main(args) == 0
     per_case = pd.read_csv(out / "per_case.csv").set_index("case_id")
     tlg = (26 * 4.0 + 9.0) * 0.008  # SUV x ml of the 27-voxel lesion
@@ -113,3 +117,34 @@ def test_cases_csv_needs_case_id(folders: Path, capsys) -> None:
                  "--cases", str(folders / "bad.csv"), "--group-by", "disease", "-o",
                  str(folders / "e")]) == 1  # fmt: skip
     assert "no case_id column" in capsys.readouterr().err
+
+
+def _autopet_cohort(root: Path, predicted: int) -> tuple[Path, Path, list[str]]:
+    """12 autoPET-named studies (two per patient) with ground truth; ``predicted`` of them done."""
+    gt, pred = root / "labelsTs", root / "pred"
+    cases = [f"PETCT_{p}_{s}" for p in ("0af7ffe12a", "02ba4b4d6b", "0307a2d7c0", "1a2b3c4d5e",
+                                        "2b3c4d5e6f", "3c4d5e6f70") for s in (0, 1)]  # fmt: skip
+    mask = np.zeros((10, 10, 10), np.uint8)
+    mask[2:5, 2:5, 2:5] = 1
+    for k, case in enumerate(cases):
+        _write(mask, gt / f"{case}.nii.gz")
+        if k < predicted:
+            _write(mask, pred / case / "tumor.nii.gz")
+    return gt, pred, cases
+
+
+def test_two_of_twelve_predicted_is_refused_listing_the_ten_missing(tmp_path: Path, capsys) -> None:
+    gt, pred, cases = _autopet_cohort(tmp_path, predicted=2)
+    assert len(list(pred.iterdir())) == 2
+    out = tmp_path / "eval"
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--no-pbar"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no prediction for 10 of 12 ground-truth case(s)" in err and "--allow-missing" in err
+    listed = err.split(": ")[-1].split(";")[0].split(", ")
+    assert listed == cases[2:]  # all ten, in order, and not the two predicted ones
+    assert not out.exists()
+    assert main([*args, "--allow-missing"]) == 0
+    assert "2 of 12 case(s) evaluated (10 without prediction)" in capsys.readouterr().out
+    per_case = pd.read_csv(out / "per_case.csv")
+    assert sorted(per_case.loc[per_case.status == "missing", "case_id"]) == cases[2:]

@@ -61,7 +61,7 @@ def test_warnings_are_shown_by_default_and_hidden_by_q(tmp_path: Path) -> None:
     for case in ("a", "b"):
         _img(mask, gt / f"{case}.nii.gz")
     _img(mask, pred / "a.nii.gz")  # b has no prediction: a warning
-    common = ["--pred", str(pred), "--gt", str(gt), "--no-pbar", "-np", "1"]
+    common = ["--pred", str(pred), "--gt", str(gt), "--no-pbar", "-np", "1", "--allow-missing"]
     shown = _lion("evaluate", *common, "-o", str(tmp_path / "e1"))
     assert shown.wait(timeout=120) == 0
     assert "WARNING" in (err := shown.stderr.read()) and "1 case(s) have no prediction: b" in err

@@ -251,3 +251,13 @@ def test_predict_lionz_subjects_threshold_gif_and_bqml(
     sitk.WriteImage(bq, str(root / "sub01" / "PT_sub01.nii.gz"))
     assert main([*args, "-o", str(tmp_path / "out2")]) == 1
     assert "implausible for SUV" in capsys.readouterr().err
+
+
+def test_tumor_label_that_names_another_class_is_refused_with_the_labels() -> None:
+    with pytest.raises(LionError, match=r"names class 3 'spleen' and its tumor 'lesion' = 1"):
+        find_tumor_label({"background": 0, "lesion": 1, "liver": 2, "spleen": 3}, override=3)
+    # two tumor-named classes: the user picks one; the other may not be called "tumor"
+    labels = {"background": 0, "tumor": 1, "lesion": 2}
+    assert find_tumor_label(labels, override=2) == 2
+    with pytest.raises(LionError, match=r"class 'tumor' = 1 would be an organ"):
+        label_set_from_dataset_labels(labels, tumor_label=2)

@@ -186,3 +186,32 @@ def test_cuda_prediction_equals_cpu_prediction(random_model: Path, fdg_cohort: P
     assert np.mean(cpu_organs != gpu_organs) < 1e-3
     assert np.mean(cpu_tumor != sitk.GetArrayFromImage(gpu.tumor)) < 1e-3
     assert gpu.report["tmtv_ml"] == pytest.approx(cpu.report["tmtv_ml"], rel=0.01, abs=0.1)
+
+
+def test_messages_name_the_models_labels(
+    random_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--remove-in-organ on a tumor-only model, --tumor-label on an organ: said in model terms."""
+    suv = sitk.GetImageFromArray(np.full((20, 16, 16), 1.5, np.float32))
+    suv.SetSpacing((6.0, 6.0, 6.0))
+    study = tmp_path / "PETCT_0af7ffe12a" / "08-12-2005-NA-PET-CT Ganzkoerper  primaer mit KM-10445"
+    study.mkdir(parents=True)
+    sitk.WriteImage(suv, str(study / "SUV.nii.gz"))
+    tumor_only = make_random_model(
+        tmp_path / "Dataset991_TUMORONLY" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+        patch_size=(16, 16, 16), labels={"background": 0, "tumor": 1},
+    )  # fmt: skip
+    out = tmp_path / "o"
+    common = ["-i", str(study / "SUV.nii.gz"), "-o", str(out), "--device", "cpu", "--no-pbar"]
+    assert main(["predict", *common, "-m", str(tumor_only), "--remove-in-organ", "liver"]) == 1
+    err = capsys.readouterr().err
+    assert f"--remove-in-organ liver: the model {tumor_only} has no organ classes" in err
+    assert "needs a model trained with organ classes" in err and "choose from" not in err
+    assert main(["predict", *common, "-m", str(random_model), "--remove-in-organ", "lung"]) == 1
+    assert "its organ classes are brain, heart, kidneys" in capsys.readouterr().err
+    # FDG layout: 5 is urinary_bladder, the tumor is 1
+    assert main(["predict", *common, "-m", str(random_model), "--tumor-label", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "names class 5 'urinary_bladder' and its tumor 'tumor' = 1" in err
+    assert "pass --tumor-label 1" in err and "reserved" not in err
+    assert not out.exists()

@@ -5,8 +5,8 @@ organ" (a false-positive component within ``margin_mm`` of a physiologically hot
 ground-truth label map) and "elsewhere" (autoPET definitions, 18-connectivity, from
 :mod:`lion_nnunet.analysis.metrics`). Per arm: the median Dice over cases with tumor (Dice is
 undefined for a tumor-free case), lesion F1 pooled over the holdout, FP volumes summed (ml).
-Paired comparisons of two arms: Wilcoxon signed-rank p-value and a bootstrap confidence interval
-of the median paired difference.
+Paired comparisons of two arms: :func:`lion_nnunet.analysis.paired_stats.paired` (Wilcoxon
+signed-rank p-value, bootstrap confidence interval of the median paired difference).
 
 A reference that needs no training puts the Dice of the models in scale: the fixed-fraction SUVmax
 isocontour of each true lesion (41 %, the EANM procedure guideline's threshold for metabolic tumour
@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+
+# re-exported: the benchmarks and the demo import it from here
+from lion_nnunet.analysis.paired_stats import paired as paired
 
 #: Hot organs (LION class names) per tracer: FPs within the margin of these count as "at organ".
 HOT_ORGANS = {
@@ -149,21 +152,4 @@ def summarize(per_case: pd.DataFrame) -> dict:
         "fp_at_hot_organs_ml": float(per_case["fp_at_hot_organ_ml"].sum()),
         "fp_elsewhere_ml": float(per_case["fp_elsewhere_ml"].sum()),
         "median_fn_ml": float(per_case["fn_ml"].median()),
-    }  # fmt: skip
-
-
-def paired(a: pd.Series, b: pd.Series, n_boot: int = 5000, seed: int = 0) -> dict:
-    """Paired difference a - b: median, 95 % bootstrap CI of the median, Wilcoxon p-value."""
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return {"n": 0, "median_diff": float("nan"), "ci95": [float("nan")] * 2, "p": float("nan")}
-    rng = np.random.default_rng(seed)
-    boots = np.median(d[rng.integers(0, len(d), (n_boot, len(d)))], axis=1)
-    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return {
-        "n": len(d), "median_diff": float(np.median(d)),
-        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))], "p": p,
     }  # fmt: skip

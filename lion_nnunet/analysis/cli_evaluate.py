@@ -6,13 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite, add_processes
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_processes,
+    log_to,
+)
 
 EXAMPLES_EVALUATE = """\
   lion evaluate --pred out/ --gt $nnUNet_raw/Dataset501_LION_FDG/labelsTs -o eval/
   lion evaluate --pred out/ --gt labelsTs/ --cases lion_cases.csv --group-by disease center -o eval/
   lion evaluate --pred out/ --gt labelsTs/ --pet imagesTs/ -o eval_suv/
   lion evaluate --pred other_tool/ --gt labelsTs/ --tumor-label 2 --strict -o eval_other/
+  lion evaluate --pred first_half/ --gt labelsTs/ --allow-missing -o eval_partial/
 """
 
 
@@ -43,11 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tumor value in the ground truth (default: from the dataset.json of "
                    "--gt or its parent, else 1)")  # fmt: skip
     e.add_argument("--strict", action="store_true", help="refuse predictions on another grid")
+    add_allow_missing(e, "evaluate the predicted cases, list the others as missing")
     add_processes(e)
     add_overwrite(e)
     add_no_pbar(e)
     add_json(e)
     e.set_defaults(func=run_evaluate)
+    log_to(e, "out")
 
     c = add_command(
         subparsers,
@@ -63,10 +73,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tumor value in a method's masks (default: its dataset.json, else 1)",
     )  # fmt: skip
     c.add_argument("-o", "--out", required=True, help="output folder")
+    add_allow_missing(c, "compare on the cases every method predicted")
     add_overwrite(c)
     add_no_pbar(c)
     add_json(c)
     c.set_defaults(func=run_compare)
+    log_to(c, "out")
+
+
+def add_allow_missing(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--allow-missing`` (nnU-Net's ``--chill``); without it a missing prediction is an error."""
+    parser.add_argument(
+        "--allow-missing", action="store_true",
+        help=f"when a ground-truth case has no prediction: {what} (default: refuse, exit 1)",
+    )  # fmt: skip
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -90,8 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(
         args.pred, args.gt, args.out, cases_csv=args.cases, group_by=group_by,
         tumor_label=args.tumor_label, gt_tumor_label=args.gt_tumor_label, strict=args.strict,
-        pet_dir=args.pet, num_processes=args.num_processes, overwrite=args.overwrite,
-        progress=not args.no_pbar,
+        pet_dir=args.pet, allow_missing=args.allow_missing, num_processes=args.num_processes,
+        overwrite=args.overwrite, progress=not args.no_pbar,
     )  # fmt: skip
     overall = result["summary"][0]
     if args.json:
@@ -118,11 +138,14 @@ def run_compare(args: argparse.Namespace) -> int:
             raise LionError(f"--tumor-label {spec!r}: expected NAME=INTEGER")
         labels[name] = int(value)
     result = compare(parse_methods(args.method), args.gt, args.out, tumor_labels=labels,
-                     overwrite=args.overwrite, progress=not args.no_pbar)  # fmt: skip
+                     allow_missing=args.allow_missing, overwrite=args.overwrite,
+                     progress=not args.no_pbar)  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{result['common_cases']} common case(s); paired tests in "
               f"{Path(args.out) / 'paired.csv'}, "
               f"box plots: {', '.join(result['plots'])}")  # fmt: skip
+        for sentence in result["verdicts"]:
+            print(f"  {sentence}")
     return 0

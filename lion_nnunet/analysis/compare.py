@@ -2,10 +2,13 @@
 
 Each method's folder is evaluated with :func:`lion_nnunet.analysis.evaluate.evaluate` (any tool's
 output: ``<case>.nii.gz`` binary or multi-class with a per-method tumor label, or ``lion predict``
-folders). Only cases every method predicted (and whose ground truth has tumor, for Dice) are
-compared. For each metric and pair of methods: median of the paired per-case difference and the
-Wilcoxon signed-rank p-value (scipy; NaN with fewer than two non-zero differences). Box plots per
-metric are written as PNG.
+folders). A ground-truth case that some method did not predict is an error listing them per
+method, unless ``allow_missing``: then only the cases every method predicted are compared. Dice
+is compared on the cases whose ground truth has tumor (it is undefined without). For each metric
+and pair of methods: the median of the paired per-case difference, its 95 % bootstrap CI and
+verdict (:mod:`lion_nnunet.analysis.paired_stats`: "not decided" whenever the CI contains 0), and
+the Wilcoxon signed-rank p-value (scipy; NaN with fewer than two non-zero differences). Box plots
+per metric are written as PNG; their titles and x labels state how many cases each box holds.
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lion_nnunet.analysis.evaluate import evaluate
+from lion_nnunet.analysis.evaluate import (
+    evaluate,
+    ground_truth_files,
+    listing,
+    missing_predictions,
+)
+from lion_nnunet.analysis.paired_stats import NOT_DECIDED, decide, describe, paired
 from lion_nnunet.errors import LionError
-from lion_nnunet.io import write_csv, write_json
+from lion_nnunet.io import atomic_path, write_csv, write_json
 
 COMPARED = ("dice", "fp_volume_ml", "fn_volume_ml")
+#: Which way is better, and the words and unit of each compared metric.
+HIGHER_IS_BETTER = {"dice": True, "fp_volume_ml": False, "fn_volume_ml": False}
+MEASURES = {"dice": ("Dice", ""), "fp_volume_ml": ("FP volume", " ml"),
+            "fn_volume_ml": ("FN volume", " ml")}  # fmt: skip
 
 
 def parse_methods(specs: list[str]) -> dict[str, Path]:
@@ -38,26 +51,55 @@ def parse_methods(specs: list[str]) -> dict[str, Path]:
     return methods
 
 
-def _boxplots(table: pd.DataFrame, methods: list[str], out: Path) -> list[Path]:
+def box_title(metric: str, counts: dict[str, int], common: int) -> str:
+    """A box plot's title: the cases in each box, out of the common cases, and why fewer."""
+    sizes = list(counts.values())
+    n = str(sizes[0]) if len(set(sizes)) == 1 else "/".join(map(str, sizes))
+    why = " (no tumor: Dice undefined)" if metric == "dice" and max(sizes) < common else ""
+    return f"{metric}: {n} of {common} common cases drawn{why}"
+
+
+def _boxplots(table: pd.DataFrame, methods: list[str], out: Path) -> dict[Path, dict[str, int]]:
+    """One PNG per metric; returns each file with the number of cases in each method's box."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
+    drawn = {}
     for metric in COMPARED:
         data = [table[f"{m}:{metric}"].dropna().to_numpy() for m in methods]
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods), 4))
+        counts = {m: len(d) for m, d in zip(methods, data, strict=True)}
+        title = box_title(metric, counts, len(table))
+        fig, ax = plt.subplots(figsize=(2.4 + 1.3 * len(methods), 4))
         ax.boxplot(data, showmeans=True)
-        ax.set_xticks(range(1, len(methods) + 1), methods)
+        ax.set_xticks(range(1, len(methods) + 1), [f"{m}\nn = {counts[m]}" for m in methods])
         ax.set_ylabel(metric.replace("_ml", " (ml)").replace("_", " "))
-        ax.set_title(f"{metric}, {len(table)} common cases")
+        ax.set_title(title, fontsize=9)
         fig.tight_layout()
         path = out / f"box_{metric}.png"
-        fig.savefig(path, dpi=100)
+        with atomic_path(path) as tmp:  # the title is also the PNG's Title text chunk
+            fig.savefig(tmp, dpi=100, format="png", metadata={"Title": title})
         plt.close(fig)
-        paths.append(path)
-    return paths
+        drawn[path] = counts
+    return drawn
+
+
+def _check_missing(methods: dict[str, Path], gt_dir: Path) -> None:
+    """Refuse when some method has no prediction for a ground-truth case, naming them all."""
+    gts = ground_truth_files(gt_dir)
+    lines = []
+    for name, folder in methods.items():
+        if not folder.is_dir():
+            raise LionError(f"--method {name}={folder}: prediction folder not found")
+        missing = missing_predictions(folder, gts)
+        if missing:
+            lines.append(f"{name} lacks {len(missing)} of {len(gts)}: {listing(missing)}")
+    if lines:
+        raise LionError(
+            f"not every ground-truth case of {gt_dir} has a prediction ({'; '.join(lines)}); "
+            "predict them, or pass --allow-missing to compare on the cases every method predicted"
+        )
 
 
 def compare(
@@ -65,10 +107,26 @@ def compare(
     gt_dir: str | Path,
     out_dir: str | Path,
     tumor_labels: dict[str, int] | None = None,
+    allow_missing: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Evaluate every method, compare them on common cases; write CSV/JSON/PNG into ``out_dir``."""
+    """Evaluate every method, compare them on common cases; write CSV/JSON/PNG into ``out_dir``.
+
+    Args:
+        methods: Method name -> prediction folder (any layout :func:`evaluate` reads).
+        gt_dir: Ground-truth label maps ``<case>.nii.gz``.
+        out_dir: Output folder: ``<method>/`` evaluations, ``common_cases.csv``, ``paired.csv``,
+            ``compare.json``, ``box_<metric>.png``.
+        tumor_labels: Tumor value per method (default: its dataset.json, else 1).
+        allow_missing: Compare on the cases every method predicted instead of refusing when a
+            method lacks a ground-truth case.
+        overwrite: Replace existing outputs.
+        progress: Show progress bars.
+
+    Returns:
+        The content of compare.json.
+    """
     from scipy.stats import wilcoxon
 
     out = Path(out_dir)
@@ -78,10 +136,12 @@ def compare(
     unknown = set(tumor_labels) - set(methods)
     if unknown:
         raise LionError(f"--tumor-label names unknown method(s) {sorted(unknown)}")
+    if not allow_missing:
+        _check_missing(methods, Path(gt_dir))
     per_method = {}
     for name, folder in methods.items():
         evaluate(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
-                 overwrite=True, progress=progress)  # fmt: skip
+                 allow_missing=allow_missing, overwrite=True, progress=progress)  # fmt: skip
         frame = pd.read_csv(out / name / "per_case.csv")
         per_method[name] = frame[frame.status.isin(["ok", "resampled"])].set_index("case_id")
     common = sorted(set.intersection(*(set(f.index) for f in per_method.values())))
@@ -91,7 +151,7 @@ def compare(
     for name, frame in per_method.items():
         for metric in COMPARED:
             table[f"{name}:{metric}"] = frame.loc[common, metric]
-    rows = []
+    rows, sentences = [], []
     names = list(methods)
     for a, b in itertools.combinations(names, 2):
         for metric in COMPARED:
@@ -100,18 +160,25 @@ def compare(
             p = float("nan")
             if (diff != 0).sum() >= 2:
                 p = float(wilcoxon(pair.iloc[:, 0], pair.iloc[:, 1]).pvalue)
+            stats = paired(pair.iloc[:, 0], pair.iloc[:, 1])
+            winner = decide(stats["ci95"], HIGHER_IS_BETTER[metric])
             rows.append({"method_a": a, "method_b": b, "metric": metric, "cases": len(pair),
                          "median_a": pair.iloc[:, 0].median(), "median_b": pair.iloc[:, 1].median(),
                          "median_difference": diff.median() if len(diff) else np.nan,
+                         "ci95_low": stats["ci95"][0], "ci95_high": stats["ci95"][1],
+                         "verdict": {"a": a, "b": b}.get(winner, NOT_DECIDED),
                          "wilcoxon_p": p})  # fmt: skip
-    paired = pd.DataFrame(rows)
+            measure, unit = MEASURES[metric]
+            sentences.append(describe(a, b, measure, stats, HIGHER_IS_BETTER[metric], unit))
+    pairs = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(table.reset_index(names="case_id"), out / "common_cases.csv")
-    write_csv(paired, out / "paired.csv")
+    write_csv(pairs, out / "paired.csv")
     plots = _boxplots(table, names, out)
     result = {"methods": {k: str(v) for k, v in methods.items()}, "common_cases": len(common),
               "only_some": {k: sorted(set(f.index) - set(common)) for k, f in per_method.items()},
-              "paired": paired.replace({np.nan: None}).to_dict(orient="records"),
-              "plots": [str(p) for p in plots]}  # fmt: skip
+              "paired": pairs.replace({np.nan: None}).to_dict(orient="records"),
+              "verdicts": sentences, "plots": [str(p) for p in plots],
+              "plotted_cases": {p.name: counts for p, counts in plots.items()}}  # fmt: skip
     write_json(result, out / "compare.json")
     return result

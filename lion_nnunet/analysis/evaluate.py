@@ -10,7 +10,9 @@ masks. The tumor label of each side comes from its dataset.json when there is on
 :func:`lion_nnunet.labels.find_tumor_label`; else it is 1 (LION's layout, binary masks);
 ``--tumor-label``/``--gt-tumor-label`` override. A prediction on another
 grid is resampled onto the ground truth (nearest neighbour) with a warning, or refused with
-``strict``. Cases without a prediction are listed and counted (status "missing"), never dropped.
+``strict``. A ground-truth case without a prediction is an error that lists them all (as
+nnU-Net's evaluation refuses a prediction folder that lacks a case); with ``allow_missing`` the
+predicted cases are evaluated and the others listed and counted (status "missing"), never dropped.
 
 Outputs (stable interface, docs/metrics.md): ``per_case.csv``, ``summary.csv``, ``summary.json``.
 """
@@ -56,6 +58,35 @@ COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn"
 def _names(case: str) -> list[str]:
     """A ground-truth file's name and the case id it has everywhere else (sanitised)."""
     return list(dict.fromkeys([case_id_of_name(case), case]))
+
+
+#: How many missing case ids an error message lists before "and N more".
+LISTED = 20
+
+
+def listing(ids: list[str]) -> str:
+    """Case ids for a message: all of them up to :data:`LISTED`, then "and N more"."""
+    shown = ", ".join(ids[:LISTED])
+    return shown + (f" and {len(ids) - LISTED} more" if len(ids) > LISTED else "")
+
+
+def ground_truth_files(gt_dir: Path) -> list[Path]:
+    """The ground-truth label maps ``<case>.nii.gz`` of a folder, sorted; error when none."""
+    if not gt_dir.is_dir():
+        raise LionError(f"{gt_dir}: ground-truth folder not found")
+    gts = sorted(gt_dir.glob("*.nii.gz"))
+    if not gts:
+        raise LionError(f"{gt_dir}: no ground-truth .nii.gz files")
+    return gts
+
+
+def missing_predictions(pred_dir: Path, gts: list[Path]) -> list[str]:
+    """Case ids of the ground-truth files that have no prediction in ``pred_dir``."""
+    return [
+        case_id_of_name(gt.name[: -len(".nii.gz")])
+        for gt in gts
+        if find_prediction(pred_dir, gt.name[: -len(".nii.gz")]) is None
+    ]
 
 
 def find_prediction(pred_dir: Path, case: str) -> Path | None:
@@ -186,6 +217,7 @@ def evaluate(
     gt_tumor_label: int | None = None,
     strict: bool = False,
     pet_dir: str | Path | None = None,
+    allow_missing: bool = False,
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
@@ -205,6 +237,8 @@ def evaluate(
         strict: Refuse predictions on another grid instead of resampling them.
         pet_dir: Optional PET (SUV) folder on the ground-truth grid for SUV columns
             (``gt_suv_max`` in SUV, ``gt_tlg``/``pred_tlg``/``tlg_error`` in SUV x ml).
+        allow_missing: Evaluate the predicted cases when some ground-truth case has no
+            prediction (listed with status "missing") instead of refusing the folder.
         num_processes: Worker processes.
         overwrite: Replace existing outputs.
         progress: Show a progress bar.
@@ -213,17 +247,13 @@ def evaluate(
         The content of summary.json.
     """
     pred_dir, gt_dir, out = Path(pred_dir), Path(gt_dir), Path(out_dir)
-    if not gt_dir.is_dir():
-        raise LionError(f"{gt_dir}: ground-truth folder not found")
+    gts = ground_truth_files(gt_dir)
     if not pred_dir.is_dir():
         raise LionError(f"{pred_dir}: prediction folder not found")
     if (out / "per_case.csv").exists() and not overwrite:
         raise LionError(f"{out}/per_case.csv exists; use --overwrite to replace it")
     tumor_label = resolve_tumor_label(pred_dir, tumor_label)
     gt_tumor_label = resolve_tumor_label(gt_dir, gt_tumor_label, with_parent=True)
-    gts = sorted(gt_dir.glob("*.nii.gz"))
-    if not gts:
-        raise LionError(f"{gt_dir}: no ground-truth .nii.gz files")
     group_by = list(group_by or [])
     cases = None
     if cases_csv is not None:
@@ -243,6 +273,13 @@ def evaluate(
         raise LionError("--group-by needs --cases (a CSV with case_id and the grouping columns)")
     if pet_dir is not None and not Path(pet_dir).is_dir():
         raise LionError(f"{pet_dir}: PET folder not found")
+    missing = missing_predictions(pred_dir, gts)
+    if missing and not allow_missing:
+        raise LionError(
+            f"{pred_dir}: no prediction for {len(missing)} of {len(gts)} ground-truth case(s) in "
+            f"{gt_dir}: {listing(missing)}; predict them, or pass --allow-missing to evaluate "
+            f"the {len(gts) - len(missing)} predicted case(s) alone"
+        )
     jobs = []
     for gt in gts:
         name = gt.name[: -len(".nii.gz")]
@@ -267,9 +304,8 @@ def evaluate(
     if cases is not None:
         keep = ["case_id", *[c for c in group_by if c != "case_id"]]
         per_case = per_case.merge(cases[keep], on="case_id", how="left")
-    missing = per_case.loc[per_case.status == "missing", "case_id"].tolist()
     if missing:
-        log.warning("%d case(s) have no prediction: %s", len(missing), ", ".join(missing[:10]))
+        log.warning("%d case(s) have no prediction: %s", len(missing), listing(missing))
     summary = _summaries(per_case, group_by)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(per_case, out / "per_case.csv")

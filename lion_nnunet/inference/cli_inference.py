@@ -12,6 +12,7 @@ from lion_nnunet.cliutils import (
     add_overwrite,
     add_sharding,
     add_tracer,
+    log_to,
 )
 from lion_nnunet.errors import LionError
 
@@ -135,6 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(p)
     add_json(p)
     p.set_defaults(func=run_predict)
+    log_to(p, "output")
 
     p = add_command(
         subparsers, "postprocess",
@@ -154,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_no_pbar(p)
     add_json(p)
     p.set_defaults(func=run_postprocess)
+    log_to(p, "output")
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -86,6 +86,28 @@ def resolve_prediction_labels(
     return label_set
 
 
+def check_remove_in_organs(label_set: LabelSet, organs: Sequence[str], where: str) -> None:
+    """Refuse ``--remove-in-organ`` names the model cannot filter by, before any work.
+
+    Args:
+        label_set: The model's labels.
+        organs: The organ names given.
+        where: Whose labels these are, for the message (``"the model <folder>"``).
+    """
+    if organs and not label_set.organs:
+        raise LionError(
+            f"--remove-in-organ {' '.join(organs)}: {where} has no organ classes "
+            f"(labels {label_set.labels()}); --remove-in-organ needs a model trained with organ "
+            "classes (lion convert without --no-organs), so leave it out for this one"
+        )
+    unknown = [name for name in organs if name not in label_set.organ_names]
+    if unknown:
+        raise LionError(
+            f"--remove-in-organ {' '.join(unknown)}: {where} has no such organ class; "
+            f"its organ classes are {', '.join(label_set.organ_names)}"
+        )
+
+
 def apply_suv_threshold(tumor: np.ndarray, suv: np.ndarray, threshold: float | None) -> np.ndarray:
     """Drop tumor voxels whose SUV is below ``threshold`` (kept: SUV >= threshold).
 
@@ -252,8 +274,7 @@ def postprocess_folder(
         raise LionError(f"{pred_dir}: prediction folder not found")
     if label_set is None:
         label_set = resolve_prediction_labels(pred_dir)
-    for name in remove_in_organs:
-        label_set.label_of(name)  # unknown organ -> clear error before any work
+    check_remove_in_organs(label_set, remove_in_organs, f"the model of {pred_dir}")
     options = PredictOptions(  # the same argument checks as lion predict
         folds=None if folds is None else tuple(folds), min_volume_ml=min_volume_ml,
         remove_in_organs=tuple(remove_in_organs), suv_threshold=suv_threshold,

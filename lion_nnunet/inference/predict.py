@@ -27,6 +27,7 @@ import SimpleITK as sitk
 
 from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
+from lion_nnunet.logs import captured
 from lion_nnunet.progress import track
 
 from .cases import Case, find_pet_series
@@ -34,7 +35,7 @@ from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
 from .options import DEVICES, MIP_WINDOWS, PredictOptions
 from .outputs import write_case_outputs, write_summary
 from .plausibility import read_pet
-from .postprocess import split_label_map
+from .postprocess import check_remove_in_organs, split_label_map
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class LionPredictor:
         register_ext_trainer_folder()  # LION trainers findable by name
         self.model = model
         torch_device = resolve_device(device)
-        with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints; keep stdout for --json
+        with captured("nnunetv2"):  # nnU-Net's device notes and trainer search: to the log
             self.predictor = nnUNetPredictor(
                 tile_step_size=tile_step_size,
                 use_gaussian=True,
@@ -277,7 +278,7 @@ class LionPredictor:
             )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with captured("nnunetv2"):
                 self.predictor.initialize_from_trained_model_folder(
                     str(model.folder), tuple(folds), checkpoint
                 )
@@ -407,8 +408,7 @@ def predict_cases(
     model = check_model_folder(
         model_folder, None if o.folds is None else list(o.folds), o.checkpoint, o.tumor_label
     )
-    for name in o.remove_in_organs:
-        model.label_set.label_of(name)
+    check_remove_in_organs(model.label_set, o.remove_in_organs, f"the model {model.folder}")
     if o.dicom_seg and any(not c.dicom_files for c in cases):
         raise LionError("--dicom-seg needs DICOM input (a DICOM root with PET series) for -i")
     if o.save_suv and cases and not any(c.loader is not None for c in cases):

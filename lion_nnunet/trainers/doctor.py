@@ -1,6 +1,13 @@
-"""`lion doctor`: is this machine set up so that stock nnU-Net finds and runs the LION trainers?
+"""`lion doctor`: is this machine set up for what the user wants to do with LION?
 
-Each check has a status ("ok", "warn", "fail"), what was found, and the fix.
+Checks come in two groups. **Inference** (``lion predict``, stock ``nnUNetv2_predict``): the
+nnunetv2 version, nnU-Net finding the LION trainers (a model's checkpoint names its trainer class)
+and the device. **Training** (``lion convert``, ``lion plans install``, ``nnUNetv2_train``): the
+three nnU-Net folders and, on CPU, ``nnUNet_compile``. ``lion predict`` needs none of the nnU-Net
+folders, so a training check never fails an inference user: unless the purpose is "training", a
+training problem is a warning that says it only matters for training.
+
+Each check has a status ("ok", "warn", "fail"), what was found, the fix, and its purpose.
 """
 
 from __future__ import annotations
@@ -10,9 +17,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lion_nnunet import __version__
+from lion_nnunet.nnunet_env import NNUNET_FOLDERS
 from lion_nnunet.trainers.discovery import EXT_TRAINER_VAR, find_trainer, shim_folder
 
 REINSTALL = 'eval "$(lion env)"   (or reinstall: the .pth start-up file is missing)'
+#: What each purpose is for, as printed above its checks.
+PURPOSES = {
+    "inference": "inference (lion predict, nnUNetv2_predict)",
+    "training": "training (lion convert, lion plans install, nnUNetv2_train)",
+}
+ONLY_FOR_TRAINING = "only needed for training; lion predict works without it"
 
 
 @dataclass
@@ -21,10 +35,10 @@ class Check:
     status: str
     found: str
     fix: str = ""
+    purpose: str = "inference"
 
 
-def run_checks(trainer: str = "nnUNetTrainer_LION") -> list[Check]:
-    """All checks, in order: versions, discovery, nnU-Net folders, device."""
+def _inference_checks(trainer: str) -> list[Check]:
     from importlib.metadata import version
 
     checks = [Check("lion-nnunet", "ok", __version__)]
@@ -53,14 +67,6 @@ def run_checks(trainer: str = "nnUNetTrainer_LION") -> list[Check]:
             "" if found else 'eval "$(lion env)", then run lion doctor again',
         )
     )  # fmt: skip
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        value = os.environ.get(var)
-        if not value:
-            checks.append(Check(var, "fail", "<unset>", f"export {var}=/path/to/{var}"))
-        elif not Path(value).is_dir():
-            checks.append(Check(var, "warn", f"{value} (does not exist yet)", f"mkdir -p {value}"))
-        else:
-            checks.append(Check(var, "ok", value))
     import torch
 
     if torch.cuda.is_available():
@@ -71,13 +77,49 @@ def run_checks(trainer: str = "nnUNetTrainer_LION") -> list[Check]:
                 "device",
                 "warn",
                 f"CPU only (torch {torch.__version__})",
-                "training works with -device cpu but is slow; predict works on CPU",
+                "predict works on CPU; training works with -device cpu but is slow",
             )
         )
+    return checks
+
+
+def _training_checks(strict: bool) -> list[Check]:
+    """The nnU-Net folders and nnUNet_compile; problems fail only when ``strict``."""
+    problem = "fail" if strict else "warn"
+    note = "" if strict else f"   ({ONLY_FOR_TRAINING})"
+    checks = []
+    for var in NNUNET_FOLDERS:
+        value = os.environ.get(var)
+        if not value:
+            checks.append(Check(var, problem, "<unset>", f"export {var}=/path/to/{var}{note}",
+                                "training"))  # fmt: skip
+        elif not Path(value).is_dir():
+            checks.append(Check(var, "warn", f"{value} (does not exist yet)",
+                                f"mkdir -p {value}{note}", "training"))  # fmt: skip
+        else:
+            checks.append(Check(var, "ok", value, purpose="training"))
+    import torch
+
     if torch.cuda.is_available() is False and os.environ.get("nnUNet_compile", "") != "false":
         found = os.environ.get("nnUNet_compile", "<unset>")
         fix = "export nnUNet_compile=false   (torch.compile is slow on CPU)"
-        checks.append(Check("nnUNet_compile", "warn", found, fix))
+        checks.append(Check("nnUNet_compile", "warn", found, fix, "training"))
+    return checks
+
+
+def run_checks(trainer: str = "nnUNetTrainer_LION", purpose: str = "all") -> list[Check]:
+    """The checks of ``purpose``, in order: inference (versions, discovery, device), training.
+
+    Args:
+        trainer: Trainer class nnU-Net must find (a model's checkpoint names it).
+        purpose: ``"inference"`` (its checks alone), ``"training"`` (both groups; the nnU-Net
+            folders must be set) or ``"all"`` (both groups; training problems are warnings).
+    """
+    if purpose not in (*PURPOSES, "all"):
+        raise ValueError(f"purpose {purpose!r}; expected inference, training or all")
+    checks = _inference_checks(trainer)
+    if purpose != "inference":
+        checks += _training_checks(strict=purpose == "training")
     return checks
 
 
