@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lion_nnunet.errors import LionError
+
 NOT_DECIDED = "not decided"
 
 
@@ -34,7 +36,13 @@ def paired(a: Sequence[float], b: Sequence[float], n_boot: int = 5000, seed: int
     """
     from scipy.stats import wilcoxon
 
-    d = np.asarray(a, float) - np.asarray(b, float)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise LionError(
+            f"paired comparison of {a.size} and {b.size} values: a paired difference needs one "
+            "value of each method per case"
+        )
+    d = a - b
     d = d[np.isfinite(d)]
     if len(d) == 0:
         return {"n": 0, "median_diff": float("nan"), "ci95": [float("nan")] * 2, "p": float("nan")}

@@ -31,11 +31,10 @@ from lion_nnunet.analysis.response_match import (
 )
 from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id
 from lion_nnunet.errors import LionError
-from lion_nnunet.inference.suv import check_suv_values
+from lion_nnunet.inference.plausibility import read_pet
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
-    read_float_image,
     read_image,
     voxel_volume_ml,
     write_csv,
@@ -84,10 +83,9 @@ def load_study(
 
     Raises:
         LionError: a file is missing/unreadable, the PET is not plausible SUV (the project's
-            :func:`check_suv_values`), or a mask is on another grid.
+            :func:`lion_nnunet.inference.plausibility.read_pet`), or a mask is on another grid.
     """
-    image, suv = read_float_image(pet, f"{what} PET")
-    check_suv_values(suv, pet)
+    image, suv, _ = read_pet(pet, f"{what} PET")  # warnings are logged by the check
     masks = []
     for path, kind in ((tumor, "tumor mask"), (organs, "organ mask")):
         if path is None:

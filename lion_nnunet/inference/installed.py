@@ -44,7 +44,7 @@ def installed_model_folder(name: str) -> Path | None:
     path = _record_path(name) if NAME_RE.match(name) else None
     if path is None or not path.is_file():
         return None
-    record = json.loads(path.read_text())
+    record = read_record(path)
     return path.parent / record["model_folder"]
 
 
@@ -53,7 +53,7 @@ def installed_record(folder: Path) -> dict | None:
     path = Path(folder).parent.parent / RECORD
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    return read_record(path)
 
 
 def list_models() -> list[dict]:
@@ -61,7 +61,29 @@ def list_models() -> list[dict]:
     home = model_home()
     if not home.is_dir():
         return []
-    return [json.loads(p.read_text()) for p in sorted(home.glob(f"*/{RECORD}"))]
+    return [read_record(p) for p in sorted(home.glob(f"*/{RECORD}"))]
+
+
+#: Keys every install record has (written by :func:`lion_nnunet.inference.registry.install_model`).
+RECORD_KEYS = ("name", "model_folder", "folds", "trainer", "checkpoint", "checkpoint_sha256")
+
+
+def read_record(path: Path) -> dict:
+    """An install record (``lion_model.json``); LionError when it is unreadable or incomplete."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LionError(
+            f"{path}: cannot read the install record ({e}); reinstall the model with "
+            "`lion models install ... --overwrite`"
+        ) from None
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise LionError(
+            f"{path}: install record lacks {', '.join(missing)}; reinstall the model with "
+            "`lion models install ... --overwrite`"
+        )
+    return record
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -22,7 +22,6 @@ differs from the recorded one (:func:`lion_nnunet.inference.model.check_model_fo
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 import shutil
 import zipfile
@@ -41,6 +40,7 @@ from .installed import (
     checksum_rows,
     installed_model_folder,
     model_home,
+    read_record,
     sha256_file,
 )
 from .model import CHECKPOINT, ModelInfo, available_folds, check_model_folder, trainer_not_found
@@ -283,7 +283,7 @@ def verify_model(name: str) -> dict:
         raise LionError(
             f"{name!r}: no installed model of that name in {model_home()}; see `lion models list`"
         )
-    record = json.loads((model_home() / name / RECORD).read_text())
+    record = read_record(model_home() / name / RECORD)
     rows = checksum_rows(folder, record)
     problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
     if not rows:
