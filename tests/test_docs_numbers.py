@@ -21,6 +21,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: identifiers that contain digits (x86_64, cc3d, nnUNetv2_predict, fold_0): not numbers
 IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
+FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf)", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,10 @@ def stored_values() -> list[float]:
     values: list[float] = []
 
     def add_text(text: str) -> None:
-        try:
+        if FLOAT.fullmatch(text.strip()):
             values.append(float(text))
-        except ValueError:
-            values.extend(float(n) for n in numbers_in(text))
+        # also the digits as a page shows them (a commit such as 733e061 reads as 733 and 061)
+        values.extend(float(n) for n in numbers_in(text))
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
