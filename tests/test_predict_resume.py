@@ -66,7 +66,8 @@ def _run(subjects: Path, out: Path, model: Path, *extra: str) -> int:
 
 
 def _mtimes(out: Path) -> dict[str, int]:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    """mtimes of the files in the case folders (summary.csv and lion.log change every run)."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob("*/*") if p.is_file()}
 
 
 def test_provenance_resume_refusal_and_overwrite(
@@ -112,8 +113,8 @@ def test_provenance_resume_refusal_and_overwrite(
     assert _run(subjects, out, models["a"], "-f", "0", "1", "--save-organs", "--save-suv") == 0
     assert "predicted 0 case(s), skipped 3" in capsys.readouterr().out
     after = _mtimes(out)
-    run_files = ("summary.csv", "lion.log")  # rebuilt / appended by every run, by design
-    assert any("report.json" in k for k in before)
+    run_files = ("lion.log",)  # appended by every run, by design
+    assert len(after) >= 3 * 4
     assert {k: v for k, v in after.items() if k not in run_files} == {
         k: v for k, v in before.items() if k not in run_files
     }
