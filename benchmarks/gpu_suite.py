@@ -14,7 +14,9 @@ suite fits one 10-minute call of a lent GPU machine:
 3. prediction: one whole-body case with ``lion predict`` and with ``nnUNetv2_predict``, the same
    checkpoint, test-time mirroring on, seconds end to end (process start, model load, writing);
 4. the ``gpu``-marked tests (``pytest -m gpu``);
-5. one JSON (``--out``) and a short text summary beside it (same stem, ``.txt``).
+5. one JSON (``--out``; stored as ``benchmarks/results/gpu_suite/summary.json``, which
+   ``benchmarks/make_docs.py`` renders into docs/benchmarks.md) and a short text summary beside
+   it (same stem, ``.txt``).
 
 A step that no longer fits the budget is recorded as ``skipped (budget)``; the JSON is written
 after every step, so a killed run still leaves what it measured.
@@ -39,7 +41,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "gpu_suite.json"
+RESULTS = Path(__file__).parent / "results" / "gpu_suite" / "summary.json"
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 DATASET_ID = 982
@@ -397,11 +399,17 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=480.0,
                         help="the suite ends inside this many seconds")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="results JSON (default: benchmarks/results/gpu_suite/summary.json; with --quick a "
+        "file in the temporary folder, never a stored result)",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, default=None,
                         help="working folder (default: a temporary one, removed)")  # fmt: skip
     parser.add_argument("--no-tests", action="store_true", help="skip the gpu-marked tests")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = Path(tempfile.gettempdir()) / "gpu_suite_quick.json" if args.quick else RESULTS
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -50,6 +50,7 @@ BENCHMARKS = {
     "predict": "`lion predict` vs stock `nnUNetv2_predict`; model loaded once",
     "evaluate": "metrics with cc3d vs a scipy.ndimage baseline",
     "organ_context": "organ classes vs tumor-only on synthetic cohorts",
+    "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
 }
 
 
@@ -192,9 +193,23 @@ def organ_context(s: dict) -> str:
     return out
 
 
+def gpu_suite(s: dict) -> str:
+    """The GPU suite's own summary (benchmarks/gpu_suite.py), as it prints it."""
+    from gpu_suite import summary_text
+
+    return (
+        f"`python benchmarks/gpu_suite.py --device {s['settings']['device']}`; how to run it on a "
+        "lent GPU machine: [gpu.md](gpu.md). Raw results: "
+        "[summary.json](../benchmarks/results/gpu_suite/summary.json).\n\n```text\n"
+        + summary_text(s)
+        + "```\n"
+    )
+
+
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "evaluate": evaluate, "organ_context": organ_context,
+    "gpu_suite": gpu_suite,
 }  # fmt: skip
 
 
@@ -204,10 +219,12 @@ def render_benchmarks() -> str:
     for name, what in BENCHMARKS.items():
         s = load(name)
         if s is None:
+            how = " on a GPU machine, see [gpu.md](gpu.md)" if name == "gpu_suite" else ""
             sections.append(f"## {name}: {what}\n\nNo stored result: run "
-                            f"`python benchmarks/{name}.py`.\n")  # fmt: skip
+                            f"`python benchmarks/{name}.py`{how}.\n")  # fmt: skip
             continue
-        sections.append(f"## {name}: {what}\n\n{provenance(s)}\n{RENDER[name](s)}")
+        head = "" if name == "gpu_suite" else provenance(s) + "\n"
+        sections.append(f"## {name}: {what}\n\n{head}{RENDER[name](s)}")
     return HEADER + "\n" + "\n".join(sections)
 
 

@@ -57,6 +57,15 @@ def test_quick_cpu_suite_runs_every_step(tmp_path: Path) -> None:
     assert result["gpu_tests"]["returncode"] in (0, 5), result["gpu_tests"]
     assert "LION / stock step time" in summary
     assert "label maps equal: True" in summary
+    # a stored result renders into docs/benchmarks.md (benchmarks/make_docs.py)
+    sys.path.insert(0, str(SUITE.parent))
+    try:
+        import make_docs
+
+        section = make_docs.gpu_suite(result)
+    finally:
+        sys.path.remove(str(SUITE.parent))
+    assert summary in section and "gpu.md" in section
 
 
 def test_budget_too_small_skips_every_step(tmp_path: Path) -> None:
