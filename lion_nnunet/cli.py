@@ -121,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"lion {args.command}: error: {e}", file=sys.stderr)
             logs.to_file_only(f"lion {args.command}: error: {e}")
             return 1
+        except OSError as e:  # disk full, no permission, a vanished file: the file and the cause
+            where = f"{e.filename}: " if e.filename else ""
+            message = f"{where}{e.strerror or e}; outputs finished before it are kept"
+            print(f"lion {args.command}: error: {message}", file=sys.stderr)
+            logs.to_file_only(f"lion {args.command}: error: {message}")
+            return 1
         except KeyboardInterrupt:
             print(f"lion {args.command}: interrupted", file=sys.stderr)
             return 130

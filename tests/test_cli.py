@@ -39,3 +39,16 @@ def test_log_flags_after_the_command_count_as_before_it() -> None:
                                  (["-v", "doctor"], False, 1)):  # fmt: skip
         args = parser.parse_args(argv)
         assert (args.quiet, args.verbose) == (quiet, verbose), argv
+
+
+def test_an_os_error_is_one_sentence_naming_the_file(tmp_path, capsys) -> None:
+    """A file where a folder must go (as a full disk or a read-only share would): exit 1, the
+    path and the cause in one line, no traceback."""
+    from lion_nnunet.cli import main
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    assert main(["phantoms", "--tracer", "fdg", "--cases", "1", "--out", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lion phantoms: error: ") and str(blocker / "sub") in err
+    assert "Not a directory" in err and "Traceback" not in err

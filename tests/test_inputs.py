@@ -211,6 +211,25 @@ def test_predict_folder_with_one_corrupt_case_among_three(
     assert sorted(summary["case_id"]) == sorted(c.name for c in cases)
 
 
+def test_overwrite_then_broken_input_leaves_no_stale_case(
+    cohort: Path, random_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A case predicted once, its PET then broken, re-run with --overwrite: the earlier outputs
+    go (summary.csv must not list them as this run's), the other cases are predicted again."""
+    folders = autopet_tree(cohort, tmp_path / "autopet")
+    out = tmp_path / "out"
+    assert _predict(tmp_path / "autopet", random_model, out, "--json") == 0
+    first = json.loads(capsys.readouterr().out)["predicted"]
+    assert len(first) == 3 and len(pd.read_csv(out / "summary.csv")) == 3
+    break_file(folders[1] / "SUV.nii.gz", "truncated")
+    assert _predict(tmp_path / "autopet", random_model, out, "--json", "--overwrite") == 1
+    result = json.loads(capsys.readouterr().out)
+    (failed,) = result["failed"]
+    assert not (out / failed).exists()
+    assert sorted(result["predicted"]) == sorted(c for c in first if c != failed)
+    assert sorted(pd.read_csv(out / "summary.csv")["case_id"]) == sorted(result["predicted"])
+
+
 @pytest.mark.parametrize("kind", BROKEN)
 def test_predict_refuses_a_broken_file(
     cohort: Path, random_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, kind: str

@@ -11,6 +11,7 @@ of an earlier run with other options (an ``organs.nii.gz`` of a ``--save-organs`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -65,6 +66,17 @@ def clear_case_outputs(case_dir: Path) -> list[str]:
     for part in case_dir.glob(".*.part*") if case_dir.is_dir() else []:
         part.unlink(missing_ok=True)
     return removed
+
+
+def drop_failed_case(case_dir: Path) -> None:
+    """A case whose input failed: remove an earlier run's outputs (so summary.csv cannot list
+    them as this run's) and the folder when nothing else is in it."""
+    case_dir = Path(case_dir)
+    if not case_dir.is_dir():
+        return
+    clear_case_outputs(case_dir)
+    with contextlib.suppress(OSError):  # other files of the user's stay, and so does the folder
+        case_dir.rmdir()
 
 
 def organ_names_json(label_set: LabelSet) -> dict:

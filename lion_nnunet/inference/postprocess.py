@@ -265,7 +265,7 @@ def postprocess_folder(
     from .installed import checkpoint_sha256
     from .model import CHECKPOINT, check_model_folder
     from .options import MIP_WINDOWS, PredictOptions
-    from .outputs import write_case_outputs, write_summary
+    from .outputs import drop_failed_case, write_case_outputs, write_summary
     from .plausibility import read_pet
     from .provenance import check_resume, installed_name, run_settings
 
@@ -317,6 +317,7 @@ def postprocess_folder(
         except LionError as e:
             failed[case_id] = str(e)
             log.error("case %s not postprocessed: %s", case_id, e)
+            drop_failed_case(out_dir / case_id)
             continue
         spacing_zyx = tuple(float(s) for s in pet_image.GetSpacing()[::-1])
         import SimpleITK as sitk

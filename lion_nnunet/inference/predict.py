@@ -33,7 +33,7 @@ from lion_nnunet.progress import track
 from .cases import Case, find_pet_series
 from .model import CHECKPOINT, ModelInfo, check_model_folder, trainer_not_found
 from .options import DEVICES, MIP_WINDOWS, PredictOptions
-from .outputs import write_case_outputs, write_summary
+from .outputs import drop_failed_case, write_case_outputs, write_summary
 from .plausibility import read_pet
 from .postprocess import check_remove_in_organs, split_label_map
 
@@ -343,16 +343,17 @@ class LionPredictor:
         """nnU-Net's preprocessing of one case (crop, resample, normalize): (tensor, properties).
 
         The same call nnU-Net's ``predict_single_npy_array`` and file iterators make; separate
-        so the next case can be prepared in a thread while the network runs.
+        so the next case can be prepared in a thread while the network runs. It runs in the
+        ``-npp`` reader threads, so it must not swap ``sys.stdout`` (process-wide, and not
+        thread-safe); with ``verbose=False`` nnU-Net's preprocessor prints nothing.
         """
         import torch
 
         p = self.predictor
         pre = p.configuration_manager.preprocessor_class(verbose=False)
-        with contextlib.redirect_stdout(sys.stderr):
-            out, _, props = pre.run_case_npy(
-                data, None, props, p.plans_manager, p.configuration_manager, p.dataset_json
-            )
+        out, _, props = pre.run_case_npy(
+            data, None, props, p.plans_manager, p.configuration_manager, p.dataset_json
+        )
         return torch.from_numpy(out), props
 
     def predict_prepared(self, data, props: dict) -> np.ndarray:
@@ -362,6 +363,8 @@ class LionPredictor:
         )
 
         p = self.predictor
+        # main thread only (the one place that swaps sys.stdout while readers run): nnU-Net's
+        # note when the device runs out of memory goes to stderr, never into --json's stdout
         with contextlib.redirect_stdout(sys.stderr):
             logits = p.predict_logits_from_preprocessed_data(data).cpu()
             return convert_predicted_logits_to_segmentation_with_correct_shape(
@@ -478,6 +481,7 @@ def predict_cases(
                 except LionError as e:
                     failed[case.case_id] = str(e)
                     log.error("case %s not predicted: %s", case.case_id, e)
+                    drop_failed_case(out_dir / case.case_id)
                     continue
                 label_map = predictor.predict_prepared(tensor, props)
                 del tensor
