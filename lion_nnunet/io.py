@@ -7,6 +7,7 @@ arrays indexed (z, y, x). Functions here say which one they take.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -203,6 +204,15 @@ def geometry_mismatch(a: sitk.Image, b: sitk.Image) -> str | None:
     if not np.allclose(a.GetDirection(), b.GetDirection(), atol=DIRECTION_TOL):
         return f"direction {geometry(b)['direction']} differs from {geometry(a)['direction']}"
     return None
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def voxel_volume_ml(image: sitk.Image) -> float:

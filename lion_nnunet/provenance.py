@@ -72,14 +72,12 @@ def files_digest(files: Iterable[Path], root: Path) -> str:
 
 def file_digest(path: Path) -> str:
     """Digest of one file's bytes; ``missing:<path>`` when it does not exist."""
+    from lion_nnunet.io import sha256_file
+
     path = Path(path)
     if not path.is_file():
         return f"missing:{path}"
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def folder_digest(folder: Path, ignore_suffixes: tuple[str, ...] = ()) -> str:

@@ -7,7 +7,6 @@ checkpoints without importing the installer (no model loading here).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.io import sha256_file
 
 if TYPE_CHECKING:
     from .model import ModelInfo
@@ -84,15 +84,6 @@ def read_record(path: Path) -> dict:
             "`lion models install ... --overwrite`"
         )
     return record
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_sha256(path: Path) -> str:
