@@ -121,9 +121,10 @@ def test_wrong_architecture_is_one_clear_error(
     args = _args(images, cases, weights, tmp_path / "x", "--group-by", "scanner")
     args[args.index(ARCH)] = "vit_base_patch14_dinov2"
     assert main(args) == 1
-    err = capsys.readouterr().err
-    assert "weights are for another architecture than --arch vit_base_patch14_dinov2" in err
-    assert "shape mismatch" in err and err.count("\n") == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("lion ")]
+    assert len(errors) == 1  # one sentence on one line (warnings apart)
+    assert "weights are for another architecture than --arch vit_base_patch14_dinov2" in errors[0]
+    assert "shape mismatch" in errors[0]
 
 
 def test_missing_grouping_column_is_one_clear_error(

@@ -13,7 +13,7 @@ None otherwise; :func:`percist_category` returns the first rule that fires, with
 
 Examples:
     >>> round(lbm_janmahasatian(70.0, 175.0, "M"), 2)
-    56.06
+    55.86
     >>> rule_pmd_sul_peak_increase(PercistInput(3.0, 4.0, 1.0, 0.2, 1.0, 0.2))[0]
     'PMD'
 """

@@ -63,8 +63,8 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
         f"follow-up (aligned): TMTV {f['tmtv_ml']:.1f} ml, {f['lesion_count']} lesion(s)\n"
         f"SULpeak {f['sul_peak'] or 0:.2f}, liver {f['liver_sul_mean']:.2f}",
     )
-    draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, vmax=vmax, title=titles[0])
-    draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, vmax=vmax,
+    draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, window=(0.0, vmax), title=titles[0])
+    draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, window=(0.0, vmax),
              title=titles[1])  # fmt: skip
 
     def proj(labels: np.ndarray, ids) -> np.ndarray:
