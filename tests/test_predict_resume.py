@@ -136,6 +136,19 @@ def test_provenance_resume_refusal_and_overwrite(
         redone = json.loads((out / case / "report.json").read_text())
         assert redone["settings"]["min_volume_ml"] == 5.0
         assert sorted(redone["outputs"]) == sorted(p.name for p in (out / case).iterdir())
+    # a PET replaced under the same name (a re-export): the same settings no longer resume it
+    pet = subjects / "sub01" / "PT_sub01.nii.gz"
+    original = pet.read_bytes()
+    try:
+        sitk.WriteImage(_suv(7, 9.0), str(pet))
+        assert pet.read_bytes() != original
+        before = _mtimes(out)
+        assert _run(subjects, out, models["a"], "-f", "0", "1", "--min-volume-ml", "5") == 1
+        err = capsys.readouterr().err
+        assert "sub01" in err and "input changed since" in err
+        assert _mtimes(out) == before  # refused before anything was written
+    finally:
+        pet.write_bytes(original)
 
 
 def test_d_c_tr_p_address_the_folder_nnunet_finds(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lion_nnunet.inference.pictures import CORONAL_AXIS, draw_mip, mask_mip, mip
+from lion_nnunet.inference.options import MIP_WINDOWS
+from lion_nnunet.inference.pictures import CORONAL_AXIS, draw_mip, mask_mip
 from lion_nnunet.io import atomic_path
 
 #: Match colours (no red: red means new).
@@ -54,7 +55,8 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
     data, base = result.data, result.baseline
     spacing = tuple(float(s) for s in base.image.GetSpacing()[::-1])
     aspect = spacing[0] / spacing[2]
-    vmax = max(5.0, float(np.percentile(mip(base.suv, CORONAL_AXIS), 99.5)))
+    # the tracer's fixed window (lion predict's MIPs use the same), shared by both panels
+    window = MIP_WINDOWS.get(data.get("tracer", "fdg"), MIP_WINDOWS["fdg"])
     fig, axes = plt.subplots(1, 2, figsize=(8, 7.5))
     b, f = data["baseline"], data["followup"]
     titles = (
@@ -63,8 +65,8 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
         f"follow-up (aligned): TMTV {f['tmtv_ml']:.1f} ml, {f['lesion_count']} lesion(s)\n"
         f"SULpeak {f['sul_peak'] or 0:.2f}, liver {f['liver_sul_mean']:.2f}",
     )
-    draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, window=(0.0, vmax), title=titles[0])
-    draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, window=(0.0, vmax),
+    draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, window=window, title=titles[0])
+    draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, window=window,
              title=titles[1])  # fmt: skip
 
     def proj(labels: np.ndarray, ids) -> np.ndarray:

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from lion_nnunet.errors import LionError
 
 from .model import CHECKPOINT
+from .pictures import DEFAULT_WINDOW
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: MIP display window (SUV shown white .. black) per tracer, fixed so that pictures of different
 #: patients compare: FDG 0-10 (liver ~2-3, most lesions within), PSMA 0-15 (kidneys and salivary
 #: glands above, lesions within). Other tracers: the FDG window.
-MIP_WINDOWS = {"fdg": (0.0, 10.0), "psma": (0.0, 15.0)}
+MIP_WINDOWS = {"fdg": DEFAULT_WINDOW, "psma": (0.0, 15.0)}
 
 
 @dataclass(frozen=True)

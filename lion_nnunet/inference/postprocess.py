@@ -267,7 +267,7 @@ def postprocess_folder(
     from .options import MIP_WINDOWS, PredictOptions
     from .outputs import drop_failed_case, write_case_outputs, write_summary
     from .plausibility import read_pet
-    from .provenance import check_resume, installed_name, run_settings
+    from .provenance import check_resume, files_identity, installed_name, run_settings
 
     pred_dir, pet_dir, out_dir = Path(pred_dir), Path(pet_dir), Path(out_dir)
     if not pred_dir.is_dir():
@@ -301,7 +301,9 @@ def postprocess_folder(
                        "checkpoint_sha256": sums})  # fmt: skip
     record["settings"] = settings
     ids = {path: case_id_of_name(path.name[: -len(ending)]) for path in files}
-    skipped = set(check_resume(out_dir, list(ids.values()), settings, overwrite))
+    # the nnU-Net prediction is this step's input: a re-run of nnUNetv2_predict changes it
+    identities = {ids[path]: files_identity([path]) for path in files}
+    skipped = set(check_resume(out_dir, list(ids.values()), settings, overwrite, identities))
     reports, failed = [], {}
     for path in track(files, "postprocess", len(files), progress):
         name = path.name[: -len(ending)]
@@ -329,8 +331,9 @@ def postprocess_folder(
         report = write_case_outputs(
             out_dir / case_id, case_id, pet_image, suv, tumor, organs, label_set,
             save_organs=save_organs, model=model_name, folds=model_folds,
-            extra={"prediction_file": str(path), "tumor_label": label_set.tumor_label,
-                   "suv_threshold": suv_threshold, **record},
+            extra={"prediction_file": str(path), "input_identity": identities[case_id],
+                   "tumor_label": label_set.tumor_label, "suv_threshold": suv_threshold,
+                   **record},
             mip_window=window,
         )  # fmt: skip
         reports.append(report)

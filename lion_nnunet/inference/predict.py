@@ -404,7 +404,7 @@ def predict_cases(
         were predicted, the failed ones have no output folder).
     """
     from .installed import checkpoint_sha256
-    from .provenance import check_resume, installed_name, run_settings
+    from .provenance import check_resume, files_identity, installed_name, run_settings
 
     o = options or PredictOptions()
     out_dir = Path(out_dir)
@@ -425,7 +425,8 @@ def predict_cases(
                 "mip_window": list(window)}  # fmt: skip
     sums = checkpoint_sha256(model)  # once per file per run (cached), whatever is skipped
     settings = run_settings(resolved, model, sums)
-    skipped = check_resume(out_dir, [c.case_id for c in mine], settings, o.overwrite)
+    identities = {c.case_id: files_identity(c.files or c.dicom_files) for c in mine}
+    skipped = check_resume(out_dir, [c.case_id for c in mine], settings, o.overwrite, identities)
     todo = [c for c in mine if c.case_id not in skipped]
     if skipped:
         log.info("skipping %d case(s) done with the same settings in %s", len(skipped), out_dir)
@@ -451,6 +452,7 @@ def predict_cases(
                 out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
                 model.label_set, save_organs=o.save_organs, model=model.name,
                 folds=list(model.folds), extra={"input": case.source,
+                "input_identity": identities[case.case_id],
                 "tumor_label": model.label_set.tumor_label, "suv_threshold": o.suv_threshold,
                 **provenance, "timing_s": {"predict": round(predict_s, 3)}},
                 more_outputs=more, mip_window=window,

@@ -4,8 +4,10 @@ A prediction depends on the model (its checkpoints, identified by SHA-256), the 
 network settings (test-time mirroring, sliding-window step) and every filter; the report records
 them as ``settings`` (:func:`run_settings`) beside the model's path, installed name, device and
 software versions. A re-run into the same output folder skips a done case only when its
-recorded ``settings`` equal this run's; a case made with other settings stops the run with the
-differing settings named (:func:`check_resume`), unless ``--overwrite``. The device and the
+recorded ``settings`` equal this run's and its input files are the ones it was made from (same
+size and modification time, :func:`files_identity`); a case made with other settings or from a
+changed input stops the run with the difference named (:func:`check_resume`), unless
+``--overwrite``. The device and the
 software versions are recorded, not compared (they change numbers only at float precision).
 """
 
@@ -82,8 +84,34 @@ def recorded_settings(case_dir: Path) -> dict | None:
         return None
 
 
+def files_identity(files: Sequence[Path]) -> dict:
+    """What identifies a case's input files without reading them: count, bytes, newest mtime.
+
+    A PET re-exported or replaced under the same name changes its size or modification time
+    (as ``make`` decides what to rebuild); the report records this as ``input_identity``.
+    """
+    stats = [Path(f).stat() for f in files]
+    return {
+        "files": len(stats),
+        "bytes": sum(st.st_size for st in stats),
+        "mtime_ns": max((st.st_mtime_ns for st in stats), default=0),
+    }
+
+
+def recorded_identity(case_dir: Path) -> dict | None:
+    """The ``input_identity`` of a done case's report.json (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(case_dir) / REPORT).read_text()).get("input_identity")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def check_resume(
-    out_dir: Path, case_ids: Sequence[str], settings: Mapping, overwrite: bool
+    out_dir: Path,
+    case_ids: Sequence[str],
+    settings: Mapping,
+    overwrite: bool,
+    identities: Mapping[str, dict] | None = None,
 ) -> list[str]:
     """The done cases to skip; raise when a done case was made with other settings.
 
@@ -92,6 +120,8 @@ def check_resume(
         case_ids: this run's cases.
         settings: :func:`run_settings` of this run.
         overwrite: redo every case (nothing is skipped or refused).
+        identities: ``{case_id: files_identity(...)}`` of this run's inputs; a done case whose
+            recorded identity differs was made from another version of its input.
 
     Raises:
         LionError: naming the cases and the settings that differ, before anything is written.
@@ -102,6 +132,15 @@ def check_resume(
     clashes = {}
     for case_id in done:
         diff = settings_differences(recorded_settings(Path(out_dir) / case_id), settings)
+        current = (identities or {}).get(case_id)
+        recorded = recorded_identity(Path(out_dir) / case_id)
+        if current is not None and recorded is not None and recorded != current:
+            diff.append(
+                f"input changed since ({recorded['bytes']} -> {current['bytes']} bytes, "
+                "modification time differs)"
+                if recorded.get("bytes") != current["bytes"]
+                else "input changed since (modification time differs)"
+            )
         if diff:
             clashes[case_id] = diff
     if clashes:
@@ -109,7 +148,7 @@ def check_resume(
         more = f" and {len(clashes) - MAX_NAMED} more" if len(clashes) > MAX_NAMED else ""
         first = clashes[named[0]]
         raise LionError(
-            f"{out_dir}: case(s) {', '.join(named)}{more} were predicted with other settings "
+            f"{out_dir}: case(s) {', '.join(named)}{more} were made with other settings or inputs "
             f"({'; '.join(first)}); pass --overwrite to redo them with this run's settings, or "
             "write to another -o"
         )
