@@ -35,7 +35,7 @@ REPORT = "report.json"
 VIEWS = ("mip_coronal.png", "mip_sagittal.png")
 FALLBACK_VIEW = "mip.png"
 #: Lesion table rows kept per case (largest first): the page stays small with noisy predictions.
-MAX_LESIONS = 50
+MAX_LESIONS = 20
 
 
 def case_folders(pred_dir: str | Path) -> list[Path]:
@@ -54,22 +54,22 @@ def case_folders(pred_dir: str | Path) -> list[Path]:
     return folders
 
 
-def _number(value) -> float | None:
-    """A finite float, else None (JSON has no NaN)."""
+def _number(value, digits: int = 3) -> float | None:
+    """A finite float rounded to ``digits``, else None (JSON has no NaN)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return None
-    return value if math.isfinite(value) else None
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def _lesion(raw: dict) -> dict:
     return {
         "id": raw.get("lesion_id"),
         "volume_ml": _number(raw.get("volume_ml")),
-        "suv_max": _number(raw.get("suv_max")),
+        "suv_max": _number(raw.get("suv_max"), 2),
         "organ": raw.get("nearest_organ"),
-        "organ_mm": _number(raw.get("distance_to_organ_mm")),
+        "organ_mm": _number(raw.get("distance_to_organ_mm"), 1),
         "confidence": _number(raw.get("confidence")),
         "fold_agreement": _number(raw.get("fold_agreement")),
     }
@@ -144,7 +144,7 @@ def add_dice(cases: list[dict], pred_dir: str | Path, gt_dir: str | Path, out_di
             case["dice"], case["dice_rank"] = None, None
             continue
         matched += 1
-        case["dice"] = _number(row.get("dice"))
+        case["dice"] = _number(row.get("dice"), 4)
         if case["dice"] is not None:
             case["dice_rank"] = case["dice"]
         else:  # empty ground truth: perfect when nothing was predicted

@@ -101,6 +101,16 @@ def _copy_pictures(cases: list[dict], out: Path, progress: bool) -> None:
         case["pictures"] = shown
 
 
+#: Lesion fields in the page, one array per lesion (shorter than one object each).
+LESION_COLUMNS = ("id", "volume_ml", "suv_max", "confidence", "fold_agreement", "organ", "organ_mm")
+
+
+def _page_case(case: dict) -> dict:
+    out = {k: v for k, v in case.items() if k not in ("folder", "lesions")}
+    out["lesions"] = [[les[k] for k in LESION_COLUMNS] for les in case["lesions"]]
+    return out
+
+
 def render_page(cases: list[dict], title: str, by_dice: bool, reviews: dict[str, dict],
                 source: str = "") -> str:  # fmt: skip
     """The HTML text of a gallery of ``cases`` (records of :mod:`.cases`, pictures as URLs)."""
@@ -111,7 +121,8 @@ def render_page(cases: list[dict], title: str, by_dice: bool, reviews: dict[str,
         "has_gt": by_dice,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "lion_version": __version__,
-        "cases": [{k: v for k, v in c.items() if k != "folder"} for c in cases],
+        "lesion_columns": LESION_COLUMNS,
+        "cases": [_page_case(c) for c in cases],
         "reviews": reviews,
     }
     order = "review order: worst Dice first" if by_dice else "review order: flag score"

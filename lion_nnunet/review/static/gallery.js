@@ -46,7 +46,8 @@
       head.appendChild(el("th", cls ? { class: cls } : {}, name));
     }
     table.appendChild(head);
-    for (const les of c.lesions) {
+    for (const row of c.lesions) {
+      const les = Object.fromEntries(DATA.lesion_columns.map((k, i) => [k, row[i]]));
       const tr = el("tr");
       tr.appendChild(el("td", {}, les.id === null ? "" : String(les.id)));
       tr.appendChild(el("td", {}, fmt(les.volume_ml, 2)));
