@@ -414,7 +414,7 @@ def test_browser_gallery_of_real_lion_predict_output(browser, fdg_cohort, tmp_pa
 
     model = make_random_model(
         tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
-        patch_size=(32, 32, 32), spacing=(6.0, 6.0, 6.0),
+        patch_size=(32, 32, 32), spacing=(12.0, 12.0, 12.0),
     )  # fmt: skip
     cases = tmp_path / "cases.csv"
     ids = ["SYNFDG_0000", "SYNFDG_0003"]

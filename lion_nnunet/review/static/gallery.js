@@ -73,7 +73,7 @@
     const h = el("h2");
     h.appendChild(el("span", { class: "rank" }, "#" + c.rank));
     h.appendChild(el("span", { class: "case-id" }, c.case_id));
-    h.appendChild(el("span", { class: "badge flag" }, "flag " + fmt(c.flag_score, 2)));
+    h.appendChild(el("span", { class: "badge flag" + (c.flag_score ? "" : " na") }, "flag " + fmt(c.flag_score, 2)));
     h.appendChild(el("span", { class: "badge" }, "TMTV " + fmt(c.tmtv_ml, 1) + " ml"));
     h.appendChild(el("span", { class: "badge" }, c.lesion_count + " lesion(s)"));
     h.appendChild(el("span", { class: "badge" }, "SUVmax " + fmt(c.suv_max, 1)));
@@ -88,7 +88,7 @@
     node.appendChild(pics);
     const facts = el("div", { class: "facts" });
     const reasons = el("ul", { class: "reasons" });
-    if (c.flag_score === null) reasons.appendChild(el("li", {}, "flag score n/a (not in report.json)"));
+    if (c.flag_score === null) reasons.appendChild(el("li", { class: "na" }, "flag score n/a (not in report.json)"));
     for (const r of c.flag_reasons) reasons.appendChild(el("li", {}, r));
     facts.appendChild(reasons);
     if (c.lesions.length) facts.appendChild(lesionTable(c));
