@@ -62,6 +62,14 @@
     return wrap;
   }
 
+  const nearScreen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      nearScreen.unobserve(e.target);
+      e.target.appendChild(lesionTable(e.target.lesionCase));
+    }
+  }, { rootMargin: "1500px 0px" }) : null;
+
   function card(c) {
     const node = el("article", {
       class: "card" + (c.flag_score ? " flagged" : ""), "data-case-id": c.case_id,
@@ -91,7 +99,12 @@
     if (c.flag_score === null) reasons.appendChild(el("li", { class: "na" }, "flag score n/a (not in report.json)"));
     for (const r of c.flag_reasons) reasons.appendChild(el("li", {}, r));
     facts.appendChild(reasons);
-    if (c.lesions.length) facts.appendChild(lesionTable(c));
+    if (c.lesions.length) {  // filled when the card comes near the screen: 1,000 cards stay quick
+      const slot = el("div", { class: "lesion-slot" });
+      slot.lesionCase = c;
+      facts.appendChild(slot);
+      if (nearScreen) nearScreen.observe(slot); else slot.appendChild(lesionTable(c));
+    }
     if (c.lesion_count > c.lesions.length) {
       facts.appendChild(el("div", { class: "saved" }, "largest " + c.lesions.length + " of " + c.lesion_count + " lesions shown"));
     }
