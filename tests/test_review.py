@@ -175,6 +175,10 @@ def test_bad_input_is_one_sentence(predicted, tmp_path, capsys) -> None:
     (broken / OUTLIER / "report.json").write_text("{not json")
     assert main(["review", "--pred", str(broken), "-o", str(tmp_path / "g3")]) == 1
     assert f"{OUTLIER}/report.json: unreadable report" in capsys.readouterr().err
+    shutil.copytree(broken / MISSED, broken / f"{MISSED}_copy")  # one case in two folders
+    (broken / OUTLIER / "report.json").unlink()
+    assert main(["review", "--pred", str(broken), "-o", str(tmp_path / "g3")]) == 1
+    assert f"case ids repeat ({MISSED} in {MISSED} and {MISSED}_copy)" in capsys.readouterr().err
     other_gt = tmp_path / "labelsTs"
     other_gt.mkdir()
     shutil.copy(predicted["labels"] / f"{OUTLIER}.nii.gz", other_gt / "PETCT_0af7ffe12a.nii.gz")
@@ -250,6 +254,12 @@ def test_server_records_reviews_atomically_and_refuses_bad_ones(served, predicte
     assert _post(url, b"{not json")[0] == 400
     assert _post(url, json.dumps({"case_id": "nobody", "decision": "accept"}).encode())[0] == 400
     assert _post(url, json.dumps({"case_id": OUTLIER, "decision": "maybe"}).encode())[0] == 400
+    foreign = urllib.request.Request(url + "api/reviews", method="POST", headers={
+        "Content-Type": "text/plain", "Origin": "https://example.org"},
+        data=json.dumps({"case_id": OUTLIER, "decision": "accept"}).encode())  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(foreign, timeout=10)
+    assert refused.value.code == 403  # another site's page cannot record a decision
     assert not csv_path.exists()
     ids = predicted["ids"]
     threads = [threading.Thread(target=_post, args=(url, json.dumps(
@@ -418,7 +428,7 @@ def test_browser_gallery_of_real_lion_predict_output(browser, fdg_cohort, tmp_pa
 
     model = make_random_model(
         tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
-        patch_size=(32, 32, 32), spacing=(12.0, 12.0, 12.0),
+        patch_size=(32, 32, 32), spacing=(18.0, 18.0, 18.0),  # one window per case
     )  # fmt: skip
     cases = tmp_path / "cases.csv"
     ids = ["SYNFDG_0000", "SYNFDG_0003"]

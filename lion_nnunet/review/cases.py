@@ -118,7 +118,18 @@ def read_case(case_dir: Path) -> dict:
 
 def read_cases(pred_dir: str | Path) -> list[dict]:
     """Every finished case of ``pred_dir`` (:func:`read_case`), in folder order."""
-    return [read_case(folder) for folder in case_folders(pred_dir)]
+    cases = [read_case(folder) for folder in case_folders(pred_dir)]
+    folders: dict[str, list[str]] = {}
+    for case in cases:
+        folders.setdefault(case["case_id"], []).append(case["folder"])
+    repeated = {i: f for i, f in folders.items() if len(f) > 1}
+    if repeated:
+        listed = "; ".join(f"{i} in {' and '.join(f)}" for i, f in sorted(repeated.items()))
+        raise LionError(
+            f"{pred_dir}: report.json case ids repeat ({listed}); each case folder must hold "
+            "its own case (predict them again into one clean folder)"
+        )
+    return cases
 
 
 def add_dice(cases: list[dict], pred_dir: str | Path, gt_dir: str | Path, out_dir: Path,

@@ -40,7 +40,15 @@ def read_reviews(path: str | Path) -> dict[str, dict]:
 
 
 def to_csv(rows: list[dict]) -> str:
-    """CSV text with the header :data:`COLUMNS` (the page's export writes the same)."""
+    """CSV text with the header :data:`COLUMNS` (the page's export writes the same).
+
+    Examples:
+        >>> print(to_csv([{"case_id": "PETCT_0af7ffe12a", "decision": "reject",
+        ...                "comment": "bladder, not tumor", "reviewer": "AB",
+        ...                "timestamp": "2026-12-03T14:00:00+00:00"}]), end="")
+        case_id,decision,comment,reviewer,timestamp
+        PETCT_0af7ffe12a,reject,"bladder, not tumor",AB,2026-12-03T14:00:00+00:00
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

@@ -89,9 +89,11 @@
     node.appendChild(h);
     const pics = el("div", { class: "pictures" });
     if (!c.pictures.length) pics.appendChild(el("div", { class: "nopicture" }, "no MIP picture"));
-    for (const p of c.pictures) {
-      pics.appendChild(el("img", { src: p.src, alt: c.case_id + " " + p.view, title: p.view,
+    for (const p of c.pictures) {  // a click opens the picture at full size
+      const link = el("a", { href: p.src, target: "_blank", rel: "noopener" });
+      link.appendChild(el("img", { src: p.src, alt: c.case_id + " " + p.view, title: p.view,
                                    loading: "lazy", decoding: "async" }));
+      pics.appendChild(link);
     }
     node.appendChild(pics);
     const facts = el("div", { class: "facts" });
