@@ -86,12 +86,34 @@ def _page_data(index: Path) -> dict:
     return json.loads(text[start : text.index("</script>", start)])
 
 
+def _as_before_flag_scores(pred: Path, case_ids: list[str]) -> None:
+    """Make case folders look as lion predict wrote them before flag scores and single views."""
+    for case_id in case_ids:
+        path = pred / case_id / "report.json"
+        report = json.loads(path.read_text())
+        for key in ("flag_score", "flag_reasons", "flag_terms"):
+            report.pop(key, None)
+        path.write_text(json.dumps(report))
+        for view in ("mip_coronal.png", "mip_sagittal.png"):
+            (pred / case_id / view).unlink(missing_ok=True)
+
+
+def test_planted_outlier_comes_first(predicted, tmp_path) -> None:
+    """Reports as write_case_outputs writes them (with or without flag scores): outlier first."""
+    data = _page_data(
+        Path(build_gallery(predicted["pred"], tmp_path / "g", progress=False)["index"])
+    )
+    assert len(data["cases"]) == len(predicted["ids"]) == 10
+    assert data["cases"][0]["case_id"] == OUTLIER
+
+
 def test_cards_go_largest_tmtv_first_when_reports_have_no_flag_score(predicted, tmp_path) -> None:
-    """Today's lion predict output (no flag_score): planted outlier first, then by TMTV."""
-    pred = predicted["pred"]
+    """lion predict output without flag_score: planted outlier first, then by TMTV."""
+    pred = tmp_path / "pred"
+    shutil.copytree(predicted["pred"], pred)
+    _as_before_flag_scores(pred, predicted["ids"])
     tmtv = {c: _tmtv_ml(pred, c) for c in predicted["ids"]}
-    assert tmtv[OUTLIER] > 0 and all("flag_score" not in json.loads(
-        (pred / c / "report.json").read_text()) for c in predicted["ids"])  # fmt: skip
+    assert tmtv[OUTLIER] > 0
     expected = sorted(predicted["ids"], key=lambda c: (-tmtv[c], c))
     assert expected[0] == OUTLIER
     gallery = tmp_path / "gallery"
@@ -111,6 +133,7 @@ def test_flag_scores_order_cards_and_views_replace_mip(predicted, tmp_path) -> N
     and mip_coronal.png / mip_sagittal.png instead of mip.png."""
     pred = tmp_path / "pred"
     shutil.copytree(predicted["pred"], pred)
+    _as_before_flag_scores(pred, predicted["ids"])
     scores = {"SYNFDG_0007": 4.5, OUTLIER: 3.25, "SYNFDG_0001": 0.5}  # others: absent
     for case_id, score in scores.items():
         path = pred / case_id / "report.json"
@@ -326,8 +349,7 @@ def _order(driver) -> list[str]:
 @pytest.fixture(scope="module")
 def gallery_page(predicted, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gallery_page")
-    assert main(["review", "--pred", str(predicted["pred"]), "--gt", str(predicted["labels"]),
-                 "-o", str(out), "--no-pbar"]) == 0  # fmt: skip
+    assert main(["review", "--pred", str(predicted["pred"]), "-o", str(out), "--no-pbar"]) == 0
     return out / "index.html"
 
 
@@ -342,14 +364,19 @@ def test_browser_shows_every_case_outlier_first_and_every_image_loads(
     assert len(cards) == len(predicted["ids"]) == 10
     assert cards[0].get_attribute("data-case-id") == OUTLIER
     images = browser.find_elements(By.CSS_SELECTOR, ".card img")
-    assert len(images) == len(cards)
+    pred = predicted["pred"]
+    views = sum(2 if (pred / c / "mip_coronal.png").is_file() else 1 for c in predicted["ids"])
+    assert len(images) == views >= len(cards)
     assert all(img.get_attribute("loading") == "lazy" for img in images)
     for img in images:  # lazy: each loads once scrolled into view
         browser.execute_script("arguments[0].scrollIntoView()", img)
         WebDriverWait(browser, 10).until(lambda d, img=img: d.execute_script(
             "return arguments[0].complete && arguments[0].naturalWidth > 0", img))  # fmt: skip
+    report = json.loads((pred / OUTLIER / "report.json").read_text())
+    score = report.get("flag_score")
     first = cards[0].text
-    assert "Dice 0.000" in first and "TMTV" in first and "flag n/a" in first
+    assert f"TMTV {report['tmtv_ml']:.1f} ml" in first
+    assert ("flag n/a" if score is None else f"flag {score:.2f}") in first
 
 
 def test_browser_sort_and_filter_controls(browser, gallery_page, predicted) -> None:

@@ -67,9 +67,8 @@ def write_predictions(
     for case_id, study in studies.items():
         pet, suv = read_float_image(study / "SUV.nii.gz", "PET")
         organs = organ_map(cohort / "organs" / study.relative_to(cohort / "studies"), pet, tracer)
-        if case_id in planted:
+        if case_id in planted:  # the organ map keeps them: the tumor lies inside hot organs
             tumor = np.isin(organs, [lookup[n] for n in planted[case_id]])
-            organs = np.where(tumor, 0, organs)  # a voxel is tumor or organ (argmax)
         else:
             tumor = sitk.GetArrayFromImage(read_image(study / "SEG.nii.gz", "tumor mask")) > 0
         write_case_outputs(out_dir / case_id, case_id, pet, suv, tumor, organs, label_set,
