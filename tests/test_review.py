@@ -145,6 +145,7 @@ def test_flag_scores_order_cards_and_views_replace_mip(predicted, tmp_path) -> N
         path.write_text(json.dumps(report))
         for view in ("mip_coronal.png", "mip_sagittal.png"):
             (pred / case_id / view).write_bytes(TINY_PNG)
+    (pred / "SYNFDG_0003" / "mip.png").unlink()  # a case without any picture still gets a card
     data = _page_data(Path(build_gallery(pred, tmp_path / "g", progress=False)["index"]))
     order = [c["case_id"] for c in data["cases"]]
     rest = sorted(set(predicted["ids"]) - set(scores), key=lambda c: (-_tmtv_ml(pred, c), c))
@@ -153,6 +154,7 @@ def test_flag_scores_order_cards_and_views_replace_mip(predicted, tmp_path) -> N
     assert cards[OUTLIER]["flag_reasons"] == [f"reason of {OUTLIER}", "second reason"]
     assert [p["view"] for p in cards[OUTLIER]["pictures"]] == ["coronal", "sagittal"]
     assert [p["view"] for p in cards[rest[0]]["pictures"]] == ["coronal + sagittal"]
+    assert cards["SYNFDG_0003"]["pictures"] == [] and "SYNFDG_0003" in rest
     columns = data["lesion_columns"]
     rows = [dict(zip(columns, row, strict=True)) for row in cards[OUTLIER]["lesions"]]
     assert len(rows) == 2  # bladder and brain: two components
