@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from lion_nnunet.cli import main
 from lion_nnunet.review.gallery import build_gallery
-from lion_nnunet.review.reviews import COLUMNS
+from lion_nnunet.review.reviews import COLUMNS, ReviewBook, clean_review
 from lion_nnunet.review.server import make_server, url_of
 from lion_nnunet.synthetic.review_cohort import organ_map, write_labels, write_predictions
 
@@ -181,6 +181,25 @@ def test_gt_puts_worst_dice_first(predicted, tmp_path) -> None:
     cards = {c["case_id"]: c for c in data["cases"]}
     assert cards[MISSED]["dice"] == pytest.approx(dice[MISSED], abs=1e-4)
     assert (gallery / "evaluation" / "per_case.csv").is_file()
+
+
+def test_rebuild_keeps_reviews_and_drops_pictures_of_cases_gone(predicted, tmp_path) -> None:
+    pred, gallery = tmp_path / "pred", tmp_path / "gallery"
+    shutil.copytree(predicted["pred"], pred)
+    build_gallery(pred, gallery, progress=False)
+    ReviewBook(gallery / "reviews.csv").record(
+        clean_review({"case_id": OUTLIER, "decision": "reject", "comment": "bladder"}, {OUTLIER})
+    )
+    written = (gallery / "reviews.csv").read_text()
+    shutil.rmtree(pred / MISSED)
+    assert (gallery / "images" / MISSED).is_dir()
+    result = build_gallery(pred, gallery, overwrite=True, progress=False)
+    assert result["cases"] == len(predicted["ids"]) - 1
+    assert (gallery / "reviews.csv").read_text() == written
+    assert _page_data(gallery / "index.html")["reviews"][OUTLIER]["decision"] == "reject"
+    assert not (gallery / "images" / MISSED).exists() and (gallery / "images" / OUTLIER).is_dir()
+    assert sorted(p.name for p in gallery.iterdir()) == [
+        "images", "index.html", "reviews.csv"]  # no staging folder left  # fmt: skip
 
 
 def test_bad_input_is_one_sentence(predicted, tmp_path, capsys) -> None:

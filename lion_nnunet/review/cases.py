@@ -141,11 +141,11 @@ def add_dice(cases: list[dict], pred_dir: str | Path, gt_dir: str | Path, out_di
     ``<case_id>.nii.gz``, as labelsTs) and keeps its tables in ``out_dir``; ground-truth cases
     without a prediction are listed there and get no card.
     """
+    import pandas as pd
+
     from lion_nnunet.analysis.evaluate import evaluate
 
     evaluate(pred_dir, gt_dir, out_dir, allow_missing=True, overwrite=True, progress=progress)
-    import pandas as pd
-
     table = pd.read_csv(out_dir / "per_case.csv", dtype={"case_id": str})
     rows = {r["case_id"]: r for r in table.to_dict(orient="records")}
     matched = 0

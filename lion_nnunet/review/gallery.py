@@ -36,6 +36,9 @@ INDEX = "index.html"
 IMAGES = "images"
 REVIEWS = "reviews.csv"
 EVALUATION = "evaluation"
+#: What each picture shows (its tooltip and alt text).
+VIEW_NAMES = {"mip_coronal.png": "coronal", "mip_sagittal.png": "sagittal",
+              "mip.png": "coronal + sagittal"}  # fmt: skip
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -87,17 +90,17 @@ def _script_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _copy_pictures(cases: list[dict], out: Path, progress: bool) -> None:
-    """Copy each case's PNGs into ``out/images/<folder>/``; set ``pictures`` to relative URLs."""
+def _copy_pictures(cases: list[dict], root: Path, progress: bool) -> None:
+    """Copy each case's PNGs into ``root/<folder>/`` (the page's ``images/<folder>/``); set
+    ``pictures`` to their URLs relative to the page."""
     for case in track(cases, "gallery pictures", enabled=progress):
         shown = []
         for path in case["pictures"]:
-            target = out / IMAGES / case["folder"] / path.name
+            target = root / case["folder"] / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-            view = path.stem.removeprefix("mip_").replace("mip", "coronal + sagittal")
             shown.append({"src": f"{IMAGES}/{quote(case['folder'])}/{quote(path.name)}",
-                          "view": view})  # fmt: skip
+                          "view": VIEW_NAMES[path.name]})  # fmt: skip
         case["pictures"] = shown
 
 
@@ -162,13 +165,23 @@ def build_gallery(
     if gt_dir is not None:
         add_dice(cases, pred_dir, gt_dir, out / EVALUATION, progress)
     cases = review_order(cases, by_dice=gt_dir is not None)
-    if (out / IMAGES).is_dir():
-        shutil.rmtree(out / IMAGES)  # pictures of cases no longer in the folder go too
-    _copy_pictures(cases, out, progress)
-    title = f"lion review: {pred_dir.resolve().name} ({len(cases)} cases)"
-    page = render_page(cases, title, gt_dir is not None, reviews, str(pred_dir))
-    with atomic_path(out / INDEX) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    # pictures go to a new folder that replaces images/ only once all are copied, so a failed
+    # rebuild leaves the earlier gallery whole (and pictures of cases no longer there go)
+    staging = out / f".{IMAGES}.part-{secrets.token_hex(4)}"
+    try:
+        staging.mkdir(parents=True)
+        _copy_pictures(cases, staging, progress)
+        title = f"lion review: {pred_dir.resolve().name} ({len(cases)} cases)"
+        page = render_page(cases, title, gt_dir is not None, reviews, str(pred_dir))
+        old = out / f".{IMAGES}.old-{secrets.token_hex(4)}"
+        if (out / IMAGES).is_dir():
+            (out / IMAGES).rename(old)
+        staging.rename(out / IMAGES)
+        with atomic_path(out / INDEX) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("%s: %d cases", out / INDEX, len(cases))
     return {"index": str(out / INDEX), "cases": len(cases),
             "order": [c["case_id"] for c in cases], "reviews": str(out / REVIEWS)}  # fmt: skip
