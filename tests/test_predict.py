@@ -285,6 +285,8 @@ def test_confidence_and_fold_agreement_match_nnunets_own_predictions(
         assert lesion["fold_agreement"] == pytest.approx(agreement, abs=5e-4)
         partial += agreement < 1
     assert 0 < partial < n  # some lesions are found by one fold only, some by both
+    for name in ("mip.png", "mip_coronal.png", "mip_sagittal.png"):  # lion review's pictures
+        assert name in report["outputs"] and (case / name).stat().st_size > 1000
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "flag_score"] == report["flag_score"] > 0
     assert summary.loc[0, "flag_reasons"] == "; ".join(report["flag_reasons"])
