@@ -50,6 +50,7 @@ BENCHMARKS = {
     "predict": "`lion predict` vs stock `nnUNetv2_predict`; model loaded once",
     "evaluate": "metrics with cc3d vs a scipy.ndimage baseline",
     "organ_context": "organ classes vs tumor-only on synthetic cohorts",
+    "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
     "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
 }
 
@@ -193,6 +194,34 @@ def organ_context(s: dict) -> str:
     return out
 
 
+def confidence(s: dict) -> str:
+    settings = s["settings"]
+    out = ""
+    if settings.get("quick"):
+        out += (
+            "A pipeline check (`--quick`: a random-weight model): its AUROCs say nothing about "
+            "a trained model. `python benchmarks/confidence.py --from-demo lion_demo/` stores the "
+            "benchmark here and `python benchmarks/make_docs.py` shows it.\n\n"
+        )
+    else:
+        out += (
+            f"Model: {settings['source']}; folds 0 and 1 of a 2-fold split of its "
+            f"{settings['training_cases']} training cases, each fine-tuned from `"
+            f"{settings['pretrained']}` with `{settings['trainer']}` (stock `nnUNetv2_train "
+            "-pretrained_weights`); `lion predict -f 0 1` on the demo's holdout.\n\n"
+        )
+    out += (
+        f"{settings['holdout_cases']} holdout cases, {s['lesions']} predicted lesions: "
+        f"{s['true_positives']} true positives (overlapping ground-truth tumor) and "
+        f"{s['false_positives']} false positives. AUROC: how often a true lesion scores above a "
+        "false one (half credit for ties).\n\n"
+    )
+    keys = ("confidence", "fold_agreement")
+    body = [[f"`{key}`", fmt(s[f"auroc_{key}"]), fmt(s[f"median_{key}_true"]),
+             fmt(s[f"median_{key}_false"])] for key in keys]  # fmt: skip
+    return out + table(["per-lesion score", "AUROC", "median, true", "median, false"], body)
+
+
 def gpu_suite(s: dict) -> str:
     """The GPU suite's own summary (benchmarks/gpu_suite.py), as it prints it."""
     from gpu_suite import summary_text
@@ -209,7 +238,7 @@ def gpu_suite(s: dict) -> str:
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "evaluate": evaluate, "organ_context": organ_context,
-    "gpu_suite": gpu_suite,
+    "confidence": confidence, "gpu_suite": gpu_suite,
 }  # fmt: skip
 
 
