@@ -13,7 +13,9 @@ true lesion scores above every false one; sklearn's ``roc_auc_score``).
 ``--from-demo`` takes a finished ``lion demo --out DIR`` (its organ-context model, fold 0, and its
 preprocessed data and holdout), and trains two folds of a 2-fold split of the demo's training
 cases with the stock ``nnUNetv2_train ... -pretrained_weights <demo fold 0>`` and a short LION
-schedule (``--trainer``, default ``nnUNetTrainer_LION_4ep_25it``), side by side, in
+schedule (``--trainer``, default ``nnUNetTrainer_LION_tumorDice_demo_finetune``: the demo's
+AdamW set-up, 2 x 25 iterations at learning rate 1e-3; nnU-Net's SGD at 1e-2 undid the demo
+model's training in a first try, tumor pseudo-Dice 0 after 25 iterations), side by side, in
 ``benchmarks/work/confidence``; then ``lion predict -f 0 1`` on the demo's holdout. The stored
 result goes to ``benchmarks/results/confidence/`` (``summary.json``, ``lesions.csv``) and
 docs/benchmarks.md (``make_docs.py``).
@@ -189,7 +191,7 @@ def main() -> None:
     source.add_argument("--quick", action="store_true", help="random 2-fold model, 3 phantoms")
     parser.add_argument("--images", type=Path, help="with --model: holdout PETs (<case>_0000)")
     parser.add_argument("--labels", type=Path, help="with --model: ground truth (<case>.nii.gz)")
-    parser.add_argument("--trainer", default="nnUNetTrainer_LION_4ep_25it")
+    parser.add_argument("--trainer", default="nnUNetTrainer_LION_tumorDice_demo_finetune")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     run = Run("confidence")

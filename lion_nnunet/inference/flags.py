@@ -137,8 +137,8 @@ def _hot_spots(
     liver = organs == label_set.label_of(REFERENCE_ORGAN)
     if liver.sum() * voxel_ml < MIN_LIVER_ML:
         return None
-    values = np.nan_to_num(np.asarray(suv, dtype=np.float64))
-    liver_mean = float(values[liver].mean())
+    values = np.asarray(suv)  # NaN compares False: never hot
+    liver_mean = float(np.nanmean(values[liver].astype(np.float64)))
     threshold = HOT_SPOT_LIVER_MULTIPLE * liver_mean
     covered = (organs > 0) | (tumor > 0)
     hot = (values > threshold) & body & ~covered

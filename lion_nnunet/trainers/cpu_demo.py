@@ -37,6 +37,18 @@ class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
     lion_num_epochs, lion_iterations_per_epoch = 20, 50
 
 
+class nnUNetTrainer_LION_tumorDice_demo_finetune(nnUNetTrainer_LION_tumorDice_demo):
+    """``benchmarks/confidence.py``: the demo's set-up, 2 epochs x 25 iterations at a tenth of its
+    learning rate (1e-3), to fine-tune folds from the demo's trained model
+    (``nnUNetv2_train ... -pretrained_weights``) without undoing what it learned."""
+
+    lion_num_epochs, lion_iterations_per_epoch = 2, 25
+
+    def configure_optimizers(self):
+        self.initial_lr = 1e-3
+        return super().configure_optimizers()
+
+
 class nnUNetTrainer_LION_bench(_CpuAdamW):
     """``benchmarks/organ_context.py``: nnU-Net's plain Dice mean, 120 epochs x 50 iterations."""
 
