@@ -3,8 +3,12 @@
 Prediction goes through :class:`nnunetv2.inference.predict_from_raw_data.nnUNetPredictor`
 (sliding window, Gaussian weighting, fold ensemble, optional mirroring), with the same
 preprocessing and resampling back to the original grid as ``nnUNetv2_predict``, so the label
-maps are identical to the stock command's. The model is built once and reused for every case;
-the network's logits (at network spacing) exist for one case at a time, beside ``-npp`` cases
+maps are identical to the stock command's. The fold loop is run here
+(:meth:`LionPredictor.predict_ensemble`), so each fold's own tumor mask and the ensemble's tumor
+probability come at no extra network cost: they give each lesion's ``confidence`` and
+``fold_agreement`` in report.json. The model is built once and reused for every case;
+the network's logits (at network spacing: the running sum and one fold's) exist for one case at
+a time, beside ``-npp`` cases
 being read and preprocessed and ``-nps`` label maps being filtered and written, which bounds
 memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns them.
 """
