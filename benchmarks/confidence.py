@@ -10,15 +10,18 @@ true lesion scores above every false one; sklearn's ``roc_auc_score``).
     python benchmarks/confidence.py --model DIR --images imagesTs --labels labelsTs
     python benchmarks/confidence.py --quick    # pipeline check: random 2-fold model, minutes
 
-``--from-demo`` takes a finished ``lion demo --out DIR`` (its organ-context model, fold 0, and its
-preprocessed data and holdout), and trains two folds of a 2-fold split of the demo's training
-cases with the stock ``nnUNetv2_train ... -pretrained_weights <demo fold 0>`` and a short LION
-schedule (``--trainer``, default ``nnUNetTrainer_LION_tumorDice_demo_finetune``: the demo's
-AdamW set-up, 2 x 25 iterations at learning rate 1e-3; nnU-Net's SGD at 1e-2 undid the demo
-model's training in a first try, tumor pseudo-Dice 0 after 25 iterations), side by side, in
-``benchmarks/work/confidence``; then ``lion predict -f 0 1`` on the demo's holdout. The stored
-result goes to ``benchmarks/results/confidence/`` (``summary.json``, ``lesions.csv``) and
-docs/benchmarks.md (``make_docs.py``).
+``--from-demo`` takes a finished ``lion demo --out DIR`` and measures two models on the demo's
+holdout: the demo's organ-context model as trained (fold 0 alone: ``confidence`` only, one fold
+has no fold agreement), and a 2-fold ensemble: folds 0 and 1 of a 2-fold split of the demo's
+training cases, each trained with the stock ``nnUNetv2_train ... -pretrained_weights <demo fold
+0>`` and a short schedule (``--trainer``, default ``nnUNetTrainer_LION_tumorDice_demo_finetune``:
+the demo's AdamW set-up, 2 x 25 iterations at learning rate 1e-3), side by side, in
+``benchmarks/work/confidence`` (kept: a re-run reuses finished folds). nnU-Net's
+``load_pretrained_weights`` does not transfer the segmentation output layers (``.seg_layers.``),
+so these folds relearn their output layer in those 50 iterations: a weak model, useful for the
+fold agreement's mechanics more than as a verdict. The stored result goes to
+``benchmarks/results/confidence/`` (``summary.json``, ``lesions.csv``) and docs/benchmarks.md
+(``make_docs.py``).
 """
 
 from __future__ import annotations
@@ -70,20 +73,32 @@ def two_fold_splits(cases: list[str]) -> list[dict]:
     return [{"train": halves[1 - k], "val": halves[k]} for k in (0, 1)]
 
 
-def model_from_demo(demo: Path, trainer: str) -> tuple[Path, Path, Path, dict]:
-    """Fine-tune folds 0 and 1 from the demo's fold 0; (model, imagesTs, labelsTs, settings)."""
+def model_from_demo(demo: Path, trainer: str) -> tuple[list[tuple], Path, Path, dict]:
+    """The demo's model and folds 0, 1 trained from it: ([(name, model, folds, what)], imagesTs,
+    labelsTs, settings); folds with a checkpoint_final.pth from an earlier run are reused."""
     nnunet = demo / "nnunet"
     raw = next((nnunet / "nnUNet_raw").glob(f"{DEMO_DATASET}*"))
     demo_model = nnunet / "nnUNet_results" / raw.name / f"{DEMO_TRAINER}__{PLANS}__{CONFIGURATION}"
     pretrained = demo_model / "fold_0" / "checkpoint_final.pth"
     if not pretrained.is_file():
         raise SystemExit(f"{demo}: no organ-context model ({pretrained}); run lion demo first")
+    env = _environment(WORK / "nnunet")
+    model = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__{PLANS}__{CONFIGURATION}"
+    training = sorted(p.name[: -len(".nii.gz")] for p in (raw / "labelsTr").glob("*.nii.gz"))
+    settings = {"source": "lion demo, organ-context arm", "pretrained": DEMO_TRAINER,
+                "trainer": trainer, "training_cases": len(training)}  # fmt: skip
+    models = [
+        ("demo model", demo_model, ("0",), f"`{DEMO_TRAINER}`, fold 0, as trained"),
+        ("fine-tuned folds", model, ("0", "1"), f"`{trainer}`, folds 0 and 1 from it"),
+    ]
+    if all((model / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in "01"):
+        print(f"reusing the trained folds in {model}")
+        return models, raw / "imagesTs", raw / "labelsTs", settings
     shutil.rmtree(WORK / "nnunet", ignore_errors=True)
     env = _environment(WORK / "nnunet")
     shutil.copytree(raw, Path(env["nnUNet_raw"]) / raw.name)
     pre = Path(env["nnUNet_preprocessed"]) / raw.name
     shutil.copytree(nnunet / "nnUNet_preprocessed" / raw.name, pre)
-    training = sorted(p.name[: -len(".nii.gz")] for p in (raw / "labelsTr").glob("*.nii.gz"))
     (pre / "splits_final.json").write_text(json.dumps(two_fold_splits(training), indent=1))
     dataset_id = raw.name[len("Dataset") : len("Dataset") + 3]
     train = [str(BIN / "nnUNetv2_train"), dataset_id, CONFIGURATION, "-p", PLANS, "-tr", trainer,
@@ -102,13 +117,10 @@ def model_from_demo(demo: Path, trainer: str) -> tuple[Path, Path, Path, dict]:
         _, err = proc.communicate()
         if proc.returncode:
             raise SystemExit(f"nnUNetv2_train failed:\n{err[-3000:]}")
-    model = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__{PLANS}__{CONFIGURATION}"
-    settings = {"source": "lion demo, organ-context arm", "pretrained": DEMO_TRAINER,
-                "trainer": trainer, "training_cases": len(training), "folds": 2}  # fmt: skip
-    return model, raw / "imagesTs", raw / "labelsTs", settings
+    return models, raw / "imagesTs", raw / "labelsTs", settings
 
 
-def quick_model(cases: int) -> tuple[Path, Path, Path, dict]:
+def quick_model(cases: int) -> tuple[list[tuple], Path, Path, dict]:
     """A random-weight 2-fold tumor-only model and a few phantoms (pipeline check only)."""
     import SimpleITK as sitk
 
@@ -130,7 +142,8 @@ def quick_model(cases: int) -> tuple[Path, Path, Path, dict]:
         patch_size=(48, 32, 32), spacing=(12.0, 12.0, 12.0), folds=("0", "1"),
         labels={"background": 0, "tumor": 1},
     )  # fmt: skip
-    return model, images, labels, {"source": "random weights (pipeline check)", "folds": 2}
+    models = [("random weights", model, ("0", "1"), "random weights, folds 0 and 1")]
+    return models, images, labels, {"source": "random weights (pipeline check)"}
 
 
 def lesion_rows(pred: Path, labels: Path, tumor_label: int = 1) -> list[dict]:
@@ -166,7 +179,7 @@ def auroc(rows: list[dict], key: str) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     truth = [r["true_positive"] for r in rows]
-    if len(set(truth)) < 2:
+    if len(set(truth)) < 2 or any(r[key] is None for r in rows):
         return None
     return round(float(roc_auc_score(truth, [r[key] for r in rows])), 3)
 
@@ -178,7 +191,7 @@ def summarize(rows: list[dict]) -> dict:
     for key in ("confidence", "fold_agreement"):
         out[f"auroc_{key}"] = auroc(rows, key)
         for kind, flag in (("true", True), ("false", False)):
-            values = [r[key] for r in rows if r["true_positive"] is flag]
+            values = [r[key] for r in rows if r["true_positive"] is flag and r[key] is not None]
             out[f"median_{key}_{kind}"] = round(float(np.median(values)), 3) if values else None
     return out
 
@@ -196,21 +209,25 @@ def main() -> None:
     args = parser.parse_args()
     run = Run("confidence")
     if args.quick:
-        model, images, labels, settings = quick_model(3)
+        models, images, labels, settings = quick_model(3)
     elif args.from_demo:
-        model, images, labels, settings = model_from_demo(args.from_demo.resolve(), args.trainer)
+        models, images, labels, settings = model_from_demo(args.from_demo.resolve(), args.trainer)
     else:
         if not (args.images and args.labels):
             parser.error("--model needs --images and --labels")
-        model, images, labels = args.model, args.images, args.labels
-        settings = {"source": str(model)}
-    pred = WORK / "predictions"
-    shutil.rmtree(pred, ignore_errors=True)
-    _run([str(BIN / "lion"), "predict", "-i", str(images), "-o", str(pred), "-m", str(model),
-          "-f", "0", "1", "--device", args.device, "--disable-tta", "--no-pbar"])  # fmt: skip
-    rows = lesion_rows(pred, labels)
+        models = [("model", args.model, ("0", "1"), "folds 0 and 1")]
+        images, labels, settings = args.images, args.labels, {"source": str(args.model)}
+    rows, results = [], {}
+    for name, model, folds, what in models:
+        pred = WORK / "predictions" / name.replace(" ", "_")
+        shutil.rmtree(pred, ignore_errors=True)
+        _run([str(BIN / "lion"), "predict", "-i", str(images), "-o", str(pred), "-m", str(model),
+              "-f", *folds, "--device", args.device, "--disable-tta", "--no-pbar"])  # fmt: skip
+        found = [{"model": name, **row} for row in lesion_rows(pred, labels)]
+        results[name] = {"what": what, "folds": len(folds), **summarize(found)}
+        rows += found
     settings.update(quick=bool(args.quick), holdout_cases=len(list(pred.glob("*/report.json"))))
-    summary = {"settings": settings, **summarize(rows)}
+    summary = {"settings": settings, "models": results}
     print(json.dumps(summary, indent=2))
     run.store(summary, {"lesions": rows})
 

@@ -205,21 +205,28 @@ def confidence(s: dict) -> str:
         )
     else:
         out += (
-            f"Model: {settings['source']}; folds 0 and 1 of a 2-fold split of its "
-            f"{settings['training_cases']} training cases, each fine-tuned from `"
-            f"{settings['pretrained']}` with `{settings['trainer']}` (stock `nnUNetv2_train "
-            "-pretrained_weights`); `lion predict -f 0 1` on the demo's holdout.\n\n"
+            f"Models: {settings['source']} (`lion demo`) as trained, and two folds of a 2-fold "
+            f"split of its {settings['training_cases']} training cases trained from it with the "
+            f"stock `nnUNetv2_train -pretrained_weights` (which re-initialises the output layer) "
+            f"and the short `{settings['trainer']}`: a weak ensemble. `lion predict` on the "
+            "demo's holdout.\n\n"
         )
     out += (
-        f"{settings['holdout_cases']} holdout cases, {s['lesions']} predicted lesions: "
-        f"{s['true_positives']} true positives (overlapping ground-truth tumor) and "
-        f"{s['false_positives']} false positives. AUROC: how often a true lesion scores above a "
-        "false one (half credit for ties).\n\n"
+        f"{settings['holdout_cases']} holdout cases. A predicted lesion is a true positive when "
+        "it overlaps ground-truth tumor. AUROC: how often a true lesion scores above a false "
+        "one (ties count half); n/a where a model has one fold (no fold agreement) or no lesion "
+        "of one kind.\n\n"
     )
-    keys = ("confidence", "fold_agreement")
-    body = [[f"`{key}`", fmt(s[f"auroc_{key}"]), fmt(s[f"median_{key}_true"]),
-             fmt(s[f"median_{key}_false"])] for key in keys]  # fmt: skip
-    return out + table(["per-lesion score", "AUROC", "median, true", "median, false"], body)
+    body = [
+        [name, m["what"], fmt(m["lesions"]), fmt(m["true_positives"]), fmt(m["false_positives"]),
+         fmt(m["auroc_confidence"]), f"{fmt(m['median_confidence_true'])} / "
+         f"{fmt(m['median_confidence_false'])}", fmt(m["auroc_fold_agreement"]),
+         f"{fmt(m['median_fold_agreement_true'])} / {fmt(m['median_fold_agreement_false'])}"]
+        for name, m in s["models"].items()
+    ]  # fmt: skip
+    header = ["model", "what", "lesions", "true", "false", "AUROC `confidence`",
+              "median true / false", "AUROC `fold_agreement`", "median true / false"]  # fmt: skip
+    return out + table(header, body)
 
 
 def gpu_suite(s: dict) -> str:
