@@ -226,7 +226,15 @@ def confidence(s: dict) -> str:
     ]  # fmt: skip
     header = ["model", "what", "lesions", "true", "false", "AUROC `confidence`",
               "median true / false", "AUROC `fold_agreement`", "median true / false"]  # fmt: skip
-    return out + table(header, body)
+    out += table(header, body)
+    for name, m in s["models"].items():
+        if m["folds"] > 1 and m["auroc_fold_agreement"] is None:
+            out += (
+                f"\nThe {name} found {m['true_positives']} true and {m['false_positives']} false "
+                "lesions: no AUROC for fold agreement here; it needs an ensemble of trained folds "
+                "(`--model DIR --images ... --labels ...`).\n"
+            )
+    return out
 
 
 def gpu_suite(s: dict) -> str:
