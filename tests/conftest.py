@@ -9,14 +9,18 @@ import pytest
 
 from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
 
+# session fixtures that train a model with the stock nnU-Net commands (minutes each)
+TRAINED = {"trained_fdg_model", "trained_psma_model", "trained_lionz_model"}
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Two groups for ``make test``'s ``pytest -n 2 --dist loadgroup`` (pytest-xdist), and
     ``gpu``-marked tests skipped where torch sees no CUDA device.
 
-    The docs test (one long chain of CLI runs) goes to one worker, every other test to the
-    other, so the session-scoped trained models are still trained once per run.
+    The tests that use a session-scoped trained model share one group (one worker), so each
+    model is trained once per run; the docs test (one long chain of CLI runs) is a group of its
+    own; every other test goes to whichever worker is free.
     """
     gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
     if gpu:
@@ -27,7 +31,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             for item in gpu:
                 item.add_marker(skip)
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is None and TRAINED & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.xdist_group("main"))
 
 

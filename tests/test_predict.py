@@ -48,18 +48,54 @@ def two_cases(fdg_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
+def _model_predicting_tumor(m: dict, where: Path, share: float = 0.01) -> Path:
+    """A copy of the short model whose tumor logit is raised so that ``share`` of voxels are tumor.
+
+    Ten training iterations may or may not teach the tumor class; the stock-vs-lion comparison
+    means something only when both have tumor to keep. Adding a constant to the bias of the
+    last segmentation layer's tumor channel adds it to every tumor logit (sliding-window
+    averaging, mirroring and linear resampling keep a constant), so the margin
+    log(max other probability) - log(tumor probability) from a stock run says which constant
+    turns the lowest ``share`` of voxels into tumor.
+    """
+    import torch
+    from fixtures_nnunet import run_stock
+
+    model = where / "model" / m["model_dir"].name
+    shutil.copytree(m["model_dir"], model)
+    probe = where / "probe"
+    run_stock("nnUNetv2_predict_from_modelfolder", "-i", str(m["images_ts"]), "-o", str(probe),
+              "-m", str(model), "-f", m["fold"], "-device", "cpu", "-npp", "1", "-nps", "1",
+              "--save_probabilities")  # fmt: skip
+    margins = []
+    for npz in sorted(probe.glob("*.npz")):
+        p = np.clip(np.load(npz)["probabilities"].astype(np.float64), 1e-300, None)
+        margins.append((np.log(np.delete(p, 1, axis=0).max(axis=0)) - np.log(p[1])).ravel())
+    assert margins, f"no probabilities written into {probe}"
+    delta = float(np.quantile(np.concatenate(margins), share))
+    checkpoint = model / f"fold_{m['fold']}" / "checkpoint_final.pth"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = state["network_weights"]
+    biases = [k for k in weights if ".seg_layers." in k and k.endswith(".bias")]
+    last = max(biases, key=lambda k: int(k.split(".seg_layers.")[1].split(".")[0]))
+    weights[last][1] += delta
+    torch.save(state, checkpoint)
+    return model
+
+
 def test_predict_matches_stock_nnunet_predict(trained_fdg_model: dict, tmp_path: Path) -> None:
     """Done-when: lion predict == stock nnUNetv2_predict + lion postprocess, mask for mask."""
     from fixtures_nnunet import run_stock
 
     m = trained_fdg_model
+    model = _model_predicting_tumor(m, tmp_path)
     ours, stock, post = tmp_path / "lion", tmp_path / "stock", tmp_path / "post"
-    args = ["-m", str(m["model_dir"]), "-f", m["fold"], "--device", "cpu", "--no-pbar"]
+    args = ["-m", str(model), "-f", m["fold"], "--device", "cpu", "--no-pbar"]
     assert main(["predict", "-i", str(m["images_ts"]), "-o", str(ours), *args,
                  "--save-organs"]) == 0  # fmt: skip
-    run_stock("nnUNetv2_predict", "-i", str(m["images_ts"]), "-o", str(stock), "-d",
-              str(m["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr", m["trainer"],
-              "-f", m["fold"], "-device", "cpu", "-npp", "1", "-nps", "1")  # fmt: skip
+    run_stock("nnUNetv2_predict_from_modelfolder", "-i", str(m["images_ts"]), "-o", str(stock),
+              "-m", str(model), "-f", m["fold"], "-device", "cpu", "-npp", "1",
+              "-nps", "1")  # fmt: skip
     assert main(["postprocess", "-i", str(stock), "--pet", str(m["images_ts"]), "-o", str(post),
                  "--no-pbar", "--save-organs"]) == 0  # fmt: skip
     cases = sorted(p.name[: -len("_0000.nii.gz")] for p in m["images_ts"].glob("*_0000.nii.gz"))
@@ -80,7 +116,7 @@ def test_predict_matches_stock_nnunet_predict(trained_fdg_model: dict, tmp_path:
         report = json.loads((ours / case / "report.json").read_text())
         assert set(report) >= REPORT_KEYS and report["folds"] == [int(m["fold"])]
         assert (ours / case / "mip.png").stat().st_size > 1000
-    # the comparison means something only if the short model predicts tumor and organs somewhere
+    # the comparison means something only if the model predicts tumor and organs somewhere
     assert 1 in seen and max(seen) >= 2, seen
     summary = pd.read_csv(ours / "summary.csv")
     assert sorted(summary["case_id"]) == cases

@@ -267,6 +267,37 @@ def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
     assert cli_response.PAIR_COLUMNS == response_cohort.PAIR_COLUMNS
 
 
+def test_a_failing_pair_is_recorded_and_the_cohort_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rows = []
+    for patient, scale in (("PETCT_aaaaaaaaaa", 1.0), ("PETCT_dddddddddd", 1000.0)):
+        for study, s in (("08-12-2005-NA-PET-CT", 1.0), ("03-02-2006-NA-PET-CT", scale)):
+            paths = _tiny(tmp_path / "studies", patient, study, scale=s)
+            pred = tmp_path / "pred" / f"{patient}_{study}"
+            pred.mkdir(parents=True)
+            for name in ("tumor", "organs"):
+                paths[name].rename(pred / f"{name}.nii.gz")
+            (pred / "report.json").write_text(json.dumps({"input": str(paths["SUV"])}))
+        rows.append({"patient_id": patient, "baseline": f"pred/{patient}_08-12-2005-NA-PET-CT",
+                     "followup": f"pred/{patient}_03-02-2006-NA-PET-CT", "weight_kg": 70,
+                     "height_cm": 170, "sex": "M"})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
+    out = tmp_path / "cohort"
+    # the second patient's follow-up is in Bq/ml-like units (body 1000): refused, the first goes on
+    assert main(["response", "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out),
+                 "--no-pbar"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "1 pair(s) failed: PETCT_dddddddddd (PETCT_dddddddddd_03-02-2006-NA-PET-CT)" in err
+    table = pd.read_csv(out / "response.csv").set_index("patient_id")
+    assert table.loc["PETCT_aaaaaaaaaa", "status"] == "ok"
+    assert table.loc["PETCT_aaaaaaaaaa", "followup_lesions"] == 1
+    assert table.loc["PETCT_dddddddddd", "status"] == "failed"
+    assert "SUV" in table.loc["PETCT_dddddddddd", "error"]
+    written = [(out / r["patient_id"] / Path(r["followup"]).name / "response.json") for r in rows]
+    assert written[0].is_file() and not written[1].exists()
+
+
 def test_from_cases_on_a_converted_phantom_cohort(tmp_path: Path, nnunet_dirs) -> None:
     make_cohort(tmp_path / "synth", "fdg", 1, diseases=["melanoma"], followups=1, progress=False)
     assert main(["convert", "autopet", "--input", str(tmp_path / "synth/studies"), "--organs",

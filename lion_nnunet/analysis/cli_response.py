@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite
@@ -173,11 +174,20 @@ def _run_cohort(args: argparse.Namespace) -> int:
     frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar)
     if not args.pairs:
         write_csv(table, out / "pairs.csv")
-    counts = {str(k): int(v) for k, v in pd.Series(frame["percist"]).value_counts().items()}
+    ok = frame[frame["status"] == "ok"]
+    failed = frame[frame["status"] == "failed"]
+    counts = {str(k): int(v) for k, v in pd.Series(ok.get("percist", [])).value_counts().items()}
     if args.json:
-        print(json.dumps({"out": str(out), "pairs": len(frame), "percist": counts}))
+        print(json.dumps({"out": str(out), "pairs": len(ok), "percist": counts,
+                          "failed": [Path(f).name for f in failed["followup"]]}))  # fmt: skip
     else:
-        print(f"wrote {len(frame)} responses to {out}; PERCIST {counts}; see {out}/response.csv")
+        print(f"wrote {len(ok)} responses to {out}; PERCIST {counts}; see {out}/response.csv")
+    if len(failed):
+        names = ", ".join(f"{p} ({Path(f).name})" for p, f in
+                          zip(failed["patient_id"], failed["followup"], strict=True))  # fmt: skip
+        print(f"lion response: {len(failed)} pair(s) failed: {names}; reasons in "
+              f"{out / 'response.csv'}", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -113,7 +113,9 @@ def run_pairs(
 ) -> pd.DataFrame:
     """Assess every pair; write ``out/<patient_id>/<followup>/response.*`` and out/response.csv.
 
-    Every row is checked (folders exist, patient data valid) before any work.
+    Every row is checked (folders exist, patient data valid) before any work. A pair whose
+    assessment raises a :class:`LionError` (an implausible PET, no liver reference, ...) is
+    recorded in response.csv with ``status`` ``failed`` and the ``error``; the others go on.
 
     Args:
         table: pairs (PAIR_COLUMNS).
@@ -151,9 +153,15 @@ def run_pairs(
         jobs.append((folders, options, target))
     rows = []
     for (b, f), options, target in track(jobs, "response", enabled=progress):
-        result = assess_response(prediction_study(b, "baseline"),
-                                 prediction_study(f, "followup"), options)  # fmt: skip
-        rows.append(csv_row(write_response(result, target)))
+        patient = getattr(options, "patient_id", None) or target.parent.name
+        try:
+            result = assess_response(prediction_study(b, "baseline"),
+                                     prediction_study(f, "followup"), options)  # fmt: skip
+            rows.append({**csv_row(write_response(result, target)), "status": "ok", "error": ""})
+        except LionError as e:  # one bad pair is recorded; the others go on
+            log.error("patient %s, follow-up %s not assessed: %s", patient, f.name, e)
+            rows.append({"patient_id": patient, "baseline": str(b), "followup": str(f),
+                         "status": "failed", "error": str(e)})  # fmt: skip
     frame = pd.DataFrame(rows)
     write_csv(frame, out / RESPONSE_CSV)
     return frame

@@ -1,0 +1,96 @@
+"""``GALLERY/reviews.csv``: one row per reviewed case, the last decision recorded for it.
+
+Columns :data:`COLUMNS`: ``case_id``, ``decision`` (``accept`` or ``reject``, empty for a
+comment alone), ``comment``, ``reviewer``, ``timestamp`` (UTC, ISO 8601, seconds). The page
+served by ``lion review --serve`` records each click here (:class:`ReviewBook`); the page opened
+from disk exports the same columns as a download.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.io import atomic_path
+
+COLUMNS = ("case_id", "decision", "comment", "reviewer", "timestamp")
+DECISIONS = ("accept", "reject", "")
+#: Longest comment or reviewer name kept (characters).
+MAX_TEXT = 2000
+
+
+def read_reviews(path: str | Path) -> dict[str, dict]:
+    """Rows of a reviews.csv by case id ({} when the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("case_id", "decision") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise LionError(
+                f"{path}: no {' or '.join(missing)} column (found {reader.fieldnames}); expected "
+                f"{','.join(COLUMNS)}: move the file away to start a new one"
+            )
+        return {row["case_id"]: {c: row.get(c) or "" for c in COLUMNS} for row in reader}
+
+
+def to_csv(rows: list[dict]) -> str:
+    """CSV text with the header :data:`COLUMNS` (the page's export writes the same).
+
+    Examples:
+        >>> print(to_csv([{"case_id": "PETCT_0af7ffe12a", "decision": "reject",
+        ...                "comment": "bladder, not tumor", "reviewer": "AB",
+        ...                "timestamp": "2026-12-03T14:00:00+00:00"}]), end="")
+        case_id,decision,comment,reviewer,timestamp
+        PETCT_0af7ffe12a,reject,"bladder, not tumor",AB,2026-12-03T14:00:00+00:00
+    """
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def clean_review(data: object, case_ids: set[str]) -> dict:
+    """A review row from a client's JSON object, or ValueError saying what is wrong.
+
+    ``case_id`` must be one of ``case_ids``, ``decision`` one of :data:`DECISIONS`; texts are
+    cut at :data:`MAX_TEXT` characters; the timestamp is set here (UTC).
+    """
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object {case_id, decision, comment, reviewer}")
+    case_id = data.get("case_id")
+    if case_id not in case_ids:
+        raise ValueError(f"unknown case_id {case_id!r}")
+    decision = data.get("decision") or ""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision {decision!r}: expected accept, reject or empty")
+    texts = {k: str(data.get(k) or "")[:MAX_TEXT] for k in ("comment", "reviewer")}
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"case_id": case_id, "decision": decision, **texts, "timestamp": stamp}
+
+
+class ReviewBook:
+    """reviews.csv with a lock: each :meth:`record` replaces the case's row and rewrites the
+    file atomically (temporary file + rename), so a reader never sees half a file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[dict]:
+        with self._lock:
+            return list(read_reviews(self.path).values())
+
+    def record(self, row: dict) -> None:
+        """Add or replace the row of ``row["case_id"]`` (from :func:`clean_review`)."""
+        with self._lock:
+            rows = read_reviews(self.path)
+            rows[row["case_id"]] = {c: row.get(c, "") for c in COLUMNS}
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(to_csv(list(rows.values())), encoding="utf-8")
