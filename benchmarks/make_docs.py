@@ -50,6 +50,7 @@ BENCHMARKS = {
     "predict": "`lion predict` vs stock `nnUNetv2_predict`; model loaded once",
     "evaluate": "metrics with cc3d vs a scipy.ndimage baseline",
     "organ_context": "organ classes vs tumor-only on synthetic cohorts",
+    "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
     "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
 }
 
@@ -193,6 +194,49 @@ def organ_context(s: dict) -> str:
     return out
 
 
+def confidence(s: dict) -> str:
+    settings = s["settings"]
+    out = ""
+    if settings.get("quick"):
+        out += (
+            "A pipeline check (`--quick`: a random-weight model): its AUROCs say nothing about "
+            "a trained model. `python benchmarks/confidence.py --from-demo lion_demo/` stores the "
+            "benchmark here and `python benchmarks/make_docs.py` shows it.\n\n"
+        )
+    else:
+        out += (
+            f"Models: {settings['source']} (`lion demo`) as trained, and two folds of a 2-fold "
+            f"split of its {settings['training_cases']} training cases trained from it with the "
+            f"stock `nnUNetv2_train -pretrained_weights` (which re-initialises the output layer) "
+            f"and the short `{settings['trainer']}`: a weak ensemble. `lion predict` on the "
+            "demo's holdout.\n\n"
+        )
+    out += (
+        f"{settings['holdout_cases']} holdout cases. A predicted lesion is a true positive when "
+        "it overlaps ground-truth tumor. AUROC: how often a true lesion scores above a false "
+        "one (ties count half); n/a where a model has one fold (no fold agreement) or no lesion "
+        "of one kind.\n\n"
+    )
+    body = [
+        [name, m["what"], fmt(m["lesions"]), fmt(m["true_positives"]), fmt(m["false_positives"]),
+         fmt(m["auroc_confidence"]), f"{fmt(m['median_confidence_true'])} / "
+         f"{fmt(m['median_confidence_false'])}", fmt(m["auroc_fold_agreement"]),
+         f"{fmt(m['median_fold_agreement_true'])} / {fmt(m['median_fold_agreement_false'])}"]
+        for name, m in s["models"].items()
+    ]  # fmt: skip
+    header = ["model", "what", "lesions", "true", "false", "AUROC `confidence`",
+              "median true / false", "AUROC `fold_agreement`", "median true / false"]  # fmt: skip
+    out += table(header, body)
+    for name, m in s["models"].items():
+        if m["folds"] > 1 and m["auroc_fold_agreement"] is None:
+            out += (
+                f"\nThe {name} found {m['true_positives']} true and {m['false_positives']} false "
+                "lesions: no AUROC for fold agreement here; it needs an ensemble of trained folds "
+                "(`--model DIR --images ... --labels ...`).\n"
+            )
+    return out
+
+
 def gpu_suite(s: dict) -> str:
     """The GPU suite's own summary (benchmarks/gpu_suite.py), as it prints it."""
     from gpu_suite import summary_text
@@ -209,7 +253,7 @@ def gpu_suite(s: dict) -> str:
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "evaluate": evaluate, "organ_context": organ_context,
-    "gpu_suite": gpu_suite,
+    "confidence": confidence, "gpu_suite": gpu_suite,
 }  # fmt: skip
 
 

@@ -136,6 +136,7 @@ class LionModel:
                 options (default 0: keep all).
         """
         from lion_nnunet import __version__
+        from lion_nnunet.inference.flags import flag_case
         from lion_nnunet.inference.plausibility import check_pet_values, read_pet
         from lion_nnunet.inference.postprocess import split_label_map
         from lion_nnunet.inference.predict import nnunet_properties
@@ -152,18 +153,24 @@ class LionModel:
             pet = _as_image(image, spacing, origin, direction, case_id)
             suv = sitk.GetArrayFromImage(pet).astype(np.float32)
             warnings = check_pet_values(suv, case_id)
-        label_map = self._predictor.predict_label_map(suv[None], nnunet_properties(pet))
+        prediction = self._predictor.predict_ensemble(
+            *self._predictor.preprocess(suv[None], nnunet_properties(pet))
+        )
         spacing_zyx = tuple(float(s) for s in pet.GetSpacing()[::-1])
         tumor, organs = split_label_map(
-            label_map, self.label_set, spacing_zyx, o.min_volume_ml, o.remove_in_organs, suv,
-            o.suv_threshold,
+            prediction.label_map, self.label_set, spacing_zyx, o.min_volume_ml,
+            o.remove_in_organs, suv, o.suv_threshold,
         )  # fmt: skip
         names = {label: name for name, label in self.label_set.labels().items()}
         report = case_report(
             case_id, suv, tumor, pet, organs if organs.any() else None, names, self.info.name,
             list(self.info.folds), {"tumor_label": self.label_set.tumor_label,
                                     "suv_threshold": o.suv_threshold},
+            tumor_probability=prediction.tumor_probability, fold_tumors=prediction.fold_tumors,
         )  # fmt: skip
+        flags = flag_case(report, suv, tumor, spacing_zyx, organs if organs.any() else None,
+                          self.label_set)  # fmt: skip
+        report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
         report.setdefault("lion_version", __version__)
         return Segmentation(_on_grid(tumor, pet), _on_grid(organs, pet), report, warnings)
 

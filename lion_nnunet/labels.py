@@ -277,6 +277,16 @@ PSMA = LabelSet(
     ),
 )
 
+#: Organs whose physiological uptake is intense enough to be mistaken for tumor, per tracer: a
+#: predicted lesion inside or touching one is flagged for review (``inference.flags``).
+#: Names of organ classes in the label sets above; a label set without one of them skips it.
+HOT_ORGANS: dict[str, tuple[str, ...]] = {
+    "fdg": ("brain", "heart", "kidneys", "urinary_bladder"),
+    "psma": ("salivary_glands", "kidneys", "urinary_bladder"),
+}
+#: The organ whose mean SUV is the reference for unsegmented hot spots (PERCIST's).
+REFERENCE_ORGAN = "liver"
+
 #: The registry: tracer name -> label set. Feeds ``--tracer`` choices, docs and tests.
 LABEL_SETS: dict[str, LabelSet] = {ls.tracer: ls for ls in (FDG, PSMA)}
 TRACERS: tuple[str, ...] = tuple(LABEL_SETS)

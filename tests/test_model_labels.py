@@ -139,6 +139,7 @@ def test_lionz_subject_layout(fdg_cohort: Path, tmp_path: Path) -> None:
 def test_rotating_mip_and_device_mps(tmp_path: Path) -> None:
     from PIL import Image
 
+    from lion_nnunet.inference.pictures import banner_height
     from lion_nnunet.inference.rotating_mip import rotating_mip_frames, save_rotating_mip
 
     suv = np.zeros((20, 16, 16), np.float32)
@@ -152,8 +153,13 @@ def test_rotating_mip_and_device_mps(tmp_path: Path) -> None:
         frame = np.asarray(gif.convert("RGB"))
     red = (frame[..., 0] > 150) & (frame[..., 1] < 100)
     rows = np.nonzero(red.any(axis=1))[0]
-    # tumor at z 8..11 of 20 (feet -> head): drawn head up, rows 20-12 .. 20-9
-    assert rows.min() == 8 and rows.max() == 11
+    # 20 rows of 4 mm enlarged to 512 under a two-line caption: 25.6 px per row
+    top = banner_height(2)
+    assert frame.shape[0] == top + 512
+    # tumor at z 8..11 of 20 (feet -> head): drawn head up, rows 20-12 .. 20-9 (+- half a row)
+    assert (
+        abs(rows.min() - (top + 8 * 25.6)) <= 13 and abs(rows.max() + 1 - (top + 12 * 25.6)) <= 13
+    )
     import torch
 
     mps = getattr(torch.backends, "mps", None)

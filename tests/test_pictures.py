@@ -87,3 +87,45 @@ def test_orientation_marks_and_lps_reorientation() -> None:
     image.SetSpacing((2.0, 3.0, 4.0))
     (lps,), spacing = lps_arrays(image, tumor)
     assert np.argwhere(lps).tolist() == [[1, 2, 4]] and spacing == (4.0, 3.0, 2.0)
+
+
+def test_pictures_have_square_pixels_and_512_rows_whatever_the_voxels(tmp_path: Path) -> None:
+    """A phantom-size PET with 8 x 4 x 3 mm voxels (z, y, x): a 48 mm cube is as wide as high in
+    every picture, 48 / 1.125 = 42.7 px (576 mm head-feet over 512 rows), in the PNGs and GIF."""
+    from PIL import Image
+
+    from lion_nnunet.inference.pictures import (
+        CORONAL_AXIS,
+        SAGITTAL_AXIS,
+        banner_height,
+        save_single_mip_png,
+    )
+    from lion_nnunet.inference.rotating_mip import save_rotating_mip
+
+    spacing = (8.0, 4.0, 3.0)
+    pet = np.full((72, 40, 48), 1.0, np.float32)
+    pet[30:36, 14:26, 16:32] = 20.0  # 6 x 8, 12 x 4, 16 x 3 mm = a 48 mm cube, black in SUV 0-10
+    tumor = np.zeros(pet.shape, np.uint8)
+
+    def block(picture: np.ndarray, top: int) -> tuple[int, int]:
+        dark = picture[top:, :, :3].sum(axis=-1) < 60
+        rows, cols = np.nonzero(dark.any(axis=1))[0], np.nonzero(dark.any(axis=0))[0]
+        assert rows.size and cols.size
+        return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+    for axis, name in ((CORONAL_AXIS, "cor.png"), (SAGITTAL_AXIS, "sag.png")):
+        path = save_single_mip_png(pet, tumor, None, spacing, axis, tmp_path / name, "c")
+        picture = np.asarray(Image.open(path).convert("RGB"))
+        top = banner_height(3)  # title, projection and window, legend
+        assert picture.shape[0] == top + 512
+        height, width = block(picture, top)
+        assert abs(height - 48 / 1.125) <= 1.5 and abs(width - 48 / 1.125) <= 1.5
+    path = save_mip_png(pet, tumor, None, spacing, tmp_path / "mip.png", title="c")
+    assert np.asarray(Image.open(path)).shape[0] == banner_height(3) + 512
+    # the GIF: 4 mm isotropic (144 rows of 576 mm) enlarged to 512 rows, 3.56 x: 48 mm = 42.7 px
+    path = save_rotating_mip(pet, tumor, spacing, tmp_path / "m.gif", step_deg=90)
+    with Image.open(path) as gif:
+        frame = np.asarray(gif.convert("RGB"))
+    assert frame.shape[0] == banner_height(2) + 512
+    height, width = block(frame, banner_height(2))
+    assert abs(height - 48 / 1.125) <= 3 and abs(width - 48 / 1.125) <= 3

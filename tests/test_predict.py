@@ -251,3 +251,78 @@ def test_messages_name_the_models_labels(
     assert "names class 5 'urinary_bladder' and its tumor 'tumor' = 1" in err
     assert "pass --tumor-label 1" in err and "reserved" not in err
     assert not out.exists()
+
+
+def _nnunet_prediction(model: Path, folds: tuple[int, ...], image: Path) -> tuple:
+    """nnU-Net's own predictor (no lion code): (label map, class probabilities), numpy (z, y, x)."""
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), allow_tqdm=False)  # fmt: skip
+    predictor.initialize_from_trained_model_folder(str(model), folds, "checkpoint_final.pth")
+    data, props = SimpleITKIO().read_images([str(image)])
+    return predictor.predict_single_npy_array(data, props, None, None, True)
+
+
+def test_confidence_and_fold_agreement_match_nnunets_own_predictions(
+    fdg_cohort: Path, tmp_path: Path
+) -> None:
+    """Two random folds (a tumor-only model on a coarser grid than the PET, so nnU-Net resamples
+    back): the label map equals nnU-Net's 2-fold ensemble, tumor_probability.nii.gz its softmax,
+    each lesion's confidence the mean of that map inside it, and fold_agreement the share of the
+    single-fold nnU-Net predictions (-f 0, -f 1) that overlap it, all counted here with scipy."""
+    from scipy import ndimage
+
+    model = make_random_model(
+        tmp_path / "Dataset992_TWOFOLDS" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+        patch_size=(48, 32, 32), spacing=(12.0, 12.0, 12.0), folds=("0", "1"),
+        labels={"background": 0, "tumor": 1},
+    )  # fmt: skip
+    study = next((fdg_cohort / "studies").rglob("SUV.nii.gz"))
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    shutil.copy(study, images / "PETCT_0af7ffe12a_0000.nii.gz")
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(images), "-o", str(out), "-m", str(model), "-f", "0", "1",
+                 "--device", "cpu", "--no-pbar", "--disable-tta",
+                 "--save-probabilities"]) == 0  # fmt: skip
+    case = out / "PETCT_0af7ffe12a"
+    report = json.loads((case / "report.json").read_text())
+    tumor = _array(case / "tumor.nii.gz").astype(bool)
+    probability_image = sitk.ReadImage(str(case / "tumor_probability.nii.gz"))
+    probability = sitk.GetArrayFromImage(probability_image)
+    pet = sitk.ReadImage(str(study))
+    assert probability.dtype == np.float32 and probability_image.GetSize() == pet.GetSize()
+    assert probability_image.GetOrigin() == pet.GetOrigin()
+
+    image = images / "PETCT_0af7ffe12a_0000.nii.gz"
+    ensemble, probabilities = _nnunet_prediction(model, (0, 1), image)
+    np.testing.assert_array_equal(tumor, ensemble == 1)
+    np.testing.assert_allclose(probability, probabilities[1], atol=1e-6)
+    folds = [_nnunet_prediction(model, (f,), image)[0] == 1 for f in (0, 1)]
+    assert not np.array_equal(folds[0], folds[1])  # the folds disagree somewhere
+
+    # lesions as 18-connected components (faces + edges), counted by scipy, matched by centroid
+    components, n = ndimage.label(tumor, structure=ndimage.generate_binary_structure(3, 2))
+    assert n == report["lesion_count"] and n > 0
+    by_centroid = {}
+    for i in range(1, n + 1):
+        lesion = components == i
+        centre = [float(c) for c in np.argwhere(lesion).mean(axis=0)[::-1]]
+        key = tuple(round(v, 1) for v in pet.TransformContinuousIndexToPhysicalPoint(centre))
+        agreement = np.mean([bool((fold & lesion).any()) for fold in folds])
+        by_centroid[key] = (float(probability[lesion].astype(np.float64).mean()), agreement)
+    partial = 0
+    for lesion in report["lesions"]:
+        confidence, agreement = by_centroid[tuple(lesion["centroid_mm"])]
+        assert lesion["confidence"] == pytest.approx(confidence, abs=5e-4)
+        assert lesion["fold_agreement"] == pytest.approx(agreement, abs=5e-4)
+        partial += agreement < 1
+    assert 0 < partial < n  # some lesions are found by one fold only, some by both
+    for name in ("mip.png", "mip_coronal.png", "mip_sagittal.png"):  # lion review's pictures
+        assert name in report["outputs"] and (case / name).stat().st_size > 1000
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "flag_score"] == report["flag_score"] > 0
+    assert summary.loc[0, "flag_reasons"] == "; ".join(report["flag_reasons"])

@@ -35,7 +35,7 @@ LION_TRAINERS = [
     "nnUNetTrainer_LION_DA5_2000epochs", "nnUNetTrainer_LION_tumorDice_DA5_2000epochs",
     "nnUNetTrainer_LION_1ep_2it", "nnUNetTrainer_LION_2ep_5it", "nnUNetTrainer_LION_4ep_12it",
     "nnUNetTrainer_LION_4ep_25it", "nnUNetTrainer_LION_16ep_25it",
-    "nnUNetTrainer_LION_tumorDice_demo",
+    "nnUNetTrainer_LION_tumorDice_demo", "nnUNetTrainer_LION_tumorDice_demo_finetune",
 ]  # fmt: skip
 
 

@@ -23,6 +23,8 @@ PREDICT_EXAMPLES = """\
   lion predict -i study/SUV.nii.gz -o out/ -m MODEL -f all --device cpu --disable-tta
   lion predict -i dicom_root/ -o out/ -m MODEL -f 0 --dicom-seg      # PET series -> SUV
   lion predict -i cases.csv -o out/ -m MODEL --num-parts 4 --part-id 0   # columns case_id,pet
+  lion predict -i imagesTs/ -o out/ -m MODEL -f 0 1 --save-probabilities --save-organs
+       # tumor_probability.nii.gz; per-lesion confidence and fold_agreement in report.json
   lion predict -i subjects/ -o out/ -m fdg --suv-threshold 2.5 --rotating-mip
        # lionz habits: <subject>/PT_*.nii.gz or DICOM, an installed model by name, -t, -g
   lion predict -i imagesTs/ -o out/ -d 501 -c 3d_fullres -tr nnUNetTrainer_LION -p LIONPlans \
@@ -130,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also write seg.dcm (DICOM-SEG referencing the PET series)")  # fmt: skip
     p.add_argument("--rotating-mip", action="store_true",
                    help="also write mip_rotating.gif (rotating PET MIP, tumor in red)")  # fmt: skip
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write tumor_probability.nii.gz (the fold ensemble's tumor "
+                   "probability, float32 on the PET grid)")  # fmt: skip
     _add_filters(p)
     add_sharding(p)
     add_overwrite(p)
@@ -173,7 +178,8 @@ def run_predict(args: argparse.Namespace) -> int:
         min_volume_ml=args.min_volume_ml, remove_in_organs=args.remove_in_organ,
         suv_threshold=args.suv_threshold, save_organs=args.save_organs,
         dicom_seg=args.dicom_seg, rotating_mip=args.rotating_mip, save_suv=args.save_suv,
-        mip_window=args.mip_window, num_processes_preprocessing=args.npp,
+        save_probabilities=args.save_probabilities, mip_window=args.mip_window,
+        num_processes_preprocessing=args.npp,
         num_processes_segmentation_export=args.nps, overwrite=args.overwrite,
         progress=not args.no_pbar, num_parts=args.num_parts, part_id=args.part_id,
     )  # fmt: skip

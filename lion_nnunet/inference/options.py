@@ -41,6 +41,8 @@ class PredictOptions:
         dicom_seg: also write ``seg.dcm`` (DICOM input only).
         rotating_mip: also write ``mip_rotating.gif``.
         save_suv: also write ``suv.nii.gz`` for cases converted from DICOM.
+        save_probabilities: also write ``tumor_probability.nii.gz`` (the ensemble's tumor
+            probability, float32 on the PET grid).
         mip_window: SUV (low, high) shown white .. black in the MIPs; None = the tracer's
             default (:data:`MIP_WINDOWS`).
         num_processes_preprocessing: threads reading and preprocessing upcoming cases
@@ -76,6 +78,7 @@ class PredictOptions:
     dicom_seg: bool = False
     rotating_mip: bool = False
     save_suv: bool = False
+    save_probabilities: bool = False
     mip_window: tuple[float, float] | None = None
     num_processes_preprocessing: int = 1
     num_processes_segmentation_export: int = 1
@@ -121,7 +124,7 @@ class PredictOptions:
         """The settings that decide a case's outputs (not where or how fast they are made)."""
         keep = ("checkpoint", "tumor_label", "use_mirroring", "tile_step_size", "min_volume_ml",
                 "remove_in_organs", "suv_threshold", "save_organs", "dicom_seg",
-                "rotating_mip", "save_suv", "mip_window")  # fmt: skip
+                "rotating_mip", "save_suv", "save_probabilities", "mip_window")  # fmt: skip
         values = asdict(self)
         out = {k: values[k] for k in keep}
         out["remove_in_organs"] = list(self.remove_in_organs)

@@ -2,8 +2,11 @@
 
 ``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), optionally ``organs.nii.gz``
 (the model's organ label ids; LION: 2..K) with ``organs.json`` (their names), ``suv.nii.gz`` (the
-SUV computed from DICOM), ``seg.dcm`` and ``mip_rotating.gif``, ``mip.png``, and ``report.json``
-written LAST: a case is done exactly when its report.json exists, so an interrupted run leaves no
+SUV computed from DICOM), ``tumor_probability.nii.gz`` (float32 0..1, the ensemble's tumor
+probability), ``seg.dcm`` and ``mip_rotating.gif``, then ``mip.png`` (coronal and sagittal side
+by side), ``mip_coronal.png`` and ``mip_sagittal.png`` (one each, for ``lion review``), and
+``report.json`` (with the flag score, :mod:`.flags`) written LAST: a case is done exactly when
+its report.json exists, so an interrupted run leaves no
 case that looks complete. The report lists the files written (``outputs``); before a case is
 written again, every file of the earlier run is removed (:func:`clear_case_outputs`), so no file
 of an earlier run with other options (an ``organs.nii.gz`` of a ``--save-organs`` run) is left.
@@ -23,7 +26,15 @@ import SimpleITK as sitk
 from lion_nnunet.io import array_to_image, write_csv, write_image, write_json
 from lion_nnunet.labels import LabelSet
 
-from .pictures import DEFAULT_WINDOW, lps_arrays, save_mip_png
+from .flags import flag_case
+from .pictures import (
+    CORONAL_AXIS,
+    DEFAULT_WINDOW,
+    SAGITTAL_AXIS,
+    lps_arrays,
+    save_mip_png,
+    save_single_mip_png,
+)
 from .report import case_report, summary_frame
 
 log = logging.getLogger(__name__)
@@ -32,8 +43,9 @@ REPORT = "report.json"
 SUMMARY = "summary.csv"
 #: Every file a case folder can hold: removed before a case is written again when the earlier
 #: report.json does not list its own (an interrupted run, or a report of an earlier version).
-CASE_FILES = ("tumor.nii.gz", "organs.nii.gz", "organs.json", "suv.nii.gz", "seg.dcm",
-              "mip.png", "mip_rotating.gif", REPORT)  # fmt: skip
+CASE_FILES = ("tumor.nii.gz", "organs.nii.gz", "organs.json", "suv.nii.gz",
+              "tumor_probability.nii.gz", "seg.dcm", "mip.png", "mip_coronal.png",
+              "mip_sagittal.png", "mip_rotating.gif", REPORT)  # fmt: skip
 
 
 def case_done(case_dir: Path) -> bool:
@@ -101,6 +113,9 @@ def write_case_outputs(
     more_outputs: Callable[[Path], Mapping] | None = None,
     mip_window: tuple[float, float] = DEFAULT_WINDOW,
     save_suv: bool = False,
+    tumor_probability: np.ndarray | None = None,
+    fold_tumors: list[np.ndarray] | None = None,
+    save_probabilities: bool = False,
 ) -> dict:
     """Write one case's outputs atomically, report.json last; return the report.
 
@@ -120,6 +135,10 @@ def write_case_outputs(
             written into case_dir.
         mip_window: SUV (low, high) of mip.png.
         save_suv: also write ``suv.nii.gz`` (the SUV voxels on the PET grid, float32).
+        tumor_probability: the ensemble's tumor probability (z, y, x, 0..1) or None: each
+            lesion's ``confidence``.
+        fold_tumors: each fold's tumor mask (z, y, x): each lesion's ``fold_agreement``.
+        save_probabilities: write ``tumor_probability.nii.gz`` (float32 on the PET grid).
     """
     case_dir = Path(case_dir)
     case_dir.mkdir(parents=True, exist_ok=True)
@@ -136,17 +155,28 @@ def write_case_outputs(
         suv_image = array_to_image(np.asarray(suv, dtype=np.float32), pet_image)
         write_image(suv_image, case_dir / "suv.nii.gz")
         written.append("suv.nii.gz")
+    if save_probabilities and tumor_probability is not None:
+        probability = array_to_image(np.asarray(tumor_probability, np.float32), pet_image)
+        write_image(probability, case_dir / "tumor_probability.nii.gz")
+        written.append("tumor_probability.nii.gz")
     names = {label: name for name, label in label_set.labels().items()}
     report = case_report(
-        case_id, suv, tumor, pet_image, organs if has_organs else None, names, model, folds, extra
-    )
+        case_id, suv, tumor, pet_image, organs if has_organs else None, names, model, folds,
+        extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
+    )  # fmt: skip
+    spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
+    flags = flag_case(report, suv, tumor, spacing_zyx, organs if has_organs else None, label_set)
+    report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
     (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
         pet_image, suv, tumor, organs if has_organs else None
     )
     save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png", title=title,
                  window=mip_window)  # fmt: skip
-    written.append("mip.png")
+    for axis, name in ((CORONAL_AXIS, "mip_coronal.png"), (SAGITTAL_AXIS, "mip_sagittal.png")):
+        save_single_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, axis, case_dir / name,
+                            title=title, window=mip_window)  # fmt: skip
+    written += ["mip.png", "mip_coronal.png", "mip_sagittal.png"]
     if more_outputs is not None:
         more = dict(more_outputs(case_dir) or {})
         report.update(more)

@@ -3,14 +3,16 @@
 Arrays are numpy (z, y, x) with spacing (z, y, x) in mm. For an image with identity direction
 (LPS), z runs feet -> head, y anterior -> posterior and x right -> left of the patient. The
 coronal MIP projects along y (numpy axis 1) and the sagittal MIP along x (numpy axis 2); both are
-drawn head up, with the pixel aspect taken from the spacing, and marked with the patient's
+drawn head up, resampled to square pixels (mm-isotropic, :func:`mip_rgb`) at least
+:data:`MIN_HEIGHT_PX` pixels high whatever the voxel size, and marked with the patient's
 directions (coronal: R on the left as in radiology, L on the right; sagittal: A left, P right;
 H at the top, F at the bottom). Images with another direction are first reoriented to LPS
 (:func:`lps_arrays`). The grey window is fixed (default SUV 0-10, :data:`DEFAULT_WINDOW`), not
-scaled per patient, so the same SUV looks the same in every picture; it is printed in the title.
+scaled per patient, so the same SUV looks the same in every picture; it is printed in the
+caption above the picture.
 
-Reusable by other commands: :func:`mip`, :func:`mask_mip`, :func:`draw_mip` and
-:func:`save_mip_png`.
+Reusable by other commands: :func:`mip`, :func:`mask_mip`, :func:`mip_rgb`, :func:`captioned`,
+:func:`save_mip_png`, :func:`save_single_mip_png` and (matplotlib) :func:`draw_mip`.
 
 Examples:
     >>> import numpy as np
@@ -34,6 +36,12 @@ DEFAULT_WINDOW = (0.0, 10.0)
 SIDE_MARKS = {CORONAL_AXIS: ("R", "L"), SAGITTAL_AXIS: ("A", "P")}
 TUMOR_RGBA = (0.9, 0.05, 0.05, 0.75)
 ORGAN_RGBA = (0.25, 0.55, 0.85, 0.22)
+#: Every MIP picture (PNG and GIF frame) is at least this many pixels high, whatever the voxels.
+MIN_HEIGHT_PX = 512
+#: Height of one caption line above a picture, and the gap between side-by-side panels (px).
+BANNER_LINE_PX = 20
+PANEL_GAP_PX = 12
+MARK_RGB = (31, 119, 180)
 
 
 def mip(array: np.ndarray, axis: int) -> np.ndarray:
@@ -132,6 +140,113 @@ def draw_mip(
     ax.set_axis_off()
 
 
+def picture_pixel_mm(
+    shape: tuple[int, ...], spacing_zyx: tuple[float, float, float],
+    min_height: int = MIN_HEIGHT_PX,
+) -> float:  # fmt: skip
+    """Side (mm) of the square pixels of a MIP picture of a (z, y, x) volume.
+
+    The finest voxel spacing, or finer where needed for the head-feet extent to fill
+    ``min_height`` rows: a 72-slice phantom at 8 mm becomes 512 rows of 1.125 mm.
+    """
+    z_mm = shape[0] * float(spacing_zyx[0])
+    return min(*(float(s) for s in spacing_zyx), z_mm / min_height)
+
+
+def mip_rgb(
+    pet: np.ndarray,
+    spacing_zyx: tuple[float, float, float],
+    axis: int,
+    tumor: np.ndarray | None = None,
+    organs: np.ndarray | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
+    pixel_mm: float | None = None,
+) -> np.ndarray:
+    """One MIP as an RGB raster (rows head..feet, uint8) with square pixels of ``pixel_mm``.
+
+    Inverted grey PET in the fixed ``window`` (SUV low white .. high black), resampled
+    bilinearly to ``pixel_mm`` x ``pixel_mm`` mm pixels (default :func:`picture_pixel_mm`:
+    at least :data:`MIN_HEIGHT_PX` rows); organs muted blue, tumor red (nearest neighbour).
+    Arrays (z, y, x), LPS (:func:`lps_arrays`); ``axis`` CORONAL_AXIS or SAGITTAL_AXIS.
+    """
+    from PIL import Image
+
+    spacing = tuple(float(s) for s in spacing_zyx)
+    pixel_mm = pixel_mm or picture_pixel_mm(pet.shape, spacing)
+    grey = np.nan_to_num(mip(pet, axis))[::-1].astype(np.float32)  # head up
+    column_mm = spacing[2] if axis == CORONAL_AXIS else spacing[1]
+    size = (max(1, round(grey.shape[1] * column_mm / pixel_mm)),
+            max(1, round(grey.shape[0] * spacing[0] / pixel_mm)))  # fmt: skip
+    grey = np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BILINEAR))
+    low, high = window
+    level = 255.0 * (1.0 - np.clip((grey - low) / (high - low), 0.0, 1.0))
+    rgb = np.repeat(level[..., None], 3, axis=-1)
+    for mask, rgba in ((organs, ORGAN_RGBA), (tumor, TUMOR_RGBA)):
+        if mask is None:
+            continue
+        proj = Image.fromarray(mask_mip(mask, axis)[::-1].astype(np.uint8) * 255)
+        hit = np.asarray(proj.resize(size, Image.Resampling.NEAREST)) > 127
+        color = 255.0 * np.asarray(rgba[:3], dtype=np.float64)
+        rgb[hit] = (1 - rgba[3]) * rgb[hit] + rgba[3] * color
+    return np.round(rgb).astype(np.uint8)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:  # matplotlib's own DejaVu Sans: always installed with it
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ValueError, ImportError):  # pragma: no cover
+        return ImageFont.load_default(size=size)
+
+
+def banner_height(lines: int) -> int:
+    """Pixels of the white caption strip above a picture with ``lines`` lines of text."""
+    return BANNER_LINE_PX * lines + 8
+
+
+def captioned(panels: list[np.ndarray], lines: list[str], marks: list[int | None]):
+    """PIL image: the RGB ``panels`` side by side (``PANEL_GAP_PX`` apart, top-aligned) under a
+    white caption strip holding ``lines``; panel k gets the patient's directions of projection
+    axis ``marks[k]`` (None: no marks)."""
+    from PIL import Image, ImageDraw
+
+    top = banner_height(len(lines))
+    font, small = _font(BANNER_LINE_PX - 4), _font(14)
+    text_width = max((font.getlength(line) for line in lines), default=0.0)
+    width = sum(p.shape[1] for p in panels) + PANEL_GAP_PX * (len(panels) - 1)
+    width = max(width, int(np.ceil(text_width)) + 12)  # the caption is never cut off
+    height = top + max(p.shape[0] for p in panels)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, line in enumerate(lines):
+        draw.text((6, 4 + k * BANNER_LINE_PX), line, fill="black", font=font)
+    x = 0
+    for panel, axis in zip(panels, marks, strict=True):
+        canvas.paste(Image.fromarray(panel), (x, top))
+        h, w = panel.shape[:2]
+        if axis is not None:
+            left, right = SIDE_MARKS[axis]
+            for (px, py), text, anchor in (((x + 4, top + h // 2), left, "lm"),
+                                           ((x + w - 4, top + h // 2), right, "rm"),
+                                           ((x + w // 2, top + 2), "H", "mt"),
+                                           ((x + w // 2, top + h - 2), "F", "mb")):  # fmt: skip
+                draw.text((px, py), text, fill=MARK_RGB, font=small, anchor=anchor)
+        x += w + PANEL_GAP_PX
+    return canvas
+
+
+def _legend(tumor: np.ndarray | None, organs: np.ndarray | None) -> str:
+    shown = ["fixed window, white..black"]
+    if tumor is not None:
+        shown.append("tumor red")
+    if organs is not None:
+        shown.append("organs blue")
+    return ", ".join(shown)
+
+
 def save_mip_png(
     pet: np.ndarray,
     tumor: np.ndarray | None,
@@ -140,40 +255,52 @@ def save_mip_png(
     path: str | Path,
     title: str = "",
     window: tuple[float, float] = DEFAULT_WINDOW,
-    dpi: int = 110,
 ) -> Path:
     """Write a PNG with the coronal and sagittal PET MIPs side by side, tumor overlaid (atomic).
 
+    Both MIPs share square pixels at least :data:`MIN_HEIGHT_PX` rows high
+    (:func:`mip_rgb`); the caption above states the title and the SUV window.
+
     Args:
-        pet: PET in SUV, numpy (z, y, x).
+        pet: PET in SUV, numpy (z, y, x), LPS.
         tumor: binary tumor mask (z, y, x) or None.
         organs: organ label map/mask (z, y, x) or None; drawn muted so the tumor stands out.
         spacing: voxel spacing (z, y, x) in mm.
         path: output .png.
-        title: figure title (e.g. case id and TMTV).
-        window: SUV (low, high) shown white .. black (see :func:`draw_mip`); printed in the title.
-        dpi: resolution.
+        title: first caption line (e.g. case id and TMTV).
+        window: SUV (low, high) shown white .. black, the same for every patient.
     """
-    from matplotlib.figure import Figure  # not pyplot: thread-safe, no global state
-    from matplotlib.patches import Patch
-
-    spacing = tuple(float(s) for s in spacing)
-    z_mm = pet.shape[0] * spacing[0]
-    width_mm = pet.shape[2] * spacing[2] + pet.shape[1] * spacing[1]
-    height = 6.0
-    fig = Figure(figsize=(max(3.5, height * width_mm / z_mm + 0.6), height))
-    axes = fig.subplots(
-        1, 2, gridspec_kw={"width_ratios": [pet.shape[2] * spacing[2], pet.shape[1] * spacing[1]]}
-    )
-    draw_mip(axes[0], pet, spacing, CORONAL_AXIS, tumor, organs, window, "coronal MIP")
-    draw_mip(axes[1], pet, spacing, SAGITTAL_AXIS, tumor, organs, window, "sagittal MIP")
-    handles = [Patch(color=TUMOR_RGBA, label="tumor")]
-    if organs is not None:
-        handles.append(Patch(color=(*ORGAN_RGBA[:3], 0.5), label="organs"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    shown = f"{window_text(window)} (fixed window)"
-    fig.suptitle(f"{title}\n{shown}" if title else shown, fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    pixel_mm = picture_pixel_mm(pet.shape, spacing)
+    panels = [mip_rgb(pet, spacing, axis, tumor, organs, window, pixel_mm)
+              for axis in (CORONAL_AXIS, SAGITTAL_AXIS)]  # fmt: skip
+    lines = [title] if title else []
+    lines += [f"coronal | sagittal MIP, {window_text(window)}", _legend(tumor, organs)]
+    picture = captioned(panels, lines, [CORONAL_AXIS, SAGITTAL_AXIS])
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        picture.save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_single_mip_png(
+    pet: np.ndarray,
+    tumor: np.ndarray | None,
+    organs: np.ndarray | None,
+    spacing: tuple[float, float, float],
+    axis: int,
+    path: str | Path,
+    title: str = "",
+    window: tuple[float, float] = DEFAULT_WINDOW,
+) -> Path:
+    """Write one MIP (``axis``: CORONAL_AXIS or SAGITTAL_AXIS) as a PNG, captioned (atomic).
+
+    ``mip_coronal.png`` and ``mip_sagittal.png`` of ``lion predict`` (what ``lion review``
+    shows); arguments as :func:`save_mip_png`.
+    """
+    name = "coronal" if axis == CORONAL_AXIS else "sagittal"
+    lines = [title] if title else []
+    lines += [f"{name} MIP, {window_text(window)}", _legend(tumor, organs)]
+    panel = mip_rgb(pet, spacing, axis, tumor, organs, window)
+    picture = captioned([panel], lines, [axis])
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
     return Path(path)

@@ -3,8 +3,12 @@
 Prediction goes through :class:`nnunetv2.inference.predict_from_raw_data.nnUNetPredictor`
 (sliding window, Gaussian weighting, fold ensemble, optional mirroring), with the same
 preprocessing and resampling back to the original grid as ``nnUNetv2_predict``, so the label
-maps are identical to the stock command's. The model is built once and reused for every case;
-the network's logits (at network spacing) exist for one case at a time, beside ``-npp`` cases
+maps are identical to the stock command's. The fold loop is run here
+(:meth:`LionPredictor.predict_ensemble`), so each fold's own tumor mask and the ensemble's tumor
+probability come at no extra network cost: they give each lesion's ``confidence`` and
+``fold_agreement`` in report.json. The model is built once and reused for every case;
+the network's logits (at network spacing: the running sum and one fold's) exist for one case at
+a time, beside ``-npp`` cases
 being read and preprocessed and ``-nps`` label maps being filtered and written, which bounds
 memory for whole-body scans. Arrays are numpy (z, y, x) as SimpleITK returns them.
 """
@@ -19,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +244,23 @@ def nnunet_properties(image: sitk.Image) -> dict:
     }  # fmt: skip
 
 
+@dataclass
+class EnsemblePrediction:
+    """One case's prediction on the input grid, numpy (z, y, x).
+
+    Attributes:
+        label_map: nnU-Net's label map of the fold ensemble (uint8).
+        tumor_probability: the ensemble's softmax probability of the tumor class (float32, 0..1),
+            or None where it cannot be put on the PET grid (a model whose reader is not
+            SimpleITK's).
+        fold_tumors: each fold's own tumor mask (bool), in fold order; empty for one fold.
+    """
+
+    label_map: np.ndarray
+    tumor_probability: np.ndarray | None = None
+    fold_tumors: list[np.ndarray] = field(default_factory=list)
+
+
 class LionPredictor:
     """nnU-Net's predictor for one model folder, built once and reused for every case.
 
@@ -372,6 +394,58 @@ class LionPredictor:
                 return_probabilities=False,
             )  # fmt: skip
 
+    def predict_ensemble(self, data, props: dict) -> EnsemblePrediction:
+        """:meth:`predict_prepared` plus each fold's tumor mask and the ensemble's probability.
+
+        The same network work as nnU-Net's ``predict_logits_from_preprocessed_data``, whose loop
+        this repeats (each fold's weights loaded, sliding window, logits summed in fold order on
+        the CPU, divided by the fold count), so the ensemble's logits are the same numbers. Each
+        fold's logits are first turned into that fold's own label map by nnU-Net's
+        ``convert_predicted_logits_to_segmentation_with_correct_shape`` (what ``nnUNetv2_predict
+        -f <fold>`` writes; only with two or more folds, a resampling per fold, no network). The
+        ensemble goes through the same function with ``return_probabilities=True`` (as
+        ``nnUNetv2_predict --save_probabilities``): label map argmax of the softmax, the
+        tumor channel kept as float32 on the input grid. Peak memory: about three copies of
+        the class probabilities on the input grid.
+        """
+        import torch
+        from nnunetv2.configuration import default_num_processes
+        from nnunetv2.inference.export_prediction import (
+            convert_predicted_logits_to_segmentation_with_correct_shape as to_input_grid,
+        )
+        from torch._dynamo import OptimizedModule
+
+        p = self.predictor
+        tumor_label = self.model.label_set.tumor_label
+        managers = (p.plans_manager, p.configuration_manager, p.label_manager)
+        network = p.network._orig_mod if isinstance(p.network, OptimizedModule) else p.network
+        n_folds = len(p.list_of_parameters)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(min(default_num_processes, threads))
+        summed, fold_tumors = None, []
+        try:
+            # as predict_prepared; inference mode as nnU-Net's own loop
+            with contextlib.redirect_stdout(sys.stderr), torch.inference_mode():
+                for params in p.list_of_parameters:
+                    network.load_state_dict(params)
+                    logits = p.predict_sliding_window_return_logits(data).to("cpu")
+                    if n_folds > 1:
+                        fold_map = to_input_grid(logits, *managers, props)
+                        fold_tumors.append(np.asarray(fold_map) == tumor_label)
+                    if summed is None:
+                        summed = logits
+                    else:
+                        summed += logits
+                if n_folds > 1:
+                    summed /= n_folds
+                label_map, probabilities = to_input_grid(
+                    summed, *managers, props, return_probabilities=True
+                )
+        finally:
+            torch.set_num_threads(threads)
+        tumor_probability = np.asarray(probabilities[tumor_label], dtype=np.float32)
+        return EnsemblePrediction(np.asarray(label_map), tumor_probability, fold_tumors)
+
     def prepare(self, case: Case) -> tuple:
         """Read and preprocess a case: (tensor, properties, PET image, SUV (z, y, x))."""
         data, props, image, suv = self.load(case)
@@ -440,11 +514,13 @@ def predict_cases(
         provenance["device"] = predictor.predictor.device.type
         ahead = o.num_processes_preprocessing
 
-        def write_outputs(case: Case, label_map, image, suv, predict_s: float) -> str:
+        def write_outputs(
+            case: Case, prediction: EnsemblePrediction, image, suv, predict_s: float
+        ) -> str:
             t1 = time.perf_counter()
             spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
             tumor, organs = split_label_map(
-                label_map, model.label_set, spacing_zyx, o.min_volume_ml,
+                prediction.label_map, model.label_set, spacing_zyx, o.min_volume_ml,
                 o.remove_in_organs, suv, o.suv_threshold,
             )  # fmt: skip
             more = _more_outputs(case, tumor, suv, image, o.dicom_seg, o.rotating_mip, window)
@@ -457,6 +533,8 @@ def predict_cases(
                 **provenance, "timing_s": {"predict": round(predict_s, 3)}},
                 more_outputs=more, mip_window=window,
                 save_suv=o.save_suv and case.loader is not None,
+                tumor_probability=prediction.tumor_probability,
+                fold_tumors=prediction.fold_tumors, save_probabilities=o.save_probabilities,
             )  # fmt: skip
             report["timing_s"]["outputs"] = round(time.perf_counter() - t1, 3)
             from lion_nnunet.io import write_json
@@ -485,14 +563,16 @@ def predict_cases(
                     log.error("case %s not predicted: %s", case.case_id, e)
                     drop_failed_case(out_dir / case.case_id)
                     continue
-                label_map = predictor.predict_prepared(tensor, props)
+                prediction = predictor.predict_ensemble(tensor, props)
                 del tensor
                 if not isinstance(predictor.reader, _simpleitk_io()):
-                    label_map = _label_map_via_reader(predictor, label_map, props, case)
+                    prediction = EnsemblePrediction(  # the probabilities stay in nnU-Net's order
+                        _label_map_via_reader(predictor, prediction.label_map, props, case)
+                    )
                 while len(writing) >= o.num_processes_segmentation_export:
                     done.append(writing.popleft().result())
                 seconds = time.perf_counter() - t0
-                writing.append(writers.submit(write_outputs, case, label_map, image, suv, seconds))
+                writing.append(writers.submit(write_outputs, case, prediction, image, suv, seconds))
             while writing:
                 done.append(writing.popleft().result())
     summary = write_summary(out_dir)

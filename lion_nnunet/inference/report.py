@@ -8,7 +8,10 @@ Keys of ``report.json`` (a stable interface, see docs/inference.md): ``case_id``
 ``tlg`` (SUV x ml: sum over lesions of SUVmean x volume in ml = sum of SUV x voxel volume),
 ``suv_max``, ``suv_mean``, ``suv_peak`` (highest mean SUV in a 1 ml sphere centred on a tumor
 voxel, PERCIST), ``lesion_count``, ``lesions`` (list), ``model``, ``folds``, ``lion_version``,
-``nnunetv2_version``.
+``nnunetv2_version``, ``flag_score`` and ``flag_reasons`` (:mod:`.flags`). Each lesion carries
+``confidence`` (mean ensemble tumor probability inside it, 0..1; null where no probabilities exist,
+e.g. ``lion postprocess``) and ``fold_agreement`` (share of the ensemble's folds whose own tumor
+prediction overlaps it; null with fewer than two folds).
 
 Numbers are rounded to their precision (:data:`DECIMALS`): volumes to 0.001 ml, SUVs and TLG to
 0.01, millimetres to 0.1; counts and label ids are integers; folds are integers (or ``"all"``),
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import cc3d
@@ -39,12 +42,12 @@ ORGAN_SEARCH_MM = (20.0, 60.0, 200.0)
 #: Above this many lesions, nearest organs come from one distance transform of the whole image.
 MAX_LESIONS_PER_CROP = 20
 #: Decimals kept per unit: ml, SUV, SUV x ml (TLG), mm.
-DECIMALS = {"ml": 3, "suv": 2, "suv_ml": 2, "mm": 1}
+DECIMALS = {"ml": 3, "suv": 2, "suv_ml": 2, "mm": 1, "share": 3}
 #: Per-case measurements in summary.csv, then the provenance columns (see :func:`summary_frame`).
 MEASUREMENTS = ("tmtv_ml", "tlg", "suv_max", "suv_mean", "suv_peak", "lesion_count")
 SUMMARY_COLUMNS = (
-    "case_id", *MEASUREMENTS, "model", "installed_model", "folds", "checkpoint",
-    "checkpoint_sha256", "tta", "step_size", "min_volume_ml", "remove_in_organs",
+    "case_id", *MEASUREMENTS, "flag_score", "flag_reasons", "model", "installed_model", "folds",
+    "checkpoint", "checkpoint_sha256", "tta", "step_size", "min_volume_ml", "remove_in_organs",
     "suv_threshold", "device", "lion_version", "nnunetv2_version",
 )  # fmt: skip
 _UNITS = {"tmtv_ml": "ml", "volume_ml": "ml", "tlg": "suv_ml", "suv_max": "suv",
@@ -182,6 +185,8 @@ def case_report(
     model: str | None = None,
     folds: list[str] | None = None,
     extra: Mapping | None = None,
+    tumor_probability: np.ndarray | None = None,
+    fold_tumors: Sequence[np.ndarray] | None = None,
 ) -> dict:
     """The report.json content of one case.
 
@@ -194,6 +199,10 @@ def case_report(
         organ_names: label id -> organ name.
         model, folds: what predicted the mask (None for masks from elsewhere).
         extra: more keys to store (e.g. input file names).
+        tumor_probability: the ensemble's tumor probability (0..1, z, y, x) or None; gives each
+            lesion's ``confidence`` (mean inside the lesion).
+        fold_tumors: each fold's own tumor mask (z, y, x); with two or more, each lesion's
+            ``fold_agreement`` is the share of them that overlap it (else null).
 
     Returns:
         Dict with the keys listed in the module docstring; SUV values in SUV (g/ml), volumes in ml,
@@ -225,6 +234,12 @@ def case_report(
             nearest, dist = (None, None)
             if nearest_map is not None:
                 nearest, dist = nearest_map(lesion, bbox)
+            confidence, agreement = None, None
+            if tumor_probability is not None:
+                confidence = float(tumor_probability[bbox][lesion].astype(np.float64).mean())
+            if fold_tumors is not None and len(fold_tumors) >= 2:
+                hits = [bool(np.any(np.asarray(f)[bbox][lesion])) for f in fold_tumors]
+                agreement = sum(hits) / len(hits)
             lesions.append(
                 {
                     "lesion_id": i,
@@ -236,6 +251,8 @@ def case_report(
                     "centroid_mm": [rounded(c, "mm") for c in centroid],
                     "nearest_organ": nearest,
                     "distance_to_organ_mm": dist,
+                    "confidence": rounded(confidence, "share"),
+                    "fold_agreement": rounded(agreement, "share"),
                 }
             )
     count = int(tumor.sum())
@@ -281,6 +298,7 @@ def summary_frame(reports: list[dict]) -> pd.DataFrame:
         for key in MEASUREMENTS[:-1]:
             row[key] = rounded(row[key], _UNITS[key])
         row["folds"] = " ".join(str(f) for f in r.get("folds") or [])
+        row["flag_reasons"] = "; ".join(r.get("flag_reasons") or [])
         sums = r.get("checkpoint_sha256") or {}
         row["checkpoint_sha256"] = " ".join(f"{f}:{h}" for f, h in sums.items())
         row["tta"] = settings.get("use_mirroring")

@@ -24,7 +24,7 @@ from scipy import ndimage
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import atomic_path
 
-from .pictures import DEFAULT_WINDOW
+from .pictures import DEFAULT_WINDOW, MIN_HEIGHT_PX, captioned, window_text
 
 TUMOR_RGB = np.array([230, 13, 13], dtype=np.float32)
 TUMOR_ALPHA = 0.75
@@ -75,11 +75,23 @@ def save_rotating_mip(
     spacing_mm: float = 4.0,
     window: tuple[float, float] = DEFAULT_WINDOW,
 ) -> Path:
-    """Write the rotating MIP as a looping GIF (atomic); see :func:`rotating_mip_frames`."""
+    """Write the rotating MIP as a looping GIF (atomic); see :func:`rotating_mip_frames`.
+
+    The frames (``spacing_mm`` square pixels) are enlarged bilinearly to at least
+    :data:`~lion_nnunet.inference.pictures.MIN_HEIGHT_PX` pixels high, under a caption that
+    states the SUV window.
+    """
     from PIL import Image
 
-    frames = [Image.fromarray(f) for f in rotating_mip_frames(suv, tumor, spacing_zyx, step_deg,
-                                                               spacing_mm, window)]  # fmt: skip
+    raw = rotating_mip_frames(suv, tumor, spacing_zyx, step_deg, spacing_mm, window)
+    height = max(MIN_HEIGHT_PX, raw[0].shape[0])
+    size = (max(1, round(raw[0].shape[1] * height / raw[0].shape[0])), height)
+    lines = [f"rotating MIP, {window_text(window)}", "fixed window, white..black, tumor red"]
+    frames = [
+        captioned([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR))],
+                  lines, [None])
+        for f in raw
+    ]  # fmt: skip
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                        duration=frame_ms, loop=0)  # fmt: skip

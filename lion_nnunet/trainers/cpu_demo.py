@@ -37,6 +37,19 @@ class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
     lion_num_epochs, lion_iterations_per_epoch = 20, 50
 
 
+class nnUNetTrainer_LION_tumorDice_demo_finetune(nnUNetTrainer_LION_tumorDice_demo):
+    """``benchmarks/confidence.py``: the demo's set-up, 2 epochs x 25 iterations at a tenth of its
+    learning rate (1e-3), for folds started from the demo's trained model
+    (``nnUNetv2_train ... -pretrained_weights``). nnU-Net does not transfer the output layers
+    (``.seg_layers.``), so 50 iterations leave a weak model; the benchmark says so."""
+
+    lion_num_epochs, lion_iterations_per_epoch = 2, 25
+
+    def configure_optimizers(self):
+        self.initial_lr = 1e-3
+        return super().configure_optimizers()
+
+
 class nnUNetTrainer_LION_bench(_CpuAdamW):
     """``benchmarks/organ_context.py``: nnU-Net's plain Dice mean, 120 epochs x 50 iterations."""
 
