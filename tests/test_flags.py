@@ -48,10 +48,11 @@ def test_lesion_terms_low_confidence_and_fold_disagreement() -> None:
         {"volume_ml": 5.0, "confidence": 0.9, "fold_agreement": 1.0},
     ]
     flags = flag_case(_report(lesions, 7.4, 3), suv, tumor, SPACING)
-    # low confidence: 2.0 + 0.4 = 2.4 ml -> 1 x 2.4; fold disagreement: 2.0 ml -> 1 x 2.0
+    # low confidence: 2.0 + 0.4 = 2.4 ml -> 1 x (1 + log2 2.4) = 2.26 (1.2630 + 1);
+    # fold disagreement: 2.0 ml -> 1 x (1 + log2 2) = 2.0
     assert flags.values["low_confidence"] == pytest.approx(2.4)
     assert flags.values["fold_disagreement"] == pytest.approx(2.0)
-    assert flags.score == pytest.approx(4.4)
+    assert flags.score == pytest.approx(2.26 + 2.0)
     assert flags.reasons == [
         "2.4 ml of tumor in 2 lesion(s) has confidence below 0.5",
         "2.0 ml of tumor in 1 lesion(s) is missed by at least one fold",
@@ -70,7 +71,7 @@ def test_tumor_touching_a_hot_organ() -> None:
     tumor[25:27, 30:32, 30:32] = 1  # 0.8 ml in the body, away from every organ
     flags = flag_case(_report(), suv, tumor, SPACING, organs, FDG)
     assert flags.values["hot_organ"] == pytest.approx(3.2)
-    assert flags.score == pytest.approx(2 * 3.0)  # weight 2 x min(3.2 / 1 ml, 3)
+    assert flags.score == pytest.approx(5.36)  # weight 2 x (1 + log2 3.2) = 2 x 2.6781
     assert flags.reasons == ["3.2 ml of tumor touches the urinary bladder"]
     # without an organ map the term cannot be computed
     assert flag_case(_report(), suv, tumor, SPACING).values["hot_organ"] is None
@@ -80,9 +81,10 @@ def test_implausible_totals_and_tumor_outside_the_body() -> None:
     suv, tumor, _ = _volume()
     tumor[0:2, 0:2, 0:5] = 1  # 20 voxels = 2.0 ml in the air
     flags = flag_case(_report(tmtv_ml=3000.0, lesion_count=60), suv, tumor, SPACING)
-    # TMTV 3000 / 1500 ml -> 1 x 2; 60 / 50 lesions -> 1 x 1.2; 2.0 / 0.5 ml outside -> 3 x 3
+    # TMTV 3000 / 1500 ml -> 1 x (1 + 1); 60 / 50 lesions -> 1 x (1 + log2 1.2 = 0.2630);
+    # 2.0 / 0.5 ml outside -> 3 x (1 + 2)
     assert flags.values["outside_body"] == pytest.approx(2.0)
-    assert flags.score == pytest.approx(2.0 + 1.2 + 9.0)
+    assert flags.score == pytest.approx(2.0 + 1.26 + 9.0)
     assert flags.reasons == [
         "TMTV 3000 ml is above 1500 ml",
         "60 lesions (at least 50)",
@@ -97,7 +99,7 @@ def test_hot_spots_left_unsegmented() -> None:
     suv[30, 30, 30] = 5.9  # below 3 x the liver's mean SUV 2
     flags = flag_case(_report(), suv, tumor, SPACING, organs, FDG)
     assert flags.values["unsegmented_hot_spots"] == pytest.approx(4.0)
-    assert flags.score == pytest.approx(2 * 3.0)
+    assert flags.score == pytest.approx(2 * (1 + 2))  # 4.0 / 1 ml: 1 + log2 4
     assert flags.reasons == [
         "4.0 ml outside organs and tumor above SUV 6.0 (3 x liver mean 2.0), SUVmax 9.0, "
         "left unsegmented"

@@ -2,7 +2,8 @@
 
 Each term measures one reason to distrust a prediction (:data:`TERMS`, documented as a table in
 docs/inference.md). A term whose value reaches its threshold fires: it adds
-``weight x min(value / threshold, 3)`` points and one sentence per finding to the reasons; a
+``weight x (1 + log2(value / threshold))`` points and one sentence per finding to the reasons
+(logarithmic, so a larger finding still ranks higher while one term cannot drown the others); a
 term below its threshold adds nothing. The score is the sum (0 = nothing to flag); cases are
 reviewed highest first. A term whose input is missing (no probabilities, one fold, no organ map,
 no liver) is skipped, and says so nowhere: it cannot fire.
@@ -19,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -33,8 +35,6 @@ from .report import CONNECTIVITY
 
 #: Lesions with a confidence (mean ensemble tumor probability) below this count as uncertain.
 LOW_CONFIDENCE = 0.5
-#: A term adds at most this many times its weight, so one term cannot drown the others.
-MAX_MULTIPLE = 3.0
 #: The body: voxels above this SUV, holes filled (air and the scanner bed are below it).
 BODY_SUV = 0.3
 #: Unsegmented hot spot: SUV above this multiple of the liver's mean SUV ...
@@ -47,7 +47,7 @@ MIN_LIVER_ML = 10.0
 
 @dataclass(frozen=True)
 class FlagTerm:
-    """One flag-score term: ``weight x min(value / threshold, 3)`` once value >= threshold."""
+    """One flag-score term: ``weight x (1 + log2(value / threshold))`` once value >= threshold."""
 
     name: str
     formula: str
@@ -85,7 +85,7 @@ def term_points(term: FlagTerm, value: float | None) -> float:
     """Points a term adds for ``value``: 0 below the threshold (or None)."""
     if value is None or value < term.threshold:
         return 0.0
-    return round(term.weight * min(value / term.threshold, MAX_MULTIPLE), 2)
+    return round(term.weight * (1.0 + math.log2(value / term.threshold)), 2)
 
 
 def body_mask(suv: np.ndarray) -> np.ndarray:
