@@ -129,19 +129,22 @@ def _load_jobqueue_config(path: Path) -> dict:
 
 
 def slurm_cluster(config_file: Path, **kwargs):
-    """A ``dask_jobqueue.SLURMCluster`` from a dask-jobqueue YAML file; starts no job."""
-    import dask
+    """A ``dask_jobqueue.SLURMCluster`` from a dask-jobqueue YAML file; starts no job.
+
+    The file's ``jobqueue: slurm:`` settings (dask-jobqueue's names, ``-`` or ``_``) become the
+    cluster's arguments; ``kwargs`` add to them.
+    """
     from dask_jobqueue import SLURMCluster
 
     config = _load_jobqueue_config(config_file)
-    with dask.config.set(config):
-        try:
-            return SLURMCluster(**kwargs)
-        except (TypeError, ValueError) as e:
-            raise LionError(
-                f"--cluster-config {config_file}: dask-jobqueue refuses it ({e}); fix the "
-                "jobqueue: slurm: section"
-            ) from None
+    settings = {k.replace("-", "_"): v for k, v in config["jobqueue"]["slurm"].items()}
+    try:
+        return SLURMCluster(**{**settings, **kwargs})
+    except (TypeError, ValueError) as e:
+        raise LionError(
+            f"--cluster-config {config_file}: dask-jobqueue refuses it ({e}); fix the "
+            "jobqueue: slurm: section"
+        ) from None
 
 
 def _worker_env(workers: int) -> dict[str, str]:
