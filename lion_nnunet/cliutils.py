@@ -106,6 +106,18 @@ CLUSTER_EPILOG = """\
 """
 
 
+def _cluster_spec(text: str) -> str:
+    """argparse ``type`` of ``--cluster``: a malformed spec is a usage error (exit 2)."""
+    from lion_nnunet.cohort.cluster import check_spec
+    from lion_nnunet.errors import LionError
+
+    try:
+        return check_spec(text.strip())
+    except LionError as e:
+        message = str(e).removeprefix(f"--cluster {text.strip()}: ")
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     """``--cluster``, ``--cluster-config``, ``--max-workers``: where the cases run (Dask)."""
     group = parser.add_argument_group(
@@ -113,7 +125,7 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
         "<out>/cohort.csv and the others go on (docs/cohort.md)",
     )  # fmt: skip
     group.add_argument(
-        "--cluster", default="local", metavar="SPEC",
+        "--cluster", default="local", metavar="SPEC", type=_cluster_spec,
         help="local (this process; one worker per GPU when several), local:N (N worker "
         "processes), tcp://HOST:PORT (a running Dask scheduler) or slurm (--cluster-config)",
     )  # fmt: skip

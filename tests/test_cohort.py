@@ -65,7 +65,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory):
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cohort_model") / "Dataset991_RANDOM"
     return make_random_model(root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
-                             patch_size=(32, 32, 32), spacing=(8.0, 8.0, 8.0))  # fmt: skip
+                             patch_size=(16, 16, 32), spacing=(16.0, 16.0, 16.0))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -174,14 +174,14 @@ def test_killed_worker_case_retried_once(scheduler, model: Path, studies: Path,
     from lion_nnunet.inference.predict import discover_cases
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # gated_predict: by value
-    cases = [c for c in discover_cases(studies) if c.case_id != BAD][:3]
+    cases = [c for c in discover_cases(studies) if c.case_id != BAD][:2]
     victim = cases[0].case_id
     gate = tmp_path / victim
     gate.mkdir()
     out = tmp_path / "out"
     options = PredictOptions(folds=("0",), device="cpu", use_mirroring=False, progress=False)
     items = [(PredictJob(c, str(model), str(out), options), str(gate)) for c in cases]
-    pids_before = {w["pid"] for w in scheduler.scheduler_info()["workers"].values()}
+    pids_before = set(scheduler.run(os.getpid).values())  # {worker address: pid}
     killed: list[int] = []
 
     def kill_when_started() -> None:
@@ -287,3 +287,10 @@ def test_slurm_job_script_from_cluster_config(tmp_path: Path) -> None:
 def test_bad_cluster_spec_is_named(args: list[str], message: str) -> None:
     with pytest.raises(LionError, match=message):
         ClusterOptions(args[1], Path(args[3]) if len(args) > 2 else None)
+
+
+def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "-i", "in", "-o", "out", "-m", "fdg", "--cluster", "lokal:2"])
+    assert exit_.value.code == 2
+    assert "--cluster: expected local, local:N, tcp://HOST:PORT or slurm" in capsys.readouterr().err

@@ -4,7 +4,8 @@ Specs:
     ``local`` (default): this process, as before, when there is one worker; one worker per GPU
     (dask-cuda's ``LocalCUDACluster``) when the command runs on CUDA and several GPUs are visible.
     ``local:N``: a ``LocalCluster`` of N worker processes (one thread each, the cores shared
-    between them), or N GPU workers with dask-cuda on a multi-GPU machine.
+    between them; ``local:1`` is one worker process), or N GPU workers with dask-cuda on a
+    multi-GPU machine.
     ``tcp://HOST:PORT``: an existing Dask scheduler (its workers must have lion-nnunet and see
     the same files).
     ``slurm``: a ``dask_jobqueue.SLURMCluster`` from ``--cluster-config FILE`` (dask-jobqueue's
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 2
 SPEC_HELP = "local, local:N, tcp://HOST:PORT or slurm"
 GPU_HINT = "pip install 'lion-nnunet[gpu]' (dask-cuda)"
+
+
+def check_spec(spec: str) -> str:
+    """``spec`` when it is ``local``, ``local:N`` (N >= 1), ``tcp://...`` or ``slurm``."""
+    if spec in ("local", "slurm") or spec.startswith("tcp://"):
+        return spec
+    match = re.fullmatch(r"local:(\d+)", spec)
+    if not match or int(match.group(1)) < 1:
+        raise LionError(f"--cluster {spec}: expected local:N with N >= 1 workers"
+                        if spec.startswith("local:") else
+                        f"--cluster {spec}: expected {SPEC_HELP}")  # fmt: skip
+    return spec
 
 
 @dataclass(frozen=True)
@@ -78,13 +91,7 @@ class ClusterOptions:
             raise LionError(f"--cluster-config is for --cluster slurm, not --cluster {spec}")
         if self.max_workers < 1:
             raise LionError(f"--max-workers {self.max_workers}: expected at least 1")
-        if spec == "local" or spec.startswith("tcp://") or spec == "slurm":
-            return
-        match = re.fullmatch(r"local:(\d+)", spec)
-        if not match or int(match.group(1)) < 1:
-            raise LionError(f"--cluster {spec}: expected local:N with N >= 1 workers"
-                            if spec.startswith("local:") else
-                            f"--cluster {spec}: expected {SPEC_HELP}")  # fmt: skip
+        check_spec(spec)
 
     @property
     def local_workers(self) -> int | None:
@@ -96,8 +103,11 @@ class ClusterOptions:
         return None
 
     def single_process(self, gpus: int) -> bool:
-        """True when the cases run in this process (today's path): one local worker, <= 1 GPU."""
-        return self.spec == "local:1" or (self.spec == "local" and gpus <= 1)
+        """True when the cases run in this process (today's path): ``local`` and <= 1 GPU.
+
+        ``local:1`` is one worker process on Dask (the predictor in a worker, ``cohort.csv``).
+        """
+        return self.spec == "local" and gpus <= 1
 
 
 def visible_gpus(device: str) -> int:
