@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from test_convert_dicom import dicom_tree  # noqa: F401  (the DICOM tree fixture)
 
 from lion_nnunet.cli import main
 from lion_nnunet.cohort.cluster import MAX_RETRIES, ClusterOptions, slurm_cluster
@@ -237,6 +238,26 @@ def test_convert_on_dask_equals_single_process(
     assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
 
 
+def test_convert_dicom_on_dask_equals_single_process(dicom_tree: dict, scheduler,  # noqa: F811
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    args = ["convert", "dicom", "--input", str(dicom_tree["root"]), "--no-pbar"]
+    assert main([*args, "--output", str(tmp_path / "single")]) == 1  # the MBq series refused
+    assert main([*args, "--output", str(tmp_path / "dask"),
+                 "--cluster", scheduler.scheduler.address]) == 1  # fmt: skip
+    files = sorted(p.relative_to(tmp_path / "single")
+                   for p in (tmp_path / "single").rglob("*.nii.gz"))  # fmt: skip
+    assert len(files) == 5  # SUV, CTres, SEG of study 1; SUV, SEG of study 2
+    assert sorted(p.relative_to(tmp_path / "dask")
+                  for p in (tmp_path / "dask").rglob("*.nii.gz")) == files  # fmt: skip
+    for rel in files:
+        np.testing.assert_array_equal(_array(tmp_path / "dask" / rel),
+                                      _array(tmp_path / "single" / rel))  # fmt: skip
+    table = pd.read_csv(tmp_path / "dask" / "cohort.csv", keep_default_na=False)
+    assert sorted(table["status"]) == ["failed", "ok", "ok"]
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert failed["case_id"].startswith("P2") and "looks like MBq" in failed["error"]
+
+
 # --- cluster specs -----------------------------------------------------------------------------
 
 SLURM_YAML = """\
@@ -259,7 +280,7 @@ def test_slurm_job_script_from_cluster_config(tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
     config.write_text(SLURM_YAML)
     options = ClusterOptions("slurm", config, max_workers=4)
-    cluster = slurm_cluster(options.config)
+    cluster = slurm_cluster(options.config, scheduler_options={"dashboard_address": ":0"})
     try:
         script = cluster.job_script()
     finally:
