@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,9 +126,10 @@ def run_cohort(
     from distributed import as_completed
     from distributed.client import FutureCancelledError
 
+    run_id = uuid.uuid4().hex[:8]  # keys unique on a scheduler shared by several runs
     futures = {}
     for i, (case_id, item) in enumerate(zip(case_ids, items, strict=True)):
-        key = f"lion-{desc.split()[0]}-{i}-{case_id}"
+        key = f"lion-{desc.split()[0]}-{run_id}-{i}-{case_id}"
         futures[client.submit(run_task, func, item, key=key, pure=False)] = i
     outcomes: list[CaseOutcome | None] = [None] * len(items)
     failed = 0
