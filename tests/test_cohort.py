@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from test_convert_dicom import dicom_tree  # noqa: F401  (the DICOM tree fixture)
+from test_organs_run import fake_ts, weights  # noqa: F401  (TotalSegmentator's network replaced)
 
 from lion_nnunet.cli import main
 from lion_nnunet.cohort.cluster import MAX_RETRIES, ClusterOptions, slurm_cluster
@@ -256,6 +257,34 @@ def test_convert_dicom_on_dask_equals_single_process(dicom_tree: dict, scheduler
     assert sorted(table["status"]) == ["failed", "ok", "ok"]
     failed = table[table["status"] == "failed"].iloc[0]
     assert failed["case_id"].startswith("P2") and "looks like MBq" in failed["error"]
+
+
+def _use_fake_totalsegmentator(fake) -> None:
+    """In a worker process: TotalSegmentator's network replaced, as the fixture does here."""
+    import totalsegmentator.python_api as api
+
+    api.totalsegmentator = fake
+
+
+def test_organs_on_dask_equals_single_process(psma_cohort: Path, fake_ts, weights: Path,  # noqa: F811
+                                              scheduler, tmp_path: Path) -> None:  # fmt: skip
+    studies = psma_cohort / "studies"
+    args = ["organs", "--input", str(studies), "--tracer", "psma", "--device", "cpu",
+            "--weights", str(weights), "--no-pbar"]  # fmt: skip
+    assert main([*args, "--output", str(tmp_path / "single")]) == 0
+    scheduler.run(_use_fake_totalsegmentator, fake_ts)
+    assert main([*args, "--output", str(tmp_path / "dask"),
+                 "--cluster", scheduler.scheduler.address]) == 0  # fmt: skip
+    files = sorted(p.relative_to(tmp_path / "single")
+                   for p in (tmp_path / "single").rglob("*.nii.gz"))  # fmt: skip
+    assert len(files) == 2 * len(list(studies.rglob("SUV.nii.gz"))) > 0
+    assert sorted(p.relative_to(tmp_path / "dask")
+                  for p in (tmp_path / "dask").rglob("*.nii.gz")) == files  # fmt: skip
+    for rel in files:
+        np.testing.assert_array_equal(_array(tmp_path / "dask" / rel),
+                                      _array(tmp_path / "single" / rel))  # fmt: skip
+    table = pd.read_csv(tmp_path / "dask" / "cohort.csv")
+    assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
 
 
 # --- cluster specs -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ DOC_ORDER = [
     "docs/data-preparation.md",
     "docs/training.md",
     "docs/inference.md",
+    "docs/cohort.md",
     "docs/metrics.md",
     "docs/tom.md",
     "docs/domain-shift.md",
