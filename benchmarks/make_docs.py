@@ -48,6 +48,7 @@ BENCHMARKS = {
     "train_step": "LION trainer iteration time vs stock nnUNetTrainer",
     "side_by_side": "two CPU trainings in a row vs side by side",
     "predict": "`lion predict` vs stock `nnUNetv2_predict`; model loaded once",
+    "cohort": "`lion predict --cluster` (Dask workers) vs one process vs nnU-Net's parts",
     "evaluate": "metrics with cc3d vs a scipy.ndimage baseline",
     "organ_context": "organ classes vs tumor-only on synthetic cohorts",
     "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
@@ -152,6 +153,21 @@ def predict(s: dict) -> str:
     )
 
 
+def cohort(s: dict) -> str:
+    body = [[f"`{r['arm']}`", fmt(r["cases"]), fmt(r["seconds"], 1), fmt(r["cases_per_min"], 2)]
+            for r in s["arms"]]  # fmt: skip
+    r = s["ratios"]
+    return (
+        f"Device `{s['device']}`, {s['cases']} phantoms, {s['model']} (patch "
+        f"{'x'.join(str(v) for v in s['patch'])}), mirroring off; each arm a fresh process "
+        "(nnU-Net's two parts at once), timed from start to exit.\n\n"
+        + table(["arm", "cases", "seconds", "cases/min"], body)
+        + f"\n2 workers vs 1 worker: {fmt(r['two_workers_over_one_worker'], 2)}x; 2 workers vs "
+        f"one process: {fmt(r['two_workers_over_one_process'], 2)}x; 2 workers vs "
+        f"`nnUNetv2_predict -num_parts 2`: {fmt(r['two_workers_over_nnunet_two_parts'], 2)}x.\n"
+    )
+
+
 def evaluate(s: dict) -> str:
     z, y, x = s["shape_zyx"]
     body = [[k, fmt(v, 1), fmt(s["cases_per_s"][k], 1)] for k, v in s["seconds"].items()]
@@ -252,8 +268,13 @@ def gpu_suite(s: dict) -> str:
 
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
+<<<<<<< HEAD
     "predict": predict, "evaluate": evaluate, "organ_context": organ_context,
     "confidence": confidence, "gpu_suite": gpu_suite,
+=======
+    "predict": predict, "cohort": cohort, "evaluate": evaluate, "organ_context": organ_context,
+    "gpu_suite": gpu_suite,
+>>>>>>> cohort
 }  # fmt: skip
 
 

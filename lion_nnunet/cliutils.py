@@ -97,3 +97,54 @@ def add_tracer(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--tracer", choices=TRACERS, required=required, help="tracer, picks the organ label set"
     )
+
+
+CLUSTER_EPILOG = """\
+  --cluster local:4                    # 4 worker processes on this machine
+  --cluster tcp://10.0.0.5:8786        # an existing Dask scheduler
+  --cluster slurm --cluster-config slurm.yaml --max-workers 20   # see docs/cohort.md
+"""
+
+
+def _cluster_spec(text: str) -> str:
+    """argparse ``type`` of ``--cluster``: a malformed spec is a usage error (exit 2)."""
+    from lion_nnunet.cohort.cluster import check_spec
+    from lion_nnunet.errors import LionError
+
+    try:
+        return check_spec(text.strip())
+    except LionError as e:
+        message = str(e).removeprefix(f"--cluster {text.strip()}: ")
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """``--cluster``, ``--cluster-config``, ``--max-workers``: where the cases run (Dask)."""
+    group = parser.add_argument_group(
+        "cohort execution", "one task per case on Dask; a failed case is recorded in "
+        "<out>/cohort.csv and the others go on (docs/cohort.md)",
+    )  # fmt: skip
+    group.add_argument(
+        "--cluster", default="local", metavar="SPEC", type=_cluster_spec,
+        help="local (this process; one worker per GPU when several), local:N (N worker "
+        "processes), tcp://HOST:PORT (a running Dask scheduler) or slurm (--cluster-config)",
+    )  # fmt: skip
+    group.add_argument(
+        "--cluster-config", default=None, metavar="FILE",
+        help="dask-jobqueue YAML (jobqueue: slurm: queue, cores, memory, walltime, "
+        "job_extra_directives, job_script_prologue) for --cluster slurm",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-workers", type=int, default=1, metavar="N",
+        help="SLURM jobs (one worker each) to scale to with --cluster slurm",
+    )  # fmt: skip
+
+
+def cluster_options(args: argparse.Namespace, progress: bool = True):
+    """The :class:`~lion_nnunet.cohort.cluster.ClusterOptions` of ``add_cluster_args``' flags."""
+    from pathlib import Path
+
+    from lion_nnunet.cohort.cluster import ClusterOptions
+
+    config = None if args.cluster_config is None else Path(args.cluster_config)
+    return ClusterOptions(args.cluster, config, args.max_workers, dashboard=progress)

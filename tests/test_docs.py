@@ -30,6 +30,7 @@ DOC_CHAINS = {
         "docs/data-preparation.md",
         "docs/training.md",
         "docs/inference.md",
+        "docs/cohort.md",
         "docs/metrics.md",
         "docs/reproducing.md",
         "docs/benchmarks.md",

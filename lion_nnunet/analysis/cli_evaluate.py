@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from lion_nnunet.cliutils import (
+    add_cluster_args,
     add_command,
     add_json,
     add_no_pbar,
     add_overwrite,
     add_processes,
+    cluster_options,
     log_to,
 )
 
@@ -53,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--strict", action="store_true", help="refuse predictions on another grid")
     add_allow_missing(e, "evaluate the predicted cases, list the others as missing")
     add_processes(e)
+    add_cluster_args(e)
     add_overwrite(e)
     add_no_pbar(e)
     add_json(e)
@@ -112,6 +115,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         tumor_label=args.tumor_label, gt_tumor_label=args.gt_tumor_label, strict=args.strict,
         pet_dir=args.pet, allow_missing=args.allow_missing, num_processes=args.num_processes,
         overwrite=args.overwrite, progress=not args.no_pbar,
+        cluster=cluster_options(args, not args.no_pbar),
     )  # fmt: skip
     overall = result["summary"][0]
     if args.json:

@@ -30,6 +30,8 @@ import SimpleITK as sitk
 
 from lion_nnunet.analysis.metrics import case_metrics, detection_scores
 from lion_nnunet.case_ids import case_id_of_name
+from lion_nnunet.cohort.cluster import ClusterOptions
+from lion_nnunet.cohort.run import map_cases
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.plausibility import read_pet
 from lion_nnunet.io import (
@@ -40,7 +42,6 @@ from lion_nnunet.io import (
     write_json,
 )
 from lion_nnunet.labels import TUMOR_LABEL, find_tumor_label
-from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 METRICS = (
@@ -182,6 +183,13 @@ def _evaluate_case(job: _Job) -> dict:
         return {**row, "status": "error", "error": str(e)}
 
 
+def _row_status(row: dict) -> tuple[str, str]:
+    """cohort.csv's status of a per-case row (a case without prediction is skipped)."""
+    if row["status"] == "error":
+        return "failed", row["error"]
+    return ("skipped" if row["status"] == "missing" else "ok"), ""
+
+
 def _summaries(per_case: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
     rows = []
     groupings = [("all", None)] + [(col, col) for col in group_by]
@@ -221,6 +229,7 @@ def evaluate(
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    cluster: ClusterOptions | None = None,
 ) -> dict:
     """Evaluate every ground-truth case; write per_case.csv, summary.csv, summary.json.
 
@@ -242,6 +251,8 @@ def evaluate(
         num_processes: Worker processes.
         overwrite: Replace existing outputs.
         progress: Show a progress bar.
+        cluster: ``--cluster``: cases as Dask tasks, ``cohort.csv`` in ``out_dir``; None:
+            ``num_processes`` local processes.
 
     Returns:
         The content of summary.json.
@@ -295,7 +306,11 @@ def evaluate(
                 )
         jobs.append(_Job(case, str(gt), str(pred) if pred else None, tumor_label,
                          gt_tumor_label, strict, str(pet) if pet else None))  # fmt: skip
-    rows = parallel_map(_evaluate_case, jobs, num_processes, "evaluate", progress)
+    rows = map_cases(
+        _evaluate_case, jobs, [j.case for j in jobs], cluster, num_processes, "evaluate",
+        progress, out, status_of=_row_status,
+        on_failure=lambda case, error: {"case_id": case, "status": "error", "error": error},
+    )  # fmt: skip
     per_case = pd.DataFrame(rows)
     errors = per_case[per_case.status == "error"]
     if len(errors):

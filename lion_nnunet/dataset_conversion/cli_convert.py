@@ -12,12 +12,14 @@ from pathlib import Path
 
 from lion_nnunet.cliutils import (
     HelpFormatter,
+    add_cluster_args,
     add_command,
     add_json,
     add_no_pbar,
     add_overwrite,
     add_processes,
     add_sharding,
+    cluster_options,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_processes(p)
     add_sharding(p)
+    add_cluster_args(p)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -139,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         cases, args.dataset_id, args.name, label_set, with_organs=with_organs,
         num_processes=args.num_processes, overwrite=args.overwrite, part_id=args.part_id,
         num_parts=args.num_parts, progress=not args.no_pbar, seed=args.seed,
+        cluster=cluster_options(args, not args.no_pbar),
     )  # fmt: skip
     n_test = sum(c.split == "test" for c in cases)
     if args.json:

@@ -6,7 +6,15 @@ import argparse
 import json
 import sys
 
-from lion_nnunet.cliutils import HelpFormatter, add_json, add_no_pbar, add_overwrite, add_processes
+from lion_nnunet.cliutils import (
+    HelpFormatter,
+    add_cluster_args,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_processes,
+    cluster_options,
+)
 
 EXAMPLES = """\
   lion convert dicom --input /data/pacs_export --output studies
@@ -40,6 +48,7 @@ def register_dicom(kinds: argparse._SubParsersAction) -> None:
         help="regular expression (re.search) picking tumor ROIs / SEG segments by name",
     )
     add_processes(d)
+    add_cluster_args(d)
     add_overwrite(d)
     add_no_pbar(d)
     add_json(d)
@@ -52,6 +61,7 @@ def run_dicom(args: argparse.Namespace) -> int:
     table = convert_dicom(
         args.input, args.output, args.roi, num_processes=args.num_processes,
         overwrite=args.overwrite, progress=not args.no_pbar,
+        cluster=cluster_options(args, not args.no_pbar),
     )  # fmt: skip
     counts = table["status"].value_counts().to_dict()
     refused = table[table["status"] == "refused"]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite
+from lion_nnunet.cliutils import (
+    add_cluster_args,
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    cluster_options,
+)
 
 EXAMPLES = """\
   lion organs --input fdg_studies --output fdg_organs --tracer fdg --device cuda
@@ -47,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("-np", "--num-processes", dest="num_processes", type=int, default=1,
                    help="studies at the same time (1 for one GPU)")  # fmt: skip
+    add_cluster_args(p)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -61,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_organs(
         args.input, args.output, label_set, device=args.device,
         num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
-        weights=args.weights,
+        weights=args.weights, cluster=cluster_options(args, not args.no_pbar),
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

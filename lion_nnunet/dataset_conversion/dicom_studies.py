@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet.cohort.cluster import ClusterOptions
+from lion_nnunet.cohort.run import map_cases
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.dicom_index import SEG_SOP, SeriesInfo, index_dicom, pet_study_folders
 from lion_nnunet.inference.suv import (
@@ -43,7 +45,6 @@ from lion_nnunet.inference.suv import (
     sort_slices,
 )
 from lion_nnunet.io import write_csv, write_image, write_json
-from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,13 @@ def convert_study(job: StudyJob) -> dict:
     return row
 
 
+def _row_status(row: dict) -> tuple[str, str]:
+    """cohort.csv's status of a conversion log row."""
+    if row["status"] == "refused":
+        return "failed", row["reason"]
+    return ("skipped" if row["status"] == "skipped" else "ok"), ""
+
+
 def convert_dicom(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -256,6 +264,7 @@ def convert_dicom(
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    cluster: ClusterOptions | None = None,
 ) -> pd.DataFrame:
     """Convert every PET study under ``input_dir``; the conversion log (also written as CSV).
 
@@ -278,7 +287,13 @@ def convert_dicom(
     jobs, refused = plan_jobs(tree, output_dir, roi, overwrite)
     if not jobs and not refused:
         raise LionError(f"{input_dir}: no DICOM PET series found (files are read by content)")
-    rows = refused + parallel_map(convert_study, jobs, num_processes, "convert dicom", progress)
+    rows = refused + map_cases(
+        convert_study, jobs, [str(j.out_dir.relative_to(output_dir)) for j in jobs], cluster,
+        num_processes, "convert dicom", progress, output_dir,
+        on_failure=lambda study, error: {"study": str(output_dir / study), "status": "refused",
+                                         "series": "", "reason": error, "note": ""},
+        status_of=_row_status,
+    )  # fmt: skip
     table = pd.DataFrame(rows, columns=LOG_COLUMNS)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(table, output_dir / LOG_FILE)

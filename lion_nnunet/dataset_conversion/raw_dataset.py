@@ -35,6 +35,8 @@ import SimpleITK as sitk
 
 from lion_nnunet import __version__
 from lion_nnunet.case_ids import SAFE_CASE_ID, sanitize_case_id
+from lion_nnunet.cohort.cluster import ClusterOptions
+from lion_nnunet.cohort.run import map_cases
 from lion_nnunet.dataset_conversion.organs import organ_label_map
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.plausibility import read_pet
@@ -49,7 +51,6 @@ from lion_nnunet.io import (
 )
 from lion_nnunet.labels import TUMOR_LABEL, LabelSet
 from lion_nnunet.nnunet_env import dataset_folder_name, require_folder
-from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,7 @@ def convert_cohort(
     num_parts: int = 1,
     progress: bool = True,
     seed: int = 0,
+    cluster: ClusterOptions | None = None,
 ) -> Path:
     """Convert ``cases`` into ``$nnUNet_raw/DatasetXXX_NAME``; return the dataset folder.
 
@@ -373,6 +375,9 @@ def convert_cohort(
     When every training case is converted, ``splits_final.json`` (5 folds, whole patients per
     fold, stratified by disease; ``seed``) is written into the dataset folder, where nnU-Net's
     planner copies it to ``nnUNet_preprocessed`` (``lion plans install`` does the same).
+
+    ``cluster`` (``--cluster``) runs the cases as Dask tasks and writes ``cohort.csv`` into the
+    dataset folder; None or one local worker: ``num_processes`` local processes, as before.
     """
     if num_parts < 1 or not 0 <= part_id < num_parts:
         raise LionError(
@@ -406,9 +411,11 @@ def convert_cohort(
         )
         for c in mine
     ]
-    results = parallel_map(
-        _convert_case, jobs, num_processes, f"convert {dataset_dir.name}", progress
-    )
+    results = map_cases(
+        _convert_case, jobs, [j.source.case_id for j in jobs], cluster, num_processes,
+        f"convert {dataset_dir.name}", progress, dataset_dir,
+        on_failure=lambda case_id, error: {"error": f"{case_id}: {error}"},
+    )  # fmt: skip
     errors = [r["error"] for r in results if "error" in r]
     skipped = sum(bool(r.get("skipped")) for r in results)
     if skipped:

@@ -22,10 +22,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lion_nnunet.cohort.cluster import ClusterOptions, visible_gpus
+from lion_nnunet.cohort.run import map_cases
 from lion_nnunet.dataset_conversion.totalseg_weights import check_weights, totalseg_environment
 from lion_nnunet.errors import LionError
 from lion_nnunet.labels import LabelSet
-from lion_nnunet.progress import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def run_organs(
     overwrite: bool = False,
     progress: bool = True,
     weights: str | Path | None = None,
+    cluster: ClusterOptions | None = None,
 ) -> dict:
     """Segment the organs of every study; return ``{"studies", "ran", "skipped", "out"}``.
 
@@ -152,6 +154,8 @@ def run_organs(
         weights: folder holding TotalSegmentator's weight sets (``Dataset291_...`` folders, as
             the release zips unpack); default: TotalSegmentator's own weights folder
             (``TOTALSEG_WEIGHTS_PATH``, else ``TOTALSEG_HOME_DIR``/nnunet/results).
+        cluster: ``--cluster``: studies as Dask tasks (one worker per GPU with ``local`` on a
+            multi-GPU machine), ``cohort.csv`` in ``output_dir``; None: ``num_processes``.
 
     Raises:
         LionError: TotalSegmentator or weights it needs are missing (before any study starts),
@@ -177,7 +181,13 @@ def run_organs(
         rel = study.relative_to(input_dir) if study != input_dir else Path(study.name)
         jobs.append(OrganJob(str(study), str(ct) if ct else None, str(output_dir / rel), calls,
                              ts_device, overwrite, str(folder)))  # fmt: skip
-    results = parallel_map(_run_study, jobs, num_processes, "organs", progress)
+    ids = [str(Path(j.study).relative_to(input_dir)) if Path(j.study) != input_dir
+           else Path(j.study).name for j in jobs]  # fmt: skip
+    results = map_cases(
+        _run_study, jobs, ids, cluster, num_processes, "organs", progress, output_dir,
+        on_failure=lambda study, error: {"study": study, "error": f"{study}: {error}"},
+        gpus=visible_gpus(ts_device),
+    )  # fmt: skip
     errors = [r["error"] for r in results if "error" in r]
     ran = sum(bool(r.get("ran")) for r in results)
     skipped = sum(not r.get("ran") and "error" not in r for r in results)

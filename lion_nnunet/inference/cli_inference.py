@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lion_nnunet.cliutils import (
+    add_cluster_args,
     add_command,
     add_json,
     add_no_pbar,
@@ -29,6 +30,9 @@ PREDICT_EXAMPLES = """\
        # lionz habits: <subject>/PT_*.nii.gz or DICOM, an installed model by name, -t, -g
   lion predict -i imagesTs/ -o out/ -d 501 -c 3d_fullres -tr nnUNetTrainer_LION -p LIONPlans \
        -f 0 -step_size 0.5 -npp 2 -nps 2 --disable_tta   # nnUNetv2_predict's names
+  lion predict -i imagesTs/ -o out/ -m fdg --cluster local:2   # 2 worker processes (Dask)
+  lion predict -i autopet/ -o out/ -m fdg --cluster slurm --cluster-config slurm.yaml \\
+       --max-workers 16      # one GPU job per worker; out/cohort.csv lists every case
 """
 
 POSTPROCESS_EXAMPLES = """\
@@ -137,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "probability, float32 on the PET grid)")  # fmt: skip
     _add_filters(p)
     add_sharding(p)
+    add_cluster_args(p)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -165,13 +170,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from lion_nnunet.cliutils import cluster_options
+    from lion_nnunet.cohort.predict import predict_cohort
     from lion_nnunet.nnunet_env import apply_cpu_friendly_defaults
 
     from .model import check_model_folder
     from .options import PredictOptions
-    from .predict import discover_cases, predict_cases
+    from .predict import discover_cases
 
-    apply_cpu_friendly_defaults()
+    apply_cpu_friendly_defaults()  # before the workers start: they inherit the environment
+    cluster = cluster_options(args, progress=not args.no_pbar)
     options = PredictOptions(
         folds=args.folds, checkpoint=args.checkpoint, tumor_label=args.tumor_label,
         device=args.device, use_mirroring=not args.disable_tta, tile_step_size=args.step_size,
@@ -186,7 +194,7 @@ def run_predict(args: argparse.Namespace) -> int:
     folds = None if options.folds is None else list(options.folds)
     model = check_model_folder(_model_folder(args), folds, options.checkpoint, options.tumor_label)
     cases = discover_cases(args.input, model.num_channels)
-    result = predict_cases(cases, model.folder, args.output, options)
+    result = predict_cohort(cases, model.folder, args.output, options, cluster)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

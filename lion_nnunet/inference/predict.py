@@ -458,6 +458,10 @@ def predict_cases(
     model_folder: str | Path,
     out_dir: str | Path,
     options: PredictOptions | None = None,
+    *,
+    predictor: LionPredictor | None = None,
+    summary: bool = True,
+    plan_only: bool = False,
 ) -> dict:
     """Predict every case with one predictor; write per-case outputs and ``summary.csv``.
 
@@ -471,6 +475,11 @@ def predict_cases(
         model_folder: a model folder or an installed model's name.
         out_dir: output folder (``out/<case_id>/``, ``summary.csv``).
         options: every setting of the run (:class:`PredictOptions`); None = the defaults.
+        predictor: a predictor already built for this model and these options (a cohort
+            worker's, reused across its cases); None = build one when a case is to be predicted.
+        summary: rebuild ``summary.csv`` at the end (a cohort task leaves it to the run).
+        plan_only: check the model and the resume state, predict nothing; the answer's
+            ``todo`` lists the cases to predict (the cohort runner's first step).
 
     Returns:
         ``{"out", "predicted", "skipped", "summary", "failed"}`` (case ids, paths as strings;
@@ -504,13 +513,18 @@ def predict_cases(
     todo = [c for c in mine if c.case_id not in skipped]
     if skipped:
         log.info("skipping %d case(s) done with the same settings in %s", len(skipped), out_dir)
+    if plan_only:
+        return {"out": str(out_dir), "todo": [c.case_id for c in todo], "skipped": skipped}
     provenance = {"model_path": str(model.folder.resolve()),
                   "installed_model": installed_name(model), "checkpoint": o.checkpoint,
                   "checkpoint_sha256": sums, "settings": settings}  # fmt: skip
     done: list[str] = []
     failed: dict[str, str] = {}
     if todo:
-        predictor = LionPredictor(model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint)
+        if predictor is None:
+            predictor = LionPredictor(
+                model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint
+            )
         provenance["device"] = predictor.predictor.device.type
         ahead = o.num_processes_preprocessing
 
@@ -575,12 +589,12 @@ def predict_cases(
                 writing.append(writers.submit(write_outputs, case, prediction, image, suv, seconds))
             while writing:
                 done.append(writing.popleft().result())
-    summary = write_summary(out_dir)
+    summary_csv = write_summary(out_dir) if summary else None
     return {
         "out": str(out_dir),
         "predicted": done,
         "skipped": skipped,
-        "summary": str(summary) if summary else None,
+        "summary": str(summary_csv) if summary_csv else None,
         "failed": failed,
     }
 

@@ -1,0 +1,346 @@
+"""Cohort execution on Dask (``--cluster``): same outputs as one process, failures isolated.
+
+One LocalCluster of 2 worker processes serves the module (``--cluster tcp://...``); predictions
+come from a random-weights model with the LION architecture, inputs are phantom studies in the
+autoPET layout. Expected outputs come from today's single-process path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from test_convert_dicom import dicom_tree  # noqa: F401  (the DICOM tree fixture)
+from test_organs_run import fake_ts, weights  # noqa: F401  (TotalSegmentator's network replaced)
+
+from lion_nnunet.cli import main
+from lion_nnunet.cohort.cluster import MAX_RETRIES, ClusterOptions, slurm_cluster
+from lion_nnunet.errors import LionError
+from lion_nnunet.inference.model import make_random_model
+
+GOOD = 6
+BAD = "SYNFDG_0006"  # its SUV.nii.gz is truncated
+
+
+def _array(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def _outputs(out: Path) -> dict[str, int]:
+    """Every file under ``out`` (but cohort.csv/summary.csv/lion.log) by mtime (ns)."""
+    skip = {"cohort.csv", "summary.csv", "lion.log"}
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in skip}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory):
+    """A LocalCluster of 2 worker processes (1 thread each), as ``--cluster local:2`` starts."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in CPU_FRIENDLY_ENV.items():  # the workers inherit the environment
+            mp.setenv(key, value)
+        with dask.config.set({"distributed.scheduler.allowed-failures": MAX_RETRIES}):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)  # fmt: skip
+        client = Client(cluster)
+        yield client
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cohort_model") / "Dataset991_RANDOM"
+    return make_random_model(root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+                             patch_size=(16, 16, 32), spacing=(16.0, 16.0, 16.0))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def studies(fdg_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """7 autoPET studies (SUV.nii.gz); the 7th truncated to half its bytes."""
+    out = tmp_path_factory.mktemp("cohort_in") / "studies"
+    suvs = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[: GOOD + 1]
+    assert len(suvs) == GOOD + 1
+    for suv in suvs:
+        target = out / suv.parent.relative_to(fdg_cohort / "studies") / "SUV.nii.gz"
+        target.parent.mkdir(parents=True)
+        shutil.copy2(suv, target)
+    bad = next(out.glob(f"{BAD}/*/SUV.nii.gz"))
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(studies: Path, model: Path, scheduler, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``lion predict`` in one process and on the cluster, over the same 7 studies."""
+    root = tmp_path_factory.mktemp("cohort_runs")
+    base = ["predict", "-i", str(studies), "-m", str(model), "-f", "0", "--device", "cpu",
+            "--disable-tta", "--no-pbar"]  # fmt: skip
+    out = {"single": root / "single", "dask": root / "dask", "studies": studies, "model": model}
+    out["single_rc"] = main([*base, "-o", str(out["single"])])
+    out["dask_rc"] = main([*base, "-o", str(out["dask"]), "--cluster", scheduler.scheduler.address])
+    return out
+
+
+def test_predict_on_dask_equals_single_process(runs: dict) -> None:
+    single, dask = runs["single"], runs["dask"]
+    cases = sorted(p.parent.name for p in single.glob("*/tumor.nii.gz"))
+    assert len(cases) == GOOD and BAD not in cases
+    assert sorted(p.parent.name for p in dask.glob("*/tumor.nii.gz")) == cases
+    voxels = 0
+    for case in cases:
+        ours = _array(dask / case / "tumor.nii.gz")
+        np.testing.assert_array_equal(ours, _array(single / case / "tumor.nii.gz"))
+        voxels += int(ours.sum())
+        one, many = (json.loads((d / case / "report.json").read_text()) for d in (single, dask))
+        assert many["tmtv_ml"] == one["tmtv_ml"] and many["lesions"] == one["lesions"]
+    assert voxels > 0  # random weights still mark some voxels tumor: the comparison has content
+    assert len(pd.read_csv(dask / "summary.csv")) == GOOD
+
+
+def test_truncated_case_failed_others_ok(runs: dict) -> None:
+    assert runs["single_rc"] == 1 and runs["dask_rc"] == 1
+    table = pd.read_csv(runs["dask"] / "cohort.csv", keep_default_na=False)
+    assert list(table.columns) == ["case_id", "status", "attempts", "seconds", "worker", "error"]
+    assert len(table) == GOOD + 1
+    by_case = table.set_index("case_id")
+    assert by_case.loc[BAD, "status"] == "failed"
+    assert "SUV.nii.gz" in by_case.loc[BAD, "error"] and BAD in by_case.loc[BAD, "error"]
+    ok = by_case.drop(index=BAD)
+    assert (ok["status"] == "ok").all() and (ok["attempts"] == 1).all()
+    assert (ok["error"] == "").all() and (ok["seconds"] > 0).all()
+    assert not (runs["dask"] / BAD).exists()
+    assert not list(runs["dask"].rglob(".*part*"))
+
+
+def test_rerun_skips_done_cases_and_retries_failed(
+    runs: dict, scheduler, fdg_cohort: Path, capsys: pytest.CaptureFixture
+) -> None:
+    dask, studies = runs["dask"], runs["studies"]
+    before = _outputs(dask)
+    assert len([k for k in before if k.endswith("report.json")]) == GOOD
+    bad = next(studies.glob(f"{BAD}/*/SUV.nii.gz"))
+    shutil.copy(fdg_cohort / "studies" / bad.relative_to(studies), bad)  # the whole file
+    args = ["predict", "-i", str(studies), "-o", str(dask), "-m", str(runs["model"])]
+    assert main([*args, "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar",
+                 "--cluster", scheduler.scheduler.address, "--json"]) == 0  # fmt: skip
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["predicted"] == [BAD] and len(answer["skipped"]) == GOOD
+    after = _outputs(dask)
+    assert {k: after[k] for k in before} == before  # nothing rewritten
+    assert any(k.startswith(f"{BAD}/") for k in after)
+    table = pd.read_csv(dask / "cohort.csv").set_index("case_id")
+    assert table.loc[BAD, "status"] == "ok"
+    assert (table.drop(index=BAD)["status"] == "skipped").all()
+    assert (table.drop(index=BAD)["attempts"] == 0).all()
+
+
+# --- a worker killed mid-run -------------------------------------------------------------------
+
+
+def gated_predict(item: tuple) -> dict:
+    """``predict_case``; the victim's first try records its pid and waits to be killed."""
+    from lion_nnunet.cohort.predict import predict_case
+
+    job, gate = item
+    marker = Path(gate) / f"{job.case.case_id}.pid"
+    if job.case.case_id == Path(gate).name and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(300)  # the test kills this process here
+    return predict_case(job)
+
+
+def test_killed_worker_case_retried_once(scheduler, model: Path, studies: Path,
+                                         tmp_path: Path) -> None:  # fmt: skip
+    import cloudpickle
+
+    from lion_nnunet.cohort.predict import PredictJob
+    from lion_nnunet.cohort.run import run_cohort, write_cohort_csv
+    from lion_nnunet.inference.options import PredictOptions
+    from lion_nnunet.inference.predict import discover_cases
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # gated_predict: by value
+    cases = [c for c in discover_cases(studies) if c.case_id != BAD][:2]
+    victim = cases[0].case_id
+    gate = tmp_path / victim
+    gate.mkdir()
+    out = tmp_path / "out"
+    options = PredictOptions(folds=("0",), device="cpu", use_mirroring=False, progress=False)
+    items = [(PredictJob(c, str(model), str(out), options), str(gate)) for c in cases]
+    pids_before = set(scheduler.run(os.getpid).values())  # {worker address: pid}
+    killed: list[int] = []
+
+    def kill_when_started() -> None:
+        marker = gate / f"{victim}.pid"
+        for _ in range(1200):
+            if marker.is_file() and marker.read_text():
+                pid = int(marker.read_text())
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_started)
+    killer.start()
+    outcomes = run_cohort(scheduler, gated_predict, items, [c.case_id for c in cases], "predict",
+                          progress=False)  # fmt: skip
+    killer.join()
+    assert killed and killed[0] in pids_before  # a worker of the cluster, by its pid
+    write_cohort_csv(outcomes, out)
+    table = pd.read_csv(out / "cohort.csv").set_index("case_id")
+    assert (table["status"] == "ok").all(), table.to_dict()
+    assert table.loc[victim, "attempts"] == 2
+    assert (table.drop(index=victim)["attempts"] == 1).all()
+    for case in cases:  # every case once, complete, nothing temporary left
+        assert sorted(p.name for p in (out / case.case_id).iterdir()) == [
+            "mip.png", "report.json", "tumor.nii.gz"]  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted([c.case_id for c in cases] +
+                                                           ["cohort.csv"])  # fmt: skip
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+
+def test_convert_on_dask_equals_single_process(
+    fdg_cohort: Path, scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = {}
+    for name, extra in (("single", []), ("dask", ["--cluster", scheduler.scheduler.address])):
+        monkeypatch.setenv("nnUNet_raw", str(tmp_path / name))
+        assert main(["convert", "autopet", "--input", str(fdg_cohort / "studies"), "--organs",
+                     str(fdg_cohort / "organs"), "--tracer", "fdg", "--dataset-id", "501",
+                     "--name", "LION_FDG", "--no-pbar", *extra]) == 0  # fmt: skip
+        written[name] = tmp_path / name / "Dataset501_LION_FDG"
+    files = sorted(p.relative_to(written["single"]) for p in written["single"].rglob("*.nii.gz"))
+    assert len(files) >= 2 * GOOD
+    for rel in files:
+        np.testing.assert_array_equal(
+            _array(written["dask"] / rel), _array(written["single"] / rel)
+        )
+    for name in ("dataset.json", "splits_final.json"):
+        assert (written["dask"] / name).read_text() == (written["single"] / name).read_text()
+    table = pd.read_csv(written["dask"] / "cohort.csv")
+    assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
+
+
+def test_convert_dicom_on_dask_equals_single_process(dicom_tree: dict, scheduler,  # noqa: F811
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    args = ["convert", "dicom", "--input", str(dicom_tree["root"]), "--no-pbar"]
+    assert main([*args, "--output", str(tmp_path / "single")]) == 1  # the MBq series refused
+    assert main([*args, "--output", str(tmp_path / "dask"),
+                 "--cluster", scheduler.scheduler.address]) == 1  # fmt: skip
+    files = sorted(p.relative_to(tmp_path / "single")
+                   for p in (tmp_path / "single").rglob("*.nii.gz"))  # fmt: skip
+    assert len(files) == 5  # SUV, CTres, SEG of study 1; SUV, SEG of study 2
+    assert sorted(p.relative_to(tmp_path / "dask")
+                  for p in (tmp_path / "dask").rglob("*.nii.gz")) == files  # fmt: skip
+    for rel in files:
+        np.testing.assert_array_equal(_array(tmp_path / "dask" / rel),
+                                      _array(tmp_path / "single" / rel))  # fmt: skip
+    table = pd.read_csv(tmp_path / "dask" / "cohort.csv", keep_default_na=False)
+    assert sorted(table["status"]) == ["failed", "ok", "ok"]
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert failed["case_id"].startswith("P2") and "looks like MBq" in failed["error"]
+
+
+def _use_fake_totalsegmentator(fake) -> None:
+    """In a worker process: TotalSegmentator's network replaced, as the fixture does here."""
+    import totalsegmentator.python_api as api
+
+    api.totalsegmentator = fake
+
+
+def test_organs_on_dask_equals_single_process(psma_cohort: Path, fake_ts, weights: Path,  # noqa: F811
+                                              scheduler, tmp_path: Path) -> None:  # fmt: skip
+    studies = psma_cohort / "studies"
+    args = ["organs", "--input", str(studies), "--tracer", "psma", "--device", "cpu",
+            "--weights", str(weights), "--no-pbar"]  # fmt: skip
+    assert main([*args, "--output", str(tmp_path / "single")]) == 0
+    scheduler.run(_use_fake_totalsegmentator, fake_ts)
+    assert main([*args, "--output", str(tmp_path / "dask"),
+                 "--cluster", scheduler.scheduler.address]) == 0  # fmt: skip
+    files = sorted(p.relative_to(tmp_path / "single")
+                   for p in (tmp_path / "single").rglob("*.nii.gz"))  # fmt: skip
+    assert len(files) == 2 * len(list(studies.rglob("SUV.nii.gz"))) > 0
+    assert sorted(p.relative_to(tmp_path / "dask")
+                  for p in (tmp_path / "dask").rglob("*.nii.gz")) == files  # fmt: skip
+    for rel in files:
+        np.testing.assert_array_equal(_array(tmp_path / "dask" / rel),
+                                      _array(tmp_path / "single" / rel))  # fmt: skip
+    table = pd.read_csv(tmp_path / "dask" / "cohort.csv")
+    assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
+
+
+# --- cluster specs -----------------------------------------------------------------------------
+
+SLURM_YAML = """\
+jobqueue:
+  slurm:
+    queue: gpu
+    account: radiology
+    cores: 8
+    processes: 1
+    memory: 64GB
+    walltime: "04:00:00"
+    job_extra_directives: ["--gres=gpu:1"]
+    job_script_prologue:
+      - source /opt/envs/lion/bin/activate
+      - export nnUNet_results=/data/nnUNet_results
+"""
+
+
+def test_slurm_job_script_from_cluster_config(tmp_path: Path) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(SLURM_YAML)
+    options = ClusterOptions("slurm", config, max_workers=4)
+    cluster = slurm_cluster(options.config, scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    lines = script.splitlines()
+    assert "#SBATCH -p gpu" in lines
+    assert "#SBATCH --gres=gpu:1" in lines
+    assert "#SBATCH -A radiology" in lines
+    assert "#SBATCH --mem=60G" in lines  # dask-jobqueue: 64 GB = 59.6 GiB, rounded
+    assert "#SBATCH -t 04:00:00" in lines
+    assert "source /opt/envs/lion/bin/activate" in lines
+    assert lines.index("source /opt/envs/lion/bin/activate") < next(
+        i for i, line in enumerate(lines) if "distributed.cli.dask_worker" in line)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cluster", "slurm"], "needs --cluster-config"),
+        (["--cluster", "local:0"], "local:N with N >= 1"),
+        (["--cluster", "lokal"], "expected local, local:N"),
+        (["--cluster", "local:2", "--cluster-config", "x.yaml"], "is for --cluster slurm"),
+    ],
+)
+def test_bad_cluster_spec_is_named(args: list[str], message: str) -> None:
+    with pytest.raises(LionError, match=message):
+        ClusterOptions(args[1], Path(args[3]) if len(args) > 2 else None)
+
+
+def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "-i", "in", "-o", "out", "-m", "fdg", "--cluster", "lokal:2"])
+    assert exit_.value.code == 2
+    assert "--cluster: expected local, local:N, tcp://HOST:PORT or slurm" in capsys.readouterr().err
