@@ -268,13 +268,8 @@ def gpu_suite(s: dict) -> str:
 
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
-<<<<<<< HEAD
-    "predict": predict, "evaluate": evaluate, "organ_context": organ_context,
-    "confidence": confidence, "gpu_suite": gpu_suite,
-=======
     "predict": predict, "cohort": cohort, "evaluate": evaluate, "organ_context": organ_context,
-    "gpu_suite": gpu_suite,
->>>>>>> cohort
+    "confidence": confidence, "gpu_suite": gpu_suite,
 }  # fmt: skip
 
 
