@@ -203,11 +203,13 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
     ]
     if plan.parallel < 1:
         raise LionError(f"--parallel must be at least 1, got {plan.parallel}")
-    width = plan.parallel
+    # on a Dask cluster (--cluster) every arm is a task at once and each worker has its own cores
+    width = len(jobs) if wf.client is not None else plan.parallel
     # side by side on CPU, each training gets its share of the cores (nnU-Net would give each
     # one all of them, oversubscribing the cores: benchmarks/results/side_by_side/)
     threads = max(1, default_processes() // width)
-    share = {"OMP_NUM_THREADS": str(threads)} if plan.device == "cpu" and width > 1 else {}
+    local_cpu = plan.device == "cpu" and width > 1 and wf.client is None
+    share = {"OMP_NUM_THREADS": str(threads)} if local_cpu else {}
     results: dict[str, dict] = {}
     for key_arm_trainer in [jobs[i : i + width] for i in range(0, len(jobs), width)]:
         train, predict = [], []
@@ -333,15 +335,21 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
     )  # fmt: skip
     preprocessed = Path(env["nnUNet_preprocessed"]) / name
     model = Path(env["nnUNet_results"]) / name / f"{plan.trainer}__{PLANS}__{CONFIGURATION}"
+
+    def training(fold: int, size: int) -> Step:
+        command = _nn("nnUNetv2_train", plan.dataset_id, CONFIGURATION, fold, "-p", PLANS,
+                      "-tr", plan.trainer, "-device", plan.device)  # fmt: skip
+        return Step(f"train subset {size} (fold {fold})", command,
+                    [model / f"fold_{fold}" / "checkpoint_final.pth"],
+                    lambda: training_digest(preprocessed, plan.trainer, PLANS,
+                                            CONFIGURATION))  # fmt: skip
+
+    trainings = [training(fold, size) for fold, size in enumerate(plan.subset_sizes)]
+    # one after the other here; every subset at once as tasks of a Dask cluster (--cluster)
+    for batch in [trainings] if wf.client is not None else [[t] for t in trainings]:
+        wf.run_parallel(batch)
     rows = []
     for fold, size in enumerate(plan.subset_sizes):
-        wf.run(
-            f"train subset {size} (fold {fold})",
-            _nn("nnUNetv2_train", plan.dataset_id, CONFIGURATION, fold, "-p", PLANS, "-tr",
-                plan.trainer, "-device", plan.device),
-            outputs=[model / f"fold_{fold}" / "checkpoint_final.pth"],
-            inputs=lambda: training_digest(preprocessed, plan.trainer, PLANS, CONFIGURATION),
-        )  # fmt: skip
         evaluation = plan.root / "evaluation" / f"fold_{fold}"
         validation = model / f"fold_{fold}" / "validation"
         wf.run(
@@ -390,7 +398,7 @@ EXAMPLES = """\
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lion experiment ablation`` and ``lion experiment scaling``."""
-    from lion_nnunet.cliutils import HelpFormatter, add_command, add_tracer
+    from lion_nnunet.cliutils import HelpFormatter, add_cluster_args, add_command, add_tracer
 
     exp = add_command(subparsers, "experiment", "the paper's experiments as resumable workflows",
                       EXAMPLES)  # fmt: skip
@@ -430,16 +438,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="training device")
         p.add_argument("--seed", type=int, default=0, help="split seed")
         p.add_argument("--out", required=True, help="folder for logs, predictions, evaluations")
+        add_cluster_args(p)
     exp.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "parallel", 1) < 1:
         raise LionError(f"--parallel must be at least 1, got {args.parallel}")
-    out = Path(args.out).resolve()
-    wf = Workflow(out)
+    from lion_nnunet.cliutils import cluster_options
+    from lion_nnunet.cohort.cluster import open_client, visible_gpus
+
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         require_folder(var)
+    out = Path(args.out).resolve()
+    with open_client(cluster_options(args), visible_gpus(args.device)) as client:
+        return _run(args, Workflow(out, client=client), out)
+
+
+def _run(args: argparse.Namespace, wf: Workflow, out: Path) -> int:
     if args.kind == "ablation":
         plan = AblationPlan(
             root=out, studies=Path(args.input).resolve(), organs=Path(args.organs).resolve(),

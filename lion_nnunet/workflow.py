@@ -63,6 +63,10 @@ class Workflow:
         echo: print each step's command and a one-line result to stdout.
         show: regular expression; output lines of subprocess steps that match are echoed live
             (e.g. nnU-Net's epoch lines), all lines go to the step's log file.
+        client: a Dask ``distributed.Client`` (``--cluster``): command steps then run as Dask
+            tasks on its workers (each on the worker's own GPU; the paths must be on a file
+            system the workers share), all steps of one :meth:`run_parallel` at once, their
+            output in the log files only. None: subprocesses of this process.
     """
 
     def __init__(
@@ -71,7 +75,9 @@ class Workflow:
         env: Mapping[str, str] | None = None,
         echo: bool = True,
         show: str = r"Epoch \d+|train_loss|Pseudo dice|epoch time|Predicting|error|Error",
+        client: Any = None,
     ) -> None:
+        self.client = client
         self.root = Path(root)
         self.env = dict(os.environ if env is None else env)
         self.echo = echo
@@ -153,12 +159,22 @@ class Workflow:
         # unbuffered: a long step's log and echoed lines follow it as it runs
         step_env = {**self.env, "PYTHONUNBUFFERED": "1", **(env or {})}
         logs = [self.logs / f"{self._marker(s.name).stem}.log" for s, _, _ in todo]
-        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        if self.client is not None and todo:
+            # each worker keeps its own GPU binding (LocalCUDACluster, a SLURM job's GPU)
+            remote_env = {k: v for k, v in step_env.items() if k != "CUDA_VISIBLE_DEVICES"}
             futures = [
-                pool.submit(self._follow, s.name, command, log_path, step_env, prefix)
+                self.client.submit(run_logged, command, log_path, remote_env, pure=False,
+                                   key=f"lion-step-{s.name}-{time.time_ns()}")
                 for (s, command, _), log_path in zip(todo, logs, strict=True)
-            ]
-            results = [f.result() for f in futures]
+            ]  # fmt: skip
+            results = self.client.gather(futures)
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+                futures = [
+                    pool.submit(self._follow, s.name, command, log_path, step_env, prefix)
+                    for (s, command, _), log_path in zip(todo, logs, strict=True)
+                ]
+                results = [f.result() for f in futures]
         failures: list[str] = []
         for (s, command, printable), log_path, (code, took) in zip(
             todo, logs, results, strict=True
@@ -197,33 +213,14 @@ class Workflow:
     def _follow(
         self, step: str, command: list[str], log_path: Path, env: dict[str, str], prefix: bool
     ) -> tuple[int, float]:
-        """Run one command, copy its output to its log, echo the lines that match ``show``.
+        """Run one command here (:func:`run_logged`), echoing the lines that match ``show``."""
 
-        Returns the exit code (127 when the command cannot start) and the seconds it ran.
-        """
-        start = time.perf_counter()
-        with log_path.open("w") as log_file:
-            log_file.write(f"$ {shlex.join(command)}\n")
-            try:
-                proc = subprocess.Popen(
-                    command,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    text=True,
-                    bufsize=1,
-                )
-            except OSError as e:  # e.g. the command does not exist
-                log_file.write(f"{e}\n")
-                return 127, time.perf_counter() - start
-            assert proc.stdout is not None  # for type checkers; PIPE was requested
-            for line in proc.stdout:
-                log_file.write(line)
-                if self.show.search(line):
-                    tag = f"[{step}] " if prefix else ""
-                    self._say(f"    {tag}{line.rstrip()[-150:]}")
-            return proc.wait(), time.perf_counter() - start
+        def echo(line: str) -> None:
+            if self.show.search(line):
+                tag = f"[{step}] " if prefix else ""
+                self._say(f"    {tag}{line.rstrip()[-150:]}")
+
+        return run_logged(command, log_path, env, echo)
 
     def call(self, step: str, func: Callable[[], Any], signature: str = "") -> float:
         """Run a Python callable as step ``step`` unless it already finished."""
@@ -238,3 +235,43 @@ class Workflow:
         self._finish(step, signature, seconds)
         self._say(f"       done in {seconds:.1f} s")
         return seconds
+
+
+def run_logged(
+    command: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str],
+    echo: Callable[[str], None] | None = None,
+) -> tuple[int, float]:
+    """Run one command, its output into ``log_path``; return (exit code, seconds).
+
+    Runs in this process or in a Dask worker (a module-level function, so it pickles). On a
+    worker, the worker's own ``CUDA_VISIBLE_DEVICES`` is kept. The exit code is 127 when the
+    command cannot start. ``echo``: called with every output line (live progress here).
+    """
+    env = dict(env)
+    if "CUDA_VISIBLE_DEVICES" in os.environ and "CUDA_VISIBLE_DEVICES" not in env:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    start = time.perf_counter()
+    log_path = Path(log_path)
+    with log_path.open("w") as log_file:
+        log_file.write(f"$ {shlex.join([str(c) for c in command])}\n")
+        try:
+            proc = subprocess.Popen(
+                [str(c) for c in command],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as e:  # e.g. the command does not exist
+            log_file.write(f"{e}\n")
+            return 127, time.perf_counter() - start
+        assert proc.stdout is not None  # for type checkers; PIPE was requested
+        for line in proc.stdout:
+            log_file.write(line)
+            if echo is not None:
+                echo(line)
+        return proc.wait(), time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -198,3 +199,52 @@ def test_marker_without_fingerprint_reruns_a_step_that_now_has_inputs(tmp_path: 
     Workflow(tmp_path / "wf", echo=False).run("train", cmd, [out])
     Workflow(tmp_path / "wf", echo=False).run("train", cmd, [out], lambda: "trainer digest")
     assert out.read_text() == "oo"
+
+
+def test_steps_run_side_by_side_as_dask_tasks_in_worker_processes(tmp_path: Path) -> None:
+    """``lion experiment --cluster``: each step of a run_parallel is a task on a Dask worker."""
+    from distributed import Client, LocalCluster
+
+    from lion_nnunet.workflow import Step
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)  # fmt: skip
+    client = Client(cluster)
+    try:
+        workers = set(client.run(os.getpid).values())
+        assert len(workers) == 2 and os.getpid() not in workers
+        # each step records the process that started it, then waits for the other step's
+        # file: the two can only finish when they run at the same time
+        code = ("import os, sys, time, pathlib; me, other = map(pathlib.Path, sys.argv[1:]); "
+                "me.write_text(str(os.getppid())); t = time.time()\n"
+                "while not other.exists() and time.time() - t < 60: time.sleep(0.05)\n"
+                "sys.exit(0 if other.exists() else 4)")  # fmt: skip
+        a, b = tmp_path / "a.pid", tmp_path / "b.pid"
+        steps = [Step("arm a", [sys.executable, "-c", code, str(a), str(b)], [a]),
+                 Step("arm b", [sys.executable, "-c", code, str(b), str(a)], [b])]  # fmt: skip
+        wf = Workflow(tmp_path / "wf", echo=False, client=client)
+        wf.run_parallel(steps)
+        assert {int(a.read_text()), int(b.read_text())} <= workers
+        assert wf.is_done("arm a", shlex.join(steps[0].command))
+        assert (tmp_path / "wf" / "logs" / "arm_b.log").read_text().startswith("$ ")
+        # a re-run skips both; a failing step is named, the other step's marker is written
+        before = a.stat().st_mtime_ns
+        assert wf.run_parallel(steps) == {"arm a": 0.0, "arm b": 0.0}
+        assert a.stat().st_mtime_ns == before
+        bad = Step("bad", [sys.executable, "-c", "import sys; print('no GPU'); sys.exit(3)"])
+        good = Step("good", _writer(tmp_path / "good.txt", "g"), [tmp_path / "good.txt"])
+        with pytest.raises(LionError, match=r"(?s)'bad' failed with exit code 3.*no GPU"):
+            wf.run_parallel([bad, good])
+        assert wf.is_done("good", shlex.join(good.command))
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_experiment_takes_a_cluster(capsys: pytest.CaptureFixture) -> None:
+    from lion_nnunet.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "scaling", "--dataset", "1", "--subset-sizes", "2", "--out", "x",
+              "--cluster", "local:zero"])  # fmt: skip
+    assert stop.value.code == 2 and "--cluster" in capsys.readouterr().err
