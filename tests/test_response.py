@@ -240,11 +240,15 @@ def test_liver_reference_flag_replaces_the_mask(tmp_path: Path) -> None:
     assert data["baseline"]["liver_source"] == "--liver-reference"
 
 
-def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
+def _pairs_csv(tmp_path: Path, followups: dict[str, dict]) -> list[dict]:
+    """pairs.csv of lion-predict-like folders: per patient a baseline and one follow-up study.
+
+    ``followups``: patient -> keyword arguments of ``_tiny`` for the follow-up study.
+    """
     rows = []
-    for patient, shift in (("PETCT_aaaaaaaaaa", 0), ("PETCT_cccccccccc", 1)):
-        for study, s in (("08-12-2005-NA-PET-CT", 0), ("03-02-2006-NA-PET-CT", shift)):
-            paths = _tiny(tmp_path / "studies", patient, study, lesion_shift=s)
+    for patient, followup in followups.items():
+        for study, kw in (("08-12-2005-NA-PET-CT", {}), ("03-02-2006-NA-PET-CT", followup)):
+            paths = _tiny(tmp_path / "studies", patient, study, **kw)
             pred = tmp_path / "pred" / f"{patient}_{study}"
             pred.mkdir(parents=True)
             for name in ("tumor", "organs"):
@@ -254,6 +258,11 @@ def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
                      "followup": f"pred/{patient}_03-02-2006-NA-PET-CT", "weight_kg": 70,
                      "height_cm": 170, "sex": "M"})  # fmt: skip
     pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
+    return rows
+
+
+def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
+    rows = _pairs_csv(tmp_path, {"PETCT_aaaaaaaaaa": {}, "PETCT_cccccccccc": {"lesion_shift": 1}})
     out = tmp_path / "cohort"
     assert (
         main(["response", "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out), "--no-pbar"]) == 0
@@ -270,19 +279,7 @@ def test_pairs_cohort_of_prediction_folders(tmp_path: Path) -> None:
 def test_a_failing_pair_is_recorded_and_the_cohort_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    rows = []
-    for patient, scale in (("PETCT_aaaaaaaaaa", 1.0), ("PETCT_dddddddddd", 1000.0)):
-        for study, s in (("08-12-2005-NA-PET-CT", 1.0), ("03-02-2006-NA-PET-CT", scale)):
-            paths = _tiny(tmp_path / "studies", patient, study, scale=s)
-            pred = tmp_path / "pred" / f"{patient}_{study}"
-            pred.mkdir(parents=True)
-            for name in ("tumor", "organs"):
-                paths[name].rename(pred / f"{name}.nii.gz")
-            (pred / "report.json").write_text(json.dumps({"input": str(paths["SUV"])}))
-        rows.append({"patient_id": patient, "baseline": f"pred/{patient}_08-12-2005-NA-PET-CT",
-                     "followup": f"pred/{patient}_03-02-2006-NA-PET-CT", "weight_kg": 70,
-                     "height_cm": 170, "sex": "M"})  # fmt: skip
-    pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
+    rows = _pairs_csv(tmp_path, {"PETCT_aaaaaaaaaa": {}, "PETCT_dddddddddd": {"scale": 1000.0}})
     out = tmp_path / "cohort"
     # the second patient's follow-up is in Bq/ml-like units (body 1000): refused, the first goes on
     assert main(["response", "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out),
