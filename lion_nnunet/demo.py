@@ -5,7 +5,10 @@ preprocesses both with the LION plans, trains both with the same short LION sche
 holdout with ``lion predict``, evaluates with ``lion evaluate``, draws Tumor Occurrence Maps with
 ``lion tom``, and prints a table. Everything lives under ``--out`` (its own nnUNet_raw /
 nnUNet_preprocessed / nnUNet_results), so the user's nnU-Net folders are never touched. Every
-command is printed as it runs; a re-run resumes after the last finished step.
+command is printed as it runs; a re-run resumes after the last finished step. ``--seed`` decides
+everything random (phantoms, holdout, splits, and through ``LION_SEED`` the network's
+initialisation, patch sampling and augmentation, with deterministic kernels): the same seed on
+the same machine prints the same table.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 from lion_nnunet.cliutils import add_command
 
 EXAMPLES = """\
-  lion demo                                   # ./lion_demo, sized for 2 CPU cores
+  lion demo                                   # ./lion_demo, sized for 2 CPU cores, seed 0
+  lion demo --seed 3 --out lion_demo_seed3    # another seed: another cohort and training
   lion demo --out /tmp/demo --base-features 16
   lion demo --device cuda --cases 60 --base-features 32 --trainer nnUNetTrainer_LION_tumorDice_bench
 """
@@ -72,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=DemoSettings.parallel, metavar="N",
                    help="train the two arms side by side (CPU: each with its share of the "
                         "cores); 1 = one after the other")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="phantom and split seed")
+    p.add_argument("--seed", type=int, default=DemoSettings.seed,
+                   help="seed of everything random: phantoms, holdout, splits, training "
+                        "(LION_SEED); same seed, same machine, same table")  # fmt: skip
     p.add_argument("--dataset-id", type=int, default=DemoSettings.dataset_id,
                    help="id of the organ dataset; the tumor-only one gets id + 1")  # fmt: skip
     p.set_defaults(func=run)
@@ -87,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.parallel < 1:
         raise LionError(f"--parallel must be at least 1, got {args.parallel}")
+    if args.seed < 0:
+        raise LionError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.cases < MIN_CASES:
         raise LionError(
             f"--cases {args.cases} is too few: the demo holds out 30 % and its 5-fold "
@@ -111,11 +119,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_environment(out: Path) -> dict[str, str]:
-    """The environment of the demo's subprocesses: its own nnU-Net folders, CPU-friendly."""
+def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]:
+    """The environment of the demo's subprocesses: its own nnU-Net folders, CPU-friendly, and
+    ``LION_SEED`` so that training is seeded and deterministic (trainers/seeding.py)."""
     from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+    from lion_nnunet.trainers.seeding import SEED_VAR
 
     env = dict(os.environ)
+    env[SEED_VAR] = str(seed)
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         env[var] = str(out / "nnunet" / var)
         Path(env[var]).mkdir(parents=True, exist_ok=True)
@@ -183,6 +194,13 @@ def verdict(arms: dict[str, dict]) -> str:
     return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
+#: Said under every verdict: a demo run is one draw of phantoms and training.
+ONE_SEED = (
+    "This is one seed (--seed {seed}): another seed draws other phantoms and trains another "
+    "model. Over seeds: docs/benchmarks.md (python benchmarks/demo.py --seeds 5)."
+)
+
+
 def _json_safe(value):
     """NaN (e.g. a median over no case with tumor) as null, so summary.json is strict JSON."""
     if isinstance(value, dict):
@@ -207,7 +225,7 @@ def run_demo(settings: DemoSettings) -> dict:
     start = time.perf_counter()
     out: Path = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    wf = Workflow(out, env=demo_environment(out))
+    wf = Workflow(out, env=demo_environment(out, settings.seed))
     if settings.device == "cuda":
         import torch
 
@@ -240,7 +258,7 @@ def run_demo(settings: DemoSettings) -> dict:
         "seconds": round(seconds, 1),
         "arms": {k: {c: v[c] for c in keys} for k, v in scores.items()},
         "trainer": settings.trainer,
-        "verdict": verdict(scores),
+        "verdict": verdict(scores) + "\n" + ONE_SEED.format(seed=settings.seed),
         "settings": {k: str(v) for k, v in vars(settings).items()},
         "timings_s": wf.timings,
     }

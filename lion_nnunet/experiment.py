@@ -120,10 +120,10 @@ def shared_splits(cases_csv: Path, n_splits: int = 5, seed: int = 0) -> list[dic
     )
 
 
-def _write_shared_splits(cases_csv: Path, targets: list[Path]) -> None:
+def _write_shared_splits(cases_csv: Path, targets: list[Path], seed: int) -> None:
     from lion_nnunet.io import write_json
 
-    splits = shared_splits(cases_csv)
+    splits = shared_splits(cases_csv, seed=seed)
     for target in targets:
         write_json(splits, target)
 
@@ -193,8 +193,9 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
     cases_csv = datasets["organs"] / "lion_cases.csv"
     wf.call(
         "shared splits (both arms)",
-        lambda: _write_shared_splits(cases_csv, split_files),
-        signature=hashlib.sha1(cases_csv.read_bytes()).hexdigest() if cases_csv.is_file() else "",
+        lambda: _write_shared_splits(cases_csv, split_files, plan.seed),
+        signature=(hashlib.sha1(cases_csv.read_bytes()).hexdigest() if cases_csv.is_file() else "")
+        + f":{plan.seed}",
     )
     jobs = [
         (arm, trainer, arm.key if trainer == plan.trainer else f"{arm.key}:{trainer}")

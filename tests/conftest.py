@@ -64,3 +64,22 @@ def session_nnunet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 from fixtures_cohorts import *  # noqa: E402, F403
 from fixtures_lionz import *  # noqa: E402, F403
 from fixtures_nnunet import *  # noqa: E402, F403
+
+
+#: The skip reason's start of the review page's browser tests (tests/test_review.py).
+BROWSER_SKIP = "browser tests need"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Say loudly, at the very end, how many tests were skipped for want of a browser."""
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", [])
+        if BROWSER_SKIP in str(getattr(r, "longrepr", ""))
+    ]  # fmt: skip
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} browser tests of the review page SKIPPED")
+        terminalreporter.write_line(
+            "They need Debian's Chromium and chromedriver; enable them with: "
+            "sudo apt-get install chromium chromium-driver  (make test does it where it is root)"
+        )

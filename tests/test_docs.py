@@ -1,48 +1,48 @@
 """Every ```bash block in README.md and docs/*.md runs, in reading order, on synthetic data.
 
-The pages are run in reading order in two chains (DOC_CHAINS), each in one sandbox folder
-(later pages of a chain may use what earlier pages made, as a reader would), with the nnU-Net
-folders inside the sandbox. Commands are shrunk for a 2-core CPU by the SHRINK rules below (a
-GPU-sized training becomes a few CPU iterations); that is the only change made to what the docs
-say. Blocks fenced as ```text or ```console are not run: use them only for commands that need
-what a test machine cannot have (TotalSegmentator weights, several GPUs, a SLURM cluster) and
-say so next to them.
+Each page is a test of its own, in a sandbox folder with the nnU-Net folders inside it. A page
+starts either from an empty sandbox or, where it continues the README's workflow (its commands
+use the dataset, model or predictions the README made), from a copy of the sandbox in which
+README.md's blocks ran: that sandbox is made once per run and shared by the pytest-xdist
+workers (a file lock; the first worker that needs it builds it). Pages listed together run in
+one sandbox, in order (metrics.md compares the predictions inference.md made). Commands are
+shrunk for a 2-core CPU by the SHRINK rules below (a GPU-sized training becomes a few CPU
+iterations); that is the only change made to what the docs say. Blocks fenced as ```text or
+```console are not run: use them only for commands that need what a test machine cannot have
+(TotalSegmentator weights, several GPUs, a SLURM cluster) and say so next to them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The pages in reading order, in two chains that run side by side, each in its own sandbox:
-#: later pages of a chain may use what earlier pages of it made, as a reader would.
-DOC_CHAINS = {
-    "workflow": [
-        "README.md",
-        "docs/phantoms.md",
-        "docs/data-preparation.md",
-        "docs/training.md",
-        "docs/inference.md",
-        "docs/cohort.md",
-        "docs/metrics.md",
-        "docs/reproducing.md",
-        "docs/benchmarks.md",
-    ],
-    "standalone": [
-        "docs/quickstart.md",
-        "docs/response.md",
-        "docs/tom.md",
-        "docs/domain-shift.md",
-    ],
+#: The page whose sandbox the "workflow" pages continue from.
+WORKFLOW = "README.md"
+#: Tests in reading order: the pages each runs (in one sandbox) and where it starts: "empty" or
+#: "workflow" (a copy of the sandbox after README.md ran).
+DOC_TESTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "README": ((WORKFLOW,), "empty"),
+    "phantoms": (("docs/phantoms.md",), "empty"),
+    "data-preparation": (("docs/data-preparation.md",), "workflow"),
+    "training": (("docs/training.md",), "workflow"),
+    "inference+metrics": (("docs/inference.md", "docs/metrics.md"), "workflow"),
+    "cohort": (("docs/cohort.md",), "workflow"),
+    "quickstart": (("docs/quickstart.md",), "empty"),
+    "response": (("docs/response.md",), "empty"),
+    "tom": (("docs/tom.md",), "empty"),
+    "domain-shift": (("docs/domain-shift.md",), "empty"),
 }
-DOC_ORDER = [doc for chain in DOC_CHAINS.values() for doc in chain]
+DOC_ORDER = [doc for docs, _ in DOC_TESTS.values() for doc in docs]
 TINY_TRAINER = "nnUNetTrainer_LION_1ep_2it"
 #: (pattern, replacement) applied to every line of a bash block, in order.
 SHRINK: list[tuple[str, str]] = [
@@ -82,47 +82,85 @@ def test_shrink_rules() -> None:
     assert "-tr nnUNetTrainer_LION_noweights" in shrink("x -tr nnUNetTrainer_LION_noweights\n")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "chain",
-    [pytest.param(name, marks=pytest.mark.xdist_group(f"docs_{name}")) for name in DOC_CHAINS],
-)
-def test_docs_commands_run(chain: str, tmp_path: Path) -> None:
+def _environment(sandbox: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the same folders README.md exports, so every page sees the same nnU-Net tree
     for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"),
                      ("nnUNet_results", "results")):  # fmt: skip
-        env[var] = str(tmp_path / "nnunet" / sub)
-        Path(env[var]).mkdir(parents=True)
+        env[var] = str(sandbox / "nnunet" / sub)
+        Path(env[var]).mkdir(parents=True, exist_ok=True)
     env.update(nnUNet_compile="false", nnUNet_n_proc_DA="2", nnUNet_def_n_proc="2")
-    ran = 0
-    for doc in DOC_CHAINS[chain]:
-        path = ROOT / doc
-        if not path.is_file():
-            continue
-        for i, block in enumerate(bash_blocks(path.read_text())):
+    return env
+
+
+def run_pages(docs: tuple[str, ...], sandbox: Path) -> list[str]:
+    """Run every bash block of ``docs`` in ``sandbox``; the timing lines, or a failure."""
+    env = _environment(sandbox)
+    said = []
+    for doc in docs:
+        for i, block in enumerate(bash_blocks((ROOT / doc).read_text())):
             script = "set -euo pipefail\n" + shrink(block)
             started = time.perf_counter()
             proc = subprocess.run(
-                ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                ["bash", "-c", script], cwd=sandbox, env=env, capture_output=True, text=True,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
-            ran += 1
             took = time.perf_counter() - started
-            print(f"{took:7.1f} s  {doc} block {i + 1}: {block.strip().splitlines()[0][:70]}")
-            assert proc.returncode == 0, (
-                f"{doc}, bash block {i + 1} failed (exit {proc.returncode}):\n{script}\n"
-                f"--- output (tail) ---\n{(proc.stdout + proc.stderr)[-3000:]}"
-            )
-    assert ran > 0
+            said.append(f"{took:7.1f} s  {doc} block {i + 1}: {block.strip().splitlines()[0][:70]}")
+            if proc.returncode != 0:
+                pytest.fail(
+                    f"{doc}, bash block {i + 1} failed (exit {proc.returncode}):\n{script}\n"
+                    f"--- output (tail) ---\n{(proc.stdout + proc.stderr)[-3000:]}"
+                )
+    return said
 
 
-def test_every_page_with_commands_is_in_a_chain() -> None:
+@pytest.fixture(scope="session")
+def workflow_sandbox(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The sandbox after README.md's blocks ran: built once per run, shared by xdist workers."""
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent  # the folder all workers share
+    sandbox, failed = root / "docs_workflow", root / "docs_workflow.failed"
+    with FileLock(str(root / "docs_workflow.lock")):
+        if not (sandbox / ".built").is_file() and not failed.is_file():
+            shutil.rmtree(sandbox, ignore_errors=True)
+            sandbox.mkdir()
+            try:
+                timings = run_pages((WORKFLOW,), sandbox)
+            except pytest.fail.Exception as e:
+                failed.write_text(str(e))
+                raise
+            (sandbox / ".built").write_text("\n".join(timings) + "\n")
+    if failed.is_file():
+        pytest.fail(
+            f"README.md's workflow failed, so this page cannot start:\n{failed.read_text()}"
+        )
+    return sandbox
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DOC_TESTS))
+def test_docs_commands_run(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    docs, start = DOC_TESTS[name]
+    assert any(bash_blocks((ROOT / d).read_text()) for d in docs), f"{docs}: no bash block"
+    if docs == (WORKFLOW,):
+        print((request.getfixturevalue("workflow_sandbox") / ".built").read_text())
+        return
+    sandbox = tmp_path / "sandbox"
+    if start == "workflow":
+        built = request.getfixturevalue("workflow_sandbox")
+        shutil.copytree(built, sandbox, symlinks=True)
+    else:
+        sandbox.mkdir()
+    print("\n".join(run_pages(docs, sandbox)))
+
+
+def test_every_page_with_commands_is_tested() -> None:
     assert len(DOC_ORDER) == len(set(DOC_ORDER))
     unlisted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")} - set(
         DOC_ORDER
     )
     assert not [d for d in unlisted if bash_blocks((ROOT / d).read_text())], (
-        f"docs with bash blocks missing from DOC_CHAINS: {sorted(unlisted)}"
+        f"docs with bash blocks missing from DOC_TESTS: {sorted(unlisted)}"
     )

@@ -182,7 +182,7 @@ def test_ablation_arms_get_identical_plans_and_splits(fdg_cohort: Path, nnunet_d
     assert len(labels[0]) > len(labels[1]) == 2
     targets = [pre / n / "splits_final.json" for n in names]
     _write_shared_splits(nnunet_dirs["nnUNet_raw"] / "Dataset621_ArmOrgans" / "lion_cases.csv",
-                         targets)  # fmt: skip
+                         targets, seed=0)  # fmt: skip
     splits = [json.loads(t.read_text()) for t in targets]
     assert splits[0] == splits[1] and len(splits[0]) == 5
     ids = sorted(c.case_id for c in cases)

@@ -15,6 +15,8 @@
   every core, so two trainings side by side would each run as many threads as there are cores
   (oversubscribed and slower per iteration than a share each: benchmarks/side_by_side.py, its
   stored result in benchmarks/results/side_by_side/);
+* opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
+  stock nnU-Net training is not seeded;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
@@ -38,6 +40,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from lion_nnunet.labels import TUMOR_LABEL
 from lion_nnunet.trainers.losses import ClassWeightedSoftDiceLoss, deep_supervision
 from lion_nnunet.trainers.sampling import tumor_focused
+from lion_nnunet.trainers.seeding import (
+    SEED_VAR,
+    deterministic_augmenters,
+    seed_everything,
+    seed_from_environment,
+)
 
 
 class nnUNetTrainer_LION(nnUNetTrainer):
@@ -75,13 +83,21 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         threads = os.environ.get("OMP_NUM_THREADS", "")
         if self.device.type == "cpu" and threads.isdigit() and int(threads) > 0:
             torch.set_num_threads(int(threads))
+        #: ``LION_SEED`` (None: nnU-Net's unseeded training); seeded before the network is built
+        self.lion_seed = seed_from_environment()
+        if self.lion_seed is not None:
+            seed_everything(self.lion_seed)
+            self.print_to_log_file(f"{SEED_VAR}={self.lion_seed}: seeded, deterministic kernels")
 
     def get_dataloaders(self):
         # nnU-Net's initialize() already set dataset_class (blosc2 or numpy); wrap whichever it is
         if self.lion_tumor_focused_sampling:
             base = self.dataset_class or infer_dataset_class(self.preprocessed_dataset_folder)
             self.dataset_class = tumor_focused(base)
-        return super().get_dataloaders()
+        loaders = super().get_dataloaders()
+        if self.lion_seed is None:
+            return loaders
+        return deterministic_augmenters(*loaders, self.lion_seed)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):  # nnU-Net's hook
         rotation, dummy_2d, initial_patch_size, mirror_axes = (
