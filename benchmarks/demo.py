@@ -68,10 +68,12 @@ def over_seeds(runs: list[dict]) -> dict:
     o, t = [a["organs"] for a in arms], [a["tumor_only"] for a in arms]
     out = {
         "seeds": len(runs),
-        "organs_less_fp_at_hot_organs": sum(a["fp_at_hot_organs_ml"] < b["fp_at_hot_organs_ml"]
-                                            for a, b in zip(o, t, strict=True)),  # fmt: skip
-        "organs_higher_median_dice": sum(a["median_dice"] > b["median_dice"]
-                                         for a, b in zip(o, t, strict=True)),  # fmt: skip
+        "organs_less_fp_at_hot_organs": sum(
+            a["fp_at_hot_organs_ml"] < b["fp_at_hot_organs_ml"] for a, b in zip(o, t, strict=True)
+        ),
+        "organs_higher_median_dice": sum(
+            a["median_dice"] > b["median_dice"] for a, b in zip(o, t, strict=True)
+        ),
         "organs_min_median_dice": min(a["median_dice"] for a in o),
         "max_minutes": max(r["minutes"] for r in runs),
     }

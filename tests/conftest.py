@@ -61,11 +61,6 @@ def session_nnunet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         yield _set_nnunet_env(mp, tmp_path_factory.mktemp("nnunet_session"))
 
 
-from fixtures_cohorts import *  # noqa: E402, F403
-from fixtures_lionz import *  # noqa: E402, F403
-from fixtures_nnunet import *  # noqa: E402, F403
-
-
 #: The skip reason's start of the review page's browser tests (tests/test_review.py).
 BROWSER_SKIP = "browser tests need"
 
@@ -83,3 +78,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             "They need Debian's Chromium and chromedriver; enable them with: "
             "sudo apt-get install chromium chromium-driver  (make test does it where it is root)"
         )
+
+
+from fixtures_cohorts import *  # noqa: E402, F403
+from fixtures_lionz import *  # noqa: E402, F403
+from fixtures_nnunet import *  # noqa: E402, F403
