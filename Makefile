@@ -21,4 +21,5 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
+	tests/node/install.sh
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25
