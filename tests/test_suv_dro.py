@@ -342,3 +342,14 @@ def test_dro_equals_cornerstone_calculate_suv(dro: str, tmp_path: Path) -> None:
         assert not np.allclose(ours, theirs, rtol=1e-3), (dro, CORNERSTONE_DIFFERS[dro])
     else:
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-6)  # 0.1 %
+
+
+def test_docs_say_which_ibsi_objects_were_real() -> None:
+    """The docs must not claim a check against the DRO files: only their list was real."""
+    root = Path(__file__).parents[1]
+    text = " ".join((root / "docs" / "inference.md").read_text(encoding="utf-8").split())
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    for page in (text, readme):
+        assert "Checked against the IBSI digital reference objects" not in page
+    assert "No DRO DICOM file was read" in text and "DRO_list.csv" in text
+    assert "round trip through our writer and our reader" in text
