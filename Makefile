@@ -35,4 +35,5 @@ browser:
 	|| echo "apt-get could not install $(BROWSER_PKGS): the browser tests will be skipped"
 
 test: lint browser
+	bash tests/node/install.sh
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25

@@ -136,6 +136,7 @@ class LionModel:
                 options (default 0: keep all).
         """
         from lion_nnunet import __version__
+        from lion_nnunet.inference.anatomy import misplaced_organs
         from lion_nnunet.inference.flags import flag_case
         from lion_nnunet.inference.plausibility import check_pet_values, read_pet
         from lion_nnunet.inference.postprocess import split_label_map
@@ -162,14 +163,15 @@ class LionModel:
             o.remove_in_organs, suv, o.suv_threshold,
         )  # fmt: skip
         names = {label: name for name, label in self.label_set.labels().items()}
+        checked, misplaced = (misplaced_organs(organs, self.label_set, pet) if organs.any()
+                              else (None, None))  # fmt: skip
         report = case_report(
-            case_id, suv, tumor, pet, organs if organs.any() else None, names, self.info.name,
+            case_id, suv, tumor, pet, checked, names, self.info.name,
             list(self.info.folds), {"tumor_label": self.label_set.tumor_label,
                                     "suv_threshold": o.suv_threshold},
             tumor_probability=prediction.tumor_probability, fold_tumors=prediction.fold_tumors,
         )  # fmt: skip
-        flags = flag_case(report, suv, tumor, spacing_zyx, organs if organs.any() else None,
-                          self.label_set)  # fmt: skip
+        flags = flag_case(report, suv, tumor, spacing_zyx, checked, self.label_set, misplaced)
         report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
         report.setdefault("lion_version", __version__)
         return Segmentation(_on_grid(tumor, pet), _on_grid(organs, pet), report, warnings)

@@ -286,6 +286,14 @@ HOT_ORGANS: dict[str, tuple[str, ...]] = {
 }
 #: The organ whose mean SUV is the reference for unsegmented hot spots (PERCIST's).
 REFERENCE_ORGAN = "liver"
+#: Where each organ's bulk lies along the body axis, head (0) to pelvis (5): brain; salivary
+#: glands (neck); heart (chest); liver, spleen, stomach (upper abdomen); kidneys, bowel
+#: (abdomen); bladder (pelvis). Two organs two or more levels apart are never the other way
+#: round in a patient (``inference.anatomy`` flags an organ map where they are).
+BODY_LEVELS: dict[str, int] = {
+    "brain": 0, "salivary_glands": 1, "heart": 2, "liver": 3, "spleen": 3, "stomach": 3,
+    "kidneys": 4, "small_bowel": 4, "colon": 4, "urinary_bladder": 5,
+}  # fmt: skip
 
 #: The registry: tracer name -> label set. Feeds ``--tracer`` choices, docs and tests.
 LABEL_SETS: dict[str, LabelSet] = {ls.tracer: ls for ls in (FDG, PSMA)}

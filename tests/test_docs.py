@@ -164,3 +164,15 @@ def test_every_page_with_commands_is_tested() -> None:
     assert not [d for d in unlisted if bash_blocks((ROOT / d).read_text())], (
         f"docs with bash blocks missing from DOC_TESTS: {sorted(unlisted)}"
     )
+
+
+def test_docs_name_no_file_outside_the_project() -> None:
+    """A `../path` in README.md or docs/*.md (a link, or a command run from the page's folder)
+    must stay inside the project and exist: users have the project, nothing beside it."""
+    bad = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for ref in re.findall(r"(?<![.\w])\.\./[\w./-]*\w", page.read_text(encoding="utf-8")):
+            target = (page.parent / ref).resolve()
+            if not target.is_relative_to(ROOT) or not target.exists():
+                bad.append(f"{page.relative_to(ROOT)}: {ref}")
+    assert not bad, bad

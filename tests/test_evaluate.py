@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,11 @@ def test_pet_columns_in_suv(folders: Path, capsys) -> None:
     assert per_case.loc["a", "gt_tlg"] == pytest.approx(tlg)
     assert per_case.loc["a", "tlg_error"] == pytest.approx(0.0)
     assert per_case.loc["b", "tlg_error"] == pytest.approx(-tlg)  # nothing predicted
+    text = (out / "per_case.csv").read_text()  # rounded, counts as integers (not 2.0)
+    assert not re.search(r"\d\.\d{5,}", text), text
+    assert per_case["lesions_gt"].dropna().tolist() == [1, 1]
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["lesions_tp"] for r in rows] == ["1", "0", ""], text
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "gt_tlg_median"] == pytest.approx(tlg)
     (pet_dir / "c_0000.nii.gz").unlink()

@@ -53,9 +53,9 @@ def test_lesion_terms_low_confidence_and_fold_disagreement() -> None:
     assert flags.values["low_confidence"] == pytest.approx(2.4)
     assert flags.values["fold_disagreement"] == pytest.approx(2.0)
     assert flags.score == pytest.approx(2.26 + 2.0)
-    assert flags.reasons == [
-        "2.4 ml of tumor in 2 lesion(s) has confidence below 0.5",
-        "2.0 ml of tumor in 1 lesion(s) is missed by at least one fold",
+    assert flags.reasons == [  # each lesion once, with all its findings
+        "lesion 1 (2.0 ml): confidence 0.30 < 0.5, missed by a fold (fold agreement 0.50)",
+        "lesion 2 (0.4 ml): confidence 0.45 < 0.5",
     ]
     # one fold (fold_agreement null) or no probabilities (confidence null): the term is skipped
     single = [{**les, "fold_agreement": None, "confidence": None} for les in lesions]
@@ -72,7 +72,7 @@ def test_tumor_touching_a_hot_organ() -> None:
     flags = flag_case(_report(), suv, tumor, SPACING, organs, FDG)
     assert flags.values["hot_organ"] == pytest.approx(3.2)
     assert flags.score == pytest.approx(5.36)  # weight 2 x (1 + log2 3.2) = 2 x 2.6781
-    assert flags.reasons == ["3.2 ml of tumor touches the urinary bladder"]
+    assert flags.reasons == ["lesion 1 (3.2 ml): touches the urinary bladder"]
     # without an organ map the term cannot be computed
     assert flag_case(_report(), suv, tumor, SPACING).values["hot_organ"] is None
 
@@ -86,9 +86,9 @@ def test_implausible_totals_and_tumor_outside_the_body() -> None:
     assert flags.values["outside_body"] == pytest.approx(2.0)
     assert flags.score == pytest.approx(2.0 + 1.26 + 9.0)
     assert flags.reasons == [
+        "lesion 1 (2.0 ml): 2.0 ml of it outside the body (SUV < 0.3)",
         "TMTV 3000 ml is above 1500 ml",
         "60 lesions (at least 50)",
-        "2.0 ml of tumor lies outside the body (SUV < 0.3)",
     ]
 
 
@@ -113,6 +113,47 @@ def test_hot_spots_left_unsegmented() -> None:
         flag_case(_report(), suv, tumor, SPACING, organs, FDG).values["unsegmented_hot_spots"]
         is None
     )
+
+
+def test_reasons_name_each_lesion_once_and_never_exceed_the_tmtv() -> None:
+    """A lesion with low confidence, missed by a fold and touching the bladder is one reason
+    with its volume, not three (the reasons once summed 25 ml for a TMTV of 14.5 ml)."""
+    import re
+
+    import SimpleITK as sitk
+
+    from lion_nnunet.inference.report import case_report
+
+    suv, tumor, organs = _volume()
+    tumor[10:12, 22:26, 22:26] = 1  # 3.2 ml on the bladder
+    tumor[25:27, 30:32, 30:32] = 1  # 0.8 ml elsewhere
+    image = sitk.GetImageFromArray(suv)
+    image.SetSpacing(SPACING[::-1])
+    names = {label: name for name, label in FDG.labels().items()}
+    report = case_report("c", suv, tumor, image, organs, names)
+    for les in report["lesions"]:
+        les.update(confidence=0.2, fold_agreement=0.5)
+    flags = flag_case(report, suv, tumor, SPACING, organs, FDG)
+    assert flags.reasons == [
+        "lesion 1 (3.2 ml): confidence 0.20 < 0.5, missed by a fold (fold agreement 0.50), "
+        "touches the urinary bladder",
+        "lesion 2 (0.8 ml): confidence 0.20 < 0.5, missed by a fold (fold agreement 0.50)",
+    ]
+    named = [float(v) for v in re.findall(r"^lesion \d+ \(([\d.]+) ml\)", "\n".join(
+        flags.reasons), flags=re.M)]  # fmt: skip
+    assert sum(named) <= report["tmtv_ml"] == pytest.approx(4.0)
+
+
+def test_many_flagged_lesions_are_summed_after_the_largest(monkeypatch) -> None:
+    import lion_nnunet.inference.flags as flags_module
+
+    monkeypatch.setattr(flags_module, "MAX_NAMED_LESIONS", 1)
+    suv, tumor, _ = _volume()
+    lesions = [{"lesion_id": i, "volume_ml": v, "confidence": 0.1} for i, v in
+               ((1, 1.0), (2, 3.0), (3, 0.5))]  # fmt: skip
+    flags = flag_case(_report(lesions, 4.5, 3), suv, tumor, SPACING)
+    assert flags.reasons == ["lesion 2 (3.0 ml): confidence 0.10 < 0.5",
+                             "2 more flagged lesions (1.5 ml)"]  # fmt: skip
 
 
 def test_docs_hold_the_terms_table() -> None:

@@ -89,7 +89,8 @@ def test_nearest_organ_and_summary() -> None:
     r = case_report("n", suv, tumor, image, organs, {2: "brain", 4: "kidneys"}, "m", ["0"])
     lesion = r["lesions"][0]
     assert lesion["nearest_organ"] == "kidneys"
-    np.testing.assert_allclose(lesion["distance_to_organ_mm"], 8.0)  # x 6 -> 10: 4 voxels
+    # the gap between the voxels: x 7, 8, 9 lie between lesion (x <= 6) and kidney (x >= 10)
+    np.testing.assert_allclose(lesion["distance_to_organ_mm"], 6.0)  # 3 voxels of 2 mm
     assert r["folds"] == [0]  # as nnU-Net's -f takes them
     frame = summary_frame([r])
     assert list(frame.columns)[:7] == ["case_id", "tmtv_ml", "tlg", "suv_max", "suv_mean",
@@ -112,6 +113,26 @@ def test_summary_csv_without_float_noise_or_float_counts(tmp_path) -> None:
     assert "18.792," in rows[1] and ",40.12," in rows[1] and ",7.12," in rows[1]
     assert "18.79199" not in text and ",2.0," not in text and ",2," in rows[1]
     assert ",0 1," in rows[1] and ",all," in rows[2]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_touching_lesion_is_0_mm_from_its_organ(monkeypatch: pytest.MonkeyPatch, many) -> None:
+    """A lesion sharing a face with an organ is 0 mm from it (docs: "0 when touching"), by the
+    per-lesion crops and by the one whole-image distance transform alike."""
+    import lion_nnunet.inference.report as report
+
+    monkeypatch.setattr(report, "MAX_LESIONS_PER_CROP", 0 if many else 10**6)
+    suv = np.ones((20, 20, 20), np.float32)
+    tumor = np.zeros(suv.shape, np.uint8)
+    tumor[8:10, 8:10, 4:6] = 1  # x 4-5: its x=5 face on the kidney's x=6
+    tumor[8:10, 8:10, 14:16] = 1  # x 14-15: one empty voxel (x 13) from the kidney's x=12
+    organs = np.zeros(suv.shape, np.uint8)
+    organs[6:12, 6:12, 6:13] = 4
+    image = _image(suv.shape, spacing_xyz=(6.0, 4.0, 3.0))  # x 6 mm: one voxel centre to centre
+    got = case_report("t", suv, tumor, image, organs, {4: "kidneys"})
+    by_x = sorted(got["lesions"], key=lambda les: les["centroid_mm"][0])
+    assert [les["nearest_organ"] for les in by_x] == ["kidneys", "kidneys"]
+    assert [les["distance_to_organ_mm"] for les in by_x] == [0.0, 6.0]  # touching; one voxel
 
 
 def test_many_lesions_use_one_distance_transform(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +163,14 @@ def test_many_lesions_use_one_distance_transform(monkeypatch: pytest.MonkeyPatch
             p_mm = np.round(point[::-1]) * spacing
             best = {k: np.sqrt(((v - p_mm) ** 2).sum(axis=1)).min() for k, v in organ_mm.items()}
             low = min(best.values())
-            np.testing.assert_allclose(les["distance_to_organ_mm"], low, atol=0.05)  # 0.1 mm
+            # the gap between the voxels (boxes) of the closest centres: per axis the centre
+            # distance less one voxel, clipped at 0 (any of the closest pairs)
+            gaps = {
+                round(float(np.sqrt((np.clip(np.abs(v - p_mm) - spacing, 0, None) ** 2).sum())), 1)
+                for v in np.concatenate(list(organ_mm.values()))
+                if abs(np.sqrt(((v - p_mm) ** 2).sum()) - low) < 1e-6
+            }
+            assert les["distance_to_organ_mm"] in gaps, (les, gaps)
             assert names_of(les["nearest_organ"], names) in [
                 k for k, v in best.items() if abs(v - low) < 1e-6
             ]

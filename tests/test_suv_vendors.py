@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from cornerstone_suv import CornerstoneError, cornerstone_suv, skip_reason
 from fixtures_dicom import pet_series
 
 from lion_nnunet.errors import LionError
@@ -134,6 +135,37 @@ def test_general_formula_for_an_unknown_vendor_is_used_with_a_warning(tmp_path, 
     caplog.clear()
     _read(_series(tmp_path / "s", SIEMENS_BEDS, SeriesTime="143000"))
     assert "is not Siemens" not in caplog.text
+
+
+def _philips_static_bed(folder: Path) -> list[Path]:
+    """A Philips BQML static bed as exported: DecayCorrection START, FrameReferenceTime 1328.7 s,
+    ActualFrameDuration 120.7 s, SeriesTime 10:00:00 one second before AcquisitionTime."""
+    bed = {"AcquisitionTime": "100001", "FrameReferenceTime": "1328700.0"}
+    return _series(folder, [bed] * BEDS, Manufacturer="Philips Medical Systems",
+                   ActualFrameDuration=120700)  # fmt: skip
+
+
+def _post_processed_frt_zero(folder: Path) -> list[Path]:
+    """A post-processed series: SeriesTime 14:30 after the 10:00 acquisition, one bed of 180 s,
+    FrameReferenceTime 0."""
+    bed = {"AcquisitionTime": "100000", "FrameReferenceTime": "0"}
+    return _series(folder, [bed] * BEDS, SeriesTime="143000")
+
+
+def test_series_time_not_after_the_acquisition_is_the_scan_start(tmp_path):
+    # QIBA: SeriesDate/Time not after AcquisitionDate/Time -> scan time = series time (10:00:00),
+    # whatever FrameReferenceTime says (here 1328.7 s; its frame rule would go 21 min back)
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)  # 08:55 -> 10:00:00
+    got = _read(_philips_static_bed(tmp_path / "p"))
+    np.testing.assert_allclose(got, _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
+
+
+def test_post_processed_with_frame_reference_time_zero_uses_the_acquisition(tmp_path):
+    # QIBA's frame rule needs FrameReferenceTime > 0; with 0 the scan start is the acquisition
+    # (10:00), not the acquisition + T_ave (90 s later)
+    decayed = DOSE * 2 ** (-(65 * 60) / HALF_LIFE)
+    got = _read(_post_processed_frt_zero(tmp_path / "pp"))
+    np.testing.assert_allclose(got, _rescaled() * WEIGHT * 1000 / decayed, rtol=1e-6)
 
 
 def test_start_frame_without_a_usable_scan_start_is_refused(tmp_path):
@@ -336,3 +368,117 @@ def test_compressed_pacs_export_reads_the_same(tmp_path):
     assert pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID == JPEGLSLossless
     np.testing.assert_array_equal(_read(files), expected)
     np.testing.assert_allclose(expected[2], stored[2] * SLOPES[2] * WEIGHT * 1000 / DOSE, rtol=1e-6)
+
+
+def _injection_time_only() -> dict:
+    rp = {k: v for k, v in RP.items() if k != "RadiopharmaceuticalStartDateTime"}
+    return {**rp, "RadiopharmaceuticalStartTime": "085500"}
+
+
+_GE_PRIVATE = [(0x00090010, "LO", "GEMS_PETD_01"), (0x0009100D, "DT", "20240506095800")]
+_NIGHT_BEDS = [{"AcquisitionTime": t, "FrameReferenceTime": _frt(o)}
+               for t, o in (("004500", 0), ("004800", 180), ("005100", 360))]  # fmt: skip
+_GE_BEDS = [{"AcquisitionTime": t, "FrameReferenceTime": _frt(o, t_ave=False)}
+            for t, o in (("100000", 0), ("100300", 180), ("100600", 360))]  # fmt: skip
+#: Every series above that lion converts with DecayCorrection START (or CNTS, GML BW), built
+#: as in its test: lion's SUV must equal cornerstone's calculate-suv unless DIFFERS says why.
+VENDOR_CASES = {
+    "siemens_multibed": lambda d: _series(d, SIEMENS_BEDS),
+    "post_processed_first_bed_cropped": lambda d: _series(
+        d, SIEMENS_BEDS[1:] + SIEMENS_BEDS[1:2], SeriesTime="143000"
+    ),
+    "siemens_private_scan_start": lambda d: _series(
+        d,
+        SIEMENS_BEDS,
+        SeriesTime="143000",
+        private=[(0x00710010, "LO", "SIEMENS MED PT"), (0x00711022, "DT", "20240506095900")],
+    ),
+    "ge_acquisition_minus_frt": lambda d: _series(
+        d, _GE_BEDS, SeriesTime="143000", Manufacturer="GE MEDICAL SYSTEMS"
+    ),
+    "unknown_vendor_post_processed": lambda d: _series(
+        d, SIEMENS_BEDS, SeriesTime="143000", Manufacturer="ACME PET"
+    ),
+    "reconstructed_a_week_later": lambda d: _series(
+        d, SIEMENS_BEDS, rp=_injection_time_only(), SeriesDate="20240513", SeriesTime="143000"
+    ),
+    "ge_private_scan_start": lambda d: _series(
+        d,
+        SIEMENS_BEDS,
+        SeriesTime="143000",
+        private=_GE_PRIVATE,
+        Manufacturer="GE MEDICAL SYSTEMS",
+    ),
+    "injection_before_midnight": lambda d: _series(
+        d,
+        _NIGHT_BEDS,
+        rp={**_injection_time_only(), "RadiopharmaceuticalStartTime": "234000"},
+        SeriesDate="20240507",
+        SeriesTime="004500",
+        AcquisitionDate="20240507",
+    ),
+    "admin": lambda d: _series(d, SIEMENS_BEDS, DecayCorrection="ADMIN"),
+    "philips_cnts_suv_factor": lambda d: _philips(d, "0.000412", "2.5"),
+    "philips_cnts_activity_factor": lambda d: _philips(d, "0", "2.5"),
+    "philips_suv_factor_no_creator": lambda d: _series(
+        d,
+        PHILIPS_BEDS,
+        Manufacturer="Philips",
+        Units="CNTS",
+        private=[(0x70531000, "DS", "0.000412")],
+    ),
+    "philips_activity_factor_no_creator": lambda d: _series(
+        d,
+        PHILIPS_BEDS,
+        Manufacturer="Philips",
+        Units="CNTS",
+        private=[(0x70531009, "DS", "2.5")],
+    ),
+    "gml_body_weight": lambda d: pet_series(
+        d,
+        [s // 100 for s in _stored()],
+        SLOPES,
+        Z_MM,
+        Units="GML",
+        SUVType="BW",
+        DecayCorrection="START",
+        SeriesDate="20240506",
+        SeriesTime="100000",
+        AcquisitionDate="20240506",
+        AcquisitionTime="100000",
+        PatientWeight="78",
+        rp=RP,
+    ),
+    "philips_static_bed_series_before_acquisition": _philips_static_bed,
+    "post_processed_frame_reference_time_zero": _post_processed_frt_zero,
+}
+#: Where calculate-suv 1.1.0 answers differently by design (its source, tests/cornerstone_suv.py).
+DIFFERS = {
+    "post_processed_first_bed_cropped": "QIBA's frame rule (acquisition - FRT + T_ave: 10:00) is "
+    "commented out in calculate-suv, which takes the earliest acquisition left (10:03)",
+    "siemens_private_scan_start": "calculate-suv knows no Siemens (0071,1022); it takes the "
+    "earliest acquisition (10:00) for the private 09:59",
+    "reconstructed_a_week_later": "calculate-suv puts an injection time without date on the "
+    "SeriesDate (a week after the scan) and throws 'Decay time cannot be less than zero'",
+    "injection_before_midnight": "calculate-suv puts the 23:40 injection on the scan's date, "
+    "after the 00:45 scan, and throws (its 'TODO: spanning midnight')",
+    "admin": "calculate-suv does not read DecayCorrection and decays an ADMIN series' dose",
+}
+
+
+@pytest.mark.parametrize("case", sorted(VENDOR_CASES))
+def test_vendor_case_equals_cornerstone_calculate_suv(tmp_path, case):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    files = VENDOR_CASES[case](tmp_path / case)
+    ours = _read(files)
+    try:
+        theirs = cornerstone_suv(files)
+    except CornerstoneError as e:
+        assert case in DIFFERS, f"calculate-suv threw for {case}: {e}"
+        return
+    if case in DIFFERS:  # the listed difference is real (the list cannot go stale)
+        assert not np.allclose(ours, theirs, rtol=1e-3), (case, DIFFERS[case])
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3)  # 0.1 %

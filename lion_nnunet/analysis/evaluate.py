@@ -54,6 +54,23 @@ METRICS = (
 )
 PET_METRICS = ("gt_suv_max", "gt_tlg", "pred_tlg", "tlg_error")
 COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn")
+#: Decimals kept in per_case.csv: Dice 4; volumes (ml) and TLG (SUV x ml) 3; SUVmax 2.
+DECIMALS = {"dice": 4, "gt_suv_max": 2, **dict.fromkeys(("fp_volume_ml", "fn_volume_ml",
+            "gt_volume_ml", "pred_volume_ml", "tmtv_error_ml", "gt_tlg", "pred_tlg",
+            "tlg_error"), 3)}  # fmt: skip
+
+
+def tidy_per_case(frame: pd.DataFrame) -> pd.DataFrame:
+    """per_case.csv as a reader wants it: metrics rounded (:data:`DECIMALS`), not 16 digits of
+    float noise; lesion counts as integers (2, not 2.0; empty where a case has none)."""
+    frame = frame.copy()
+    for column, decimals in DECIMALS.items():
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).round(decimals)
+    for column in COUNTS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).round().astype("Int64")
+    return frame
 
 
 def _names(case: str) -> list[str]:
@@ -323,7 +340,7 @@ def evaluate(
         log.warning("%d case(s) have no prediction: %s", len(missing), listing(missing))
     summary = _summaries(per_case, group_by)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(per_case, out / "per_case.csv")
+    write_csv(tidy_per_case(per_case), out / "per_case.csv")
     write_csv(summary, out / "summary.csv")
     result = {"pred": str(pred_dir), "gt": str(gt_dir), "missing_predictions": missing,
               "summary": summary.replace({np.nan: None}).to_dict(orient="records")}  # fmt: skip

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from lion_nnunet.io import array_to_image, write_csv, write_image, write_json
 from lion_nnunet.labels import LabelSet
 
+from .anatomy import misplaced_organs
 from .flags import flag_case
 from .pictures import (
     CORONAL_AXIS,
@@ -160,12 +161,16 @@ def write_case_outputs(
         write_image(probability, case_dir / "tumor_probability.nii.gz")
         written.append("tumor_probability.nii.gz")
     names = {label: name for name, label in label_set.labels().items()}
+    # the organ map the report and flags use: without parts in anatomically impossible places
+    checked, misplaced = (
+        misplaced_organs(organs, label_set, pet_image) if has_organs else (None, None)
+    )
     report = case_report(
-        case_id, suv, tumor, pet_image, organs if has_organs else None, names, model, folds,
+        case_id, suv, tumor, pet_image, checked, names, model, folds,
         extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
     )  # fmt: skip
     spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
-    flags = flag_case(report, suv, tumor, spacing_zyx, organs if has_organs else None, label_set)
+    flags = flag_case(report, suv, tumor, spacing_zyx, checked, label_set, misplaced)
     report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
     (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(

@@ -122,11 +122,21 @@ def _peak(
     return float(means[mask_in_bbox.astype(bool)].max())
 
 
+def voxel_gap_mm(a_zyx, b_zyx, spacing_zyx) -> float:
+    """Gap (mm) between two voxels taken as boxes: 0 when they touch (share a face, an edge or a
+    corner), else sqrt(sum over axes of ((|index difference| - 1) x spacing)^2), clipped at 0."""
+    steps = [max(0, abs(int(a) - int(b)) - 1) * s for a, b, s in zip(a_zyx, b_zyx, spacing_zyx,
+                                                                      strict=True)]  # fmt: skip
+    return math.sqrt(sum(v * v for v in steps))
+
+
 def _nearest_organ(
     lesion: np.ndarray, bbox: tuple[slice, ...], organs: np.ndarray,
     spacing_zyx: tuple[float, float, float], names: Mapping[int, str],
 ) -> tuple[str | None, float | None]:  # fmt: skip
-    """(organ name, mm between the closest lesion and organ voxel centres) or (None, None).
+    """(organ name, gap in mm) or (None, None): the organ voxel whose centre is closest to a
+    lesion voxel's centre, and the gap between those two voxels (:func:`voxel_gap_mm`, 0 when
+    the lesion touches the organ).
 
     ``lesion`` is the lesion mask inside its bounding box ``bbox``; the organ map is searched in
     boxes ORGAN_SEARCH_MM larger, so the cost does not grow with the image.
@@ -152,7 +162,9 @@ def _nearest_organ(
         if d[k] > margin:  # a nearer organ may lie outside this box: widen the search
             continue
         pos = tuple(int(i[where][k]) for i in idx)
-        return names.get(int(sub[pos]), str(int(sub[pos]))), rounded(d[k], "mm")
+        voxel = tuple(int(w[k]) for w in np.nonzero(where))
+        gap = voxel_gap_mm(voxel, pos, spacing_zyx)
+        return names.get(int(sub[pos]), str(int(sub[pos]))), rounded(gap, "mm")
     return None, None
 
 
@@ -170,7 +182,9 @@ def _organ_lookup(organs: np.ndarray, spacing_zyx, names: Mapping[int, str], n_l
         if d[k] > ORGAN_SEARCH_MM[-1]:
             return None, None
         pos = tuple(int(i[bbox][lesion][k]) for i in idx)
-        return names.get(int(organs[pos]), str(int(organs[pos]))), rounded(d[k], "mm")
+        voxel = tuple(int(w[k]) + b.start for w, b in zip(np.nonzero(lesion), bbox, strict=True))
+        gap = voxel_gap_mm(voxel, pos, spacing_zyx)
+        return names.get(int(organs[pos]), str(int(organs[pos]))), rounded(gap, "mm")
 
     return lookup
 

@@ -4,16 +4,20 @@ Body-weight SUV = activity concentration (Bq/ml) x weight (g) / dose (Bq) decaye
 voxel values refer to. Per slice, from pydicom's stored values and that slice's
 RescaleSlope/Intercept (slopes differ per slice on GE and Siemens):
 
-* ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the scan start. The
-  dose is decayed to it frame by frame, from that frame's own tags, in the order of the IBSI SUV
-  manual (Vacha et al., "Comprehensive Manual for SUV Computation and Digital Reference Objects",
-  github.com/oncoray/suv_computation, docs/suv.html, CC BY 4.0): (1) Siemens' private scan start
-  (0071,1022) or GE's (0009,100D) when present; (2) AcquisitionDate/Time when it equals
-  SeriesDate/Time; (3) GE: AcquisitionDate/Time - FrameReferenceTime; (4) any vendor:
-  AcquisitionDate/Time + T_ave - FrameReferenceTime, T_ave = ln(lambda T / (1 - exp(-lambda T)))
-  / lambda the time of average activity in a frame of length T = ActualFrameDuration. A frame
-  none of these rules fits is refused. SeriesTime alone is never trusted: post-processing moves
-  it (a re-reconstruction's SeriesTime is after the acquisition).
+* ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the scan start, taken
+  as QIBA's vendor-neutral pseudo-code has it, branch by branch (checked against cornerstone's
+  independent implementation, @cornerstonejs/calculate-suv, in tests/test_suv_cornerstone.py):
+  (1) SeriesDate/Time not after the series' earliest AcquisitionDate/Time: the series time.
+  Otherwise the series may be post-processed (a re-reconstruction's SeriesTime is after the
+  acquisition), and frame by frame: (2) GE's private scan date-time (0009,100D) (QIBA), or
+  Siemens' (0071,1022) (IBSI SUV manual: Vacha et al., "Comprehensive Manual for SUV Computation
+  and Digital Reference Objects", github.com/oncoray/suv_computation, docs/suv.html, CC BY 4.0);
+  (3) GE: AcquisitionDate/Time - FrameReferenceTime (IBSI manual); (4) FrameReferenceTime 0: the
+  earliest AcquisitionDate/Time (QIBA's frame rule needs FrameReferenceTime > 0; cornerstone's
+  fallback); (5) AcquisitionDate/Time + T_ave - FrameReferenceTime (QIBA's "Siemens PETsyngo"
+  rule, which the IBSI manual applies to any vendor), T_ave = ln(lambda T / (1 - exp(-lambda
+  T))) / lambda the time of average activity in a frame of length T = ActualFrameDuration. A
+  frame none of these rules fits is refused.
 * ``DecayCorrection`` ADMIN: images are corrected to the injection; the dose is not decayed.
 * ``DecayCorrection`` NONE: each slice holds the mean activity over its own frame (start =
   AcquisitionDate/Time, length T = ActualFrameDuration): the dose is decayed to the frame start
@@ -270,12 +274,34 @@ def time_of_average_activity(lam: float, frame_s: float) -> float:
     return math.log(x / -math.expm1(-x)) / lam if x > 0 else 0.0
 
 
-def start_reference(ds, where: Path, lam: float) -> tuple[dt.datetime, str]:
+def _acquisition(ds) -> dt.datetime | None:
+    """AcquisitionDate (else SeriesDate) + AcquisitionTime, else AcquisitionDateTime."""
+    date = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
+    value = _parse_dt(date, getattr(ds, "AcquisitionTime", None))
+    return value if value is not None else _parse_datetime(getattr(ds, "AcquisitionDateTime", None))
+
+
+def earliest_acquisition(headers: list) -> dt.datetime | None:
+    """The earliest AcquisitionDate/Time of a series' slices (the scan start QIBA compares with)."""
+    return min((t for t in map(_acquisition, headers) if t is not None), default=None)
+
+
+def start_reference(
+    ds, where: Path, lam: float, earliest: dt.datetime | None = None
+) -> tuple[dt.datetime, str]:
     """Scan start a DecayCorrection START frame is corrected to, and the rule that gave it.
 
-    The IBSI SUV manual's order (module docstring), from this frame's tags alone. Raises
-    LionError naming the missing tags when no rule applies.
+    QIBA's vendor-neutral pseudo-code, branch by branch (module docstring), from this frame's
+    tags and ``earliest``, the series' earliest AcquisitionDate/Time
+    (:func:`earliest_acquisition`; default: this frame's own). Raises LionError naming the
+    missing tags when no rule applies.
     """
+    acquisition = _acquisition(ds)
+    earliest = earliest or acquisition
+    series = _parse_dt(getattr(ds, "SeriesDate", None), getattr(ds, "SeriesTime", None))
+    if series is not None and earliest is not None and series <= earliest:
+        return series, "SeriesDate/Time (not after the acquisition)"
+    # SeriesDate/Time after the acquisition: a post-processed series
     maker = vendor(ds)
     private = {"SIEMENS": (0x0071, SIEMENS_CREATOR, SIEMENS_DECAY_DATETIME),
                "GE": (0x0009, GE_CREATOR, GE_SCAN_DATETIME)}.get(maker)  # fmt: skip
@@ -283,22 +309,13 @@ def start_reference(ds, where: Path, lam: float) -> tuple[dt.datetime, str]:
         value = _parse_datetime(_private(ds, *private, maker=maker))
         if value is not None:
             return value, f"{maker} private scan start ({private[0]:04X},{0x1000 + private[2]:04X})"
-    date = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
-    acquisition = _parse_dt(date, getattr(ds, "AcquisitionTime", None))
-    if acquisition is None:
-        acquisition = _parse_datetime(getattr(ds, "AcquisitionDateTime", None))
-    series = _parse_dt(getattr(ds, "SeriesDate", None), getattr(ds, "SeriesTime", None))
-    if (
-        acquisition is not None
-        and series is not None
-        and abs((acquisition - series).total_seconds()) < 1e-3
-    ):
-        return acquisition, "AcquisitionDate/Time = SeriesDate/Time"
     reference_ms = _number(ds, "FrameReferenceTime")
     duration_ms = _number(ds, "ActualFrameDuration")
     if acquisition is not None and reference_ms is not None and reference_ms >= 0:
         if maker == "GE":
             return acquisition - dt.timedelta(milliseconds=reference_ms), "GE: acquisition - FRT"
+        if reference_ms == 0:
+            return earliest, "earliest acquisition (FrameReferenceTime 0)"
         if duration_ms is not None and duration_ms > 0:
             t_ave = time_of_average_activity(lam, duration_ms / 1000.0)
             shift = dt.timedelta(seconds=t_ave - reference_ms / 1000.0)
@@ -307,8 +324,8 @@ def start_reference(ds, where: Path, lam: float) -> tuple[dt.datetime, str]:
                ("FrameReferenceTime", reference_ms), ("ActualFrameDuration", duration_ms))
                if value is None or (name == "ActualFrameDuration" and value <= 0)]  # fmt: skip
     raise LionError(
-        f"{where}: DecayCorrection START but the scan start cannot be determined: no vendor "
-        f"private scan start, AcquisitionDate/Time differs from SeriesDate/Time, and "
+        f"{where}: DecayCorrection START but the scan start cannot be determined: SeriesDate/Time "
+        f"is after the acquisition (a post-processed series), no vendor private scan start, and "
         f"{', '.join(missing) or 'FrameReferenceTime'} is missing or not positive; export the "
         "series with FrameReferenceTime and ActualFrameDuration, or in SUV (Units GML)"
     )
@@ -323,10 +340,7 @@ def _number(ds, keyword: str) -> float | None:
 
 
 def _frame_start(ds, where: Path) -> dt.datetime:
-    date = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
-    start = _parse_dt(date, getattr(ds, "AcquisitionTime", None))
-    if start is None:
-        start = _parse_datetime(getattr(ds, "AcquisitionDateTime", None))
+    start = _acquisition(ds)
     if start is None:
         raise LionError(
             f"{where}: AcquisitionDate/AcquisitionTime missing; DecayCorrection NONE needs each "
@@ -335,7 +349,7 @@ def _frame_start(ds, where: Path) -> dt.datetime:
     return start
 
 
-def _bqml_scale(ds, where: Path, reference: dt.datetime | None) -> float:
+def _bqml_scale(ds, where: Path, earliest: dt.datetime | None) -> float:
     """SUVbw per Bq/ml for this slice: weight (g) / dose decayed to the time its values refer to."""
     weight_kg = float(_require(ds, "PatientWeight", where, "body-weight SUV"))
     _check_weight(weight_kg, where)
@@ -353,8 +367,7 @@ def _bqml_scale(ds, where: Path, reference: dt.datetime | None) -> float:
     _check_half_life(half_life, where)
     lam = math.log(2) / half_life
     if correction == "START":
-        if reference is None:
-            reference, _ = start_reference(ds, where, lam)
+        reference, _ = start_reference(ds, where, lam, earliest)
         seconds = (reference - injection_time(ds, reference, where)).total_seconds()
         return weight_kg * 1000.0 / (dose * math.exp(-lam * seconds))
     start = _frame_start(ds, where)  # NONE: mean activity over this slice's frame
@@ -404,14 +417,15 @@ def lean_body_mass_kg(ds, suv_type: str, weight_kg: float, where: Path) -> float
     return lbm
 
 
-def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
+def suv_scale(ds, where: Path, earliest: dt.datetime | None = None) -> float:
     """Factor turning this slice's rescaled values into body-weight SUV (g/ml).
 
     Args:
         ds: the slice's pydicom dataset.
         where: file (for messages).
-        reference: the scan start to decay the dose to for DecayCorrection START instead of
-            the frame's own (:func:`start_reference`); unused for ADMIN and NONE.
+        earliest: the series' earliest AcquisitionDate/Time (:func:`earliest_acquisition`),
+            which DecayCorrection START compares SeriesDate/Time with (:func:`start_reference`);
+            default: this slice's own. Unused for ADMIN and NONE.
     """
     units = str(getattr(ds, "Units", "")).strip().upper()
     if units == "GML":
@@ -433,7 +447,7 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
             return float(suv_factor)
         bqml_factor = _private(ds, 0x7053, PHILIPS_CREATOR, PHILIPS_BQML_FACTOR, "PHILIPS")
         if bqml_factor is not None and float(bqml_factor) > 0:
-            return float(bqml_factor) * _bqml_scale(ds, where, reference)
+            return float(bqml_factor) * _bqml_scale(ds, where, earliest)
         found = "is 0 (Philips: cannot convert)" if suv_factor is not None else "is missing"
         raise LionError(
             f"{where}: Units CNTS and the Philips SUV scale factor (7053,xx00 of "
@@ -441,7 +455,7 @@ def suv_scale(ds, where: Path, reference: dt.datetime | None = None) -> float:
             "export the series in BQML"
         )
     if units == "BQML":
-        return _bqml_scale(ds, where, reference)
+        return _bqml_scale(ds, where, earliest)
     raise LionError(f"{where}: Units {units or 'missing'}; expected BQML, CNTS or GML")
 
 
@@ -532,7 +546,8 @@ def _log_decay_rules(headers: list, where: Path) -> None:
     try:
         rp = first.RadiopharmaceuticalInformationSequence[0]
         lam = math.log(2) / float(rp.RadionuclideHalfLife)
-        rules = sorted({start_reference(h, where, lam)[1] for h in headers})
+        earliest = earliest_acquisition(headers)
+        rules = sorted({start_reference(h, where, lam, earliest)[1] for h in headers})
     except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError, LionError):
         return  # suv_scale reports the problem with the slice's name
     log.info("%s: scan start from %s", where, "; ".join(rules))
@@ -557,10 +572,11 @@ def read_suv_series(files: list[Path]) -> sitk.Image:
         check_static_pet(h, where)
     files, headers, geometry = sort_slices([Path(f) for f in files], headers)
     _log_decay_rules(headers, where)
+    earliest = earliest_acquisition(headers)
     slices = []
     for f, h in zip(files, headers, strict=True):
         value, _ = rescaled_pixels(f)
-        slices.append((value * suv_scale(h, f)).astype(np.float32))
+        slices.append((value * suv_scale(h, f, earliest)).astype(np.float32))
     array = np.stack(slices)
     check_suv_values(array, where)
     image = sitk.GetImageFromArray(array)
