@@ -88,6 +88,11 @@ def over_seeds(runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    parser.add_argument(
+        "--no-repeat",
+        action="store_true",
+        help="do not run seed 0 a second time (repeat_identical stays null)",
+    )
     parser.add_argument("--from", dest="source", help="a finished lion demo output folder")
     parser.add_argument("--commit", help="with --from: the commit the demo ran at")
     args = parser.parse_args()
@@ -95,18 +100,15 @@ def main() -> None:
         store_from(Path(args.source).resolve(), args.commit)
         return
     run = Run("demo", sys.argv[1:])
-    runs = []
-    for seed in range(args.seeds):
-        runs.append(run_demo(seed, WORK / f"demo_seed{seed}"))
-        print(f"seed {seed}: {runs[-1]['minutes']} min\n{runs[-1]['printed']}", flush=True)
-    repeat = run_demo(0, WORK / "demo_seed0_repeat")
+    runs = [_seed_run(seed) for seed in range(args.seeds)]
+    repeat = None if args.no_repeat else run_demo(0, WORK / "demo_seed0_repeat")
     first = runs[0]
     summary = {key: first["summary"][key] for key in ("seconds", "trainer", "verdict", "settings",
                                                       "arms")}  # fmt: skip
     summary["step_seconds"] = first["summary"].get("timings_s", {})
     summary["demo_minutes"] = first["minutes"]
-    summary["repeat_identical"] = repeat["printed"] == first["printed"]
-    summary["repeat_minutes"] = repeat["minutes"]
+    summary["repeat_identical"] = None if repeat is None else repeat["printed"] == first["printed"]
+    summary["repeat_minutes"] = None if repeat is None else repeat["minutes"]
     summary["per_seed"] = [
         {"seed": r["seed"], "minutes": r["minutes"], "load_start": r["load_start"],
          "load_end": r["load_end"], "verdict": r["summary"]["verdict"]}
@@ -119,9 +121,26 @@ def main() -> None:
               for row in t]  # fmt: skip
     run.store(summary, {"results": first["tables"]["results"], "seeds": seeds_rows,
                         "scores": scores})  # fmt: skip
-    if not summary["repeat_identical"]:
+    if repeat is not None and not summary["repeat_identical"]:
         print("seed 0 twice gave different tables:\n" + first["printed"] + "\n" + repeat["printed"])
         raise SystemExit(1)
+
+
+def _seed_run(seed: int) -> dict:
+    """One seed's demo, or the one a cut-off benchmark already finished (its record kept)."""
+    out = WORK / f"demo_seed{seed}"
+    record = out.parent / f"demo_seed{seed}.json"
+    if record.is_file() and (out / "summary.json").is_file():
+        done = json.loads(record.read_text())
+        if done["summary_mtime"] == (out / "summary.json").stat().st_mtime:
+            print(f"seed {seed}: finished earlier ({done['minutes']} min), kept", flush=True)
+            return {**done, "folder": out, **_read(out)}
+    result = run_demo(seed, out)
+    keep = {k: result[k] for k in ("seed", "printed", "minutes", "load_start", "load_end")}
+    keep["summary_mtime"] = (out / "summary.json").stat().st_mtime
+    record.write_text(json.dumps(keep))
+    print(f"seed {seed}: {result['minutes']} min\n{result['printed']}", flush=True)
+    return result
 
 
 def store_from(out: Path, commit: str | None) -> None:
