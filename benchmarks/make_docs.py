@@ -51,6 +51,7 @@ BENCHMARKS = {
     "cohort": "`lion predict --cluster` (Dask workers) vs one process vs nnU-Net's parts",
     "evaluate": "metrics with cc3d vs a scipy.ndimage baseline",
     "organ_context": "organ classes vs tumor-only on synthetic cohorts",
+    "demo": "`lion demo` over seeds: organ context vs tumor-only, run time, same seed twice",
     "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
     "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
 }
@@ -253,6 +254,36 @@ def confidence(s: dict) -> str:
     return out
 
 
+def demo_seeds(s: dict) -> str:
+    """`lion demo` over seeds (benchmarks/demo.py --seeds N): one row per seed and model."""
+    if "over_seeds" not in s:
+        return "One `lion demo` run only (no seeds): see [reproducing.md](reproducing.md).\n"
+    o = s["over_seeds"]
+    minutes = {p["seed"]: p for p in s["per_seed"]}
+    body = [[r["seed"], r["model"], fmt(float(r["median_dice"]), 2), fmt(float(r["lesion_f1"]), 2),
+             fmt(float(r["fp_at_hot_organs_ml"]), 1), fmt(float(r["fp_elsewhere_ml"]), 1),
+             fmt(minutes[int(r["seed"])]["minutes"], 1),
+             fmt(minutes[int(r["seed"])]["load_start"], 1)]
+            for r in rows("demo", "seeds")]  # fmt: skip
+    same = s["repeat_identical"]
+    verdict = "the same table" if same else "a DIFFERENT table"
+    repeat = "not run" if same is None else f"{verdict} ({fmt(s['repeat_minutes'], 1)} min)"
+    header = ["seed", "model", "median Dice (with tumor)", "lesion F1",
+              "FP at hot organs (ml, sum)", "FP elsewhere (ml, sum)", "run (min)",
+              "load at start"]  # fmt: skip
+    return (
+        f"`lion demo --seed K` for {o['seeds']} seeds, each a fresh cohort, holdout, split and "
+        "training (`LION_SEED`), both arms with "
+        f"`{s['trainer']}`. Organ context had less FP volume at hot organs than tumor-only in "
+        f"{o['organs_less_fp_at_hot_organs']} of {o['seeds']} seeds and a higher median Dice in "
+        f"{o['organs_higher_median_dice']} of {o['seeds']}; median over seeds of the median Dice: "
+        f"organs {fmt(o['organs_median_dice_median'], 2)}, tumor-only "
+        f"{fmt(o['tumor_only_median_dice_median'], 2)}; the organ arm's lowest median Dice "
+        f"{fmt(o['organs_min_median_dice'], 2)}; the longest run {fmt(o['max_minutes'], 1)} min. "
+        f"Seed 0 run a second time printed {repeat}.\n\n" + table(header, body)
+    )
+
+
 def gpu_suite(s: dict) -> str:
     """The GPU suite's own summary (benchmarks/gpu_suite.py), as it prints it."""
     from gpu_suite import summary_text
@@ -269,7 +300,7 @@ def gpu_suite(s: dict) -> str:
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "cohort": cohort, "evaluate": evaluate, "organ_context": organ_context,
-    "confidence": confidence, "gpu_suite": gpu_suite,
+    "confidence": confidence, "demo": demo_seeds, "gpu_suite": gpu_suite,
 }  # fmt: skip
 
 
