@@ -25,7 +25,7 @@ from lion_nnunet.synthetic.phantom_followup import move_ct_labels, synthesize_fo
 from lion_nnunet.synthetic.phantoms import make_cohort
 
 LIVER = get_label_set("fdg").label_of("liver")
-PATIENT = dict(weight_kg=72.0, height_cm=178.0, sex="M")  # noqa: C408
+PATIENT = dict(weight_kg=72.0, height_cm=178.0, sex="M", followup_weight_kg=72.0)  # noqa: C408
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,8 @@ def test_matching_follows_the_truth_after_a_shift_of_centimetres(phantom_pair) -
         assert b["change"] == ("split" if row["change"] == "split" else "one-to-one")
     assert data["matching"]["splits"] == 1 and data["matching"]["new"] == 0
     # the design: every lesion at least 40% cooler -> PMR when the baseline is measurable
-    expected = truth["expected_percist"].iloc[0]
-    assert data["percist"]["category"] == (
-        expected if data["percist"]["baseline_measurable"] else "NE"
-    )
+    assert data["percist"]["baseline_measurable"]  # the phantom's hottest lesion is measurable
+    assert data["percist"]["category"] == truth["expected_percist"].iloc[0] == "PMR"
     assert data["alignment"]["ncc_after"] > data["alignment"]["ncc_before"]
 
 
@@ -113,9 +111,7 @@ def test_cli_new_lesion_outputs_and_schema(phantom_pair, tmp_path: Path) -> None
             f"--{when}-organs", str(_write(org, case.pet_grid, pred / "organs.nii.gz")),
         ]  # fmt: skip
     out = tmp_path / "resp"
-    assert (
-        main([*args, "--weight-kg", "72", "--height-cm", "178", "--sex", "M", "-o", str(out)]) == 0
-    )
+    assert main([*args, *PATIENT_ARGS, "-o", str(out)]) == 0
     data = json.loads((out / "response.json").read_text())
     for key in ("percist", "reasons", "baseline", "followup", "delta", "alignment"):
         assert key in data
@@ -131,9 +127,7 @@ def test_cli_new_lesion_outputs_and_schema(phantom_pair, tmp_path: Path) -> None
     assert len(table) == 1 and table["percist"].iloc[0] == "PMD"
     png = out / "response.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert (
-        main([*args, "--weight-kg", "72", "--height-cm", "178", "--sex", "M", "-o", str(out)]) == 1
-    )
+    assert main([*args, *PATIENT_ARGS, "-o", str(out)]) == 1
 
 
 def test_match_lesions_overlap_split_distance_new_and_gone() -> None:
@@ -198,7 +192,16 @@ def _args(b: dict, f: dict, out: Path, organs: bool = True) -> list[str]:
     return [*args, "-o", str(out)]
 
 
-PATIENT_ARGS = ["--weight-kg", "72", "--height-cm", "178", "--sex", "F"]
+PATIENT_ARGS = [
+    "--weight-kg",
+    "72",
+    "--height-cm",
+    "178",
+    "--sex",
+    "F",
+    "--followup-weight-kg",
+    "72",
+]
 
 
 @pytest.mark.parametrize(
@@ -256,7 +259,7 @@ def _pairs_csv(tmp_path: Path, followups: dict[str, dict]) -> list[dict]:
             (pred / "report.json").write_text(json.dumps({"input": str(paths["SUV"])}))
         rows.append({"patient_id": patient, "baseline": f"pred/{patient}_08-12-2005-NA-PET-CT",
                      "followup": f"pred/{patient}_03-02-2006-NA-PET-CT", "weight_kg": 70,
-                     "height_cm": 170, "sex": "M"})  # fmt: skip
+                     "height_cm": 170, "sex": "M", "followup_weight_kg": 70})  # fmt: skip
     pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
     return rows
 
@@ -338,3 +341,50 @@ def test_from_cases_on_a_converted_phantom_cohort(tmp_path: Path, nnunet_dirs) -
     pairs = pd.read_csv(out / "pairs.csv")
     assert pairs["baseline"].iloc[0].endswith("study_01")
     assert pairs["followup"].iloc[0].endswith("study_02")
+
+
+def _empty_followup_mask(f: dict, remove_uptake: bool) -> None:
+    """Empty the follow-up tumor mask; with ``remove_uptake`` the lesion also leaves the PET."""
+    tumor = sitk.ReadImage(str(f["tumor"]))
+    if remove_uptake:
+        pet = sitk.ReadImage(str(f["SUV"]))
+        arr = sitk.GetArrayFromImage(pet)
+        arr[sitk.GetArrayFromImage(tumor) > 0] = 1.0  # the body's SUV
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(pet)
+        sitk.WriteImage(out, str(f["SUV"]))
+    empty = sitk.GetImageFromArray(np.zeros(tumor.GetSize()[::-1], np.uint8))
+    empty.CopyInformation(tumor)
+    sitk.WriteImage(empty, str(f["tumor"]))
+
+
+def test_an_empty_followup_mask_over_unchanged_uptake_is_not_cmr(tmp_path: Path) -> None:
+    # the issue's case: the follow-up PET is the baseline's (lesion still at SUV 8) but its mask
+    # is empty. The site measured on the follow-up PET reads the baseline's SULpeak: a change of
+    # 0 %, so SMD, and the reasons say why it is not a complete response.
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    _empty_followup_mask(f, remove_uptake=False)
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["followup"]["lesion_count"] == 0
+    site = data["percist"]["sites"][0]["sul_peak"]
+    assert site == data["baseline"]["sul_peak"] == data["percist"]["sul_peak_followup"]
+    assert data["percist"]["category"] == "SMD"
+    assert any("mask is empty, but this is not a complete response" in r for r in data["reasons"])
+
+
+def test_an_empty_followup_mask_over_resolved_uptake_is_cmr(tmp_path: Path) -> None:
+    # the lesion's voxels at the body's SUV 1 at follow-up: the site reads SUV 1 x the SUL factor.
+    # Female, 72 kg, 178 cm: BMI 72 / 1.78^2 = 22.724; LBM 9270 x 72 / (8780 + 244 x 22.724)
+    # = 46.59 kg; SUL factor 46.59 / 72 = 0.647: site 0.65 SUL < liver 2.0 x 0.647 = 1.29: CMR
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    _empty_followup_mask(f, remove_uptake=True)
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["percist"]["sites"][0]["sul_peak"] == pytest.approx(0.65, abs=0.01)
+    assert data["followup"]["liver_sul_mean"] == pytest.approx(1.29, abs=0.01)
+    assert data["percist"]["category"] == "CMR"

@@ -26,6 +26,9 @@ EXAMPLES = """\
 
 #: response_cohort.PAIR_COLUMNS, repeated so that `lion --help` does not import pandas.
 PAIR_COLUMNS = ("patient_id", "baseline", "followup", "weight_kg", "height_cm", "sex")
+#: Optional pairs.csv columns (an empty cell or a missing column takes the command-line value).
+OPTIONAL_PAIR_COLUMNS = ("followup_weight_kg", "followup_height_cm", "baseline_uptake_min",
+                         "followup_uptake_min")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{when}-tumor", help=f"{when} tumor mask on its PET's grid")
         p.add_argument(f"--{when}-organs", help=f"{when} organ mask (tracer's LION label ids)")
     p.add_argument("--pairs", help="cohort CSV: " + ",".join(PAIR_COLUMNS) + " (baseline and "
-                   "followup: lion predict case folders)")  # fmt: skip
+                   "followup: lion predict case folders), optionally "
+                   + ",".join(OPTIONAL_PAIR_COLUMNS))  # fmt: skip
     p.add_argument("--from-cases", metavar="LION_CASES_CSV",
                    help="lion convert's lion_cases.csv: every patient with >= 2 studies, the "
                    "earliest as baseline (needs --predictions-dir and --patients)")  # fmt: skip
@@ -61,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-kg", type=float, help="body weight at baseline (kg)")
     p.add_argument("--followup-weight-kg", type=float, help="weight at follow-up (kg)")
     p.add_argument("--height-cm", type=float, help="height (cm)")
+    p.add_argument("--followup-height-cm", type=float,
+                   help="height at follow-up (cm); default --height-cm")  # fmt: skip
     p.add_argument("--sex", choices=("M", "F", "m", "f"), help="sex, for lean body mass")
     p.add_argument("--tracer", choices=TRACERS, default="fdg",
                    help="tracer: its label set says which organ id is the liver")  # fmt: skip
@@ -71,9 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SUL[,SD]",
         help="liver SULmean (and SD) to use when there is no liver mask",
     )
-    p.add_argument("--max-distance-mm", type=float, default=25.0,
-                   help="lesions not overlapping after alignment match only within this "
-                   "centroid distance")  # fmt: skip
+    p.add_argument("--max-distance-mm", type=float, default=12.4,
+                   help="lesions not overlapping after alignment match only when their SULpeak "
+                   "sphere centres lie within this distance (at most 12.4 mm: the 1 ml spheres "
+                   "overlap)")  # fmt: skip
+    p.add_argument("--accept-noncomparable", action="store_true",
+                   help="assess scans that fail PERCIST's comparability checks (liver drift, "
+                   "uptake time, missing follow-up weight) instead of answering NE; recorded "
+                   "in response.json")  # fmt: skip
     p.add_argument("--baseline-uptake-min", type=float, help="uptake time at baseline (min)")
     p.add_argument("--followup-uptake-min", type=float, help="uptake time at follow-up (min)")
     p.add_argument("-o", "--out", required=True, help="output folder")
@@ -131,14 +142,26 @@ def _options(args, **override):
 
     values = {
         "weight_kg": args.weight_kg, "height_cm": args.height_cm, "sex": args.sex,
-        "followup_weight_kg": args.followup_weight_kg, "tracer": args.tracer, "lbm": args.lbm,
+        "followup_weight_kg": args.followup_weight_kg,
+        "followup_height_cm": args.followup_height_cm, "tracer": args.tracer, "lbm": args.lbm,
         "liver_reference": _liver_reference(args.liver_reference),
         "max_distance_mm": args.max_distance_mm,
         "baseline_uptake_min": args.baseline_uptake_min,
         "followup_uptake_min": args.followup_uptake_min,
+        "accept_noncomparable": args.accept_noncomparable,
     }  # fmt: skip
     values.update(override)
     return ResponseOptions(**values)
+
+
+def _number(value, default):
+    """A CSV cell as a float, or ``default`` when the cell is empty or the column absent."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise LionError(f"pairs table: {value!r} is not a number") from None
 
 
 def _run_cohort(args: argparse.Namespace) -> int:
@@ -168,8 +191,12 @@ def _run_cohort(args: argparse.Namespace) -> int:
         root = Path()
 
     def options_for(row):
+        optional = {
+            key: _number(getattr(row, key, None), getattr(args, key))
+            for key in OPTIONAL_PAIR_COLUMNS
+        }
         return _options(args, weight_kg=row.weight_kg, height_cm=row.height_cm, sex=row.sex,
-                        patient_id=str(row.patient_id))  # fmt: skip
+                        patient_id=str(row.patient_id), **optional)  # fmt: skip
 
     frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar)
     if not args.pairs:

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from scipy.ndimage import find_objects
 
 from lion_nnunet.analysis import percist as pc
+from lion_nnunet.analysis import percist_rules as pr
 from lion_nnunet.analysis.response_match import (
     MAX_DISTANCE_MM,
     Alignment,
@@ -29,9 +30,11 @@ from lion_nnunet.analysis.response_match import (
     register,
     resample_to,
 )
+from lion_nnunet.analysis.response_sites import measure_sites, secondary_sum
 from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.plausibility import read_pet
+from lion_nnunet.inference.report import _nearest_organ
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
@@ -112,20 +115,24 @@ class ResponseOptions:
         weight_kg: body weight at baseline (kg), the weight the baseline SUV was computed with.
         height_cm: height (cm).
         sex: "M" or "F".
-        followup_weight_kg: weight at follow-up (kg); default the baseline weight.
+        followup_weight_kg: weight at follow-up (kg); when not given SUL uses the baseline
+            weight and PERCIST's comparability check fails (NE unless accept_noncomparable).
+        followup_height_cm: height at follow-up (cm); default ``height_cm``.
         tracer: "fdg" or "psma": which label id is the liver.
         lbm: "janmahasatian" (default) or "james".
         liver_reference: (SULmean, SD) to use instead of a liver mask, for both time points.
-        max_distance_mm: lesions farther apart than this (mm) after alignment never match by
-            distance.
+        max_distance_mm: lesions whose SULpeak sphere centres lie farther apart than this (mm)
+            after alignment never match by distance (at most 12.4 mm: the spheres overlap).
         baseline_uptake_min, followup_uptake_min: uptake times (min), for PERCIST's check.
         patient_id: name for the outputs; default the patient id read from the paths.
+        accept_noncomparable: assess scans that PERCIST's comparability checks fail (else NE).
     """
 
     weight_kg: float | None
     height_cm: float | None
     sex: str | None
     followup_weight_kg: float | None = None
+    followup_height_cm: float | None = None
     tracer: str = "fdg"
     lbm: str = "janmahasatian"
     liver_reference: tuple[float, float] | None = None
@@ -133,6 +140,7 @@ class ResponseOptions:
     baseline_uptake_min: float | None = None
     followup_uptake_min: float | None = None
     patient_id: str | None = None
+    accept_noncomparable: bool = False
 
     def __post_init__(self) -> None:
         missing = [
@@ -150,11 +158,19 @@ class ResponseOptions:
                 "is missing; give them (e.g. --weight-kg 72 --height-cm 178 --sex M)"
             )
         pc.lean_body_mass(self.weight_kg, self.height_cm, self.sex, self.lbm)  # checks them
-        if self.followup_weight_kg is not None:
-            pc.lean_body_mass(self.followup_weight_kg, self.height_cm, self.sex, self.lbm)
+        if self.followup_weight_kg is not None or self.followup_height_cm is not None:
+            pc.lean_body_mass(
+                self.followup_weight_kg or self.weight_kg,
+                self.followup_height_cm or self.height_cm,
+                self.sex,
+                self.lbm,
+            )
         get_label_set(self.tracer)
-        if not self.max_distance_mm > 0:
-            raise LionError(f"--max-distance-mm must be > 0 mm, got {self.max_distance_mm}")
+        if not 0 < self.max_distance_mm <= round(MAX_DISTANCE_MM, 2):
+            raise LionError(
+                f"--max-distance-mm must be > 0 and <= {MAX_DISTANCE_MM:.2f} mm (two 1 ml SULpeak "
+                f"spheres must overlap to pair lesions), got {self.max_distance_mm}"
+            )
         if self.liver_reference is not None and not self.liver_reference[0] > 0:
             raise LionError(f"--liver-reference must be a SUL > 0, got {self.liver_reference}")
 
@@ -211,10 +227,24 @@ def _liver(study: Study, sul: np.ndarray, options: ResponseOptions, what: str):
     return ref
 
 
-def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray) -> list[dict]:
+def _organ_of(study: Study, mask: np.ndarray, box, names: dict[int, str]) -> str | None:
+    """The organ a lesion lies in (most of its voxels) or next to; None without an organ map."""
+    if study.organs is None:
+        return None
+    inside = study.organs[box][mask]
+    inside = inside[inside > 0]
+    if inside.size:
+        label = int(np.bincount(inside.astype(np.int64)).argmax())
+        return names.get(label, str(label))
+    return _nearest_organ(mask, box, study.organs, study.image.GetSpacing()[::-1], names)[0]
+
+
+def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray, tracer: str) -> list[dict]:
     img = study.image
     spacing_zyx = img.GetSpacing()[::-1]
     voxel_ml = voxel_volume_ml(img)
+    ls = get_label_set(tracer)
+    names = {label: ls.name_of(label) for label in ls.organ_labels}
     rows = []
     pad = np.ceil(pc.PEAK_RADIUS_MM / np.asarray(spacing_zyx)).astype(int) + 1
     for i, box in enumerate(find_objects(labels, max_label=n), start=1):
@@ -223,17 +253,24 @@ def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray) -> list[
                     for s, p, dim in zip(box, pad, labels.shape, strict=True))  # fmt: skip
         mask = labels[box] == i
         values = study.suv[box][mask].astype(np.float64)
-        peak, _ = pc.sul_peak(sul[box], mask, spacing_zyx)
+        sul_values = sul[box][mask].astype(np.float64)
+        peak, centre_idx = pc.sul_peak(sul[box], mask, spacing_zyx)
         start = np.array([s.start for s in box])
         idx = (np.argwhere(mask).mean(0) + start)[::-1]  # (x, y, z) continuous index
         centre = img.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in idx))
+        peak_at = img.TransformIndexToPhysicalPoint(
+            tuple(int(c + s0) for c, s0 in zip(centre_idx[::-1], start[::-1], strict=True))
+        )
         rows.append(
             {
                 "id": i, "volume_ml": round(float(mask.sum()) * voxel_ml, 4),
                 "suv_max": round(float(values.max()), 4), "suv_mean": round(values.mean(), 4),
                 "tlg_ml": round(float(values.sum()) * voxel_ml, 4),
-                "sul_peak": round(peak, 4),
+                "tlg_sul_ml": round(float(sul_values.sum()) * voxel_ml, 4),
+                "sul_peak": pr.sul(peak),
+                "sul_peak_centre_mm": [round(c, 2) for c in peak_at],
                 "centroid_mm": [round(c, 2) for c in centre],
+                "organ": _organ_of(study, mask, box, names),
             }
         )  # fmt: skip
     return rows
@@ -260,12 +297,12 @@ def _time_point(study, options, weight, sul, liver, lesions, lbm) -> dict:
         "suv_max": round(float(study.suv[study.tumor].max()), 4) if lesions else None,
         "sul_peak": hottest["sul_peak"] if hottest else None,
         "sul_peak_lesion": hottest["id"] if hottest else None,
-        "liver_sul_mean": round(liver.sul_mean, 4),
-        "liver_sul_sd": round(liver.sul_sd, 4),
+        "liver_sul_mean": pr.sul(liver.sul_mean),
+        "liver_sul_sd": pr.sul(liver.sul_sd),
         "liver_source": liver.source,
         "liver_centre_mm": centre,
         "liver_voxels": liver.voxels,
-        "measurability_threshold_sul": round(liver.measurability_threshold, 4),
+        "measurability_threshold_sul": pr.sul(liver.measurability_threshold),
         "lesions": lesions,
     }
 
@@ -280,6 +317,40 @@ def _delta(a: float | None, b: float | None) -> dict:
     return {"abs": round(b - a, 4), "pct": round(100.0 * (b / a - 1.0), 2) if a else None}
 
 
+def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites) -> pr.PercistInput:
+    """What the PERCIST rules read, from the measured time points, lesions and sites."""
+    target = b["sul_peak_lesion"]
+    by_id = {r["id"]: r for r in lesions_f}
+    non_targets = []
+    for r in lesions_b:
+        if r["id"] == target:
+            continue
+        matched = [by_id[j] for j in r["matched_to"]]
+        peaks = [m["sul_peak"] for m in matched]
+        if sites.get(r["id"]) is not None:
+            peaks.append(sites[r["id"]])
+        non_targets.append(pr.NonTarget(
+            r["id"], r["sul_peak"], max(peaks) if peaks else None, r["tlg_sul_ml"],
+            sum(m["tlg_sul_ml"] for m in matched),
+        ))  # fmt: skip
+    unmatched = tuple(
+        pr.Lesion(r["id"], r["sul_peak"], r["volume_ml"], tuple(r["centroid_mm"]))
+        for r in lesions_f if r["status"] == "new"
+    )  # fmt: skip
+    missing = () if options.followup_weight_kg else ("the follow-up weight (--followup-weight-kg)",)
+    problems = pr.comparability_problems(
+        liver_b.sul_mean, liver_f.sul_mean, options.baseline_uptake_min,
+        options.followup_uptake_min, missing,
+    )  # fmt: skip
+    return pr.PercistInput(
+        b["sul_peak"], f["sul_peak"], liver_b.sul_mean, liver_b.sul_sd, liver_f.sul_mean,
+        liver_f.sul_sd, unmatched, b["tlg_sul_ml"], f["tlg_sul_ml"],
+        tuple(pr.Site(k, None if v is None else pr.sul(v)) for k, v in sites.items()),
+        tuple(non_targets), noncomparable=problems,
+        accept_noncomparable=options.accept_noncomparable,
+    )  # fmt: skip
+
+
 def assess_response(baseline: Study, followup: Study, options: ResponseOptions) -> ResponseResult:
     """Align, match, measure and categorise (PERCIST 1.0 and ΔTMTV); nothing is written.
 
@@ -289,7 +360,8 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     check_same_patient(baseline, followup)
     fu_weight = options.followup_weight_kg or options.weight_kg
     lbm_b = pc.lean_body_mass(options.weight_kg, options.height_cm, options.sex, options.lbm)
-    lbm_f = pc.lean_body_mass(fu_weight, options.height_cm, options.sex, options.lbm)
+    fu_height = options.followup_height_cm or options.height_cm
+    lbm_f = pc.lean_body_mass(fu_weight, fu_height, options.sex, options.lbm)
     sul_b = baseline.suv * np.float32(pc.sul_factor(options.weight_kg, lbm_b))
     sul_f = followup.suv * np.float32(pc.sul_factor(fu_weight, lbm_f))
     liver_b = _liver(baseline, sul_b, options, "baseline")
@@ -303,14 +375,15 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
                           alignment.transform, labels=True)  # fmt: skip
     suv_f_on_b = resample_to(array_to_image(followup.suv.astype(np.float32), followup.image),
                              baseline.image, alignment.transform, labels=False)  # fmt: skip
-    lesions_b = _lesions(baseline, labels_b, n_b, sul_b)
-    lesions_f = _lesions(followup, labels_f, n_f, sul_f)
+    lesions_b = _lesions(baseline, labels_b, n_b, sul_b, options.tracer)
+    lesions_f = _lesions(followup, labels_f, n_f, sul_f, options.tracer)
     inverse = alignment.transform.GetInverse()
     fu_centres = np.array([inverse.TransformPoint(r["centroid_mm"]) for r in lesions_f])
+    fu_peaks = np.array([inverse.TransformPoint(r["sul_peak_centre_mm"]) for r in lesions_f])
     match = match_lesions(
         labels_b, n_b, fu_on_b, n_f,
-        np.array([r["centroid_mm"] for r in lesions_b]).reshape(-1, 3),
-        fu_centres.reshape(-1, 3), options.max_distance_mm,
+        np.array([r["sul_peak_centre_mm"] for r in lesions_b]).reshape(-1, 3),
+        fu_peaks.reshape(-1, 3), options.max_distance_mm,
     )  # fmt: skip
     for rows, states in ((lesions_b, match.baseline), (lesions_f, match.followup)):
         for r in rows:
@@ -319,28 +392,47 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     for r in lesions_f:
         if r["status"] == "new":
             r["centroid_in_baseline_mm"] = [round(float(c), 2) for c in fu_centres[r["id"] - 1]]
+    sites = measure_sites(labels_b, {r["id"]: r["sul_peak_centre_mm"] for r in lesions_b},
+                          baseline.image, followup.image, sul_f, alignment.transform)  # fmt: skip
+    for r in lesions_b:
+        r["followup_site_sul_peak"] = None if sites[r["id"]] is None else pr.sul(sites[r["id"]])
 
     b = _time_point(baseline, options, options.weight_kg, sul_b, liver_b, lesions_b, lbm_b)
     f = _time_point(followup, options, fu_weight, sul_f, liver_f, lesions_f, lbm_f)
-    avid_new = [r for r in lesions_f if r["status"] == "new" and r["sul_peak"] > liver_f.sul_mean]
-    inputs = pc.PercistInput(
-        b["sul_peak"], f["sul_peak"], liver_b.sul_mean, liver_b.sul_sd, liver_f.sul_mean,
-        liver_f.sul_sd, len(avid_new), b["tlg_sul_ml"], f["tlg_sul_ml"],
-    )  # fmt: skip
-    category, rule, reason = pc.percist_category(inputs)
+    inputs = _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
+    category, rule, reason = pr.percist_category(inputs)
     tmtv_cat, tmtv_reason = pc.tmtv_category(b["tmtv_ml"], f["tmtv_ml"])
-    warnings = pc.consistency_warnings(inputs, options.baseline_uptake_min,
-                                       options.followup_uptake_min)  # fmt: skip
+    reasons = [f"PERCIST {category}: {reason}", f"TMTV {tmtv_cat}: {tmtv_reason}"]
+    blockers = pr.cmr_blockers(inputs)
+    if category != "CMR" and blockers and not lesions_f:
+        reasons.append(
+            "the follow-up tumor mask is empty, but this is not a complete response: "
+            + "; ".join(blockers)
+        )
+    warnings = list(inputs.noncomparable)
+    if inputs.noncomparable and options.accept_noncomparable:
+        warnings.append("--accept-noncomparable: assessed although the scans are not comparable")
     if alignment.ncc_after < 0.5:
         warnings.append(
             f"the aligned PETs agree poorly (correlation {alignment.ncc_after:.2f}); check "
             "the lesion matches in response.png"
         )
+    triggers = pr.new_lesion_triggers(inputs)
+    quiet = [r for r in inputs.unmatched if r not in triggers]
+    if quiet:
+        warnings.append(
+            "new lesion(s) below the PMD trigger (>= 0.5 ml and SULpeak >= liver mean + 2 SD), "
+            "listed for review: " + ", ".join(
+                f"{r.id} ({r.volume_ml:.2f} ml, SULpeak {r.sul_peak:.2f})" for r in quiet)
+        )  # fmt: skip
+    threshold, threshold_text = inputs.measurability_threshold()
+    second_b = secondary_sum(lesions_b, threshold)
+    second_f = secondary_sum(lesions_f, None)
     counts = {
         "matched_baseline": sum(r["status"] == "matched" for r in lesions_b),
         "disappeared": sum(r["status"] == "disappeared" for r in lesions_b),
         "new": sum(r["status"] == "new" for r in lesions_f),
-        "new_fdg_avid": len(avid_new),
+        "new_fdg_avid": len(triggers),
         "splits": len({tuple(r["matched_to"]) for r in lesions_b if r["change"] == "split"}),
         "merges": len({tuple(r["matched_to"]) for r in lesions_f if r["change"] == "merge"}),
     }
@@ -352,18 +444,43 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             "category": category,
             "rule": rule,
             "reason": reason,
-            "baseline_measurable": (b["sul_peak"] or 0) >= liver_b.measurability_threshold,
-            "sul_peak_change": None if inputs.change is None else round(inputs.change, 4),
-            "sul_peak_change_pct": _pct(inputs.relative_change),
+            "baseline_measurable": pr.sul(b["sul_peak"] or 0) >= threshold,
+            "measurability_threshold": threshold_text,
+            "sul_peak_baseline": b["sul_peak"],
+            "sul_peak_followup": inputs.followup_peak,
+            "sul_peak_change": inputs.change,
+            "sul_peak_change_pct": inputs.relative_change,
+            "sites": [{"lesion": s.lesion, "sul_peak": s.sul_peak} for s in inputs.sites],
+            "new_lesion_triggers": [
+                {
+                    "id": r.id,
+                    "sul_peak": r.sul_peak,
+                    "volume_ml": r.volume_ml,
+                    "centroid_mm": list(r.position_mm),
+                }
+                for r in triggers
+            ],
+            "non_target_rises": [n.lesion for n in pr.non_target_rises(inputs)],
+            "comparable": not inputs.noncomparable,
+            "accept_noncomparable": options.accept_noncomparable,
+            "secondary_sum": {
+                "baseline": second_b,
+                "followup": second_f,
+                **_delta(second_b["sul_peak_sum"], second_f["sul_peak_sum"]),
+            },
         },
         "tmtv": {"category": tmtv_cat, "reason": tmtv_reason},
-        "reasons": [f"PERCIST {category}: {reason}", f"TMTV {tmtv_cat}: {tmtv_reason}"],
+        "reasons": reasons,
         "warnings": warnings,
         "delta": {
             key: _delta(b[key], f[key])
             for key in ("tmtv_ml", "tlg_ml", "lesion_count", "sul_peak", "liver_sul_mean")
         },
-        "matching": {**counts, "max_distance_mm": options.max_distance_mm, "connectivity": 18},
+        "matching": {
+            **counts,
+            "max_distance_mm": round(min(options.max_distance_mm, MAX_DISTANCE_MM), 2),
+            "connectivity": 18,
+        },
         "lbm_formula": options.lbm,
         "height_cm": options.height_cm,
         "sex": str(options.sex).upper()[:1],

@@ -87,6 +87,8 @@ def pairs_from_cases(
                 "patient_id": patient, "baseline": str((predictions / ordered[0]).resolve()),
                 "followup": str((predictions / follow).resolve()),
                 "weight_kg": info["weight_kg"], "height_cm": info["height_cm"], "sex": info["sex"],
+                # one weight per patient in patients.csv: it holds for every study
+                "followup_weight_kg": info.get("followup_weight_kg", info["weight_kg"]),
             })  # fmt: skip
     if unknown:
         raise LionError(
@@ -100,7 +102,7 @@ def pairs_from_cases(
         )
     if not rows:
         raise LionError(f"{cases_csv}: no patient has two or more studies; nothing to compare")
-    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+    return pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "followup_weight_kg"])
 
 
 def run_pairs(
