@@ -388,3 +388,56 @@ def test_an_empty_followup_mask_over_resolved_uptake_is_cmr(tmp_path: Path) -> N
     assert data["percist"]["sites"][0]["sul_peak"] == pytest.approx(0.65, abs=0.01)
     assert data["followup"]["liver_sul_mean"] == pytest.approx(1.29, abs=0.01)
     assert data["percist"]["category"] == "CMR"
+
+
+def test_one_voxel_of_overlap_is_not_a_split() -> None:
+    base = np.zeros((10, 10, 30), np.uint32)
+    follow = np.zeros_like(base)
+    base[2:6, 2:6, 2:6] = 1  # 64 voxels
+    follow[2:6, 2:6, 2:6] = 1  # the same lesion
+    follow[5:8, 5:8, 5:8] = 2  # 27 voxels, 1 voxel (5, 5, 5) shared with the baseline lesion
+    follow[follow == 1] = 1
+    follow[5, 5, 5] = 2
+    # overlap of lesion 2 with baseline lesion 1: 1 voxel < 10 % of min(64, 27) = 2.7 voxels
+    centres = np.array([[8.0, 8.0, 8.0]])
+    far = np.array([[8.0, 8.0, 8.0], [40.0, 40.0, 40.0]])  # sphere centres, > 12.4 mm apart
+    m = match_lesions(base, 1, follow, 2, centres, far)
+    assert m.baseline[1] == ("matched", "one-to-one", [1])
+    assert m.followup[2][0] == "new"
+
+
+def _move_followup_lesion(f: dict, dy: int) -> None:
+    """Move the follow-up lesion (mask and uptake) by ``dy`` voxels along y (4 mm each)."""
+    tumor_img, pet_img = sitk.ReadImage(str(f["tumor"])), sitk.ReadImage(str(f["SUV"]))
+    tumor, pet = sitk.GetArrayFromImage(tumor_img), sitk.GetArrayFromImage(pet_img)
+    lesion = tumor > 0
+    pet[lesion] = 1.0
+    moved = np.roll(lesion, dy, axis=1)
+    pet[moved] = 8.0
+    for arr, ref, path in (
+        (moved.astype(np.uint8), tumor_img, f["tumor"]),
+        (pet, pet_img, f["SUV"]),
+    ):
+        img = sitk.GetImageFromArray(arr)
+        img.CopyInformation(ref)
+        sitk.WriteImage(img, str(path))
+
+
+def test_a_new_hot_lesion_near_a_vanished_one_is_pmd(tmp_path: Path) -> None:
+    # the issue's case: the baseline lesion (SUV 8) vanishes and an equally hot lesion appears
+    # 5 voxels x 4 mm = 20 mm away. Their SULpeak spheres (radius 6.20 mm) do not overlap
+    # (20 > 12.41 mm), so the follow-up lesion is new: 27 voxels x 0.064 ml = 1.73 ml >= 0.5 ml,
+    # SULpeak 8 x 0.647 = 5.18 >= liver 1.29 + 2 x 0 SD: PMD by the new-lesion rule (the old
+    # centroid matcher paired them within 25 mm and said SMD)
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    _move_followup_lesion(f, 5)
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["baseline"]["lesions"][0]["status"] == "disappeared"
+    assert data["followup"]["lesions"][0]["status"] == "new"
+    assert (data["percist"]["category"], data["percist"]["rule"]) == ("PMD", "new_lesions")
+    trigger = data["percist"]["new_lesion_triggers"][0]
+    assert trigger["id"] == 1 and trigger["volume_ml"] == pytest.approx(1.728)
+    assert "lesion 1 (1.73 ml" in data["percist"]["reason"]
