@@ -441,3 +441,45 @@ def test_a_new_hot_lesion_near_a_vanished_one_is_pmd(tmp_path: Path) -> None:
     trigger = data["percist"]["new_lesion_triggers"][0]
     assert trigger["id"] == 1 and trigger["volume_ml"] == pytest.approx(1.728)
     assert "lesion 1 (1.73 ml" in data["percist"]["reason"]
+
+
+def _scale_followup_liver(f: dict, suv: float) -> None:
+    pet_img = sitk.ReadImage(str(f["SUV"]))
+    pet = sitk.GetArrayFromImage(pet_img)
+    pet[sitk.GetArrayFromImage(sitk.ReadImage(str(f["organs"]))) == LIVER] = suv
+    img = sitk.GetImageFromArray(pet)
+    img.CopyInformation(pet_img)
+    sitk.WriteImage(img, str(f["SUV"]))
+
+
+def test_liver_drift_gives_ne_with_its_reason_unless_accepted(tmp_path: Path) -> None:
+    # liver SUV 2.0 -> 2.5 with SUL factor 0.647 (see above): SUL 1.29 -> 1.62, +25.6 % and
+    # +0.33 SUL: over both limits (20 %, 0.3 SUL), so NE; the lesion is unchanged
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    _scale_followup_liver(f, 2.5)
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert (data["percist"]["category"], data["percist"]["rule"]) == ("NE", "not_comparable")
+    assert "1.29 to 1.62 (+25.6 %, +0.33 SUL)" in data["percist"]["reason"]
+    assert not data["percist"]["comparable"]
+    args = [*_args(b, f, out), *PATIENT_ARGS, "--accept-noncomparable", "--overwrite"]
+    assert main(args) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["percist"]["category"] == "SMD" and data["percist"]["accept_noncomparable"]
+    assert any("--accept-noncomparable" in w for w in data["warnings"])
+
+
+def test_a_missing_followup_weight_or_distant_uptake_times_give_ne(tmp_path: Path) -> None:
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS[:6]]) == 0  # no --followup-weight-kg
+    data = json.loads((out / "response.json").read_text())
+    assert data["percist"]["category"] == "NE" and "follow-up weight" in data["percist"]["reason"]
+    # 60 and 76 min: 16 min apart (> 15)
+    times = ["--baseline-uptake-min", "60", "--followup-uptake-min", "76", "--overwrite"]
+    assert main([*_args(b, f, out), *PATIENT_ARGS, *times]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["percist"]["category"] == "NE" and "differ by 16 min" in data["percist"]["reason"]
