@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from lion_nnunet.analysis import cli_response, response_cohort
 from lion_nnunet.analysis.response import ResponseOptions, Study, assess_response
 from lion_nnunet.analysis.response_match import match_lesions
+from lion_nnunet.analysis.response_sites import secondary_sum
 from lion_nnunet.cli import main
 from lion_nnunet.labels import get_label_set
 from lion_nnunet.synthetic.phantom_case import organ_label_map, synthesize_case, to_image
@@ -483,3 +484,46 @@ def test_a_missing_followup_weight_or_distant_uptake_times_give_ne(tmp_path: Pat
     assert main([*_args(b, f, out), *PATIENT_ARGS, *times]) == 0
     data = json.loads((out / "response.json").read_text())
     assert data["percist"]["category"] == "NE" and "differ by 16 min" in data["percist"]["reason"]
+
+
+def test_secondary_sum_five_hottest_at_most_two_per_organ() -> None:
+    rows = [
+        {"id": 1, "sul_peak": 9.0, "organ": "liver"}, {"id": 2, "sul_peak": 8.0, "organ": "liver"},
+        {"id": 3, "sul_peak": 7.0, "organ": "liver"}, {"id": 4, "sul_peak": 6.0, "organ": "lung"},
+        {"id": 5, "sul_peak": 5.0, "organ": None}, {"id": 6, "sul_peak": 4.0, "organ": None},
+        {"id": 7, "sul_peak": 3.0, "organ": None},
+    ]  # fmt: skip
+    # threshold 3.5 drops lesion 7; the third liver lesion (7.0) is skipped: 9 + 8 + 6 + 5 + 4
+    assert secondary_sum(rows, 3.5) == {"sul_peak_sum": 32.0, "lesions": [1, 2, 4, 5, 6]}
+    # without a threshold still five at most: the same five
+    assert secondary_sum(rows, None)["lesions"] == [1, 2, 4, 5, 6]
+
+
+def _paint(paths: dict, box: tuple[slice, ...], suv: float) -> None:
+    """Make ``box`` a lesion of SUV ``suv`` in a study written by ``_tiny``."""
+    for name, value in (("tumor", 1), ("SUV", suv)):
+        img = sitk.ReadImage(str(paths[name]))
+        arr = sitk.GetArrayFromImage(img)
+        arr[box] = value
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(img)
+        sitk.WriteImage(out, str(paths[name]))
+
+
+def test_a_rising_non_target_lesion_blocks_pmr(tmp_path: Path) -> None:
+    # the issue's case. Target (lesion 1) SUV 12 -> 6: SUL x 0.647 = 7.77 -> 3.88, -50 %;
+    # non-target (lesion 2) SUV 3.6 -> 5.4: SUL 2.33 -> 3.49, +50 %, +1.16 SUL (>= 30 %, >= 0.8).
+    # The follow-up's hottest is still the target (3.88 > 3.49): -50 %, which alone is PMR; the
+    # non-target rise rules PMR out and its TLG (+50 %, same size) is below +75 %: SMD
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    target, other = np.s_[6:9, 6:9, 11:14], np.s_[12:15, 1:4, 11:14]
+    for paths, t, o in ((b, 12.0, 3.6), (f, 6.0, 5.4)):
+        _paint(paths, target, t)
+        _paint(paths, other, o)
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["percist"]["sul_peak_change_pct"] == pytest.approx(-50.0, abs=1.0)
+    assert (data["percist"]["category"], data["percist"]["rule"]) == ("SMD", "smd_non_target_rise")
+    assert data["percist"]["non_target_rises"] == [2]
