@@ -527,3 +527,28 @@ def test_a_rising_non_target_lesion_blocks_pmr(tmp_path: Path) -> None:
     assert data["percist"]["sul_peak_change_pct"] == pytest.approx(-50.0, abs=1.0)
     assert (data["percist"]["category"], data["percist"]["rule"]) == ("SMD", "smd_non_target_rise")
     assert data["percist"]["non_target_rises"] == [2]
+
+
+def test_blood_pool_from_a_totalsegmentator_aorta_on_another_grid(tmp_path: Path) -> None:
+    # the aorta (TotalSegmentator id 52, on a 2 mm grid) lies in the liver cube of the 4 mm
+    # study: blood pool SUL = liver SUL = 2.0 x 0.647 = 1.29, SD 0. The lesion resolved (site
+    # 0.65 SUL): 0.65 < 1.29 (liver) and <= 1.29 + 2 x 0 (blood pool): CMR, checked on both
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    _empty_followup_mask(f, remove_uptake=True)
+    labels = np.zeros((32, 32, 32), np.uint8)
+    labels[6:27, 8:17, 6:13] = 52  # 4 mm voxels z 3..13, y 4..8, x 3..6: inside the liver
+    labels[28:, 28:, 28:] = 5
+    img = sitk.GetImageFromArray(labels)
+    img.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(img, str(tmp_path / "total.nii.gz"))
+    out = tmp_path / "resp"
+    aorta = ["--baseline-aorta", str(tmp_path / "total.nii.gz"),
+             "--followup-aorta", str(tmp_path / "total.nii.gz")]  # fmt: skip
+    assert main([*_args(b, f, out), *PATIENT_ARGS, *aorta]) == 0
+    data = json.loads((out / "response.json").read_text())
+    pool = data["followup"]["blood_pool"]
+    assert pool["sul_mean"] == pytest.approx(1.29, abs=0.005) and pool["sul_sd"] == 0.0
+    assert data["percist"]["category"] == "CMR"
+    assert "at the blood pool (<= mean + 2 SD = 1.29)" in data["percist"]["reason"]
+    assert any("middle of the aorta" in w for w in data["warnings"])  # one part per slice

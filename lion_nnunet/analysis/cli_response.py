@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{when}-pet", help=f"{when} PET in SUVbw (NIfTI)")
         p.add_argument(f"--{when}-tumor", help=f"{when} tumor mask on its PET's grid")
         p.add_argument(f"--{when}-organs", help=f"{when} organ mask (tracer's LION label ids)")
+        p.add_argument(f"--{when}-aorta", help=f"{when} aorta mask for the blood pool: binary, "
+                       "or TotalSegmentator's total label map (aorta 52), any grid")  # fmt: skip
     p.add_argument("--pairs", help="cohort CSV: " + ",".join(PAIR_COLUMNS) + " (baseline and "
                    "followup: lion predict case folders), optionally "
                    + ",".join(OPTIONAL_PAIR_COLUMNS))  # fmt: skip
@@ -119,8 +121,12 @@ def _studies(args: argparse.Namespace):
                 f"{len(args.predictions)}: {' '.join(args.predictions)}"
             )
         return (
-            prediction_study(args.predictions[0], "baseline", args.baseline_pet),
-            prediction_study(args.predictions[1], "followup", args.followup_pet),
+            prediction_study(
+                args.predictions[0], "baseline", args.baseline_pet, args.baseline_aorta
+            ),
+            prediction_study(
+                args.predictions[1], "followup", args.followup_pet, args.followup_aorta
+            ),
         )
     missing = [
         f"--{w}-{k}" for w in ("baseline", "followup") for k in ("pet", "tumor")
@@ -132,8 +138,20 @@ def _studies(args: argparse.Namespace):
             "--followup-pet/--followup-tumor, two lion predict folders, or --pairs"
         )
     return (
-        load_study(args.baseline_pet, args.baseline_tumor, args.baseline_organs, "baseline"),
-        load_study(args.followup_pet, args.followup_tumor, args.followup_organs, "followup"),
+        load_study(
+            args.baseline_pet,
+            args.baseline_tumor,
+            args.baseline_organs,
+            "baseline",
+            args.baseline_aorta,
+        ),
+        load_study(
+            args.followup_pet,
+            args.followup_tumor,
+            args.followup_organs,
+            "followup",
+            args.followup_aorta,
+        ),
     )
 
 

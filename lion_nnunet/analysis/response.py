@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from scipy.ndimage import find_objects
 
 from lion_nnunet.analysis import percist as pc
 from lion_nnunet.analysis import percist_rules as pr
+from lion_nnunet.analysis.blood_pool import BloodPool, blood_pool, read_aorta
 from lion_nnunet.analysis.response_match import (
     MAX_DISTANCE_MM,
     Alignment,
@@ -63,6 +64,8 @@ class Study:
     tumor: np.ndarray
     organs: np.ndarray | None
     patient_id: str | None
+    aorta: np.ndarray | None = None  # on the PET's grid, for the blood pool
+    notes: tuple[str, ...] = ()  # lion predict's warnings about the case (report.json)
 
 
 def patient_id_of(pet: str | Path) -> str | None:
@@ -80,7 +83,11 @@ def patient_id_of(pet: str | Path) -> str | None:
 
 
 def load_study(
-    pet: str | Path, tumor: str | Path, organs: str | Path | None = None, what: str = "baseline"
+    pet: str | Path,
+    tumor: str | Path,
+    organs: str | Path | None = None,
+    what: str = "baseline",
+    aorta: str | Path | None = None,
 ) -> Study:
     """Read and check one study: PET in SUVbw, tumor mask and organ mask on the PET's grid.
 
@@ -104,7 +111,8 @@ def load_study(
         masks.append(sitk.GetArrayFromImage(mask))
     tumor_arr = masks[0] > 0
     organs_arr = None if masks[1] is None else masks[1].astype(np.int16)
-    return Study(str(pet), image, suv, tumor_arr, organs_arr, patient_id_of(pet))
+    aorta_arr = None if aorta is None else read_aorta(aorta, image, what)
+    return Study(str(pet), image, suv, tumor_arr, organs_arr, patient_id_of(pet), aorta_arr)
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,30 @@ def _delta(a: float | None, b: float | None) -> dict:
     return {"abs": round(b - a, 4), "pct": round(100.0 * (b / a - 1.0), 2) if a else None}
 
 
+def liver_abnormal(study: Study, liver: pc.LiverReference, tracer: str) -> str:
+    """Why the liver cannot be PERCIST's reference ("" when it can): tumor in the liver mask, or
+    a liver SULmean outside :data:`percist_rules.LIVER_NORMAL_SUL` (LION's range)."""
+    low, high = pr.LIVER_NORMAL_SUL
+    if not low <= pr.sul(liver.sul_mean) <= high:
+        return f"liver SULmean {pr.sul(liver.sul_mean):.2f} outside {low}-{high}"
+    if study.organs is not None:
+        inside = study.tumor & (study.organs == get_label_set(tracer).label_of("liver"))
+        if inside.any():
+            ml = float(inside.sum()) * voxel_volume_ml(study.image)
+            return f"{ml:.1f} ml of tumor in the liver"
+    return ""
+
+
+def _pool_dict(study: Study, pool: BloodPool | None) -> dict | None:
+    if pool is None:
+        return None
+    centre = study.image.TransformIndexToPhysicalPoint(tuple(int(v) for v in pool.centre_zyx[::-1]))
+    return {
+        "sul_mean": pr.sul(pool.sul_mean), "sul_sd": pr.sul(pool.sul_sd), "voxels": pool.voxels,
+        "centre_mm": [round(c, 2) for c in centre], "where": pool.where,
+    }  # fmt: skip
+
+
 def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites) -> pr.PercistInput:
     """What the PERCIST rules read, from the measured time points, lesions and sites."""
     target = b["sul_peak_lesion"]
@@ -366,6 +398,8 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     sul_f = followup.suv * np.float32(pc.sul_factor(fu_weight, lbm_f))
     liver_b = _liver(baseline, sul_b, options, "baseline")
     liver_f = _liver(followup, sul_f, options, "followup")
+    pool_b = None if baseline.aorta is None else blood_pool(sul_b, baseline.aorta, baseline.image)
+    pool_f = None if followup.aorta is None else blood_pool(sul_f, followup.aorta, followup.image)
 
     alignment = register(baseline.image, baseline.suv, followup.image, followup.suv,
                          baseline.organs, followup.organs)  # fmt: skip
@@ -399,7 +433,14 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
 
     b = _time_point(baseline, options, options.weight_kg, sul_b, liver_b, lesions_b, lbm_b)
     f = _time_point(followup, options, fu_weight, sul_f, liver_f, lesions_f, lbm_f)
+    b["blood_pool"], f["blood_pool"] = _pool_dict(baseline, pool_b), _pool_dict(followup, pool_f)
+    abnormal = liver_abnormal(baseline, liver_b, options.tracer)
     inputs = _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
+    inputs = replace(
+        inputs, liver_abnormal=abnormal,
+        baseline_blood_pool=None if pool_b is None else (pool_b.sul_mean, pool_b.sul_sd),
+        followup_blood_pool=None if pool_f is None else (pool_f.sul_mean, pool_f.sul_sd),
+    )  # fmt: skip
     category, rule, reason = pr.percist_category(inputs)
     tmtv_cat, tmtv_reason = pc.tmtv_category(b["tmtv_ml"], f["tmtv_ml"])
     reasons = [f"PERCIST {category}: {reason}", f"TMTV {tmtv_cat}: {tmtv_reason}"]
@@ -410,6 +451,16 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             + "; ".join(blockers)
         )
     warnings = list(inputs.noncomparable)
+    for study, what in ((baseline, "baseline"), (followup, "follow-up")):
+        warnings += [f"{what} prediction (lion predict): {note}" for note in study.notes]
+    if abnormal and pool_b is None:
+        warnings.append(
+            f"the baseline liver is abnormal ({abnormal}) but no aorta mask gives a blood pool; "
+            "the liver stays the reference (give --baseline-aorta/--followup-aorta)"
+        )
+    for pool, what in ((pool_b, "baseline"), (pool_f, "follow-up")):
+        if pool is not None and pool.where != "descending aorta":
+            warnings.append(f"{what} blood pool: cylinder in the {pool.where}")
     if inputs.noncomparable and options.accept_noncomparable:
         warnings.append("--accept-noncomparable: assessed although the scans are not comparable")
     if alignment.ncc_after < 0.5:
@@ -533,27 +584,58 @@ def write_response(result: ResponseResult, out_dir: str | Path) -> dict:
     return result.data
 
 
-def prediction_study(folder: str | Path, what: str, pet: str | Path | None = None) -> Study:
+def _report_input(report_path: Path, source: str, what: str) -> Path:
+    """The PET a report.json names: absolute as is, else found from the working directory, the
+    case folder or the folders above it (``lion predict`` records the path it was given)."""
+    path = Path(source)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        folder = report_path.parent
+        candidates = [Path.cwd() / path, folder / path, *(p / path for p in folder.parents[:3])]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise LionError(
+        f"{report_path}: its input {source!r} was not found (tried "
+        f"{', '.join(str(c) for c in candidates)}); give --{what}-pet"
+    )
+
+
+def prediction_study(
+    folder: str | Path,
+    what: str,
+    pet: str | Path | None = None,
+    aorta: str | Path | None = None,
+) -> Study:
     """A study from a ``lion predict`` case folder: tumor.nii.gz, organs.nii.gz, report.json.
 
-    The PET is ``pet`` or the report's ``input`` (a NIfTI file; a DICOM folder must be given as
-    ``pet``, e.g. after ``lion convert dicom``).
+    The PET is ``pet`` or the report's ``input`` (a NIfTI file, found from any working
+    directory; a DICOM folder must be given as ``pet``, e.g. after ``lion convert dicom``). The
+    report's ``flag_reasons`` (lion predict's warnings about the case) travel with the study.
     """
     folder = Path(folder)
     report_path = folder / "report.json"
+    report = {}
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
     if pet is None:
         if not report_path.is_file():
             raise LionError(
                 f"{folder}: no report.json, so not a lion predict case folder; give the case "
                 f"folder (out/<case_id>) or --{what}-pet with --{what}-tumor"
             )
-        source = json.loads(report_path.read_text()).get("input") or ""
+        source = report.get("input") or ""
         if isinstance(source, list):
             source = source[0] if source else ""
         if not str(source).endswith((".nii", ".nii.gz")):
             raise LionError(
                 f"{report_path}: input {source!r} is not a NIfTI PET; give --{what}-pet SUV.nii.gz"
             )
-        pet = source
+        pet = _report_input(report_path, str(source), what)
     organs = folder / "organs.nii.gz"
-    return load_study(pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what)
+    study = load_study(
+        pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what, aorta
+    )
+    notes = tuple(str(r) for r in report.get("flag_reasons") or [])
+    return replace(study, notes=notes)
