@@ -16,6 +16,7 @@ from lion_nnunet.analysis import percist as pc
 from lion_nnunet.analysis import percist_rules as pr
 from lion_nnunet.analysis.percist_rules import PercistInput
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.peak_sphere import sphere_weights
 
 # -- lean body mass: the published equations, evaluated by hand ------------------------------
 
@@ -48,30 +49,33 @@ def test_lbm_refuses_implausible_patients() -> None:
 # -- SULpeak: hand value and brute force -------------------------------------------------------
 
 
-def _brute_sphere_mean(values, centre, spacing, radius) -> float:
-    """Mean over every voxel whose centre lies within ``radius`` mm of ``centre`` (loops)."""
-    total, count = 0.0, 0
+def _brute_sphere_mean(values, centre, spacing) -> float:
+    """Weighted mean over the exact 1 ml sphere around ``centre``, by a loop over every voxel of
+    the image (voxels outside the image are left out)."""
+    w = sphere_weights(spacing)
+    half = np.array(w.shape) // 2
+    total, weight = 0.0, 0.0
     for idx in itertools.product(*(range(n) for n in values.shape)):
-        d2 = sum(((a - c) * s) ** 2 for a, c, s in zip(idx, centre, spacing, strict=True))
-        if d2 <= radius**2 + 1e-9:
-            total += float(values[idx])
-            count += 1
-    return total / count
+        off = np.array(idx) - np.array(centre) + half
+        if (off >= 0).all() and (off < w.shape).all():
+            total += float(values[idx]) * w[tuple(off)]
+            weight += w[tuple(off)]
+    return total / weight
 
 
-def test_sul_peak_by_hand_on_4mm_voxels() -> None:
-    # At 4 mm voxels the 1 cm^3 sphere (radius 6.20 mm) holds the centre, its 6 face
-    # neighbours (4 mm) and 12 edge neighbours (5.66 mm); corners (6.93 mm) are out: 19 voxels.
+def test_sul_peak_sphere_is_centred_in_the_lesion() -> None:
     sul = np.ones((9, 9, 9), np.float32)
     sul[4, 4, 4] = 10.0
     sul[4, 4, 6] = 100.0  # hotter, 8 mm from the lesion and outside it
     lesion = np.zeros(sul.shape, bool)
     lesion[4, 4, 4] = lesion[4, 4, 3] = True
     peak, centre = pc.sul_peak(sul, lesion, (4.0, 4.0, 4.0))
-    assert lesion.sum() == 2
-    # a sphere centred at (4, 4, 5) or (4, 4, 6), outside the lesion, would hold the 100
-    assert peak == pytest.approx((10.0 + 18.0) / 19.0, rel=1e-6)
-    assert lesion[centre]
+    w = sphere_weights((4.0, 4.0, 4.0))  # 5 x 5 x 5 around (2, 2, 2)
+    # centred on (4, 4, 4): 1 everywhere, + 9 x the centre's weight (1: its farthest corner is
+    # 3.46 mm away) + 99 x the weight of the voxel 8 mm away (its nearest face is at 6 mm < 6.20)
+    assert w[2, 2, 2] == 1.0 and 0 < w[2, 2, 4] < 1
+    assert peak == pytest.approx(1 + (9 * w[2, 2, 2] + 99 * w[2, 2, 4]) / w.sum(), rel=1e-9)
+    assert centre == (4, 4, 4)
 
 
 def test_sul_peak_brute_force_on_anisotropic_voxels() -> None:
@@ -80,11 +84,52 @@ def test_sul_peak_brute_force_on_anisotropic_voxels() -> None:
     spacing = (3.0, 2.0, 2.0)  # (z, y, x) mm
     lesion = np.zeros(sul.shape, bool)
     lesion[2:5, 3:6, 4:7] = True
-    expected = max(
-        _brute_sphere_mean(sul, c, spacing, pc.PEAK_RADIUS_MM) for c in np.argwhere(lesion)
-    )
+    expected = max(_brute_sphere_mean(sul, c, spacing) for c in np.argwhere(lesion))
     assert pytest.approx(6.2035, abs=1e-4) == pc.PEAK_RADIUS_MM  # (3 / (4 pi))^(1/3) cm
-    assert pc.sul_peak(sul, lesion, spacing)[0] == pytest.approx(expected, rel=1e-6)
+    assert pc.sul_peak(sul, lesion, spacing)[0] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (4.0, 4.0, 4.0), (3.0, 2.0, 2.0),
+                                     (5.0, 3.5, 3.5), (2.0, 4.07, 4.07)])  # fmt: skip
+def test_peak_sphere_holds_exactly_1_ml_on_any_grid(spacing) -> None:
+    w = sphere_weights(spacing)
+    assert float(w.sum()) * np.prod(spacing) / 1000.0 == pytest.approx(1.0, abs=1e-12)
+    # a voxel wholly inside weighs 1, one wholly outside 0: check every voxel's corners by hand
+    half = np.array(w.shape) // 2
+    for idx in np.argwhere(np.ones(w.shape, bool)):
+        corners = [np.abs((idx - half) * spacing) + s * np.array(spacing) / 2 for s in (1, -1)]
+        far, near = np.linalg.norm(corners[0]), np.linalg.norm(np.maximum(corners[1], 0))
+        if far <= pc.PEAK_RADIUS_MM:
+            assert w[tuple(idx)] == 1.0
+        elif near >= pc.PEAK_RADIUS_MM:
+            assert w[tuple(idx)] == 0.0
+    # the old voxel-centre sphere held 0.88-1.51 ml depending on the grid
+    old = len(pc.sphere_offsets(pc.PEAK_RADIUS_MM, spacing)) * np.prod(spacing) / 1000.0
+    assert 0.87 < old < 1.52
+
+
+def test_sul_peak_is_the_same_on_two_grids_of_one_analytic_phantom() -> None:
+    # SUL 10 below the plane z = 3 mm, 2 above: exact on any grid whose voxel faces lie on the
+    # plane. A 1 ml sphere (R = 6.2035 mm) centred at z = 0 loses the cap above z = 3 mm:
+    # h = R - 3 = 3.2035 mm, V_cap = pi h^2 (3R - h) / 3 = 165.58 mm^3, so the sphere mean is
+    # 10 - 8 x 165.58 / 1000 = 8.6754. Grids: 2 mm (faces at odd z) and 6 mm (faces at 3 + 6k).
+    r = pc.PEAK_RADIUS_MM
+    h = r - 3.0
+    expected = 10.0 - 8.0 * np.pi * h * h * (3 * r - h) / 3.0 / 1000.0
+    assert expected == pytest.approx(8.6754, abs=1e-4)
+    old = []
+    for spacing in [(2.0, 2.0, 2.0), (6.0, 3.0, 3.0), (2.0, 4.0, 4.0), (6.0, 2.5, 2.5)]:
+        n = [int(20 // s) for s in spacing]
+        z = np.arange(-n[0], n[0] + 1) * spacing[0]
+        sul = np.broadcast_to(np.where(z < 3, 10.0, 2.0)[:, None, None],
+                              (len(z), 2 * n[1] + 1, 2 * n[2] + 1))  # fmt: skip
+        centre = np.zeros(sul.shape, bool)
+        centre[n[0], n[1], n[2]] = True  # the voxel at (0, 0, 0) mm
+        # the sub-sampled shares (16^3 points) leave an error below 0.005 SUL
+        assert pc.sul_peak(sul, centre, spacing)[0] == pytest.approx(expected, abs=0.005)
+        offsets = pc.sphere_offsets(r, spacing)  # the old voxel-centre sphere, for contrast
+        old.append(float(np.mean([sul[tuple(o + n)] for o in offsets])))
+    assert max(old) - min(old) > 0.5  # the old sphere: 8.57 on 2 mm, 9.47 on 6 x 3 x 3 mm
 
 
 # -- liver reference ---------------------------------------------------------------------------

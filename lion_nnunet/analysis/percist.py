@@ -21,9 +21,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import correlate, distance_transform_edt
+from scipy.ndimage import distance_transform_edt
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.peak_sphere import peak
 
 #: SULpeak sphere: 1 cm^3, radius (3 / (4 pi))^(1/3) cm = 6.20 mm (Wahl 2009).
 PEAK_VOLUME_ML = 1.0
@@ -99,7 +100,8 @@ def sul_factor(weight_kg: float, lbm_kg: float) -> float:
 
 
 def sphere_offsets(radius_mm: float, spacing_zyx) -> np.ndarray:
-    """(n, 3) integer (z, y, x) offsets of the voxels whose centres lie within ``radius_mm``."""
+    """(n, 3) integer (z, y, x) offsets of the voxels whose centres lie within ``radius_mm``
+    (the liver's 3 cm sphere; SULpeak uses the exact 1 ml sphere of :func:`sul_peak`)."""
     spacing = np.asarray(spacing_zyx, float)
     half = np.floor(radius_mm / spacing).astype(int)
     grids = np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij")
@@ -108,42 +110,17 @@ def sphere_offsets(radius_mm: float, spacing_zyx) -> np.ndarray:
     return offsets[inside]
 
 
-def _sphere_means(values: np.ndarray, centres: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over the sphere around each centre (voxels outside the image skipped)."""
-    shape = np.array(values.shape)
-    out = np.empty(len(centres), dtype=np.float64)
-    for k, c in enumerate(centres):
-        idx = c + offsets
-        idx = idx[((idx >= 0) & (idx < shape)).all(1)]
-        out[k] = float(values[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.float64).mean())
-    return out
-
-
 def sul_peak(sul: np.ndarray, lesion: np.ndarray, spacing_zyx) -> tuple[float, tuple[int, ...]]:
     """SULpeak of one lesion: the highest mean SUL in a 1 cm^3 sphere centred on a lesion voxel.
 
-    The sphere (radius 6.20 mm; the voxels whose centres lie inside it) may reach beyond the lesion;
-    only its centre must be a lesion voxel (PERCIST: the peak sphere is placed on the hottest part
-    of the tumor). Returns (SULpeak, (z, y, x) index of the sphere's centre).
+    The sphere is exactly 1 ml on any grid (each voxel weighted by its share inside it,
+    :mod:`lion_nnunet.inference.peak_sphere`; report.json's ``suv_peak`` uses the same); it may
+    reach beyond the lesion, only its centre must be a lesion voxel (PERCIST: the peak sphere is
+    placed on the hottest part of the tumor). Returns (SULpeak, (z, y, x) index of its centre).
     """
     if not np.any(lesion):
         raise ValueError("empty lesion mask")
-    offsets = sphere_offsets(PEAK_RADIUS_MM, spacing_zyx)
-    half = np.abs(offsets).max(0)
-    idx = np.argwhere(lesion)
-    lo = np.maximum(idx.min(0) - half, 0)
-    hi = np.minimum(idx.max(0) + half + 1, lesion.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    kernel = np.zeros(tuple(2 * half + 1), dtype=np.float64)
-    kernel[tuple((offsets + half).T)] = 1.0
-    # sums and voxel counts over the sphere; the box holds every sphere around a lesion voxel
-    # except where the image ends, and there the count leaves the missing voxels out
-    sums = correlate(sul[box].astype(np.float64), kernel, mode="constant", cval=0.0)
-    counts = correlate(np.ones(sums.shape), kernel, mode="constant", cval=0.0)
-    means = np.where(lesion[box], sums / counts, -np.inf)
-    best = np.unravel_index(int(np.argmax(means)), means.shape)
-    centre = tuple(int(b + s.start) for b, s in zip(best, box, strict=True))
-    return float(means[best]), centre
+    return peak(sul, lesion, spacing_zyx, PEAK_VOLUME_ML)
 
 
 @dataclass(frozen=True)
