@@ -552,3 +552,123 @@ def test_blood_pool_from_a_totalsegmentator_aorta_on_another_grid(tmp_path: Path
     assert data["percist"]["category"] == "CMR"
     assert "at the blood pool (<= mean + 2 SD = 1.29)" in data["percist"]["reason"]
     assert any("middle of the aorta" in w for w in data["warnings"])  # one part per slice
+
+
+@pytest.mark.parametrize(
+    ("value", "extra", "message"),
+    [
+        ("1.7", [], "the SD is missing"),
+        ("-1.7,0.2", [], "MEAN must be > 0 and SD >= 0"),
+        ("1.7,-0.2", [], "MEAN must be > 0 and SD >= 0"),
+        ("1.7,0.2", ["--liver-sd", "0.3"], "already has an SD"),
+    ],
+)
+def test_liver_reference_needs_mean_and_sd_and_refuses_negatives(
+    tmp_path: Path, capsys: pytest.CaptureFixture, value: str, extra: list, message: str
+) -> None:
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    out = tmp_path / "resp"
+    args = [*_args(b, f, out, organs=False), *PATIENT_ARGS, f"--liver-reference={value}", *extra]
+    assert main(args) == 1
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_liver_reference_mean_with_liver_sd(tmp_path: Path) -> None:
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    out = tmp_path / "resp"
+    args = [*_args(b, f, out, organs=False), *PATIENT_ARGS, "--liver-reference", "1.6"]
+    assert main([*args, "--liver-sd", "0.2"]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["followup"]["liver_sul_mean"] == 1.6 and data["followup"]["liver_sul_sd"] == 0.2
+
+
+def test_a_liver_mask_on_the_ct_grid_gives_the_liver_reference(tmp_path: Path) -> None:
+    # TotalSegmentator's total map on a 2 mm grid with the liver (5) where the study's liver
+    # cube is (4 mm voxels z 2..13, y 2..13, x 1..8 = 2 mm voxels z 4..27, y 4..27, x 2..17):
+    # liver SUV 2.0 x SUL factor 0.647 = 1.29 at both time points
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    labels = np.zeros((32, 32, 32), np.uint8)
+    labels[4:28, 4:28, 2:18] = 5
+    labels[0:2, 0:2, 0:2] = 52  # another class: ignored
+    img = sitk.GetImageFromArray(labels)
+    img.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(img, str(tmp_path / "total.nii.gz"))
+    out = tmp_path / "resp"
+    livers = ["--baseline-liver", str(tmp_path / "total.nii.gz"),
+              "--followup-liver", str(tmp_path / "total.nii.gz")]  # fmt: skip
+    assert main([*_args(b, f, out, organs=False), *PATIENT_ARGS, *livers]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["baseline"]["liver_sul_mean"] == pytest.approx(1.29, abs=0.005)
+    assert data["baseline"]["liver_source"] == "liver mask"
+
+
+def test_unknown_or_different_patients_need_same_patient(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_bbbbbbbbbb", "03-02-2006-NA-PET-CT")
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 1
+    assert "--same-patient" in capsys.readouterr().err and not out.exists()
+    assert main([*_args(b, f, out), *PATIENT_ARGS, "--same-patient"]) == 0
+    # a PET whose path names no patient cannot be checked: refused without --same-patient
+    unknown = tmp_path / "x" / "pet.nii.gz"
+    unknown.parent.mkdir()
+    unknown.write_bytes(Path(f["SUV"]).read_bytes())
+    args = _args(b, {**f, "SUV": unknown}, tmp_path / "resp2")
+    assert main([*args, *PATIENT_ARGS]) == 1
+    assert "cannot be read from the path" in capsys.readouterr().err
+
+
+def test_prediction_folders_from_any_directory_carry_predict_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # report.json keeps the input path relative to where lion predict ran (tmp_path)
+    _pairs_csv(tmp_path, {"PETCT_aaaaaaaaaa": {}})
+    folders = sorted((tmp_path / "pred").iterdir())
+    for folder in folders:
+        report = json.loads((folder / "report.json").read_text())
+        report["input"] = str(Path(report["input"]).relative_to(tmp_path))
+        report["flag_reasons"] = ["3.0 ml of tumor touches the urinary bladder"]
+        (folder / "report.json").write_text(json.dumps(report))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "resp"
+    assert main(["response", *map(str, folders), *PATIENT_ARGS, "-o", str(out)]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert Path(data["baseline"]["pet"]).is_absolute()
+    notes = [w for w in data["warnings"] if "urinary bladder" in w]
+    assert len(notes) == 2 and notes[0].startswith("baseline prediction (lion predict): 3.0 ml")
+
+
+def test_pairs_csv_followup_columns_and_a_crash_never_stop_the_cohort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _pairs_csv(tmp_path, {"PETCT_aaaaaaaaaa": {}, "PETCT_cccccccccc": {},
+                                 "PETCT_eeeeeeeeee": {}})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["baseline_uptake_min"] = [60, 60, 60]
+    table["followup_uptake_min"] = [70, 80, 70]  # the second: 20 min apart -> NE
+    table.to_csv(tmp_path / "pairs.csv", index=False)
+    from lion_nnunet.analysis import response
+
+    real = response.assess_response
+
+    def crash_on_e(baseline, followup, options):
+        if options.patient_id == "PETCT_eeeeeeeeee":
+            raise ZeroDivisionError("a bug")
+        return real(baseline, followup, options)
+
+    monkeypatch.setattr(response, "assess_response", crash_on_e)
+    out = tmp_path / "cohort"
+    args = ["response", "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out), "--no-pbar"]
+    assert main(args) == 1
+    result = pd.read_csv(out / "response.csv").set_index("patient_id")
+    assert result.loc["PETCT_aaaaaaaaaa", "percist"] == "SMD"  # unchanged lesion, comparable
+    assert result.loc["PETCT_cccccccccc", "percist"] == "NE"
+    assert result.loc["PETCT_eeeeeeeeee", "status"] == "failed"
+    assert result.loc["PETCT_eeeeeeeeee", "error"] == "unexpected ZeroDivisionError: a bug"

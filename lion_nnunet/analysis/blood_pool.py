@@ -3,7 +3,7 @@
 "If the liver is abnormal, blood pool SUL (2.0 x mean of the blood pool in a 1-cm diameter x
 2-cm long cylinder in the descending thoracic aorta + 2 SDs) ..." (Wahl 2009, Appendix; O 2016).
 LION's organ sets have no aorta, so the aorta comes from a mask the user gives: a binary mask or
-TotalSegmentator's ``total`` label map (aorta = :data:`AORTA_TOTALSEG_ID`), on any grid; it is
+TotalSegmentator's ``total`` label map (aorta = 52), on any grid; it is
 resampled onto the PET (nearest neighbour, same physical space).
 
 Where the cylinder goes: in the axial slices where the aorta shows two parts (ascending in front,
@@ -23,11 +23,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import label
 
+from lion_nnunet.analysis.response_masks import read_structure
 from lion_nnunet.errors import LionError
-from lion_nnunet.io import read_image
 
-#: TotalSegmentator v2 ``total`` class id of the aorta (totalsegmentator/map_to_binary.py).
-AORTA_TOTALSEG_ID = 52
 CYLINDER_RADIUS_MM = 5.0
 CYLINDER_LENGTH_MM = 20.0
 
@@ -44,37 +42,8 @@ class BloodPool:
 
 
 def read_aorta(path: str | Path, pet: sitk.Image, what: str) -> np.ndarray:
-    """The aorta of a mask file on the PET's grid (z, y, x bool).
-
-    Args:
-        path: binary aorta mask, or TotalSegmentator's ``total`` label map (aorta id 52).
-        pet: the PET image whose grid the mask is resampled onto.
-        what: "baseline" or "followup", for messages.
-
-    Raises:
-        LionError: unreadable, several labels but no 52, or no aorta voxel on the PET's grid.
-    """
-    image = read_image(path, f"{what} aorta mask")
-    values = np.unique(sitk.GetArrayViewFromImage(image))
-    if AORTA_TOTALSEG_ID in values:
-        mask = sitk.Equal(image, AORTA_TOTALSEG_ID)
-    elif set(values.tolist()) <= {0, 1}:
-        mask = sitk.NotEqual(image, 0)
-    else:
-        raise LionError(
-            f"{path}: {what} aorta mask has labels {values[:8].tolist()} but no "
-            f"{AORTA_TOTALSEG_ID} (TotalSegmentator's aorta); give a binary aorta mask or "
-            "TotalSegmentator's total label map"
-        )
-    on_pet = sitk.Resample(sitk.Cast(mask, sitk.sitkUInt8), pet, sitk.Transform(),
-                           sitk.sitkNearestNeighbor, 0)  # fmt: skip
-    arr = sitk.GetArrayFromImage(on_pet) > 0
-    if not arr.any():
-        raise LionError(
-            f"{path}: the {what} aorta mask has no voxel inside the PET's field of view; give the "
-            "mask made from this study's CT"
-        )
-    return arr
+    """The aorta of a binary mask or TotalSegmentator ``total`` map (id 52), on the PET's grid."""
+    return read_structure(path, pet, what, "aorta")
 
 
 def _descending(aorta: np.ndarray, y_of) -> tuple[int, np.ndarray, bool]:

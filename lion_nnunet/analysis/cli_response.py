@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{when}-pet", help=f"{when} PET in SUVbw (NIfTI)")
         p.add_argument(f"--{when}-tumor", help=f"{when} tumor mask on its PET's grid")
         p.add_argument(f"--{when}-organs", help=f"{when} organ mask (tracer's LION label ids)")
+        p.add_argument(f"--{when}-liver", help=f"{when} liver mask for the liver reference: "
+                       "binary, or TotalSegmentator's total label map (liver 5), any grid; "
+                       "instead of the organ mask's liver")  # fmt: skip
         p.add_argument(f"--{when}-aorta", help=f"{when} aorta mask for the blood pool: binary, "
                        "or TotalSegmentator's total label map (aorta 52), any grid")  # fmt: skip
     p.add_argument("--pairs", help="cohort CSV: " + ",".join(PAIR_COLUMNS) + " (baseline and "
@@ -76,9 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="lean body mass formula for SUL")  # fmt: skip
     p.add_argument(
         "--liver-reference",
-        metavar="SUL[,SD]",
-        help="liver SULmean (and SD) to use when there is no liver mask",
+        metavar="MEAN,SD",
+        help="liver SULmean and SD (both, >= 0) to use for both time points instead of a liver "
+        "mask; the SD may also come from --liver-sd",
     )
+    p.add_argument("--liver-sd", type=float, help="liver SUL SD for --liver-reference MEAN")
+    p.add_argument("--same-patient", action="store_true",
+                   help="the two studies are one patient although their paths do not show it "
+                   "(or name different ids); without it such a pair is refused")  # fmt: skip
     p.add_argument("--max-distance-mm", type=float, default=12.4,
                    help="lesions not overlapping after alignment match only when their SULpeak "
                    "sphere centres lie within this distance (at most 12.4 mm: the 1 ml spheres "
@@ -96,19 +104,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _liver_reference(text: str | None) -> tuple[float, float] | None:
+def _liver_reference(text: str | None, sd: float | None = None) -> tuple[float, float] | None:
+    """--liver-reference MEAN,SD (or MEAN with --liver-sd) as (mean, SD); both required, >= 0."""
     if text is None:
+        if sd is not None:
+            raise LionError("--liver-sd needs --liver-reference MEAN")
         return None
-    parts = text.split(",")
+    usage = "expected MEAN,SD in SUL (e.g. 1.8,0.2), or MEAN with --liver-sd"
     try:
-        values = [float(v) for v in parts]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise LionError(
-            f"--liver-reference {text!r}: expected SUL or SUL,SD (e.g. 1.8,0.2)"
-        ) from None
-    if len(values) not in (1, 2):
-        raise LionError(f"--liver-reference {text!r}: expected SUL or SUL,SD (e.g. 1.8,0.2)")
-    return values[0], values[1] if len(values) == 2 else 0.0
+        raise LionError(f"--liver-reference {text!r}: {usage}") from None
+    if len(values) == 1 and sd is not None:
+        values.append(float(sd))
+    elif len(values) == 2 and sd is not None:
+        raise LionError(f"--liver-reference {text!r} already has an SD; drop --liver-sd")
+    if len(values) != 2:
+        raise LionError(f"--liver-reference {text!r}: the SD is missing; {usage}")
+    if values[0] <= 0 or values[1] < 0:
+        raise LionError(f"--liver-reference {text!r}: MEAN must be > 0 and SD >= 0; {usage}")
+    return values[0], values[1]
 
 
 def _studies(args: argparse.Namespace):
@@ -122,10 +137,18 @@ def _studies(args: argparse.Namespace):
             )
         return (
             prediction_study(
-                args.predictions[0], "baseline", args.baseline_pet, args.baseline_aorta
+                args.predictions[0],
+                "baseline",
+                args.baseline_pet,
+                args.baseline_aorta,
+                args.baseline_liver,
             ),
             prediction_study(
-                args.predictions[1], "followup", args.followup_pet, args.followup_aorta
+                args.predictions[1],
+                "followup",
+                args.followup_pet,
+                args.followup_aorta,
+                args.followup_liver,
             ),
         )
     missing = [
@@ -144,6 +167,7 @@ def _studies(args: argparse.Namespace):
             args.baseline_organs,
             "baseline",
             args.baseline_aorta,
+            args.baseline_liver,
         ),
         load_study(
             args.followup_pet,
@@ -151,6 +175,7 @@ def _studies(args: argparse.Namespace):
             args.followup_organs,
             "followup",
             args.followup_aorta,
+            args.followup_liver,
         ),
     )
 
@@ -162,11 +187,12 @@ def _options(args, **override):
         "weight_kg": args.weight_kg, "height_cm": args.height_cm, "sex": args.sex,
         "followup_weight_kg": args.followup_weight_kg,
         "followup_height_cm": args.followup_height_cm, "tracer": args.tracer, "lbm": args.lbm,
-        "liver_reference": _liver_reference(args.liver_reference),
+        "liver_reference": _liver_reference(args.liver_reference, args.liver_sd),
         "max_distance_mm": args.max_distance_mm,
         "baseline_uptake_min": args.baseline_uptake_min,
         "followup_uptake_min": args.followup_uptake_min,
         "accept_noncomparable": args.accept_noncomparable,
+        "same_patient": args.same_patient,
     }  # fmt: skip
     values.update(override)
     return ResponseOptions(**values)
@@ -214,7 +240,8 @@ def _run_cohort(args: argparse.Namespace) -> int:
             for key in OPTIONAL_PAIR_COLUMNS
         }
         return _options(args, weight_kg=row.weight_kg, height_cm=row.height_cm, sex=row.sex,
-                        patient_id=str(row.patient_id), **optional)  # fmt: skip
+                        patient_id=str(row.patient_id), same_patient=True,
+                        **optional)  # fmt: skip
 
     frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar)
     if not args.pairs:

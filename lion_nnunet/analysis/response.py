@@ -22,6 +22,7 @@ from scipy.ndimage import find_objects
 from lion_nnunet.analysis import percist as pc
 from lion_nnunet.analysis import percist_rules as pr
 from lion_nnunet.analysis.blood_pool import BloodPool, blood_pool, read_aorta
+from lion_nnunet.analysis.response_masks import read_structure
 from lion_nnunet.analysis.response_match import (
     MAX_DISTANCE_MM,
     Alignment,
@@ -66,6 +67,7 @@ class Study:
     patient_id: str | None
     aorta: np.ndarray | None = None  # on the PET's grid, for the blood pool
     notes: tuple[str, ...] = ()  # lion predict's warnings about the case (report.json)
+    liver: np.ndarray | None = None  # a liver mask given apart (any grid, resampled to the PET)
 
 
 def patient_id_of(pet: str | Path) -> str | None:
@@ -88,6 +90,7 @@ def load_study(
     organs: str | Path | None = None,
     what: str = "baseline",
     aorta: str | Path | None = None,
+    liver: str | Path | None = None,
 ) -> Study:
     """Read and check one study: PET in SUVbw, tumor mask and organ mask on the PET's grid.
 
@@ -112,7 +115,9 @@ def load_study(
     tumor_arr = masks[0] > 0
     organs_arr = None if masks[1] is None else masks[1].astype(np.int16)
     aorta_arr = None if aorta is None else read_aorta(aorta, image, what)
-    return Study(str(pet), image, suv, tumor_arr, organs_arr, patient_id_of(pet), aorta_arr)
+    liver_arr = None if liver is None else read_structure(liver, image, what, "liver")
+    return Study(str(pet), image, suv, tumor_arr, organs_arr, patient_id_of(pet), aorta_arr,
+                 liver=liver_arr)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class ResponseOptions:
         baseline_uptake_min, followup_uptake_min: uptake times (min), for PERCIST's check.
         patient_id: name for the outputs; default the patient id read from the paths.
         accept_noncomparable: assess scans that PERCIST's comparability checks fail (else NE).
+        same_patient: the user states the two studies are one patient (ids differ or unknown).
     """
 
     weight_kg: float | None
@@ -149,6 +155,7 @@ class ResponseOptions:
     followup_uptake_min: float | None = None
     patient_id: str | None = None
     accept_noncomparable: bool = False
+    same_patient: bool = False
 
     def __post_init__(self) -> None:
         missing = [
@@ -179,8 +186,15 @@ class ResponseOptions:
                 f"--max-distance-mm must be > 0 and <= {MAX_DISTANCE_MM:.2f} mm (two 1 ml SULpeak "
                 f"spheres must overlap to pair lesions), got {self.max_distance_mm}"
             )
-        if self.liver_reference is not None and not self.liver_reference[0] > 0:
-            raise LionError(f"--liver-reference must be a SUL > 0, got {self.liver_reference}")
+        if self.liver_reference is not None and not (
+            len(self.liver_reference) == 2
+            and self.liver_reference[0] > 0
+            and self.liver_reference[1] >= 0
+        ):
+            raise LionError(
+                f"--liver-reference must be MEAN,SD with MEAN > 0 and SD >= 0 (SUL), got "
+                f"{self.liver_reference}"
+            )
 
 
 @dataclass
@@ -198,13 +212,27 @@ class ResponseResult:
     extra: dict = field(default_factory=dict)
 
 
-def check_same_patient(baseline: Study, followup: Study) -> None:
-    """Refuse two studies whose paths name different patients (unknown ids are not checked)."""
+def check_same_patient(baseline: Study, followup: Study, declared: bool = False) -> None:
+    """Refuse two studies unless their paths name one patient or ``declared`` says they are one.
+
+    Raises:
+        LionError: the ids differ, or one cannot be read from the paths, and not ``declared``.
+    """
     a, b = baseline.patient_id, followup.patient_id
+    if declared:
+        return
     if a and b and a != b:
         raise LionError(
             f"{followup.name}: the follow-up belongs to patient {b}, the baseline "
-            f"({baseline.name}) to patient {a}; give two studies of one patient"
+            f"({baseline.name}) to patient {a}; give two studies of one patient (or "
+            "--same-patient if they are one)"
+        )
+    if not (a and b):
+        unknown = baseline.name if not a else followup.name
+        raise LionError(
+            f"{unknown}: the patient cannot be read from the path (<patient>/<study>/SUV.nii.gz "
+            "or an autoPET name), so the pair cannot be checked to be one patient; give "
+            "--same-patient if it is"
         )
 
 
@@ -213,17 +241,21 @@ def _liver(study: Study, sul: np.ndarray, options: ResponseOptions, what: str):
         mean, sd = options.liver_reference
         return pc.LiverReference(float(mean), float(sd), None, 0, "--liver-reference")
     liver_id = get_label_set(options.tracer).label_of("liver")
-    if study.organs is None or not np.any(study.organs == liver_id):
+    if study.liver is not None:
+        liver_mask = study.liver
+    elif study.organs is None or not np.any(study.organs == liver_id):
         found = "no organ mask" if study.organs is None else f"no label {liver_id} (liver)"
         raise LionError(
             f"{study.name}: the {what} has {found}, so there is no liver reference; give "
             f"--{what}-organs (lion predict --save-organs, {options.tracer} liver = {liver_id}) "
-            "or --liver-reference SUL"
+            f"or --{what}-liver (a liver mask on any grid) or --liver-reference MEAN,SD"
         )
+    else:
+        liver_mask = study.organs == liver_id
     img = study.image
     x_mm = pc.physical_x(study.suv.shape, img.GetOrigin(), img.GetSpacing(), img.GetDirection())
     spacing_zyx = img.GetSpacing()[::-1]
-    ref = pc.liver_reference(sul, study.organs == liver_id, study.tumor, spacing_zyx, x_mm,
+    ref = pc.liver_reference(sul, liver_mask, study.tumor, spacing_zyx, x_mm,
                              study.name)  # fmt: skip
     full = len(pc.sphere_offsets(pc.LIVER_RADIUS_MM, spacing_zyx))
     if ref.voxels < full:
@@ -331,8 +363,11 @@ def liver_abnormal(study: Study, liver: pc.LiverReference, tracer: str) -> str:
     low, high = pr.LIVER_NORMAL_SUL
     if not low <= pr.sul(liver.sul_mean) <= high:
         return f"liver SULmean {pr.sul(liver.sul_mean):.2f} outside {low}-{high}"
-    if study.organs is not None:
-        inside = study.tumor & (study.organs == get_label_set(tracer).label_of("liver"))
+    mask = study.liver
+    if mask is None and study.organs is not None:
+        mask = study.organs == get_label_set(tracer).label_of("liver")
+    if mask is not None:
+        inside = study.tumor & mask
         if inside.any():
             ml = float(inside.sum()) * voxel_volume_ml(study.image)
             return f"{ml:.1f} ml of tumor in the liver"
@@ -389,7 +424,7 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     Raises:
         LionError: the studies belong to different patients, or a liver reference is missing.
     """
-    check_same_patient(baseline, followup)
+    check_same_patient(baseline, followup, options.same_patient)
     fu_weight = options.followup_weight_kg or options.weight_kg
     lbm_b = pc.lean_body_mass(options.weight_kg, options.height_cm, options.sex, options.lbm)
     fu_height = options.followup_height_cm or options.height_cm
@@ -607,6 +642,7 @@ def prediction_study(
     what: str,
     pet: str | Path | None = None,
     aorta: str | Path | None = None,
+    liver: str | Path | None = None,
 ) -> Study:
     """A study from a ``lion predict`` case folder: tumor.nii.gz, organs.nii.gz, report.json.
 
@@ -635,7 +671,7 @@ def prediction_study(
         pet = _report_input(report_path, str(source), what)
     organs = folder / "organs.nii.gz"
     study = load_study(
-        pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what, aorta
+        pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what, aorta, liver
     )
     notes = tuple(str(r) for r in report.get("flag_reasons") or [])
     return replace(study, notes=notes)
