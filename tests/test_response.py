@@ -116,7 +116,7 @@ def test_cli_new_lesion_outputs_and_schema(phantom_pair, tmp_path: Path) -> None
     data = json.loads((out / "response.json").read_text())
     for key in ("percist", "reasons", "baseline", "followup", "delta", "alignment"):
         assert key in data
-    for key in ("tmtv_ml", "tlg_ml", "sul_peak", "liver_sul_mean", "liver_sul_sd", "lesions"):
+    for key in ("tmtv_ml", "tlg", "sul_peak", "liver_sul_mean", "liver_sul_sd", "lesions"):
         assert key in data["baseline"] and key in data["followup"]
     assert data["patient_id"] == "PETCT_0af7ffe12a"
     appear = pd.DataFrame(truth).query("change == 'appear'").iloc[0]
@@ -672,3 +672,23 @@ def test_pairs_csv_followup_columns_and_a_crash_never_stop_the_cohort(
     assert result.loc["PETCT_cccccccccc", "percist"] == "NE"
     assert result.loc["PETCT_eeeeeeeeee", "status"] == "failed"
     assert result.loc["PETCT_eeeeeeeeee", "error"] == "unexpected ZeroDivisionError: a bug"
+
+
+def test_a_peak_sphere_reaching_a_hot_organ_is_flagged(tmp_path: Path) -> None:
+    # the bladder (FDG id) right next to the lesion (x 14, the lesion ends at x 13): the 1 ml
+    # sphere around any lesion voxel reaches 6.2 mm, more than the 4 mm to the bladder's voxels
+    bladder = get_label_set("fdg").label_of("urinary_bladder")
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    img = sitk.ReadImage(str(b["organs"]))
+    organs = sitk.GetArrayFromImage(img)
+    organs[6:9, 6:9, 14] = bladder
+    out_img = sitk.GetImageFromArray(organs)
+    out_img.CopyInformation(img)
+    sitk.WriteImage(out_img, str(b["organs"]))
+    out = tmp_path / "resp"
+    assert main([*_args(b, f, out), *PATIENT_ARGS]) == 0
+    data = json.loads((out / "response.json").read_text())
+    assert data["baseline"]["lesions"][0]["peak_sphere_reaches"] == "urinary_bladder"
+    assert data["followup"]["lesions"][0]["peak_sphere_reaches"] is None
+    assert any(w.startswith("lesion b1: its SULpeak sphere reaches") for w in data["warnings"])

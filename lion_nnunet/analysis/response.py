@@ -35,8 +35,9 @@ from lion_nnunet.analysis.response_match import (
 from lion_nnunet.analysis.response_sites import measure_sites, secondary_sum
 from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.peak_sphere import sphere_weights
 from lion_nnunet.inference.plausibility import read_pet
-from lion_nnunet.inference.report import _nearest_organ
+from lion_nnunet.inference.report import _nearest_organ, rounded
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
@@ -45,14 +46,14 @@ from lion_nnunet.io import (
     write_csv,
     write_json,
 )
-from lion_nnunet.labels import get_label_set
+from lion_nnunet.labels import HOT_ORGANS, get_label_set
 
 log = logging.getLogger(__name__)
 
 RESPONSE_JSON = "response.json"
 RESPONSE_CSV = "response.csv"
 RESPONSE_PNG = "response.png"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -279,12 +280,24 @@ def _organ_of(study: Study, mask: np.ndarray, box, names: dict[int, str]) -> str
     return _nearest_organ(mask, box, study.organs, study.image.GetSpacing()[::-1], names)[0]
 
 
+def _hot_organ(study: Study, centre, hot: set[int], names: dict[int, str]) -> str | None:
+    """The hot organ (brain, bladder, ...) the 1 ml sphere around ``centre`` (z, y, x) reaches."""
+    if study.organs is None or not hot:
+        return None
+    w = sphere_weights(study.image.GetSpacing()[::-1])
+    idx = np.argwhere(w > 0) - np.array(w.shape) // 2 + np.asarray(centre)
+    idx = idx[((idx >= 0) & (idx < study.organs.shape)).all(1)]
+    found = set(study.organs[tuple(idx.T)].tolist()) & hot
+    return names[min(found)] if found else None
+
+
 def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray, tracer: str) -> list[dict]:
     img = study.image
     spacing_zyx = img.GetSpacing()[::-1]
     voxel_ml = voxel_volume_ml(img)
     ls = get_label_set(tracer)
     names = {label: ls.name_of(label) for label in ls.organ_labels}
+    hot = {ls.label_of(o) for o in HOT_ORGANS.get(tracer, ()) if o in ls.organ_names}
     rows = []
     pad = np.ceil(pc.PEAK_RADIUS_MM / np.asarray(spacing_zyx)).astype(int) + 1
     for i, box in enumerate(find_objects(labels, max_label=n), start=1):
@@ -303,14 +316,15 @@ def _lesions(study: Study, labels: np.ndarray, n: int, sul: np.ndarray, tracer: 
         )
         rows.append(
             {
-                "id": i, "volume_ml": round(float(mask.sum()) * voxel_ml, 4),
-                "suv_max": round(float(values.max()), 4), "suv_mean": round(values.mean(), 4),
-                "tlg_ml": round(float(values.sum()) * voxel_ml, 4),
-                "tlg_sul_ml": round(float(sul_values.sum()) * voxel_ml, 4),
+                "id": i, "volume_ml": rounded(float(mask.sum()) * voxel_ml, "ml"),
+                "suv_max": rounded(values.max(), "suv"), "suv_mean": rounded(values.mean(), "suv"),
+                "tlg": rounded(float(values.sum()) * voxel_ml, "suv_ml"),
+                "tlg_sul": rounded(float(sul_values.sum()) * voxel_ml, "suv_ml"),
                 "sul_peak": pr.sul(peak),
                 "sul_peak_centre_mm": [round(c, 2) for c in peak_at],
                 "centroid_mm": [round(c, 2) for c in centre],
                 "organ": _organ_of(study, mask, box, names),
+                "peak_sphere_reaches": _hot_organ(study, start + centre_idx, hot, names),
             }
         )  # fmt: skip
     return rows
@@ -330,11 +344,11 @@ def _time_point(study, options, weight, sul, liver, lesions, lbm) -> dict:
         "weight_kg": weight,
         "lbm_kg": round(lbm, 3),
         "sul_factor": round(pc.sul_factor(weight, lbm), 5),
-        "tmtv_ml": round(float(study.tumor.sum()) * voxel_ml, 4),
-        "tlg_ml": round(tlg, 4),
-        "tlg_sul_ml": round(tlg * pc.sul_factor(weight, lbm), 4),
+        "tmtv_ml": rounded(float(study.tumor.sum()) * voxel_ml, "ml"),
+        "tlg": rounded(tlg, "suv_ml"),
+        "tlg_sul": rounded(tlg * pc.sul_factor(weight, lbm), "suv_ml"),
         "lesion_count": len(lesions),
-        "suv_max": round(float(study.suv[study.tumor].max()), 4) if lesions else None,
+        "suv_max": rounded(study.suv[study.tumor].max(), "suv") if lesions else None,
         "sul_peak": hottest["sul_peak"] if hottest else None,
         "sul_peak_lesion": hottest["id"] if hottest else None,
         "liver_sul_mean": pr.sul(liver.sul_mean),
@@ -397,8 +411,8 @@ def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
         if sites.get(r["id"]) is not None:
             peaks.append(sites[r["id"]])
         non_targets.append(pr.NonTarget(
-            r["id"], r["sul_peak"], max(peaks) if peaks else None, r["tlg_sul_ml"],
-            sum(m["tlg_sul_ml"] for m in matched),
+            r["id"], r["sul_peak"], max(peaks) if peaks else None, r["tlg_sul"],
+            sum(m["tlg_sul"] for m in matched),
         ))  # fmt: skip
     unmatched = tuple(
         pr.Lesion(r["id"], r["sul_peak"], r["volume_ml"], tuple(r["centroid_mm"]))
@@ -411,7 +425,7 @@ def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
     )  # fmt: skip
     return pr.PercistInput(
         b["sul_peak"], f["sul_peak"], liver_b.sul_mean, liver_b.sul_sd, liver_f.sul_mean,
-        liver_f.sul_sd, unmatched, b["tlg_sul_ml"], f["tlg_sul_ml"],
+        liver_f.sul_sd, unmatched, b["tlg_sul"], f["tlg_sul"],
         tuple(pr.Site(k, None if v is None else pr.sul(v)) for k, v in sites.items()),
         tuple(non_targets), noncomparable=problems,
         accept_noncomparable=options.accept_noncomparable,
@@ -493,6 +507,12 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             f"the baseline liver is abnormal ({abnormal}) but no aorta mask gives a blood pool; "
             "the liver stays the reference (give --baseline-aorta/--followup-aorta)"
         )
+    for rows, what in ((lesions_b, "b"), (lesions_f, "f")):
+        warnings += [
+            f"lesion {what}{r['id']}: its SULpeak sphere reaches the {r['peak_sphere_reaches']}, "
+            "so its SULpeak may hold the organ's uptake"
+            for r in rows if r["peak_sphere_reaches"]
+        ]  # fmt: skip
     for pool, what in ((pool_b, "baseline"), (pool_f, "follow-up")):
         if pool is not None and pool.where != "descending aorta":
             warnings.append(f"{what} blood pool: cylinder in the {pool.where}")
@@ -560,7 +580,7 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
         "warnings": warnings,
         "delta": {
             key: _delta(b[key], f[key])
-            for key in ("tmtv_ml", "tlg_ml", "lesion_count", "sul_peak", "liver_sul_mean")
+            for key in ("tmtv_ml", "tlg", "lesion_count", "sul_peak", "liver_sul_mean")
         },
         "matching": {
             **counts,
