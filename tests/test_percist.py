@@ -288,6 +288,14 @@ def test_an_empty_mask_over_unchanged_uptake_is_never_cmr() -> None:
     assert pr.rule_cmr(P(10.0, None, sites=(pr.Site(1, None),))) is None
 
 
+def test_a_site_in_the_liver_compares_with_the_surrounding_liver() -> None:
+    # liver mean 1.5, SD 0.25: a site in the liver is background up to 1.5 + 2 x 0.25 = 2.00
+    assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 1.9, in_liver=True),)))[0] == "CMR"
+    assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 2.0, in_liver=True),)))[0] == "CMR"
+    assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 2.01, in_liver=True),))) is None
+    assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 1.9),))) is None  # elsewhere: >= 1.5
+
+
 def test_rule_pmr() -> None:
     assert pr.rule_pmr(P(4.0, 2.7))[0] == "PMR"  # -32.5%, -1.3 SUL
     assert pr.rule_pmr(P(4.0, 2.9)) is None  # -27.5%

@@ -692,3 +692,39 @@ def test_a_peak_sphere_reaching_a_hot_organ_is_flagged(tmp_path: Path) -> None:
     assert data["baseline"]["lesions"][0]["peak_sphere_reaches"] == "urinary_bladder"
     assert data["followup"]["lesions"][0]["peak_sphere_reaches"] is None
     assert any(w.startswith("lesion b1: its SULpeak sphere reaches") for w in data["warnings"])
+
+
+def test_complete_response_phantom_is_measured_at_every_site(phantom_pair) -> None:
+    # follow-up 3 of patient 2 is the "complete" scenario: every lesion vanishes (the PET keeps
+    # only the background and organs, with fresh noise, after a shift of centimetres). Every site
+    # inside the follow-up image reads background, but the shift takes one lesion's place out of
+    # the follow-up's field of view (checked with the phantom's own motion, not the
+    # registration): its site cannot be measured, so a complete response cannot be confirmed,
+    # and the target's fall (to background) makes it PMR
+    base = phantom_pair["base"]
+    follow, truth, motion = synthesize_followup(base, 3, 0)
+    truth = pd.DataFrame(truth)
+    assert set(truth["change"]) == {"vanish"}
+    organs = move_ct_labels(phantom_pair["liver"], base.pet_grid, motion)
+    result = assess_response(
+        _study(base, phantom_pair["liver"], "b"), _study(follow, organs, "f"),
+        ResponseOptions(**PATIENT),
+    )  # fmt: skip
+    data = result.data
+    image = to_image(follow.suv, follow.pet_grid)
+    size = np.array(image.GetSize())
+    outside = set()
+    for _, row in truth.iterrows():
+        index = np.array(image.TransformPhysicalPointToContinuousIndex(
+            tuple(float(v) for v in motion.follow(_centre(row, "baseline")))))  # fmt: skip
+        if not ((index > -0.5) & (index < size - 0.5)).all():
+            outside.add(_nearest(data["baseline"]["lesions"], _centre(row, "baseline"))["id"])
+    sites = {s["lesion"]: s for s in data["percist"]["sites"]}
+    assert data["followup"]["lesion_count"] == 0 and len(sites) == len(truth)
+    assert outside == {k for k, s in sites.items() if s["sul_peak"] is None} and outside
+    mean, sd = data["followup"]["liver_sul_mean"], data["followup"]["liver_sul_sd"]
+    for k, s in sites.items():
+        if k not in outside:  # background: below the liver mean (in the liver: mean + 2 SD)
+            assert s["sul_peak"] <= mean + 2 * sd if s["in_liver"] else s["sul_peak"] < mean
+    assert data["percist"]["category"] == "PMR"
+    assert any("lies outside the follow-up image" in r for r in data["reasons"])

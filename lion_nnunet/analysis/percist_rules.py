@@ -48,8 +48,10 @@ MEASURABLE_SD = 2.0
 #: A new lesion triggers PMD at >= 0.5 ml (a 1 cm sphere) and SULpeak >= liver mean + 2 SD.
 NEW_LESION_MIN_ML = 0.5
 NEW_LESION_SD = 2.0
-#: CMR: SULpeak below the liver mean and at most blood-pool mean + 2 SD at every site.
+#: CMR: SULpeak below the liver mean and at most blood-pool mean + 2 SD at every site; a site in
+#: the liver at most liver mean + 2 SD (its surrounding background; LION's reading).
 CMR_BLOOD_POOL_SD = 2.0
+CMR_LIVER_SITE_SD = 2.0
 #: LION's "normal liver" range of SULmean; outside it (or with tumor in the liver) the blood
 #: pool is the reference when measured. Not a published limit.
 LIVER_NORMAL_SUL = (1.0, 3.0)
@@ -103,11 +105,13 @@ class Site:
 
     ``sul_peak``: the highest 1 ml sphere mean of follow-up SUL centred within the baseline lesion
     carried to the follow-up through the registration; None when the site lies outside the
-    follow-up image.
+    follow-up image. ``in_liver``: the site lies in the follow-up liver, whose uptake is its
+    surrounding background (LION: it compares with liver mean + 2 SD, not below the mean).
     """
 
     lesion: int
     sul_peak: float | None
+    in_liver: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,13 +317,21 @@ def _cmr_blockers(p: PercistInput) -> list[str]:
     bp = None
     if p.followup_blood_pool is not None:
         bp = sul(p.followup_blood_pool[0] + CMR_BLOOD_POOL_SD * p.followup_blood_pool[1])
-    values = [(f"baseline lesion {s.lesion}'s site", s.sul_peak) for s in p.sites]
-    values.append(("the hottest follow-up lesion", p.followup_sul_peak))
+    in_liver = sul(p.followup_liver_mean + CMR_LIVER_SITE_SD * p.followup_liver_sd)
+    values = [(f"baseline lesion {s.lesion}'s site", s.sul_peak, s.in_liver) for s in p.sites]
+    values.append(("the hottest follow-up lesion", p.followup_sul_peak, False))
     out = []
-    for name, value in values:
+    for name, value, liver_site in values:
         if value is None:
             if name.endswith("site"):
                 out.append(f"{name} lies outside the follow-up image")
+            continue
+        if liver_site:
+            if sul(value) > in_liver:
+                out.append(
+                    f"{name} (in the liver) has SULpeak {sul(value):.2f}, above the surrounding "
+                    f"liver (mean + 2 SD {in_liver:.2f})"
+                )
             continue
         if sul(value) >= liver:
             out.append(f"{name} has SULpeak {sul(value):.2f}, not below the liver mean {liver:.2f}")
@@ -334,7 +346,8 @@ def rule_cmr(p: PercistInput) -> tuple[str, str] | None:
     """CMR: "Complete resolution of 18F-FDG uptake within measurable target lesion so that it is
     less than mean liver activity and indistinguishable from surrounding background blood-pool
     levels ... Disappearance of all other lesions" (Wahl 2009, Table 1). LION: every baseline
-    site and every follow-up lesion has SULpeak < liver mean and <= blood-pool mean + 2 SD.
+    site and every follow-up lesion has SULpeak < liver mean and <= blood-pool mean + 2 SD; a
+    site in the liver, whose background is the liver, <= liver mean + 2 SD.
     """
     if _cmr_blockers(p):
         return None

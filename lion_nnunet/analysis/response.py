@@ -32,7 +32,7 @@ from lion_nnunet.analysis.response_match import (
     register,
     resample_to,
 )
-from lion_nnunet.analysis.response_sites import measure_sites, secondary_sum
+from lion_nnunet.analysis.response_sites import measure_sites, secondary_sum, sites_in_liver
 from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id
 from lion_nnunet.errors import LionError
 from lion_nnunet.inference.peak_sphere import sphere_weights
@@ -371,15 +371,22 @@ def _delta(a: float | None, b: float | None) -> dict:
     return {"abs": round(b - a, 4), "pct": round(100.0 * (b / a - 1.0), 2) if a else None}
 
 
+def _liver_mask(study: Study, tracer: str) -> np.ndarray | None:
+    """The study's liver: the mask given apart, else the organ mask's liver label, else None."""
+    if study.liver is not None:
+        return study.liver
+    if study.organs is None:
+        return None
+    return study.organs == get_label_set(tracer).label_of("liver")
+
+
 def liver_abnormal(study: Study, liver: pc.LiverReference, tracer: str) -> str:
     """Why the liver cannot be PERCIST's reference ("" when it can): tumor in the liver mask, or
     a liver SULmean outside :data:`percist_rules.LIVER_NORMAL_SUL` (LION's range)."""
     low, high = pr.LIVER_NORMAL_SUL
     if not low <= pr.sul(liver.sul_mean) <= high:
         return f"liver SULmean {pr.sul(liver.sul_mean):.2f} outside {low}-{high}"
-    mask = study.liver
-    if mask is None and study.organs is not None:
-        mask = study.organs == get_label_set(tracer).label_of("liver")
+    mask = _liver_mask(study, tracer)
     if mask is not None:
         inside = study.tumor & mask
         if inside.any():
@@ -398,7 +405,9 @@ def _pool_dict(study: Study, pool: BloodPool | None) -> dict | None:
     }  # fmt: skip
 
 
-def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites) -> pr.PercistInput:
+def _percist_input(
+    options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites, in_liver=frozenset()
+) -> pr.PercistInput:
     """What the PERCIST rules read, from the measured time points, lesions and sites."""
     target = b["sul_peak_lesion"]
     by_id = {r["id"]: r for r in lesions_f}
@@ -426,7 +435,8 @@ def _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
     return pr.PercistInput(
         b["sul_peak"], f["sul_peak"], liver_b.sul_mean, liver_b.sul_sd, liver_f.sul_mean,
         liver_f.sul_sd, unmatched, b["tlg_sul"], f["tlg_sul"],
-        tuple(pr.Site(k, None if v is None else pr.sul(v)) for k, v in sites.items()),
+        tuple(pr.Site(k, None if v is None else pr.sul(v), k in in_liver)
+              for k, v in sites.items()),
         tuple(non_targets), noncomparable=problems,
         accept_noncomparable=options.accept_noncomparable,
     )  # fmt: skip
@@ -484,7 +494,11 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     f = _time_point(followup, options, fu_weight, sul_f, liver_f, lesions_f, lbm_f)
     b["blood_pool"], f["blood_pool"] = _pool_dict(baseline, pool_b), _pool_dict(followup, pool_f)
     abnormal = liver_abnormal(baseline, liver_b, options.tracer)
-    inputs = _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites)
+    centres = {r["id"]: r["sul_peak_centre_mm"] for r in lesions_b}
+    liver_sites = sites_in_liver(centres, followup.image, alignment.transform,
+                                 _liver_mask(followup, options.tracer))  # fmt: skip
+    inputs = _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites,
+                            liver_sites)  # fmt: skip
     inputs = replace(
         inputs, liver_abnormal=abnormal,
         baseline_blood_pool=None if pool_b is None else (pool_b.sul_mean, pool_b.sul_sd),
@@ -556,7 +570,10 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             "sul_peak_followup": inputs.followup_peak,
             "sul_peak_change": inputs.change,
             "sul_peak_change_pct": inputs.relative_change,
-            "sites": [{"lesion": s.lesion, "sul_peak": s.sul_peak} for s in inputs.sites],
+            "sites": [
+                {"lesion": s.lesion, "sul_peak": s.sul_peak, "in_liver": s.in_liver}
+                for s in inputs.sites
+            ],
             "new_lesion_triggers": [
                 {
                     "id": r.id,

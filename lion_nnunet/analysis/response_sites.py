@@ -72,6 +72,26 @@ def measure_sites(
     return out
 
 
+def sites_in_liver(
+    peak_centres_mm: dict[int, tuple[float, float, float]],
+    followup_image: sitk.Image,
+    transform: sitk.Transform,
+    followup_liver: np.ndarray | None,
+) -> set[int]:
+    """Baseline lesions whose SULpeak centre, carried to the follow-up, lies in its liver mask."""
+    if followup_liver is None:
+        return set()
+    out = set()
+    shape = np.array(followup_liver.shape)
+    for lesion, centre_mm in peak_centres_mm.items():
+        point = transform.TransformPoint(tuple(float(c) for c in centre_mm))
+        idx = followup_image.TransformPhysicalPointToContinuousIndex(point)
+        zyx = np.rint(np.asarray(idx, float)[::-1]).astype(int)
+        if ((zyx >= 0) & (zyx < shape)).all() and followup_liver[tuple(zyx)]:
+            out.add(lesion)
+    return out
+
+
 def secondary_sum(lesions: list[dict], threshold: float | None) -> dict:
     """PERCIST's secondary measure: the summed SULpeak of up to 5 hottest lesions, at most 2 per
     organ (Wahl 2009, Appendix: "up to 5 measurable target lesions, up to 2 per organ").
