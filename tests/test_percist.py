@@ -374,3 +374,18 @@ def test_tmtv_category() -> None:
     assert pc.tmtv_category(100, 71)[0] == "stable"
     assert pc.tmtv_category(100, 131)[0] == "increase"
     assert pc.tmtv_category(0, 5)[0] == "new disease"
+
+
+def test_liver_sphere_keeps_whole_on_3mm_voxels() -> None:
+    # a 13^3 liver at 3 mm: a voxel 5 voxels from the edge lies exactly 15 mm from the first
+    # voxel outside, which the 3 cm sphere (centres within <= 15 mm) would then hold; the sphere
+    # must sit where every voxel it holds is liver (all 4 x pi x 5^3 / 3 ~ 515 of them)
+    shape = (13, 13, 13)
+    liver = np.ones(shape, bool)
+    pad = np.zeros((15, 15, 15), bool)
+    pad[1:14, 1:14, 1:14] = liver
+    sul = np.where(pad, 2.0, 0.5).astype(np.float32)
+    x_mm = np.broadcast_to(np.arange(15) * 3.0, pad.shape)
+    ref = pc.liver_reference(sul, pad, np.zeros_like(pad), (3.0, 3.0, 3.0), x_mm)
+    assert ref.voxels == len(pc.sphere_offsets(15.0, (3.0, 3.0, 3.0)))
+    assert ref.sul_mean == pytest.approx(2.0)

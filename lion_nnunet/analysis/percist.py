@@ -166,9 +166,9 @@ def liver_reference(
 ) -> LiverReference:
     """SULmean and SD in a 3 cm sphere in the right liver lobe, placed away from lesions.
 
-    Candidate centres are liver voxels where the whole sphere lies in the liver (distance to the
-    liver's edge >= 15 mm) and its edge stays >= 10 mm from every tumor voxel. The candidate
-    nearest the centre of the liver's right-most third (voxels whose physical x is in the lowest
+    Candidate centres are liver voxels where the whole sphere lies in the liver (the nearest
+    non-liver voxel more than 15 mm away) and its edge stays >= 10 mm from every tumor voxel.
+    The candidate nearest the centre of the liver's right-most third (voxels whose physical x is in the lowest
     third of the liver's; LPS x grows to the patient's left) is chosen: the middle of the right
     lobe, where a reader puts the sphere. When no voxel qualifies the rule is relaxed (sphere
     clipped to the liver, then also closer to tumor); the caller warns when ``voxels`` is below
@@ -206,7 +206,8 @@ def liver_reference(
     right_third = liver & (x_mm <= np.percentile(x_mm[liver], 100.0 / 3.0))
     target = np.argwhere(right_third).mean(0)  # (z, y, x) index
     far = to_tumor >= LIVER_RADIUS_MM + LIVER_LESION_MARGIN_MM
-    fits = depth >= LIVER_RADIUS_MM
+    # the sphere holds voxel centres at <= 15 mm, so the nearest non-liver voxel must lie farther
+    fits = depth > LIVER_RADIUS_MM + 1e-6
     for allowed in (liver & fits & far, liver & far, liver):
         if allowed.any():
             break
