@@ -168,11 +168,11 @@ def liver_reference(
 
     Candidate centres are liver voxels where the whole sphere lies in the liver (the nearest
     non-liver voxel more than 15 mm away) and its edge stays >= 10 mm from every tumor voxel.
-    The candidate nearest the centre of the liver's right-most third (voxels whose physical x is in the lowest
-    third of the liver's; LPS x grows to the patient's left) is chosen: the middle of the right
-    lobe, where a reader puts the sphere. When no voxel qualifies the rule is relaxed (sphere
-    clipped to the liver, then also closer to tumor); the caller warns when ``voxels`` is below
-    the full sphere's count.
+    The candidate nearest the centre of the liver's right-most third (voxels whose physical x
+    is in the lowest third of the liver's; LPS x grows to the patient's left) is chosen: the
+    middle of the right lobe, where a reader puts the sphere. When no voxel qualifies the rule
+    is relaxed (sphere clipped to the liver, then also closer to tumor); the caller warns when
+    ``voxels`` is below the full sphere's count.
 
     Args:
         sul: PET in SUL, (z, y, x).
