@@ -17,9 +17,11 @@ EXAMPLES = """\
       --followup-tumor pred_f/tumor.nii.gz --followup-organs pred_f/organs.nii.gz \\
       --weight-kg 72 --height-cm 178 --sex M --followup-weight-kg 68 -o resp/
   lion response out/PETCT_0af7ffe12a_08-12-2005 out/PETCT_0af7ffe12a_03-02-2006 \\
-      --weight-kg 72 --height-cm 178 --sex M -o resp/          # two lion predict case folders
+      --weight-kg 72 --height-cm 178 --sex M --followup-weight-kg 70 \\
+      --baseline-aorta ts_b/total.nii.gz --followup-aorta ts_f/total.nii.gz \\
+      -o resp/                                                 # two lion predict case folders
   lion response --pairs pairs.csv -o resp_cohort/              # one row per pair, see docs
-  lion response --from-cases $nnUNet_raw/Dataset501_LION_FDG/lion_cases.csv \
+  lion response --from-cases $nnUNet_raw/Dataset501_LION_FDG/lion_cases.csv \\
       --predictions-dir out/ --patients patients.csv -o resp_cohort/
   lion phantoms --tracer fdg --cases 2 --followups 1 --out fdg_fu   # phantoms to try it on
 """
@@ -43,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Align a follow-up PET onto its baseline (SimpleITK rigid then affine), match lesions "
             "(overlap, then centroid distance), measure TMTV, TLG, SULpeak and the liver "
-            "reference per time point, and categorise by PERCIST 1.0 (CMR/PMR/SMD/PMD) and "
+            "reference per time point, measure every baseline lesion's site on the follow-up PET, "
+            "and categorise by PERCIST 1.0 (CMR/PMR/SMD/PMD, NE when not evaluable) and "
             "ΔTMTV. Writes response.json, response.csv and response.png (docs/response.md)."
         ),
     )
