@@ -8,26 +8,23 @@ tumors 1.0. Radiology 2016;280:576-584. docs/response.md states each rule with i
 Arrays are numpy (z, y, x) with spacing (z, y, x) in mm; physical coordinates are LPS (x, y, z)
 mm as SimpleITK gives them (x towards the patient's left, so the right liver lobe has low x).
 
-Each rule is a small function named after it: it returns ``(category, reason)`` when it fires and
-None otherwise; :func:`percist_category` returns the first rule that fires, with its reason.
+The rules themselves are in :mod:`lion_nnunet.analysis.percist_rules`.
 
 Examples:
     >>> round(lbm_janmahasatian(70.0, 175.0, "M"), 2)
     55.86
-    >>> rule_pmd_sul_peak_increase(PercistInput(3.0, 4.0, 1.0, 0.2, 1.0, 0.2))[0]
-    'PMD'
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import correlate, distance_transform_edt
+from scipy.ndimage import distance_transform_edt
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.peak_sphere import peak
 
 #: SULpeak sphere: 1 cm^3, radius (3 / (4 pi))^(1/3) cm = 6.20 mm (Wahl 2009).
 PEAK_VOLUME_ML = 1.0
@@ -36,13 +33,8 @@ PEAK_RADIUS_MM = (3.0 * PEAK_VOLUME_ML * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0
 LIVER_RADIUS_MM = 15.0
 #: The liver sphere keeps at least this distance (mm) from any tumor voxel (sphere edge to lesion).
 LIVER_LESION_MARGIN_MM = 10.0
-#: PERCIST thresholds.
-RELATIVE_CHANGE = 0.30
-ABSOLUTE_CHANGE_SUL = 0.8
-TLG_INCREASE = 0.75
-LIVER_DRIFT_RELATIVE = 0.20
-LIVER_DRIFT_ABSOLUTE_SUL = 0.3
-UPTAKE_TIME_TOLERANCE_MIN = 15.0
+#: ΔTMTV category limit (LION's convention): a change of 30 % or more.
+TMTV_CHANGE = 0.30
 
 LBM_FORMULAS = ("janmahasatian", "james")
 SEXES = ("M", "F")
@@ -108,7 +100,8 @@ def sul_factor(weight_kg: float, lbm_kg: float) -> float:
 
 
 def sphere_offsets(radius_mm: float, spacing_zyx) -> np.ndarray:
-    """(n, 3) integer (z, y, x) offsets of the voxels whose centres lie within ``radius_mm``."""
+    """(n, 3) integer (z, y, x) offsets of the voxels whose centres lie within ``radius_mm``
+    (the liver's 3 cm sphere; SULpeak uses the exact 1 ml sphere of :func:`sul_peak`)."""
     spacing = np.asarray(spacing_zyx, float)
     half = np.floor(radius_mm / spacing).astype(int)
     grids = np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij")
@@ -117,42 +110,17 @@ def sphere_offsets(radius_mm: float, spacing_zyx) -> np.ndarray:
     return offsets[inside]
 
 
-def _sphere_means(values: np.ndarray, centres: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over the sphere around each centre (voxels outside the image skipped)."""
-    shape = np.array(values.shape)
-    out = np.empty(len(centres), dtype=np.float64)
-    for k, c in enumerate(centres):
-        idx = c + offsets
-        idx = idx[((idx >= 0) & (idx < shape)).all(1)]
-        out[k] = float(values[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.float64).mean())
-    return out
-
-
 def sul_peak(sul: np.ndarray, lesion: np.ndarray, spacing_zyx) -> tuple[float, tuple[int, ...]]:
     """SULpeak of one lesion: the highest mean SUL in a 1 cm^3 sphere centred on a lesion voxel.
 
-    The sphere (radius 6.20 mm; the voxels whose centres lie inside it) may reach beyond the lesion;
-    only its centre must be a lesion voxel (PERCIST: the peak sphere is placed on the hottest part
-    of the tumor). Returns (SULpeak, (z, y, x) index of the sphere's centre).
+    The sphere is exactly 1 ml on any grid (each voxel weighted by its share inside it,
+    :mod:`lion_nnunet.inference.peak_sphere`; report.json's ``suv_peak`` uses the same); it may
+    reach beyond the lesion, only its centre must be a lesion voxel (PERCIST: the peak sphere is
+    placed on the hottest part of the tumor). Returns (SULpeak, (z, y, x) index of its centre).
     """
     if not np.any(lesion):
         raise ValueError("empty lesion mask")
-    offsets = sphere_offsets(PEAK_RADIUS_MM, spacing_zyx)
-    half = np.abs(offsets).max(0)
-    idx = np.argwhere(lesion)
-    lo = np.maximum(idx.min(0) - half, 0)
-    hi = np.minimum(idx.max(0) + half + 1, lesion.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    kernel = np.zeros(tuple(2 * half + 1), dtype=np.float64)
-    kernel[tuple((offsets + half).T)] = 1.0
-    # sums and voxel counts over the sphere; the box holds every sphere around a lesion voxel
-    # except where the image ends, and there the count leaves the missing voxels out
-    sums = correlate(sul[box].astype(np.float64), kernel, mode="constant", cval=0.0)
-    counts = correlate(np.ones(sums.shape), kernel, mode="constant", cval=0.0)
-    means = np.where(lesion[box], sums / counts, -np.inf)
-    best = np.unravel_index(int(np.argmax(means)), means.shape)
-    centre = tuple(int(b + s.start) for b, s in zip(best, box, strict=True))
-    return float(means[best]), centre
+    return peak(sul, lesion, spacing_zyx, PEAK_VOLUME_ML)
 
 
 @dataclass(frozen=True)
@@ -198,13 +166,13 @@ def liver_reference(
 ) -> LiverReference:
     """SULmean and SD in a 3 cm sphere in the right liver lobe, placed away from lesions.
 
-    Candidate centres are liver voxels where the whole sphere lies in the liver (distance to the
-    liver's edge >= 15 mm) and its edge stays >= 10 mm from every tumor voxel. The candidate
-    nearest the centre of the liver's right-most third (voxels whose physical x is in the lowest
-    third of the liver's; LPS x grows to the patient's left) is chosen: the middle of the right
-    lobe, where a reader puts the sphere. When no voxel qualifies the rule is relaxed (sphere
-    clipped to the liver, then also closer to tumor); the caller warns when ``voxels`` is below
-    the full sphere's count.
+    Candidate centres are liver voxels where the whole sphere lies in the liver (the nearest
+    non-liver voxel more than 15 mm away) and its edge stays >= 10 mm from every tumor voxel.
+    The candidate nearest the centre of the liver's right-most third (voxels whose physical x
+    is in the lowest third of the liver's; LPS x grows to the patient's left) is chosen: the
+    middle of the right lobe, where a reader puts the sphere. When no voxel qualifies the rule
+    is relaxed (sphere clipped to the liver, then also closer to tumor); the caller warns when
+    ``voxels`` is below the full sphere's count.
 
     Args:
         sul: PET in SUL, (z, y, x).
@@ -238,7 +206,8 @@ def liver_reference(
     right_third = liver & (x_mm <= np.percentile(x_mm[liver], 100.0 / 3.0))
     target = np.argwhere(right_third).mean(0)  # (z, y, x) index
     far = to_tumor >= LIVER_RADIUS_MM + LIVER_LESION_MARGIN_MM
-    fits = depth >= LIVER_RADIUS_MM
+    # the sphere holds voxel centres at <= 15 mm, so the nearest non-liver voxel must lie farther
+    fits = depth > LIVER_RADIUS_MM + 1e-6
     for allowed in (liver & fits & far, liver & far, liver):
         if allowed.any():
             break
@@ -255,186 +224,7 @@ def liver_reference(
     return LiverReference(float(values.mean()), sd, centre, len(values), "liver mask")
 
 
-# -- PERCIST rules ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PercistInput:
-    """What the rules read: SULpeak of the hottest lesion per time point and the liver references.
-
-    SUL values in g/ml (SUV normalised to lean body mass); None SULpeak = no lesion. TLG in
-    SUL x ml. ``new_lesions`` counts new follow-up lesions whose SULpeak exceeds the follow-up
-    liver SULmean (FDG-avid).
-    """
-
-    baseline_sul_peak: float | None
-    followup_sul_peak: float | None
-    baseline_liver_mean: float
-    baseline_liver_sd: float
-    followup_liver_mean: float
-    followup_liver_sd: float
-    new_lesions: int = 0
-    baseline_tlg: float = 0.0
-    followup_tlg: float = 0.0
-
-    @property
-    def change(self) -> float | None:
-        """Absolute SULpeak change (follow-up - baseline), SUL."""
-        if self.baseline_sul_peak is None:
-            return None
-        return (self.followup_sul_peak or 0.0) - self.baseline_sul_peak
-
-    @property
-    def relative_change(self) -> float | None:
-        """Relative SULpeak change (follow-up / baseline - 1)."""
-        if not self.baseline_sul_peak:
-            return None
-        return (self.followup_sul_peak or 0.0) / self.baseline_sul_peak - 1.0
-
-
-Rule = Callable[[PercistInput], "tuple[str, str] | None"]
-
-
-def rule_new_lesions(p: PercistInput) -> tuple[str, str] | None:
-    """PMD: "New 18F-FDG-avid lesions that are typical of cancer and not related to treatment
-    effect or infection" (Wahl 2009, Table 1; O 2016). Here: a follow-up lesion matched to no
-    baseline lesion whose SULpeak exceeds the follow-up liver SULmean.
-    """
-    if p.new_lesions > 0:
-        return "PMD", (
-            f"{p.new_lesions} new FDG-avid lesion(s) at follow-up (SULpeak above the liver mean "
-            f"{p.followup_liver_mean:.2f}): new lesions mean progression"
-        )
-    return None
-
-
-def rule_not_measurable(p: PercistInput) -> tuple[str, str] | None:
-    """NE: "Measurable target lesion: the single tumor lesion with the hottest SULpeak ... at
-    least 1.5-fold greater than liver mean SUL + 2 SDs" (Wahl 2009, Appendix; O 2016). Without
-    a measurable baseline lesion (and no new lesion) PERCIST gives no category.
-    """
-    threshold = 1.5 * p.baseline_liver_mean + 2.0 * p.baseline_liver_sd
-    if p.baseline_sul_peak is None:
-        return "NE", "no lesion at baseline: nothing measurable to follow"
-    if p.baseline_sul_peak < threshold:
-        return "NE", (
-            f"the hottest baseline lesion's SULpeak {p.baseline_sul_peak:.2f} is below the "
-            f"measurability threshold 1.5 x liver mean + 2 SD = {threshold:.2f}"
-        )
-    return None
-
-
-def rule_pmd_sul_peak_increase(p: PercistInput) -> tuple[str, str] | None:
-    """PMD: ">30% increase in 18F-FDG SULpeak, with >0.8 SUL units increase in tumor SULpeak
-    from the baseline scan" (Wahl 2009, Table 1; O 2016 writes >=30% and >=0.8; we apply >=).
-    """
-    rel, change = p.relative_change, p.change
-    if rel is not None and rel >= RELATIVE_CHANGE and change >= ABSOLUTE_CHANGE_SUL:
-        return "PMD", (
-            f"hottest-lesion SULpeak rose from {p.baseline_sul_peak:.2f} to "
-            f"{p.followup_sul_peak:.2f} ({rel:+.0%}, {change:+.2f} SUL): >= 30% and >= 0.8 SUL"
-        )
-    return None
-
-
-def rule_pmd_tlg_increase(p: PercistInput) -> tuple[str, str] | None:
-    """PMD: "Visible increase in extent of 18F-FDG tumor uptake (75% in TLG volume with no
-    decline in SUL)" (Wahl 2009, Table 1).
-    """
-    grew = p.baseline_tlg > 0 and p.followup_tlg >= (1 + TLG_INCREASE) * p.baseline_tlg
-    if grew and (p.change or 0.0) >= 0:
-        rise = p.followup_tlg / p.baseline_tlg - 1
-        return "PMD", f"TLG rose by {rise:.0%} (>= 75%) with no decline in SULpeak"
-    return None
-
-
-def rule_cmr(p: PercistInput) -> tuple[str, str] | None:
-    """CMR: "Complete resolution of 18F-FDG uptake within measurable target lesion so that it is
-    less than mean liver activity and indistinguishable from surrounding background blood-pool
-    levels ... Disappearance of all other lesions" (Wahl 2009, Table 1). Here: no follow-up
-    lesion, or every follow-up lesion's SULpeak at or below the follow-up liver SULmean.
-    """
-    if p.followup_sul_peak is None:
-        return "CMR", "no lesion left at follow-up"
-    if p.followup_sul_peak <= p.followup_liver_mean:
-        return "CMR", (
-            f"the hottest follow-up lesion's SULpeak {p.followup_sul_peak:.2f} is at or below the "
-            f"liver mean {p.followup_liver_mean:.2f}"
-        )
-    return None
-
-
-def rule_pmr(p: PercistInput) -> tuple[str, str] | None:
-    """PMR: "Reduction of a minimum of 30% in target measurable tumor 18F-FDG SULpeak. Absolute
-    drop in SUL must be at least 0.8 SUL units" (Wahl 2009, Table 1; O 2016).
-    """
-    rel, change = p.relative_change, p.change
-    if rel is not None and rel <= -RELATIVE_CHANGE and change <= -ABSOLUTE_CHANGE_SUL:
-        return "PMR", (
-            f"hottest-lesion SULpeak fell from {p.baseline_sul_peak:.2f} to "
-            f"{p.followup_sul_peak:.2f} ({rel:+.0%}, {change:+.2f} SUL): >= 30% and >= 0.8 SUL"
-        )
-    return None
-
-
-def rule_smd(p: PercistInput) -> tuple[str, str] | None:
-    """SMD: "Not CMR, PMR, or PMD" (Wahl 2009, Table 1)."""
-    rel, change = p.relative_change, p.change
-    return "SMD", (
-        f"hottest-lesion SULpeak {p.baseline_sul_peak:.2f} -> {p.followup_sul_peak:.2f} "
-        f"({rel:+.0%}, {change:+.2f} SUL): neither >= 30% with >= 0.8 SUL, nor complete"
-    )
-
-
-#: The rules in the order they are tried: the category is the first one that fires.
-RULES: tuple[Rule, ...] = (
-    rule_new_lesions,
-    rule_not_measurable,
-    rule_pmd_sul_peak_increase,
-    rule_pmd_tlg_increase,
-    rule_cmr,
-    rule_pmr,
-    rule_smd,
-)
-
-
-def percist_category(p: PercistInput) -> tuple[str, str, str]:
-    """(category, rule name, reason): the first rule of :data:`RULES` that fires."""
-    for rule in RULES:
-        fired = rule(p)
-        if fired is not None:
-            return fired[0], rule.__name__.removeprefix("rule_"), fired[1]
-    raise AssertionError("rule_smd always fires")  # pragma: no cover
-
-
-def consistency_warnings(
-    p: PercistInput,
-    baseline_uptake_min: float | None = None,
-    followup_uptake_min: float | None = None,
-) -> list[str]:
-    """PERCIST's consistency checks, as warnings (they do not change the category).
-
-    Liver: "the liver SUL should not differ by more than 20% (and < 0.3 SUL units) between
-    scans" (Wahl 2009, Appendix); uptake time: follow-up within 15 min of the baseline's
-    (Wahl 2009; O 2016).
-    """
-    out = []
-    a, b = p.baseline_liver_mean, p.followup_liver_mean
-    if a > 0 and abs(b - a) > LIVER_DRIFT_RELATIVE * a and abs(b - a) >= LIVER_DRIFT_ABSOLUTE_SUL:
-        out.append(
-            f"liver SULmean changed from {a:.2f} to {b:.2f} ({b / a - 1:+.0%}, {b - a:+.2f} SUL): "
-            "more than 20% and 0.3 SUL, so the scans may not be comparable (check dose, uptake "
-            "time, glucose and the reconstruction)"
-        )
-    if baseline_uptake_min is not None and followup_uptake_min is not None:
-        gap = abs(followup_uptake_min - baseline_uptake_min)
-        if gap > UPTAKE_TIME_TOLERANCE_MIN:
-            out.append(
-                f"uptake times differ by {gap:.0f} min ({baseline_uptake_min:g} vs "
-                f"{followup_uptake_min:g}); PERCIST asks for the follow-up within 15 min of "
-                "the baseline's"
-            )
-    return out
+# -- LION's volume category ----------------------------------------------------------------
 
 
 def tmtv_category(baseline_ml: float, followup_ml: float) -> tuple[str, str]:
@@ -449,8 +239,8 @@ def tmtv_category(baseline_ml: float, followup_ml: float) -> tuple[str, str]:
         return "new disease", f"TMTV rose from 0 to {followup_ml:.1f} ml"
     rel = followup_ml / baseline_ml - 1
     text = f"TMTV {baseline_ml:.1f} -> {followup_ml:.1f} ml ({rel:+.0%})"
-    if rel <= -RELATIVE_CHANGE:
+    if rel <= -TMTV_CHANGE:
         return "decrease", text + ": a fall of 30% or more"
-    if rel >= RELATIVE_CHANGE:
+    if rel >= TMTV_CHANGE:
         return "increase", text + ": a rise of 30% or more"
     return "stable", text + ": within +-30%"

@@ -87,6 +87,8 @@ def pairs_from_cases(
                 "patient_id": patient, "baseline": str((predictions / ordered[0]).resolve()),
                 "followup": str((predictions / follow).resolve()),
                 "weight_kg": info["weight_kg"], "height_cm": info["height_cm"], "sex": info["sex"],
+                # one weight per patient in patients.csv: it holds for every study
+                "followup_weight_kg": info.get("followup_weight_kg", info["weight_kg"]),
             })  # fmt: skip
     if unknown:
         raise LionError(
@@ -100,7 +102,7 @@ def pairs_from_cases(
         )
     if not rows:
         raise LionError(f"{cases_csv}: no patient has two or more studies; nothing to compare")
-    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+    return pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "followup_weight_kg"])
 
 
 def run_pairs(
@@ -114,7 +116,7 @@ def run_pairs(
     """Assess every pair; write ``out/<patient_id>/<followup>/response.*`` and out/response.csv.
 
     Every row is checked (folders exist, patient data valid) before any work. A pair whose
-    assessment raises a :class:`LionError` (an implausible PET, no liver reference, ...) is
+    assessment fails, whatever the error (an implausible PET, no liver reference, a bug), is
     recorded in response.csv with ``status`` ``failed`` and the ``error``; the others go on.
 
     Args:
@@ -158,10 +160,14 @@ def run_pairs(
             result = assess_response(prediction_study(b, "baseline"),
                                      prediction_study(f, "followup"), options)  # fmt: skip
             rows.append({**csv_row(write_response(result, target)), "status": "ok", "error": ""})
-        except LionError as e:  # one bad pair is recorded; the others go on
-            log.error("patient %s, follow-up %s not assessed: %s", patient, f.name, e)
+        except Exception as e:  # one failed pair, whatever the error, never stops the others
+            error = str(e) if isinstance(e, LionError) else f"unexpected {type(e).__name__}: {e}"
+            if isinstance(e, LionError):
+                log.error("patient %s, follow-up %s not assessed: %s", patient, f.name, e)
+            else:
+                log.exception("patient %s, follow-up %s not assessed", patient, f.name)
             rows.append({"patient_id": patient, "baseline": str(b), "followup": str(f),
-                         "status": "failed", "error": str(e)})  # fmt: skip
+                         "status": "failed", "error": error})  # fmt: skip
     frame = pd.DataFrame(rows)
     write_csv(frame, out / RESPONSE_CSV)
     return frame

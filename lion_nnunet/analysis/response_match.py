@@ -6,10 +6,13 @@ Registration is driven by a feature image: body (PET > 0.2 SUV) plus organs when
 have an organ mask, else the PET clipped to 0..5 SUV (so the bladder and brain do not dominate).
 
 Lesions are 18-connected components (the connectivity of ``lion predict``'s report). They are
-matched in two steps: lesions that overlap after alignment are linked (a baseline lesion linked
-to several follow-up lesions is a split, several to one a merge); the rest are paired by centroid
-distance with an optimal assignment (scipy's Hungarian ``linear_sum_assignment``) up to a maximum
-distance. Arrays are numpy (z, y, x).
+matched in two steps: lesions whose overlap after alignment holds at least
+:data:`MIN_OVERLAP_FRACTION` of the smaller one are linked (a baseline lesion linked to several
+follow-up lesions is a split, several to one a merge); the rest are paired by the distance of
+their SULpeak sphere centres with an optimal assignment (scipy's Hungarian
+``linear_sum_assignment``), only where the two 1 ml spheres overlap (centres at most
+:data:`MAX_DISTANCE_MM` apart): a lesion that vanished and a new one nearby stay apart.
+Arrays are numpy (z, y, x).
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from scipy.optimize import linear_sum_assignment
 from lion_nnunet.inference.report import CONNECTIVITY
 from lion_nnunet.io import array_to_image
 
-#: Default maximum centroid distance (mm) for pairing lesions that do not overlap after alignment.
-MAX_DISTANCE_MM = 25.0
+#: Lesions that do not overlap pair only when their registered SULpeak spheres (radius 6.20 mm)
+#: overlap: sphere centres at most 2 radii apart (mm).
+MAX_DISTANCE_MM = 2.0 * (3.0 * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
+#: Overlapping lesions link when the overlap holds at least this share of the smaller one's voxels.
+MIN_OVERLAP_FRACTION = 0.1
 BODY_SUV = 0.2
 #: Most random samples the registration metric draws per resolution level.
 SAMPLES = 20_000
@@ -194,23 +200,33 @@ def match_lesions(
     followup_centroids_mm: np.ndarray,
     max_distance_mm: float = MAX_DISTANCE_MM,
 ) -> LesionMatch:
-    """Match lesions: overlap after alignment first, then centroid distance (Hungarian).
+    """Match lesions: real overlap after alignment first, then SULpeak sphere distance.
 
     Args:
         baseline_labels: baseline components (z, y, x), ids 1..n_baseline.
         n_baseline: number of baseline lesions.
         followup_labels_on_baseline: follow-up components resampled onto the baseline grid.
         n_followup: number of follow-up lesions.
-        baseline_centroids_mm: (n_baseline, 3) centroids, baseline physical x, y, z (mm).
-        followup_centroids_mm: (n_followup, 3) follow-up centroids mapped into baseline space.
-        max_distance_mm: pairs farther apart than this are never matched by distance.
+        baseline_centroids_mm: (n_baseline, 3) SULpeak sphere centres, baseline physical x, y, z
+            (mm).
+        followup_centroids_mm: (n_followup, 3) follow-up SULpeak sphere centres mapped into
+            baseline space.
+        max_distance_mm: pairs farther apart than this are never matched by distance (at most
+            :data:`MAX_DISTANCE_MM`: the spheres must overlap).
     """
+    max_distance_mm = min(max_distance_mm, MAX_DISTANCE_MM)
     both = (baseline_labels > 0) & (followup_labels_on_baseline > 0)
-    pairs = np.unique(
+    pairs, counts = np.unique(
         np.stack([baseline_labels[both], followup_labels_on_baseline[both]], 1).astype(np.int64),
-        axis=0,
-    )
-    edges = [(int(i), int(j)) for i, j in pairs]
+        axis=0, return_counts=True,
+    )  # fmt: skip
+    size_b = np.bincount(baseline_labels.ravel().astype(np.int64), minlength=n_baseline + 1)
+    size_f = np.bincount(followup_labels_on_baseline.ravel().astype(np.int64),
+                         minlength=n_followup + 1)  # fmt: skip
+    edges = [
+        (int(i), int(j)) for (i, j), c in zip(pairs, counts, strict=True)
+        if c >= MIN_OVERLAP_FRACTION * min(size_b[i], size_f[j])
+    ]  # fmt: skip
     how = dict.fromkeys(edges, "overlap")
     free_b = [i for i in range(1, n_baseline + 1) if i not in {e[0] for e in edges}]
     free_f = [j for j in range(1, n_followup + 1) if j not in {e[1] for e in edges}]

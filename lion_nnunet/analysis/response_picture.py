@@ -2,7 +2,10 @@
 
 The follow-up is drawn after alignment onto the baseline grid, so a lesion sits at the same place
 in both panels. Matched lesions share a colour; new follow-up lesions are red and labelled "new";
-disappeared baseline lesions are outlined (dashed) in both panels. Arrays are numpy (z, y, x).
+disappeared baseline lesions are outlined (dashed) in both panels. Lesions carry their ids
+(b1.. baseline, f1.. follow-up), the liver reference sphere is a yellow circle, the title gives
+the SUV window, and a table under the panels lists each lesion's SULpeak and its follow-up
+site. Arrays are numpy (z, y, x).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lion_nnunet.analysis.percist import LIVER_RADIUS_MM
 from lion_nnunet.inference.options import MIP_WINDOWS
 from lion_nnunet.inference.pictures import CORONAL_AXIS, draw_mip, mask_mip
 from lion_nnunet.io import atomic_path
@@ -43,6 +47,32 @@ def _label(ax, mask2d: np.ndarray, text: str, colour: str) -> None:
                     fontweight="bold")  # fmt: skip
 
 
+def _liver_circle(ax, image, centre_mm, spacing, transform=None) -> None:
+    """The liver reference sphere (3 cm) as an ellipse on a coronal MIP (rows flipped)."""
+    from matplotlib.patches import Ellipse
+
+    if centre_mm is None:
+        return
+    point = centre_mm if transform is None else transform.TransformPoint(centre_mm)
+    x, _, z = image.TransformPhysicalPointToContinuousIndex(tuple(float(c) for c in point))
+    nz = image.GetSize()[2]
+    width, height = 2 * LIVER_RADIUS_MM / spacing[2], 2 * LIVER_RADIUS_MM / spacing[0]
+    ax.add_patch(Ellipse((x, nz - 1 - z), width, height, fill=False, color="#ffd700", lw=1.2))
+
+
+def _lesion_table(data: dict) -> str:
+    """One line per baseline lesion (SULpeak, follow-up site, status) and per new lesion."""
+    lines = ["lesion  SULpeak  follow-up site  status"]
+    for r in data["baseline"]["lesions"][:8]:
+        site = r.get("followup_site_sul_peak")
+        site = "-" if site is None else f"{site:.2f}"
+        to = " -> f" + ",".join(map(str, r["matched_to"])) if r["matched_to"] else ""
+        lines.append(f"b{r['id']:<5} {r['sul_peak']:7.2f}  {site:>14}  {r['status']}{to}")
+    for r in [r for r in data["followup"]["lesions"] if r["status"] == "new"][:4]:
+        lines.append(f"f{r['id']:<5} {r['sul_peak']:7.2f}  {'':>14}  new")
+    return "\n".join(lines)
+
+
 def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
     """Write the side-by-side picture of a ``response.ResponseResult`` (atomic PNG)."""
     import matplotlib
@@ -57,7 +87,7 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
     aspect = spacing[0] / spacing[2]
     # the tracer's fixed window (lion predict's MIPs use the same), shared by both panels
     window = MIP_WINDOWS.get(data.get("tracer", "fdg"), MIP_WINDOWS["fdg"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 7.5))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 9.5))
     b, f = data["baseline"], data["followup"]
     titles = (
         f"baseline: TMTV {b['tmtv_ml']:.1f} ml, {b['lesion_count']} lesion(s)\n"
@@ -90,23 +120,34 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
             for ax in axes:
                 _outline(ax, proj(result.baseline_labels, [row["id"]]), "black")
     for row in f["lesions"]:
+        mask2d = proj(result.followup_labels_on_baseline, [row["id"]])
         if row["status"] == "new":
-            mask2d = proj(result.followup_labels_on_baseline, [row["id"]])
             _fill(axes[1], mask2d, NEW_COLOUR, aspect, alpha=0.85)
-            _label(axes[1], mask2d, "new", NEW_COLOUR)
+            _label(axes[1], mask2d, f"f{row['id']} new", NEW_COLOUR)
+        else:
+            _label(axes[1], mask2d, f"f{row['id']}", "black")
+    for row in b["lesions"]:
+        _label(axes[0], proj(result.baseline_labels, [row["id"]]), f"b{row['id']}", "black")
+    _liver_circle(axes[0], base.image, b.get("liver_centre_mm"), spacing)
+    _liver_circle(axes[1], base.image, f.get("liver_centre_mm"), spacing,
+                  result.alignment.transform.GetInverse())  # fmt: skip
     handles = [
         Patch(color=PALETTE[0], label="matched (same colour = same lesion)"),
         Patch(color=NEW_COLOUR, label="new"),
         Line2D([], [], color="black", linestyle="--", label="disappeared (outline)"),
+        Line2D([], [], color="#ffd700", label="liver reference sphere"),
     ]
     percist = data["percist"]
     fig.suptitle(
         f"{data['patient_id'] or ''}  PERCIST {percist['category']}  |  "
-        f"TMTV {data['tmtv']['category']}",
+        f"TMTV {data['tmtv']['category']}\ncoronal MIPs, SUV window {window[0]:g}-{window[1]:g} "
+        "(both panels)",
         fontsize=11, fontweight="bold",
     )  # fmt: skip
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.12))  # fmt: skip
+    fig.text(0.02, 0.01, _lesion_table(data), family="monospace", fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.15, 1, 0.95))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")

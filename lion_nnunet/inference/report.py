@@ -20,7 +20,6 @@ as nnU-Net's ``-f`` takes them.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lion_nnunet import __version__
+from lion_nnunet.inference.peak_sphere import peak, peak_means, sphere_weights
 
 #: cc3d connectivity of lesions (18 = voxels sharing a face or an edge).
 CONNECTIVITY = 18
@@ -72,35 +72,22 @@ def nnunet_version() -> str:
 
 
 def sphere_kernel(spacing_zyx: tuple[float, float, float], volume_ml: float = SUV_PEAK_ML):
-    """Boolean ball of ``volume_ml`` (radius 6.2 mm for 1 ml) on a (z, y, x) mm grid (read-only)."""
-    return _sphere_kernel(tuple(float(s) for s in spacing_zyx), float(volume_ml))
-
-
-@functools.lru_cache(maxsize=16)
-def _sphere_kernel(spacing_zyx: tuple[float, ...], volume_ml: float) -> np.ndarray:
-    radius_mm = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
-    half = [math.floor(radius_mm / s) for s in spacing_zyx]
-    grids = np.meshgrid(
-        *[np.arange(-h, h + 1) * s for h, s in zip(half, spacing_zyx, strict=True)], indexing="ij"
-    )
-    ball = sum(g**2 for g in grids) <= radius_mm**2
-    ball.flags.writeable = False  # shared by every lesion of every case
-    return ball
+    """Weights of a ``volume_ml`` sphere on a (z, y, x) mm grid: each voxel's share inside it,
+    adding up to exactly ``volume_ml`` (:mod:`.peak_sphere`; read-only)."""
+    return sphere_weights(spacing_zyx, volume_ml)
 
 
 def suv_peak(
     suv: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float],
     volume_ml: float = SUV_PEAK_ML,
 ) -> float | None:  # fmt: skip
-    """SUVpeak: the highest mean SUV of a ``volume_ml`` sphere centred on any voxel of ``mask``.
-
-    Sphere voxels outside the image are left out of the mean. None for an empty mask.
+    """SUVpeak: the highest mean SUV of an exact ``volume_ml`` sphere (partial-voxel weights,
+    :mod:`.peak_sphere`) centred on any voxel of ``mask``; the same sphere as ``lion response``'s
+    SULpeak. Sphere voxels outside the image are left out of the mean. None for an empty mask.
     """
     if not mask.any():
         return None
-    zz, yy, xx = np.nonzero(mask)
-    bbox = tuple(slice(int(c.min()), int(c.max()) + 1) for c in (zz, yy, xx))
-    return _peak(suv, mask[bbox], bbox, spacing_zyx, volume_ml)
+    return peak(suv, mask, spacing_zyx, volume_ml)[0]
 
 
 def _peak(
@@ -108,18 +95,14 @@ def _peak(
     spacing_zyx: tuple[float, float, float], volume_ml: float = SUV_PEAK_ML,
 ) -> float:  # fmt: skip
     """SUVpeak of a mask given as its bounding box ``bbox`` and the mask inside it."""
-    kernel = sphere_kernel(spacing_zyx, volume_ml)
-    half = [k // 2 for k in kernel.shape]
+    half = [k // 2 for k in sphere_kernel(spacing_zyx, volume_ml).shape]
     lo = [max(0, b.start - h) for b, h in zip(bbox, half, strict=True)]
     hi = [min(n, b.stop + h) for b, h, n in zip(bbox, half, suv.shape, strict=True)]
     crop = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    values = np.nan_to_num(suv[crop].astype(np.float64))
-    k = kernel.astype(np.float64)
-    sums = ndimage.correlate(values, k, mode="constant", cval=0.0)
-    counts = ndimage.correlate(np.ones_like(values), k, mode="constant", cval=0.0)
+    mask = np.zeros(tuple(b - a for a, b in zip(lo, hi, strict=True)), bool)
     inner = tuple(slice(b.start - a, b.stop - a) for b, a in zip(bbox, lo, strict=True))
-    means = (sums / counts)[inner]
-    return float(means[mask_in_bbox.astype(bool)].max())
+    mask[inner] = mask_in_bbox.astype(bool)
+    return float(peak_means(suv[crop], mask, spacing_zyx, volume_ml).max())
 
 
 def voxel_gap_mm(a_zyx, b_zyx, spacing_zyx) -> float:
