@@ -14,6 +14,7 @@ PET values are SUV-like (float32, multiples of 1/64): a body of SUV ~1 with nois
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,20 +65,9 @@ ORGANS = {
 
 #: sha256 of the voxel bytes (PET float32, label uint8, the 11 stacked uint8 step predictions;
 #: C order of the (x, y, z) arrays) of the volumes the official scripts ran on.
-VOXEL_SHA256 = {
-    "PETCT_0af7ffe12a_2002-10-19:pet": "b2a90169e5c476e928ddcdac420b5c211baee4641963dbef1aabd4aa5b3a309a",
-    "PETCT_0af7ffe12a_2002-10-19:label": "0b70b3684b9fb0d741017fba8c95a563f77fd801a8ddf5efe4119e980cdf82f2",
-    "PETCT_1b1f2e9c3d_2005-03-12:pet": "90e3b6dfdfb8cf2861e78d206dc7dc56427cdcec99b2742b5751e3e7859b00d2",
-    "PETCT_1b1f2e9c3d_2005-03-12:label": "eca382da67d3b1c741fd3211b3d0e50657c85af2f9e8a5aa326b53c9e1f03cb8",
-    "PETCT_2c9d3e4f5a_2011-07-30:pet": "81339e3713730813443b0c58f767fe41ec07b61b7a07bd558de4536bbbc2fbda",
-    "PETCT_2c9d3e4f5a_2011-07-30:label": "fa569e2360c540e6280e34a4627516770f1a5f34d81d35689334a99cc1013357",
-    "psma_95b833d46f153cd2_2018-04-16:pet": "5f358684ef04429c80cf0a03fdf3f84661026dea01e9186d3d89fa8014df3943",
-    "psma_95b833d46f153cd2_2018-04-16:label": "551df53ca3d78b9239688e3c058d710e95c67d92f21017357d0f93b27bda6ea4",
-    "PETCT_0af7ffe12a_2002-10-19:steps": "12b0478caf2d020f5941be7082180ea9c2e13508a26009dd1c563c1785e928a3",
-    "PETCT_1b1f2e9c3d_2005-03-12:steps": "16c8e61e8487069c1e2c031be27e90566a8956d9044102deb170b9f630b86b06",
-    "PETCT_2c9d3e4f5a_2011-07-30:steps": "89ad857df093278e383262dca3a218e8b00e0895fb27074383ce8a103b382be5",
-    "psma_95b833d46f153cd2_2018-04-16:steps": "b853d83fb80106e9fea434ca13a614e1b83994c429c1a61c08ecf01f90bf673e",
-}
+VOXEL_SHA256: dict[str, str] = json.loads(
+    (Path(__file__).parent / "data" / "interactive" / "voxel_sha256.json").read_text()
+)
 
 
 def _ellipsoid(centre: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -145,7 +135,9 @@ def write_studies(
                     "scripts ran on (numpy changed?); the stored expected values do not apply"
                 )
         nib.save(nib.Nifti1Image(label, affine()), labels_dir / f"{study.case_id}.nii.gz")
-        nib.save(nib.Nifti1Image(pet, affine()), images_dir / f"{study.case_id}{pet_channel}.nii.gz")
+        nib.save(
+            nib.Nifti1Image(pet, affine()), images_dir / f"{study.case_id}{pet_channel}.nii.gz"
+        )
     return list(studies)
 
 
