@@ -14,6 +14,7 @@ PET values are SUV-like (float32, multiples of 1/64): a body of SUV ~1 with nois
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,8 +172,41 @@ def make_steps(study: Study, steps: int = STEPS) -> list[np.ndarray]:
         for index, fp in enumerate(fps):
             if step < 2 * (index + 1):
                 pred |= fp
+        if step >= 5 and found:
+            pred |= _touching(pred, label, lesions == found[0])
         out.append(pred.astype(np.uint8))
     return out
+
+
+def _touching(pred: np.ndarray, label: np.ndarray, lesion: np.ndarray) -> np.ndarray:
+    """Two false-positive voxels next to a found lesion: one sharing only an edge with it (its
+    own component at 6-connectivity only), one sharing only a corner (its own component at 6
+    and 18, merged at 26). So the autoPET FP volume (18-connected) counts the second alone."""
+    import cc3d
+
+    def parts(mask: np.ndarray) -> list[int]:
+        return [int(cc3d.connected_components(mask, connectivity=c).max()) for c in (6, 18, 26)]
+
+    steps = [np.array(o) for o in itertools.product((-1, 0, 1), repeat=3)]
+    edges = [o for o in steps if np.abs(o).sum() == 2]
+    corners = [o for o in steps if np.abs(o).sum() == 3]
+    current = pred.copy()
+    # the new components the voxel must make at 6, 18 and 26
+    for offsets, new in ((edges, [1, 0, 0]), (corners, [1, 1, 0])):
+        before = parts(current)
+        lesion_voxels = np.argwhere(lesion & pred)  # C order: deterministic
+        for p, offset in itertools.product(lesion_voxels, offsets):
+            q = tuple(int(v) for v in p + offset)
+            if not all(0 <= v < s for v, s in zip(q, SHAPE, strict=True)) or label[q]:
+                continue
+            trial = current.copy()
+            trial[q] = True
+            if [a - b for a, b in zip(parts(trial), before, strict=True)] == new:
+                current = trial
+                break
+        else:
+            raise AssertionError("no voxel next to the lesion fits")
+    return current & ~pred
 
 
 def write_steps(steps_dir: Path, studies=STUDIES) -> None:
