@@ -8,6 +8,7 @@ README.md) on the studies tests/interactive_cases.py rebuilds.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -180,3 +181,40 @@ def test_from_prediction_clicks_the_largest_error_then_the_next(tmp_path: Path) 
                  str(tmp_path / "c1"), "-o", str(tmp_path / "c2")]) == 0  # fmt: skip
     second = json.loads((tmp_path / "c2" / f"{case}_clicks.json").read_text())
     assert second == {"tumor": first["tumor"], "background": [list(_brute_centre(pred0 > gt))]}
+
+
+def test_the_nth_voxel_outside_a_component_is_found_without_listing_them() -> None:
+    """Checked against listing every outside voxel (np.argwhere, C order)."""
+    from lion_nnunet.interactive.simulate import _nth_outside
+
+    rng = np.random.RandomState(0)
+    for _ in range(100):
+        component = rng.rand(5, 4, 3) < rng.rand()
+        outside = np.argwhere(~component)
+        if len(outside):
+            n = rng.randint(len(outside))
+            flat = _nth_outside(np.flatnonzero(component), n)
+            assert np.unravel_index(flat, component.shape) == tuple(outside[n])
+
+
+def test_robot_flags_with_from_prediction_are_refused(
+    studies: Path, tmp_path: Path, capsys
+) -> None:
+    argv = ["clicks", "simulate", "--gt", str(studies / "labelsTs"), "--from-prediction"]
+    assert main([*argv, str(studies / "labelsTs"), "--seed", "3", "-o", str(tmp_path)]) == 1
+    assert "--seed: the robot user's, not used with --from-prediction" in capsys.readouterr().err
+
+
+def test_a_pet_on_another_grid_stops_before_any_file(studies: Path, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(studies / "imagesTs", images)
+    last = images / f"{STUDIES[-1].case_id}_0000.nii.gz"
+    moved = nib.load(last)
+    shifted = moved.affine.copy()
+    shifted[0, 3] += 10.0
+    nib.save(nib.Nifti1Image(np.asarray(moved.dataobj), shifted), last)
+    argv = ["clicks", "simulate", "--gt", str(studies / "labelsTs"), "--pet", str(images)]
+    assert main([*argv, "-o", str(tmp_path / "clicks"), "--no-pbar"]) == 1
+    err = capsys.readouterr().err
+    assert f"{last}: the PET is on another grid than its ground truth" in err
+    assert not list((tmp_path / "clicks").glob("*.json"))

@@ -5,7 +5,8 @@ the Grand-Challenge form. Inputs are found as ``lion evaluate`` finds them: grou
 ``GT/<case>.nii.gz`` (tumor label from its dataset.json, else 1; organ classes are background),
 PET ``PET/<case>_0000.nii.gz`` or ``PET/<case>.nii.gz`` on the same grid, predictions
 ``PRED/<case>.nii.gz`` or ``PRED/<case>/tumor.nii.gz``. Every input is checked before any file
-is written; an existing click file is kept unless ``overwrite``.
+is written, and the files are written once every case's clicks are known (a bad case leaves none
+behind); an existing click file is kept unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ def simulate_folder(
             row["added"] = "none" if found is None else found[0]
             if found is not None:
                 clicks = clicks.added(*found)
-        path = write_clicks(clicks, out / clicks_name(case.case_id), form)
-        rows.append({**row, "file": str(path), "tumor": len(clicks.tumor),
-                     "background": len(clicks.background)})  # fmt: skip
+        rows.append({**row, "file": str(out / clicks_name(case.case_id)), "clicks": clicks})
+    for row in rows:  # after every case succeeded: a bad case leaves no click file behind
+        clicks = row.pop("clicks")
+        write_clicks(clicks, row["file"], form)
+        row.update(tumor=len(clicks.tumor), background=len(clicks.background))
     return rows

@@ -30,9 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--pet", help="PET (SUV) images on the ground-truth grid "
                    "(<case>_0000.nii.gz or <case>.nii.gz); needed by the robot user")  # fmt: skip
     s.add_argument("-o", "--out", required=True, help="output folder for the click files")
-    s.add_argument("--budget", type=int, default=10, help="clicks of each kind (robot user)")
-    s.add_argument("--seed", type=int, default=42,
-                   help="seed of the robot user's draws (the official one's is 42)")  # fmt: skip
+    s.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="clicks of each kind (robot user; default 10, as autoPET IV)",
+    )
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the robot user's draws (default 42, the official one's)",
+    )
     s.add_argument(
         "--form",
         choices=("simple", "gc"),
@@ -73,10 +82,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from lion_nnunet.errors import LionError
     from lion_nnunet.interactive.cases import simulate_folder
+    from lion_nnunet.interactive.simulate import DEFAULT_BUDGET, DEFAULT_SEED
 
+    if args.from_prediction:
+        robot = [f for f, v in (("--pet", args.pet), ("--budget", args.budget),
+                 ("--seed", args.seed)) if v is not None]  # fmt: skip
+        if robot:
+            raise LionError(f"{', '.join(robot)}: the robot user's, not used with "
+                            "--from-prediction (one click on the largest error)")  # fmt: skip
+    budget = DEFAULT_BUDGET if args.budget is None else args.budget
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     rows = simulate_folder(
-        args.gt, args.out, pet_dir=args.pet, budget=args.budget, seed=args.seed, form=args.form,
+        args.gt, args.out, pet_dir=args.pet, budget=budget, seed=seed, form=args.form,
         gt_tumor_label=args.gt_tumor_label, pred_dir=args.from_prediction,
         pred_tumor_label=args.tumor_label, previous_dir=args.clicks, overwrite=args.overwrite,
         progress=not args.no_pbar,

@@ -92,14 +92,28 @@ def _tumor_boundary(component: np.ndarray, rng: np.random.RandomState) -> Point:
     return tuple(int(s.start + v) for s, v in zip(box, pick, strict=True))  # type: ignore[return-value]
 
 
+def _nth_outside(inside: np.ndarray, n: int) -> int:
+    """The C-order flat index of the ``n``-th (0-based) voxel not in ``inside`` (sorted flat
+    indices): what ``np.argwhere(~component)[n]`` is, without listing the whole image."""
+    for index in inside:
+        if index > n:
+            break
+        n += 1
+    return n
+
+
 def _background_boundary(
     component: np.ndarray, tumor: np.ndarray, rng: np.random.RandomState
 ) -> Point:
     box, edt = _distance(component)
     values = edt[component[box]]
-    flat = values.min() == values.max()
-    candidates = np.argwhere(~component) if flat else np.argwhere(component)
-    point = tuple(int(v) for v in candidates[rng.choice(candidates.shape[0])])
+    if values.min() == values.max():  # flat: any voxel outside the component
+        inside = np.flatnonzero(component)  # C order, sorted
+        flat_index = _nth_outside(inside, int(rng.choice(component.size - inside.size)))
+        point = tuple(int(v) for v in np.unravel_index(flat_index, component.shape))
+    else:
+        candidates = np.argwhere(component)
+        point = tuple(int(v) for v in candidates[rng.choice(candidates.shape[0])])
     if tumor[point]:  # where the official script's assertion would stop it
         inside = np.argwhere(component)
         point = tuple(int(v) for v in inside[rng.choice(inside.shape[0])])
