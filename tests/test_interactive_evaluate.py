@@ -114,3 +114,29 @@ def test_flags_of_the_plain_evaluation_are_refused(data: Path, tmp_path: Path, c
     with pytest.raises(SystemExit) as exit_info:  # --pred and --interactive: a usage error
         main(["evaluate", "--pred", "a", "--interactive", "b", "--gt", "c", "-o", "d"])
     assert exit_info.value.code == 2
+
+
+def test_compare_takes_interactive_steps(data: Path, tmp_path: Path) -> None:
+    """Two "methods": the improving steps, and step 0 repeated 11 times (no click helps). The
+    AUCs compared are the official ones: for the repeated step 0, 10 x its Dice (trapezoid)."""
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    for study in STUDIES:
+        for step in range(11):
+            shutil.copy(data / "steps" / f"{study.case_id}_pred0.nii.gz",
+                        frozen / f"{study.case_id}_pred{step}.nii.gz")  # fmt: skip
+    argv = ["compare", "--interactive", "--method", f"clicks={data / 'steps'}", "--method",
+            f"frozen={frozen}", "--gt", str(data / "labelsTs"), "-o", str(tmp_path / "cmp"),
+            "--no-pbar"]  # fmt: skip
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "cmp" / "common_cases.csv").set_index("case_id")
+    for case, expected in OFFICIAL.items():
+        if expected["dice_auc"] is None:
+            assert math.isnan(table.loc[case, "clicks:dice_auc"])
+            continue
+        assert table.loc[case, "clicks:dice_auc"] == round(expected["dice_auc"], 4)
+        frozen_auc = 10 * expected["steps"][0]["dice"]
+        assert table.loc[case, "frozen:dice_auc"] == pytest.approx(frozen_auc, abs=5e-5)
+    paired = pd.read_csv(tmp_path / "cmp" / "paired.csv")
+    assert list(paired.metric) == ["dice_auc", "fpv_auc", "fnv_auc"]
+    assert (tmp_path / "cmp" / "box_dice_auc.png").is_file()

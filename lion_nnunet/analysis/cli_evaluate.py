@@ -31,6 +31,8 @@ EXAMPLES_COMPARE = """\
   lion compare --method LION=out/ --method autoPET-baseline=other/ --gt labelsTs/ -o cmp/
   lion compare --method LION=out/ --method TMTV-Net=tmtv/ --tumor-label TMTV-Net=1 \\
       --gt labelsTs/ -o cmp/
+  lion compare --interactive --method clicks=steps/ --method edit=steps_edit/ --gt labelsTs/ \\
+      -o cmp_interactive/
 """
 
 
@@ -82,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tumor value in a method's masks (default: its dataset.json, else 1)",
     )  # fmt: skip
     c.add_argument("-o", "--out", required=True, help="output folder")
+    c.add_argument("--interactive", action="store_true",
+                   help="each FOLDER holds step predictions <case>_pred<i>.nii.gz: compare the "
+                   "Dice, FP and FN volume AUCs (lion evaluate --interactive)")  # fmt: skip
     add_allow_missing(c, "compare on the cases every method predicted")
     add_overwrite(c)
     add_no_pbar(c)
@@ -177,7 +182,7 @@ def run_compare(args: argparse.Namespace) -> int:
         labels[name] = int(value)
     result = compare(parse_methods(args.method), args.gt, args.out, tumor_labels=labels,
                      allow_missing=args.allow_missing, overwrite=args.overwrite,
-                     progress=not args.no_pbar)  # fmt: skip
+                     progress=not args.no_pbar, interactive=args.interactive)  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:

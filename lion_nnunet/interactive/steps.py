@@ -84,6 +84,12 @@ def step_files(steps_dir: Path, case: str) -> list[Path]:
     return []
 
 
+def missing_steps(steps_dir: Path, gts: list[Path]) -> list[str]:
+    """Case ids of the ground-truth files without step predictions in ``steps_dir``."""
+    names = [gt.name[: -len(".nii.gz")] for gt in gts]
+    return [case_id_of_name(name) for name in names if not step_files(steps_dir, name)]
+
+
 def _step_row(gt_img: sitk.Image, gt: np.ndarray, path: Path, label: int, strict: bool) -> dict:
     pred_img = read_image(path, "prediction")
     diff = geometry_mismatch(gt_img, pred_img)
@@ -156,7 +162,7 @@ def evaluate_steps(
     label = resolve_tumor_label(steps_dir, tumor_label)
     gt_label = resolve_tumor_label(gt_dir, gt_tumor_label, with_parent=True)
     files = {gt: step_files(steps_dir, gt.name[: -len(".nii.gz")]) for gt in gts}
-    missing = [case_id_of_name(gt.name[: -len(".nii.gz")]) for gt, f in files.items() if not f]
+    missing = missing_steps(steps_dir, gts)
     if missing and not allow_missing:
         raise LionError(f"{steps_dir}: no step predictions (<case>_pred0.nii.gz, ...) for "
                         f"{len(missing)} of {len(gts)} case(s): {listing(missing)}; pass "
