@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "lion_nnunet.inference.cli_inference",  # predict, postprocess
     "lion_nnunet.inference.cli_models",  # models install|list|verify
     "lion_nnunet.analysis.cli_evaluate",  # evaluate, compare
+    "lion_nnunet.interactive.cli_clicks",  # clicks simulate|check
     "lion_nnunet.review.cli_review",  # review
     "lion_nnunet.analysis.cli_tom",  # tom, tom-correlate, embed
     "lion_nnunet.analysis.cli_response",  # response

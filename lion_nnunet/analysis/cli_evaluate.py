@@ -23,6 +23,7 @@ EXAMPLES_EVALUATE = """\
   lion evaluate --pred out/ --gt labelsTs/ --pet imagesTs/ -o eval_suv/
   lion evaluate --pred other_tool/ --gt labelsTs/ --tumor-label 2 --strict -o eval_other/
   lion evaluate --pred first_half/ --gt labelsTs/ --allow-missing -o eval_partial/
+  lion evaluate --interactive steps/ --gt labelsTs/ -o eval_interactive/   # <case>_pred0..10
 """
 
 
@@ -30,6 +31,8 @@ EXAMPLES_COMPARE = """\
   lion compare --method LION=out/ --method autoPET-baseline=other/ --gt labelsTs/ -o cmp/
   lion compare --method LION=out/ --method TMTV-Net=tmtv/ --tumor-label TMTV-Net=1 \\
       --gt labelsTs/ -o cmp/
+  lion compare --interactive --method clicks=steps/ --method edit=steps_edit/ --gt labelsTs/ \\
+      -o cmp_interactive/
 """
 
 
@@ -37,9 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lion evaluate`` and ``lion compare``."""
     e = add_command(subparsers, "evaluate", "autoPET metrics per case and per cohort/group",
                     EXAMPLES_EVALUATE)  # fmt: skip
-    e.add_argument(
-        "--pred", required=True, help="predictions: <case>.nii.gz or <case>/tumor.nii.gz"
-    )
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pred", help="predictions: <case>.nii.gz or <case>/tumor.nii.gz")
+    which.add_argument(
+        "--interactive", metavar="STEPS_DIR",
+        help="autoPET IV protocol: predictions after 0..N clicks, <case>_pred<i>.nii.gz; "
+        "Dice, FP and FN volume per step, their areas under the curve and final values "
+        "(docs/interactive.md)",
+    )  # fmt: skip
     e.add_argument("--gt", required=True, help="ground-truth label maps (<case>.nii.gz)")
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("--pet", help="PET (SUV) folder on the ground-truth grid (imagesTs): adds "
@@ -76,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tumor value in a method's masks (default: its dataset.json, else 1)",
     )  # fmt: skip
     c.add_argument("-o", "--out", required=True, help="output folder")
+    c.add_argument("--interactive", action="store_true",
+                   help="each FOLDER holds step predictions <case>_pred<i>.nii.gz: compare the "
+                   "Dice, FP and FN volume AUCs (lion evaluate --interactive)")  # fmt: skip
     add_allow_missing(c, "compare on the cases every method predicted")
     add_overwrite(c)
     add_no_pbar(c)
@@ -100,6 +111,8 @@ def _num(value: float | None, digits: int) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.interactive:
+        return run_evaluate_interactive(args)
     from lion_nnunet.analysis.evaluate import evaluate
 
     group_by = args.group_by
@@ -131,6 +144,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_evaluate_interactive(args: argparse.Namespace) -> int:
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.interactive.steps import evaluate_steps
+
+    unused = [flag for flag, value in (("--pet", args.pet), ("--cases", args.cases),
+              ("--group-by", args.group_by), ("--cluster", args.cluster != "local"))
+              if value]  # fmt: skip
+    if unused:
+        raise LionError(f"{', '.join(unused)}: not with --interactive (per-step scores only)")
+    result = evaluate_steps(
+        args.interactive, args.gt, args.out, tumor_label=args.tumor_label,
+        gt_tumor_label=args.gt_tumor_label, strict=args.strict,
+        allow_missing=args.allow_missing, overwrite=args.overwrite, progress=not args.no_pbar,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("cases", "steps", "missing", "mean", "curve")}))
+        return 0
+    mean, curve = result["mean"], result["curve"]
+    print(f"{result['cases']} case(s), {result['steps']} steps each: mean Dice "
+          f"{_num(curve[0]['dice_mean'], 3)} without clicks, {_num(mean['dice_final'], 3)} "
+          f"after the last; Dice AUC {_num(mean['dice_auc'], 3)}, FP volume AUC "
+          f"{_num(mean['fpv_auc'], 2)}, FN volume AUC {_num(mean['fnv_auc'], 2)}; see "
+          f"{Path(args.out) / 'per_case.csv'}")  # fmt: skip
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from lion_nnunet.analysis.compare import compare, parse_methods
     from lion_nnunet.errors import LionError
@@ -143,7 +182,7 @@ def run_compare(args: argparse.Namespace) -> int:
         labels[name] = int(value)
     result = compare(parse_methods(args.method), args.gt, args.out, tumor_labels=labels,
                      allow_missing=args.allow_missing, overwrite=args.overwrite,
-                     progress=not args.no_pbar)  # fmt: skip
+                     progress=not args.no_pbar, interactive=args.interactive)  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:

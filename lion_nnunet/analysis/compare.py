@@ -30,10 +30,14 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.io import atomic_path, write_csv, write_json
 
 COMPARED = ("dice", "fp_volume_ml", "fn_volume_ml")
+#: With ``interactive``: the autoPET IV areas under the per-step curves (docs/interactive.md).
+COMPARED_INTERACTIVE = ("dice_auc", "fpv_auc", "fnv_auc")
 #: Which way is better, and the words and unit of each compared metric.
-HIGHER_IS_BETTER = {"dice": True, "fp_volume_ml": False, "fn_volume_ml": False}
+HIGHER_IS_BETTER = {"dice": True, "fp_volume_ml": False, "fn_volume_ml": False,
+                    "dice_auc": True, "fpv_auc": False, "fnv_auc": False}  # fmt: skip
 MEASURES = {"dice": ("Dice", ""), "fp_volume_ml": ("FP volume", " ml"),
-            "fn_volume_ml": ("FN volume", " ml")}  # fmt: skip
+            "fn_volume_ml": ("FN volume", " ml"), "dice_auc": ("Dice AUC", ""),
+            "fpv_auc": ("FP volume AUC", " ml"), "fnv_auc": ("FN volume AUC", " ml")}  # fmt: skip
 
 
 def parse_methods(specs: list[str]) -> dict[str, Path]:
@@ -55,11 +59,14 @@ def box_title(metric: str, counts: dict[str, int], common: int) -> str:
     """A box plot's title: the cases in each box, out of the common cases, and why fewer."""
     sizes = list(counts.values())
     n = str(sizes[0]) if len(set(sizes)) == 1 else "/".join(map(str, sizes))
-    why = " (no tumor: Dice undefined)" if metric == "dice" and max(sizes) < common else ""
+    dice = metric in ("dice", "dice_auc")
+    why = " (no tumor: Dice undefined)" if dice and max(sizes) < common else ""
     return f"{metric}: {n} of {common} common cases drawn{why}"
 
 
-def _boxplots(table: pd.DataFrame, methods: list[str], out: Path) -> dict[Path, dict[str, int]]:
+def _boxplots(
+    table: pd.DataFrame, methods: list[str], out: Path, compared: tuple[str, ...] = COMPARED
+) -> dict[Path, dict[str, int]]:
     """One PNG per metric; returns each file with the number of cases in each method's box."""
     import matplotlib
 
@@ -67,7 +74,7 @@ def _boxplots(table: pd.DataFrame, methods: list[str], out: Path) -> dict[Path, 
     import matplotlib.pyplot as plt
 
     drawn = {}
-    for metric in COMPARED:
+    for metric in compared:
         data = [table[f"{m}:{metric}"].dropna().to_numpy() for m in methods]
         counts = {m: len(d) for m, d in zip(methods, data, strict=True)}
         title = box_title(metric, counts, len(table))
@@ -85,14 +92,16 @@ def _boxplots(table: pd.DataFrame, methods: list[str], out: Path) -> dict[Path, 
     return drawn
 
 
-def _check_missing(methods: dict[str, Path], gt_dir: Path) -> None:
+def _check_missing(methods: dict[str, Path], gt_dir: Path, interactive: bool = False) -> None:
     """Refuse when some method has no prediction for a ground-truth case, naming them all."""
+    from lion_nnunet.interactive.steps import missing_steps
+
     gts = ground_truth_files(gt_dir)
     lines = []
     for name, folder in methods.items():
         if not folder.is_dir():
             raise LionError(f"--method {name}={folder}: prediction folder not found")
-        missing = missing_predictions(folder, gts)
+        missing = missing_steps(folder, gts) if interactive else missing_predictions(folder, gts)
         if missing:
             lines.append(f"{name} lacks {len(missing)} of {len(gts)}: {listing(missing)}")
     if lines:
@@ -110,6 +119,7 @@ def compare(
     allow_missing: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    interactive: bool = False,
 ) -> dict:
     """Evaluate every method, compare them on common cases; write CSV/JSON/PNG into ``out_dir``.
 
@@ -123,11 +133,17 @@ def compare(
             method lacks a ground-truth case.
         overwrite: Replace existing outputs.
         progress: Show progress bars.
+        interactive: Each folder holds step predictions (``<case>_pred<i>.nii.gz``): compare the
+            Dice, FP and FN volume AUCs of ``lion evaluate --interactive``.
 
     Returns:
         The content of compare.json.
     """
     from scipy.stats import wilcoxon
+
+    from lion_nnunet.interactive.steps import evaluate_steps
+
+    compared = COMPARED_INTERACTIVE if interactive else COMPARED
 
     out = Path(out_dir)
     if (out / "paired.csv").exists() and not overwrite:
@@ -137,24 +153,27 @@ def compare(
     if unknown:
         raise LionError(f"--tumor-label names unknown method(s) {sorted(unknown)}")
     if not allow_missing:
-        _check_missing(methods, Path(gt_dir))
+        _check_missing(methods, Path(gt_dir), interactive)
     per_method = {}
     for name, folder in methods.items():
-        evaluate(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
-                 allow_missing=allow_missing, overwrite=True, progress=progress)  # fmt: skip
+        run = evaluate_steps if interactive else evaluate
+        run(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
+            allow_missing=allow_missing, overwrite=True, progress=progress)  # fmt: skip
         frame = pd.read_csv(out / name / "per_case.csv")
-        per_method[name] = frame[frame.status.isin(["ok", "resampled"])].set_index("case_id")
+        if "status" in frame:  # lion evaluate's; every interactive row is a scored case
+            frame = frame[frame.status.isin(["ok", "resampled"])]
+        per_method[name] = frame.set_index("case_id")
     common = sorted(set.intersection(*(set(f.index) for f in per_method.values())))
     if not common:
         raise LionError("the methods have no case in common; check the prediction folders")
     table = pd.DataFrame(index=common)
     for name, frame in per_method.items():
-        for metric in COMPARED:
+        for metric in compared:
             table[f"{name}:{metric}"] = frame.loc[common, metric]
     rows, sentences = [], []
     names = list(methods)
     for a, b in itertools.combinations(names, 2):
-        for metric in COMPARED:
+        for metric in compared:
             pair = table[[f"{a}:{metric}", f"{b}:{metric}"]].dropna()
             diff = pair.iloc[:, 0] - pair.iloc[:, 1]
             p = float("nan")
@@ -174,7 +193,7 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     write_csv(table.reset_index(names="case_id"), out / "common_cases.csv")
     write_csv(pairs, out / "paired.csv")
-    plots = _boxplots(table, names, out)
+    plots = _boxplots(table, names, out, compared)
     result = {"methods": {k: str(v) for k, v in methods.items()}, "common_cases": len(common),
               "only_some": {k: sorted(set(f.index) - set(common)) for k, f in per_method.items()},
               "paired": pairs.replace({np.nan: None}).to_dict(orient="records"),
