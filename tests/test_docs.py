@@ -35,10 +35,8 @@ DOC_TESTS: dict[str, tuple[tuple[str, ...], str]] = {
     "phantoms": (("docs/phantoms.md",), "empty"),
     "data-preparation": (("docs/data-preparation.md",), "workflow"),
     "training": (("docs/training.md",), "workflow"),
-    "inference+metrics": (
-        ("docs/inference.md", "docs/metrics.md", "docs/interactive.md"),
-        "workflow",
-    ),
+    "inference+metrics": (("docs/inference.md", "docs/metrics.md"), "workflow"),
+    "interactive": (("docs/interactive.md",), "workflow"),
     "cohort": (("docs/cohort.md",), "workflow"),
     "quickstart": (("docs/quickstart.md",), "empty"),
     "response": (("docs/response.md",), "empty"),
