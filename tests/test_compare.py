@@ -69,8 +69,8 @@ def test_paired_differences_and_wilcoxon_match_scipy(methods: Path) -> None:
     assert "case4" not in table.index
     assert (table["good:dice"] == 1.0).all()
     expected_poor = {0: 1.0, 1: 2 * 48 / 112, 2: 2 * 32 / 96, 3: 2 * 16 / 80, 5: 2 * 16 / 81}
-    for i, value in expected_poor.items():
-        assert table.loc[f"case{i}", "poor:dice"] == pytest.approx(value)
+    for i, value in expected_poor.items():  # per_case.csv keeps Dice to 4 decimals
+        assert table.loc[f"case{i}", "poor:dice"] == pytest.approx(value, abs=5e-5)
     assert table.loc["case5", "poor:fp_volume_ml"] == pytest.approx(0.008)
     paired = pd.read_csv(out / "paired.csv").set_index("metric")
     row = paired.loc["dice"]
