@@ -490,7 +490,15 @@ def render_blocks(text: str, page: str) -> str:
             raise SourceError(f"{page}:{line}: no generated block {m['name']!r} (known: "
                               f"{', '.join(BLOCKS)})")  # fmt: skip
         name = m["name"]
-        return f"{BEGIN.format(name=name)}\n{BLOCKS[name]()}{END.format(name=name)}"
+        try:
+            body = BLOCKS[name]()
+        except (KeyError, FileNotFoundError) as e:  # a stored result without what the block shows
+            line = text.count("\n", 0, m.start()) + 1
+            what = repr(e.args[0]) if isinstance(e, KeyError) else f"file {e.filename}"
+            raise SourceError(
+                f"{page}:{line}: generated block {name!r}: the stored result has no {what}"
+            ) from e
+        return f"{BEGIN.format(name=name)}\n{body}{END.format(name=name)}"
 
     return BLOCK.sub(render, text)
 

@@ -58,7 +58,10 @@ def stored(results: Path, file: str, key: str) -> object:
     if isinstance(node, str) and path.suffix == ".csv":  # a CSV cell holds text: its number
         if re.fullmatch(r"-?\d+", node):
             return int(node)
-        return float(node) if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", node) else node
+        try:
+            return float(node)
+        except ValueError:
+            return node
     return node
 
 
@@ -85,7 +88,11 @@ def span_problems(text: str, page: str, results: Path = RESULTS) -> list[str]:
         except KeyError as e:
             problems.append(f"{page}:{line}: {e.args[0]}")
             continue
-        if value is None or format(value, spec) != shown:
+        try:
+            right = value is not None and format(value, spec) == shown
+        except (TypeError, ValueError):  # a spec that does not fit the value, e.g. .1f on text
+            right = False
+        if not right:
             problems.append(f"{page}:{line}: shows {shown!r}, {file} {key} is {value!r}")
     return problems
 
@@ -105,6 +112,18 @@ def test_pages_are_what_the_stored_results_render(make_docs) -> None:
     assert len(blocks) == len(make_docs.BLOCKS) == 2, "a generated block of reproducing.md is gone"
 
 
+def changed(value: object) -> object:
+    """Another stored value: a bool negated, a number (also a CSV cell's) x3 + 7, text extended."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value * 3 + 7
+    try:
+        return str(float(value) * 3 + 7)
+    except ValueError:
+        return f"{value} (changed)"
+
+
 def test_a_changed_stored_value_fails_the_check(tmp_path, make_docs) -> None:
     """Each span of the docs, with its stored value changed in a copy of the results: caught."""
     results = tmp_path / "results"
@@ -117,7 +136,7 @@ def test_a_changed_stored_value_fails_the_check(tmp_path, make_docs) -> None:
             with path.open(newline="") as f:
                 rows = list(csv.DictReader(f))
             row, column = key.split(".")
-            rows[int(row)][column] = str(float(rows[int(row)][column]) * 3 + 7)
+            rows[int(row)][column] = changed(rows[int(row)][column])
             with path.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
@@ -128,7 +147,7 @@ def test_a_changed_stored_value_fails_the_check(tmp_path, make_docs) -> None:
             node = data
             for k in parents:
                 node = node[k]
-            node[last] = (not node[last]) if isinstance(node[last], bool) else node[last] * 3 + 7
+            node[last] = changed(node[last])
             path.write_text(json.dumps(data))
         text = page.read_text()
         assert any(f"{page.name}:{line}:" in p for p in span_problems(text, page.name, results))
@@ -192,6 +211,20 @@ def test_make_docs_check_names_a_missing_source(tmp_path, make_docs, monkeypatch
     assert make_docs.main(["--check"]) == 1
     err = capsys.readouterr().err
     assert "docs/x.md:2:" in err and "demo/summary.json has no 'no_such_key'" in err
+
+
+def test_a_block_whose_stored_result_lacks_a_key_names_page_and_line(make_docs, monkeypatch):
+    summary = json.loads((RESULTS / "demo" / "summary.json").read_text())
+    del summary["trainer"]
+    real = make_docs.load
+    monkeypatch.setattr(make_docs, "load", lambda name: summary if name == "demo" else real(name))
+    page = ROOT / "docs" / "reproducing.md"
+    line = page.read_text().splitlines().index(make_docs.BEGIN.format(name="demo")) + 1
+    with pytest.raises(make_docs.SourceError) as e:
+        make_docs.render_page(page)
+    assert str(e.value) == (
+        f"docs/reproducing.md:{line}: generated block 'demo': the stored result has no 'trainer'"
+    )
 
 
 def test_the_demo_verdict_is_the_stored_scores_verdict() -> None:
