@@ -351,15 +351,17 @@ def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) 
 
 
 def test_cluster_failure_said_once_without_dicts(
-    studies: Path, model: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+    fdg_cohort: Path, model: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
-    """The truncated case on a cluster ``lion predict`` starts (``--cluster local:1``): its
+    """A truncated case on a cluster ``lion predict`` starts (``--cluster local:1``): its
     worker's, the client's and the command's output together name it once, with its reason.
 
     capfd, not capsys: the worker is another process writing to the same terminal.
     """
     one = tmp_path / "studies"
-    shutil.copytree(next(studies.glob(f"{BAD}/*")).parent, one / BAD)
+    shutil.copytree(fdg_cohort / "studies" / BAD, one / BAD)
+    (suv,) = one.glob(f"{BAD}/*/SUV.nii.gz")
+    suv.write_bytes(suv.read_bytes()[: suv.stat().st_size // 2])
     assert main(["predict", "-i", str(one), "-o", str(tmp_path / "out"), "-m", str(model),
                  "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar",
                  "--cluster", "local:1"]) == 1  # fmt: skip
