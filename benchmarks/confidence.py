@@ -9,6 +9,11 @@ true lesion scores above every false one; sklearn's ``roc_auc_score``).
     python benchmarks/confidence.py --from-demo lion_demo/   # 2 folds fine-tuned from a demo
     python benchmarks/confidence.py --model DIR --images imagesTs --labels labelsTs
     python benchmarks/confidence.py --quick    # pipeline check: random 2-fold model, minutes
+    python benchmarks/confidence.py --recompute-ci   # the stored run's CIs from its lesions.csv
+
+Each AUROC comes with a 95 % percentile-bootstrap confidence interval over cases
+(:func:`auroc_ci`): the holdout cases are drawn with replacement (lesions of one case stay
+together, cases without a predicted lesion are drawn too), 2000 times with seed 0.
 
 ``--from-demo`` takes a finished ``lion demo --out DIR`` and measures two models on the demo's
 holdout: the demo's organ-context model as trained (fold 0 alone: ``confidence`` only, one fold
@@ -38,6 +43,9 @@ import numpy as np
 from store import Run
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "confidence"
+#: the bootstrap of the AUROC's confidence interval: resampled holdouts, seed, coverage (%)
+CI = {"resamples": 2000, "seed": 0, "percent": 95, "unit": "case"}
 WORK = HERE / "work" / "confidence"
 BIN = Path(sys.executable).parent
 CONFIGURATION, PLANS = "3d_fullres", "LIONPlans"
@@ -184,21 +192,119 @@ def auroc(rows: list[dict], key: str) -> float | None:
     return round(float(roc_auc_score(truth, [r[key] for r in rows])), 3)
 
 
-def summarize(rows: list[dict]) -> dict:
-    """Counts, AUROCs and the medians of each score among true and false positives."""
+def _pair_auroc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Share of (true, false) lesion pairs where the true one scores higher, ties half."""
+    pos, neg = scores[truth], scores[~truth]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+def auroc_ci(
+    rows: list[dict],
+    key: str,
+    cases: int | None = None,
+    resamples: int = CI["resamples"],
+    seed: int = CI["seed"],
+    level: float = CI["percent"] / 100,
+) -> dict | None:
+    """Percentile-bootstrap confidence interval of the per-lesion AUROC of ``key``, over cases.
+
+    Each resample draws as many cases as the holdout has, with replacement, and pools their
+    lesions (a case drawn twice counts twice); the AUROC of every resample that holds both true
+    and false lesions is kept and the interval is their ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` percentiles (numpy's linear interpolation).
+
+    Args:
+        rows: lesions with ``case_id``, ``true_positive`` and ``key``.
+        key: the score (``confidence`` or ``fold_agreement``).
+        cases: holdout cases (>= the cases in ``rows``; those without a lesion are drawn as
+            empty cases); None: the cases in ``rows``.
+        resamples: bootstrap resamples.
+        seed: numpy ``default_rng`` seed.
+        level: coverage (0.95: 2.5th and 97.5th percentiles).
+
+    Returns:
+        ``{"low", "high", "resamples_used"}`` (rounded to 3 decimals), or None where the
+        AUROC itself is not defined (one kind of lesion, or a missing score).
+    """
+    if auroc(rows, key) is None:
+        return None
+    ids = sorted({r["case_id"] for r in rows})
+    scores = np.array([float(r[key]) for r in rows])
+    truth = np.array([bool(r["true_positive"]) for r in rows])
+    case_of = np.array([ids.index(r["case_id"]) for r in rows])
+    members = [np.flatnonzero(case_of == k) for k in range(len(ids))]
+    n = len(ids) if cases is None else cases
+    if n < len(ids):
+        raise ValueError(f"cases={n}, fewer than the {len(ids)} cases with lesions")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, n, size=n)  # indices >= len(ids): cases without a lesion
+        picked = np.concatenate([members[k] for k in drawn if k < len(ids)] or [[]]).astype(int)
+        if 0 < truth[picked].sum() < len(picked):
+            values.append(_pair_auroc(scores[picked], truth[picked]))
+    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return {"low": round(float(low), 3), "high": round(float(high), 3),
+            "resamples_used": len(values)}  # fmt: skip
+
+
+def summarize(rows: list[dict], cases: int | None = None) -> dict:
+    """Counts, AUROCs (with their bootstrap CIs over ``cases`` holdout cases) and the medians of
+    each score among true and false positives."""
     out: dict = {"lesions": len(rows), "true_positives": sum(r["true_positive"] for r in rows)}
     out["false_positives"] = out["lesions"] - out["true_positives"]
     for key in ("confidence", "fold_agreement"):
         out[f"auroc_{key}"] = auroc(rows, key)
+        out[f"auroc_{key}_ci"] = auroc_ci(rows, key, cases)
         for kind, flag in (("true", True), ("false", False)):
             values = [r[key] for r in rows if r["true_positive"] is flag and r[key] is not None]
             out[f"median_{key}_{kind}"] = round(float(np.median(values)), 3) if values else None
     return out
 
 
+def read_lesions(path: Path) -> list[dict]:
+    """lesions.csv as :func:`lesion_rows` gives them (scores float or None, truth bool)."""
+    import csv
+
+    def number(text: str) -> float | None:
+        return float(text) if text not in ("", "None", "nan") else None
+
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"model", "case_id", "true_positive"} <= set(rows[0]):
+        raise SystemExit(f"{path}: expected columns model, case_id, true_positive, ...")
+    return [{**r, "confidence": number(r["confidence"]),
+             "fold_agreement": number(r["fold_agreement"]),
+             "true_positive": r["true_positive"] == "True"} for r in rows]  # fmt: skip
+
+
+def recompute_ci(folder: Path = RESULTS) -> dict:
+    """The stored run's AUROC CIs from its lesions.csv, written into its summary.json (nothing
+    is predicted or trained again); returns the summary."""
+    path = folder / "summary.json"
+    summary = json.loads(path.read_text())
+    rows = read_lesions(folder / summary["raw"]["lesions"])
+    cases = summary["settings"].get("holdout_cases")
+    for name, model in summary["models"].items():
+        mine = [r for r in rows if r["model"] == name]
+        for key in ("confidence", "fold_agreement"):
+            if auroc(mine, key) != model[f"auroc_{key}"]:
+                raise SystemExit(f"{path}: {name}'s auroc_{key} {model[f'auroc_{key}']} is not "
+                                 f"the {auroc(mine, key)} of its lesions.csv rows")  # fmt: skip
+            model[f"auroc_{key}_ci"] = auroc_ci(mine, key, cases)
+    summary["auroc_ci"] = {**CI, "recomputed_by": "python benchmarks/confidence.py --recompute-ci"}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(path)
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--recompute-ci", action="store_true",
+                        help="only the CIs of the stored run, from its lesions.csv")  # fmt: skip
+    source = parser.add_mutually_exclusive_group(required=False)
     source.add_argument("--from-demo", type=Path, help="a finished lion demo --out folder")
     source.add_argument("--model", type=Path, help="a model folder with >= 2 folds")
     source.add_argument("--quick", action="store_true", help="random 2-fold model, 3 phantoms")
@@ -207,6 +313,12 @@ def main() -> None:
     parser.add_argument("--trainer", default="nnUNetTrainer_LION_tumorDice_demo_finetune")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.recompute_ci:
+        summary = recompute_ci()
+        print(json.dumps(summary["models"], indent=2))
+        return
+    if not (args.quick or args.from_demo or args.model):
+        parser.error("one of --from-demo, --model, --quick or --recompute-ci is required")
     run = Run("confidence")
     if args.quick:
         models, images, labels, settings = quick_model(3)
@@ -224,10 +336,11 @@ def main() -> None:
         _run([str(BIN / "lion"), "predict", "-i", str(images), "-o", str(pred), "-m", str(model),
               "-f", *folds, "--device", args.device, "--disable-tta", "--no-pbar"])  # fmt: skip
         found = [{"model": name, **row} for row in lesion_rows(pred, labels)]
-        results[name] = {"what": what, "folds": len(folds), **summarize(found)}
+        holdout = len(list(pred.glob("*/report.json")))
+        results[name] = {"what": what, "folds": len(folds), **summarize(found, holdout)}
         rows += found
-    settings.update(quick=bool(args.quick), holdout_cases=len(list(pred.glob("*/report.json"))))
-    summary = {"settings": settings, "models": results}
+    settings.update(quick=bool(args.quick), holdout_cases=holdout)
+    summary = {"settings": settings, "models": results, "auroc_ci": CI}
     print(json.dumps(summary, indent=2))
     run.store(summary, {"lesions": rows})
 

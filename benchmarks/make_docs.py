@@ -322,6 +322,14 @@ def organ_context(s: dict) -> str:
 
 def confidence(s: dict) -> str:
     settings = s["settings"]
+    ci = s.get("auroc_ci")
+
+    def auroc(m: dict, key: str) -> str:  # the AUROC and, where stored, its bootstrap CI
+        interval = m.get(f"auroc_{key}_ci")
+        if m[f"auroc_{key}"] is None or not interval:
+            return fmt(m[f"auroc_{key}"])
+        return f"{fmt(m[f'auroc_{key}'])} ({fmt(interval['low'])}-{fmt(interval['high'])})"
+
     out = ""
     if settings.get("quick"):
         out += (
@@ -341,12 +349,20 @@ def confidence(s: dict) -> str:
         f"{settings['holdout_cases']} holdout cases. A predicted lesion is a true positive when "
         "it overlaps ground-truth tumor. AUROC: how often a true lesion scores above a false "
         "one (ties count half); n/a where a model has one fold (no fold agreement) or no lesion "
-        "of one kind.\n\n"
+        "of one kind."
     )
+    if ci:
+        out += (
+            f" In brackets its {ci['percent']} % confidence interval: percentile bootstrap "
+            f"over the holdout cases ({fmt(ci['resamples'])} resamples of "
+            f"{settings['holdout_cases']} cases drawn with replacement, each with all its lesions; "
+            f"seed {ci['seed']})."
+        )
+    out += "\n\n"
     body = [
         [name, m["what"], fmt(m["lesions"]), fmt(m["true_positives"]), fmt(m["false_positives"]),
-         fmt(m["auroc_confidence"]), f"{fmt(m['median_confidence_true'])} / "
-         f"{fmt(m['median_confidence_false'])}", fmt(m["auroc_fold_agreement"]),
+         auroc(m, "confidence"), f"{fmt(m['median_confidence_true'])} / "
+         f"{fmt(m['median_confidence_false'])}", auroc(m, "fold_agreement"),
          f"{fmt(m['median_fold_agreement_true'])} / {fmt(m['median_fold_agreement_false'])}"]
         for name, m in s["models"].items()
     ]  # fmt: skip

@@ -78,7 +78,7 @@ class LabelSet:
     def __post_init__(self) -> None:
         names = [o.name for o in self.organs]
         if len(set(names)) != len(names):
-            raise LionError(f"label set {self.tracer!r}: organ names repeat: {names}")
+            raise LionError(f"label set {self.tracer!r}: organ names repeat: {', '.join(names)}")
         if {"background", "tumor"} & set(names):
             raise LionError(
                 f"label set {self.tracer!r}: 'background' and 'tumor' are reserved names"
@@ -425,7 +425,10 @@ def label_set_from_dataset_labels(
         raise LionError(f"{where}: background is {labels['background']}, expected 0")
     values = sorted(labels.values())
     if values != list(range(len(values))):
-        raise LionError(f"{where}: label ids {values} are not consecutive from 0 (nnU-Net's rule)")
+        raise LionError(
+            f"{where}: label ids {', '.join(map(str, values))} are not consecutive from 0 "
+            "(nnU-Net's rule)"
+        )
     tumor_name = next(k for k, v in labels.items() if v == tumor)
     organs = sorted((v, k) for k, v in labels.items() if v not in (BACKGROUND_LABEL, tumor))
     for value, name in organs:

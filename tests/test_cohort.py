@@ -345,3 +345,32 @@ def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) 
         main(["predict", "-i", "in", "-o", "out", "-m", "fdg", "--cluster", "lokal:2"])
     assert exit_.value.code == 2
     assert "--cluster: expected local, local:N, tcp://HOST:PORT or slurm" in capsys.readouterr().err
+
+
+# --- what the console says -----------------------------------------------------------------------
+
+
+def test_cluster_failure_said_once_without_dicts(
+    fdg_cohort: Path, model: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """A truncated case on a cluster ``lion predict`` starts (``--cluster local:1``): its
+    worker's, the client's and the command's output together name it once, with its reason.
+
+    capfd, not capsys: the worker is another process writing to the same terminal.
+    """
+    one = tmp_path / "studies"
+    shutil.copytree(fdg_cohort / "studies" / BAD, one / BAD)
+    (suv,) = one.glob(f"{BAD}/*/SUV.nii.gz")
+    suv.write_bytes(suv.read_bytes()[: suv.stat().st_size // 2])
+    assert main(["predict", "-i", str(one), "-o", str(tmp_path / "out"), "-m", str(model),
+                 "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar",
+                 "--cluster", "local:1"]) == 1  # fmt: skip
+    console = "".join(capfd.readouterr())
+    reason = "the PET file is truncated"
+    assert console.count(reason) == 1, console
+    (line,) = [line for line in console.splitlines() if reason in line]
+    assert line.startswith(f"  - {BAD}: ") and f"{BAD}/" in line  # the case, then its file
+    assert "1 case(s) not predicted, 0 predicted" in console
+    assert "{'" not in console and "['" not in console and "None" not in console
+    table = pd.read_csv(tmp_path / "out" / "cohort.csv", keep_default_na=False)
+    assert table["case_id"].tolist() == [BAD] and reason in table.loc[0, "error"]

@@ -241,7 +241,8 @@ def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     answer = json.loads(capsys.readouterr().out)
     assert answer["cases"] == 3 and answer["diseases"] == {"lymphoma": 2, "negative": 1}
     assert main([*argv, "-np", "1", "--diseases", "lymphoma:2,negative"]) == 0  # resumes
-    assert "wrote 3 fdg studies" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"wrote 3 fdg studies to {out} (2 lymphoma, 1 negative);" in said  # as asked, no dict
 
     def fails(args: list[str], message: str) -> None:
         assert main(["phantoms", *args, "--no-pbar"]) == 1

@@ -8,6 +8,7 @@ follow-up lesion, so matching is checked against them, never against the code un
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -288,7 +289,8 @@ def test_a_failing_pair_is_recorded_and_the_cohort_goes_on(
     # the second patient's follow-up is in Bq/ml-like units (body 1000): refused, the first goes on
     assert main(["response", "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out),
                  "--no-pbar"]) == 1  # fmt: skip
-    err = capsys.readouterr().err
+    said, err = capsys.readouterr()
+    assert re.search(r"wrote 1 responses to .*; PERCIST: 1 [A-Z]+; see ", said)  # no dict
     assert "1 pair(s) failed: PETCT_dddddddddd (PETCT_dddddddddd_03-02-2006-NA-PET-CT)" in err
     table = pd.read_csv(out / "response.csv").set_index("patient_id")
     assert table.loc["PETCT_aaaaaaaaaa", "status"] == "ok"

@@ -467,6 +467,60 @@ def test_browser_accept_click_lands_in_reviews_csv(browser, served) -> None:
         By.CSS_SELECTOR, "button.accept").get_attribute("aria-pressed") == "true")  # fmt: skip
 
 
+def _csv_decisions(path: Path) -> dict[str, str]:
+    with path.open(newline="") as f:
+        return {r["case_id"]: r["decision"] for r in csv.DictReader(f)}
+
+
+def _click_offline(driver, case_id: str, button: str) -> None:
+    """A click whose POST cannot reach the server: the decision stays in this browser."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.fetch = () => Promise.reject(new Error('offline'));")
+    card = driver.find_element(By.CSS_SELECTOR, f'.card[data-case-id="{case_id}"]')
+    card.find_element(By.CSS_SELECTOR, f"button.{button}").click()
+    WebDriverWait(driver, 10).until(lambda d: "NOT saved" in d.find_element(By.ID, "status").text)
+
+
+def _pressed(driver, case_id: str) -> str:
+    """The decision a card shows: accept, reject or empty."""
+    return driver.execute_script(
+        "const c = document.querySelector(`.card[data-case-id='${arguments[0]}']`);"
+        "return c.classList.contains('accept') ? 'accept' : c.classList.contains('reject') ? "
+        "'reject' : '';",
+        case_id,
+    )
+
+
+def test_browser_keeps_the_newer_of_local_and_served_decisions(browser, served, predicted) -> None:
+    """An unsaved decision of this browser newer than the server's survives a reload (and is
+    then saved); a server decision newer than an unsaved local one replaces it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, csv_path = served["url"], served["gallery"] / "reviews.csv"
+    other = next(c for c in predicted["ids"] if c != OUTLIER)
+    # 1. the server has an older decision; this browser then rejects while the server is away
+    assert _post(url, json.dumps({"case_id": OUTLIER, "decision": "accept"}).encode())[0] == 200
+    time.sleep(1.1)  # timestamps have whole seconds: the local decision is a second newer
+    _open(browser, url)
+    _click_offline(browser, OUTLIER, "reject")
+    assert _csv_decisions(csv_path) == {OUTLIER: "accept"}
+    _open(browser, url)  # the server's older accept must not replace the local reject
+    WebDriverWait(browser, 10).until(lambda d: _csv_decisions(csv_path)[OUTLIER] == "reject")
+    assert _pressed(browser, OUTLIER) == "reject"
+    # 2. a local decision the server never got, then a newer one on the server: the server's wins
+    _click_offline(browser, other, "accept")
+    time.sleep(1.1)
+    assert _post(url, json.dumps({"case_id": other, "decision": "reject"}).encode())[0] == 200
+    _open(browser, url)
+    WebDriverWait(browser, 10).until(lambda d: _pressed(d, other) == "reject")
+    time.sleep(0.5)  # nothing of the older local accept is sent afterwards
+    assert _csv_decisions(csv_path) == {OUTLIER: "reject", other: "reject"}
+    assert _pressed(browser, OUTLIER) == "reject"
+    browser.execute_script("localStorage.clear()")
+
+
 def test_browser_gallery_of_real_lion_predict_output(browser, fdg_cohort, tmp_path) -> None:
     """Real ``lion predict`` output (random-weights model, 2 phantoms) makes a working page."""
     from selenium.webdriver.common.by import By

@@ -257,7 +257,9 @@ def fit_body_frame(
         slope = float((z_canon[-1] - z_canon[0]) / (z_phys[-1] - z_phys[0]))
         method = "landmarks"
         if not PLAUSIBLE_SLOPE[0] <= slope <= PLAUSIBLE_SLOPE[1]:
-            log.warning("implausible body-axis scale %.2f from landmarks %s", slope, names)
+            log.warning(
+                "implausible body-axis scale %.2f from landmarks %s", slope, ", ".join(names)
+            )
     elif len(found) == 1:
         slope, method = size_slope, "one-landmark"
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite
 from lion_nnunet.errors import LionError
+from lion_nnunet.wording import counted
 
 EXAMPLES = """\
   lion response --baseline-pet PETCT_0af7ffe12a/08-12-2005-NA-PET-CT/SUV.nii.gz \\
@@ -256,7 +257,8 @@ def _run_cohort(args: argparse.Namespace) -> int:
         print(json.dumps({"out": str(out), "pairs": len(ok), "percist": counts,
                           "failed": [Path(f).name for f in failed["followup"]]}))  # fmt: skip
     else:
-        print(f"wrote {len(ok)} responses to {out}; PERCIST {counts}; see {out}/response.csv")
+        print(f"wrote {len(ok)} responses to {out}; PERCIST: {counted(counts)}; "
+              f"see {out}/response.csv")  # fmt: skip
     if len(failed):
         names = ", ".join(f"{p} ({Path(f).name})" for p, f in
                           zip(failed["patient_id"], failed["followup"], strict=True))  # fmt: skip

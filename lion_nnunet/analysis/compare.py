@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lion_nnunet import wording
 from lion_nnunet.analysis.evaluate import (
     evaluate,
     ground_truth_files,
@@ -151,7 +152,7 @@ def compare(
     tumor_labels = tumor_labels or {}
     unknown = set(tumor_labels) - set(methods)
     if unknown:
-        raise LionError(f"--tumor-label names unknown method(s) {sorted(unknown)}")
+        raise LionError(f"--tumor-label names unknown method(s) {wording.names(sorted(unknown))}")
     if not allow_missing:
         _check_missing(methods, Path(gt_dir), interactive)
     per_method = {}

@@ -151,7 +151,8 @@ def run_cohort(
                                       done["worker"], error, done["result"])  # fmt: skip
             if outcome.status == "failed":
                 failed += 1
-                log.error("case %s failed: %s", outcome.case_id, outcome.error)
+                # the command says it once, in its summary of the failures
+                log.info("case %s failed: %s", outcome.case_id, outcome.error)
             outcomes[i] = outcome
             future.release()
             bar.set_postfix(failed=failed, refresh=False)

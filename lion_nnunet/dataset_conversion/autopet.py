@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lion_nnunet import wording
 from lion_nnunet.case_ids import autopet_patient_id, sanitize_case_id, study_case_ids
 from lion_nnunet.dataset_conversion.raw_dataset import CaseSource
 from lion_nnunet.errors import LionError
@@ -102,7 +103,7 @@ def _metadata_lookup(metadata: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     if not ({"disease", "diagnosis", "center", "scanner"} & set(cols)):
         raise LionError(
             f"{metadata}: no disease/diagnosis, center or scanner column (columns: "
-            f"{list(frame.columns)})"
+            f"{wording.names(frame.columns)})"
         )
     for _, row in frame.iterrows():
         info = {

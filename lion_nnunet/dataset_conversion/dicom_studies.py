@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet import wording
 from lion_nnunet.cohort.cluster import ClusterOptions
 from lion_nnunet.cohort.run import map_cases
 from lion_nnunet.errors import LionError
@@ -185,8 +186,8 @@ def _tumor_mask(
     if not used:
         why = (
             f"{NO_SEG}: no ROI/segment name of the study's {len(job.annotations)} SEG/RTSTRUCT "
-            f"file(s) matches --roi {job.roi!r} (names: {sorted(set(names))}); re-run with --roi "
-            "naming the tumor ROIs to get SEG.nii.gz"
+            f"file(s) matches --roi {job.roi!r} (names: {wording.names(sorted(set(names)))}); "
+            "re-run with --roi naming the tumor ROIs to get SEG.nii.gz"
         )
         log.info("%s: %s", job.pet_folder, why)  # the CLI prints it from the log's note
         return None, {}, why

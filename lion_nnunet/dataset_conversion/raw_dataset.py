@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from lion_nnunet import __version__
+from lion_nnunet import __version__, wording
 from lion_nnunet.case_ids import SAFE_CASE_ID, sanitize_case_id
 from lion_nnunet.cohort.cluster import ClusterOptions
 from lion_nnunet.cohort.run import map_cases
@@ -525,7 +525,9 @@ def read_case_list(path: Path) -> set[str]:
     if text and "," in text[0]:
         frame = pd.read_csv(path)
         if "case_id" not in frame:
-            raise LionError(f"{path}: CSV has no 'case_id' column (columns: {list(frame.columns)})")
+            raise LionError(
+                f"{path}: CSV has no 'case_id' column (columns: {wording.names(frame.columns)})"
+            )
         return set(frame["case_id"].astype(str))
     return {line.strip() for line in text if line.strip()}
 

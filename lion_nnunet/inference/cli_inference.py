@@ -173,6 +173,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from lion_nnunet.cliutils import cluster_options
     from lion_nnunet.cohort.predict import predict_cohort
     from lion_nnunet.nnunet_env import apply_cpu_friendly_defaults
+    from lion_nnunet.wording import failures
 
     from .model import check_model_folder
     from .options import PredictOptions
@@ -200,13 +201,13 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         print(
             f"predicted {len(result['predicted'])} case(s), skipped {len(result['skipped'])} "
-            f"done with the same settings; summary: {result['summary']}"
+            f"done with the same settings; summary: {result['summary'] or 'none'}"
         )
     failed = result["failed"]
     if failed:  # the others were written; exit 1 naming the failed ones
         raise LionError(
-            f"{len(failed)} case(s) not predicted ({', '.join(failed)}), "
-            f"{len(result['predicted'])} predicted: {'; '.join(failed.values())}"
+            f"{len(failed)} case(s) not predicted, {len(result['predicted'])} predicted; a "
+            f"re-run predicts only what is missing:\n{failures(failed)}"
         )
     return 0
 

@@ -21,6 +21,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from lion_nnunet import wording
 from lion_nnunet.case_ids import case_id_of_name
 from lion_nnunet.errors import LionError
 from lion_nnunet.labels import (
@@ -152,7 +153,7 @@ def split_label_map(
     unknown = set(np.unique(label_map).tolist()) - set(range(label_set.num_classes))
     if unknown:
         raise LionError(
-            f"prediction holds labels {sorted(unknown)} that the label set "
+            f"prediction holds labels {wording.names(sorted(unknown))} that the label set "
             f"({label_set.num_classes - 1} foreground classes) does not declare; wrong "
             "--dataset-json/--tracer for this model?"
         )
@@ -318,7 +319,7 @@ def postprocess_folder(
                 raise LionError(f"{path}: {problem} of the PET; not a prediction of this PET")
         except LionError as e:
             failed[case_id] = str(e)
-            log.error("case %s not postprocessed: %s", case_id, e)
+            log.info("case %s not postprocessed: %s", case_id, e)  # said once, below
             drop_failed_case(out_dir / case_id)
             continue
         spacing_zyx = tuple(float(s) for s in pet_image.GetSpacing()[::-1])
@@ -340,7 +341,7 @@ def postprocess_folder(
     summary = write_summary(out_dir)
     if failed:
         raise LionError(
-            f"{len(failed)} case(s) not postprocessed ({', '.join(failed)}), the other "
-            f"{len(reports)} written (summary: {summary}): {'; '.join(failed.values())}"
+            f"{len(failed)} case(s) not postprocessed, the other {len(reports)} written "
+            f"(summary: {summary}):\n{wording.failures(failed)}"
         )
     return reports

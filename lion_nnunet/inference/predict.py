@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from lion_nnunet import wording
 from lion_nnunet.case_ids import case_id_of_name, study_case_id, study_case_ids
 from lion_nnunet.errors import LionError
 from lion_nnunet.logs import captured
@@ -159,8 +160,8 @@ def _cases_from_csv(path: Path, num_channels: int) -> list[Case]:
         raise LionError(f"{path}: cannot read the CSV ({e})") from None
     if "case_id" not in table.columns or "pet" not in table.columns:
         raise LionError(
-            f"{path}: columns {list(table.columns)}; expected case_id and pet (PET file in SUV, "
-            "relative to the CSV's folder or absolute)"
+            f"{path}: columns {wording.names(table.columns)}; expected case_id and pet (PET file "
+            "in SUV, relative to the CSV's folder or absolute)"
         )
     _single_channel([], num_channels, path)
     cases = []
@@ -574,7 +575,8 @@ def predict_cases(
                     tensor, props, image, suv = future.result()
                 except LionError as e:
                     failed[case.case_id] = str(e)
-                    log.error("case %s not predicted: %s", case.case_id, e)
+                    # said once, by the caller's summary of the failures (lion.log gets this)
+                    log.info("case %s not predicted: %s", case.case_id, e)
                     drop_failed_case(out_dir / case.case_id)
                     continue
                 prediction = predictor.predict_ensemble(tensor, props)

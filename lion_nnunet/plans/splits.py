@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lion_nnunet import wording
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_csv, write_json
 from lion_nnunet.nnunet_env import find_dataset_name, require_folder
@@ -46,7 +47,7 @@ def _training_cases(name: str, stratify: str) -> tuple[pd.Series, dict[str, str]
     if stratify not in cases.columns:
         raise LionError(
             f"{cases_csv} has no column {stratify!r} to stratify by "
-            f"(columns: {list(cases.columns)})"
+            f"(columns: {wording.names(cases.columns)})"
         )
     cases = cases[cases["split"] == "train"].set_index("case_id")
     if "patient_id" not in cases.columns:  # converted before patient ids were recorded
@@ -113,7 +114,10 @@ def make_splits(
     rest = groups.drop(index=val)
     if pool != "mixed":
         if pool not in set(rest):
-            raise LionError(f"--pool {pool!r} is not a value of {stratify!r}: {sorted(set(rest))}")
+            raise LionError(
+                f"--pool {pool!r} is not a value of {stratify!r}: "
+                f"{wording.names(sorted(set(rest)))}"
+            )
         rest = rest[rest == pool]
     if sizes[-1] > len(rest):
         raise LionError(

@@ -14,6 +14,7 @@ from lion_nnunet.cliutils import (
     add_tracer,
 )
 from lion_nnunet.errors import LionError
+from lion_nnunet.wording import counted
 
 EXAMPLES = """\
   lion phantoms --tracer fdg --cases 12 --out fdg_synth
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"out": str(args.out), "cases": len(table), "diseases": counts}))
     else:
         print(
-            f"wrote {len(table)} {args.tracer} studies to {args.out} ({counts}); "
+            f"wrote {len(table)} {args.tracer} studies to {args.out} ({counted(counts)}); "
             f"see {args.out}/cases.csv"
         )
     return 0

@@ -20,11 +20,21 @@
     return node;
   }
 
+  // Every decision carries its timestamp (UTC, ISO 8601): the browser's clock for one made
+  // here, the server's for one in reviews.csv. Where two meet, the newer one is kept.
+  function when(row) {
+    const t = Date.parse((row && row.timestamp) || "");
+    return isNaN(t) ? -Infinity : t;
+  }
+  function newer(row, than) {  // ties go to `than`: the one already shown
+    return !than || when(row) > when(than);
+  }
+
   function loadLocal() {  // decisions made on this computer since the page was built
     try {
       const saved = JSON.parse(localStorage.getItem(STORE) || "{}");
       for (const [id, row] of Object.entries(saved)) {
-        if (!reviews[id] || (row.timestamp || "") > (reviews[id].timestamp || "")) reviews[id] = row;
+        if (newer(row, reviews[id])) reviews[id] = row;
       }
     } catch (e) { /* storage unavailable (private window): the page still works */ }
   }
@@ -141,24 +151,33 @@
     const k = cards[id];
     const before = reviews[id] || {};
     const chosen = decision === null ? before.decision || "" : (before.decision === decision ? "" : decision);
-    const row = { case_id: id, decision: chosen, comment: k.comment.value,
-                  reviewer: $("reviewer").value, timestamp: new Date().toISOString().slice(0, 19) + "+00:00" };
+    // unsaved: in this browser only, until the server answers with the row it recorded
+    const row = { case_id: id, decision: chosen, comment: k.comment.value, reviewer: $("reviewer").value,
+                  timestamp: new Date().toISOString().slice(0, 19) + "+00:00", unsaved: true };
     reviews[id] = row;
     saveLocal();
     show(id);
     applyFilter();
     if (!SERVED) { status("recorded in this browser; Export CSV to save reviews.csv"); return; }
+    await send(row);
+  }
+
+  async function send(row) {  // to reviews.csv; the server's row (its timestamp) replaces ours
+    const id = row.case_id;
     try {
+      const fields = Object.fromEntries(COLUMNS.map((c) => [c, row[c]]));
       const answer = await fetch("api/reviews", { method: "POST", headers: { "Content-Type": "application/json" },
-                                                 body: JSON.stringify(row) });
+                                                 body: JSON.stringify(fields) });
       const body = await answer.json();
       if (!answer.ok) throw new Error(body.error || answer.statusText);
-      reviews[id] = body;
+      if (reviews[id] === row) reviews[id] = body;  // unless a newer click came meanwhile
       saveLocal();
       show(id);
       status("saved " + id + " to reviews.csv");
+      return true;
     } catch (e) {
       status("NOT saved to reviews.csv (" + e.message + "); Export CSV keeps it", true);
+      return false;
     }
   }
 
@@ -207,13 +226,25 @@
   }
 
   async function loadServed() {  // decisions other reviewers recorded since the page was built
+    let served;
     try {
       const answer = await fetch("api/reviews");
       if (!answer.ok) return;
-      for (const row of await answer.json()) { reviews[row.case_id] = row; if (cards[row.case_id]) show(row.case_id); }
-      applyFilter();
-      status("served: decisions are saved to reviews.csv");
-    } catch (e) { status("server not reachable: decisions stay in this browser", true); }
+      served = await answer.json();
+    } catch (e) { status("server not reachable: decisions stay in this browser", true); return; }
+    for (const row of served) {  // the newer of ours and the server's; an older one of ours goes
+      if (!newer(row, reviews[row.case_id])) continue;
+      reviews[row.case_id] = row;
+      if (cards[row.case_id]) show(row.case_id);
+    }
+    saveLocal();
+    applyFilter();
+    // decisions of this browser that never reached the server and are newer than its rows
+    const pending = Object.values(reviews).filter((r) => r.unsaved && cards[r.case_id]);
+    let sent = 0;
+    for (const row of pending) sent += await send(row);
+    status(pending.length ? sent + " of " + pending.length + " decision(s) made in this browser saved to reviews.csv now"
+                          : "served: decisions are saved to reviews.csv", sent < pending.length);
   }
 
   loadLocal();
