@@ -151,6 +151,56 @@ def test_rerun_skips_done_cases_and_retries_failed(
     assert (table.drop(index=BAD)["attempts"] == 0).all()
 
 
+def test_overwrite_on_dask_rewrites_every_case(runs: dict, scheduler, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    out = tmp_path / "dask"
+    shutil.copytree(runs["dask"], out)  # a copy: the other tests keep theirs
+    done = sorted(p.parent.name for p in out.glob("*/report.json"))
+    assert len(done) >= GOOD
+    before = _outputs(out)
+    args = ["predict", "-i", str(runs["studies"]), "-o", str(out), "-m", str(runs["model"]),
+            "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar", "--json",
+            "--cluster", scheduler.scheduler.address]  # fmt: skip
+    # same settings: every done case predicted again, none skipped
+    main([*args, "--overwrite"])
+    answer = json.loads(capsys.readouterr().out)
+    assert sorted(answer["predicted"]) == done and answer["skipped"] == []
+    after = _outputs(out)
+    for case in done:
+        for name in ("report.json", "tumor.nii.gz", "mip.png"):
+            key = f"{case}/{name}"
+            assert after[key] > before[key], f"{key} not rewritten by --overwrite"
+    table = pd.read_csv(out / "cohort.csv", keep_default_na=False).set_index("case_id")
+    assert (table.loc[done, "status"] == "ok").all() and (table.loc[done, "attempts"] == 1).all()
+    # other settings: refused without --overwrite, made with the new settings with it
+    assert main([*args, "--min-volume-ml", "0.5"]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    main([*args, "--min-volume-ml", "0.5", "--overwrite"])
+    answer = json.loads(capsys.readouterr().out)
+    assert sorted(answer["predicted"]) == done
+    for case in done:
+        report = json.loads((out / case / "report.json").read_text())
+        assert report["settings"]["min_volume_ml"] == 0.5
+    table = pd.read_csv(out / "cohort.csv", keep_default_na=False).set_index("case_id")
+    assert (table.loc[done, "status"] == "ok").all()
+
+
+def test_task_finding_its_case_done_reports_skipped(runs: dict) -> None:
+    """A task whose case is already done (another run into the same -o) says skipped, not ok."""
+    from lion_nnunet.cohort.predict import PredictJob, predict_case
+    from lion_nnunet.cohort.run import default_status
+    from lion_nnunet.inference.options import PredictOptions
+    from lion_nnunet.inference.predict import discover_cases
+
+    case = next(c for c in discover_cases(runs["studies"]) if c.case_id != BAD)
+    assert (runs["single"] / case.case_id / "report.json").is_file()
+    options = PredictOptions(folds=("0",), device="cpu", use_mirroring=False, progress=False)
+    before = _outputs(runs["single"])
+    result = predict_case(PredictJob(case, str(runs["model"]), str(runs["single"]), options))
+    assert default_status(result) == ("skipped", "")
+    assert _outputs(runs["single"]) == before
+
+
 # --- a worker killed mid-run -------------------------------------------------------------------
 
 
