@@ -126,8 +126,9 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--cluster", default="local", metavar="SPEC", type=_cluster_spec,
-        help="local (this process; one worker per GPU when several), local:N (N worker "
-        "processes), tcp://HOST:PORT (a running Dask scheduler) or slurm (--cluster-config)",
+        help="local (this process; one worker per GPU when several and dask-cuda is installed), "
+        "local:N (N worker processes), tcp://HOST:PORT (a running Dask scheduler) or slurm "
+        "(--cluster-config)",
     )  # fmt: skip
     group.add_argument(
         "--cluster-config", default=None, metavar="FILE",

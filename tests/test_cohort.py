@@ -338,6 +338,70 @@ def test_organs_on_dask_equals_single_process(psma_cohort: Path, fake_ts, weight
     assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
 
 
+# --- several GPUs ------------------------------------------------------------------------------
+
+
+def _two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch sees 2 CUDA GPUs (this machine has none: the network itself runs on the CPU)."""
+    import torch
+
+    import lion_nnunet.inference.predict as predict_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    real = predict_module.resolve_device
+    monkeypatch.setattr(predict_module, "resolve_device", lambda device: real("cpu"))
+
+
+def test_default_cluster_on_two_gpus_without_dask_cuda_runs_here_on_one(
+    model: Path,
+    studies: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _two_gpus(monkeypatch)
+    monkeypatch.setitem(sys.modules, "dask_cuda", None)  # `import dask_cuda` raises ImportError
+    case = sorted(studies.glob("SYNFDG_0000/*/SUV.nii.gz"))[0]
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(case), "-o", str(out), "-m", str(model), "-f", "0",
+                 "--device", "auto", "--disable-tta", "--no-pbar"]) == 0  # fmt: skip
+    assert (out / "SYNFDG_0000" / "report.json").is_file()
+    assert not (out / "cohort.csv").exists()  # this process, not a Dask worker
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("2 GPUs are visible and dask-cuda is not installed: the cases run in this "
+               "process on one GPU (cuda:0)" in m for m in said), said  # fmt: skip
+
+
+def test_default_cluster_on_two_gpus_with_dask_cuda_starts_one_worker_per_gpu(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import types
+
+    from distributed import LocalCluster
+
+    from lion_nnunet.cohort.cluster import open_client, visible_gpus
+
+    _two_gpus(monkeypatch)
+    started: list[int] = []
+
+    def local_cuda_cluster(n_workers: int, threads_per_worker: int, dashboard_address):
+        started.append(n_workers)  # dask-cuda's cluster, as threads here (no GPU to bind)
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            processes=False, dashboard_address=None)  # fmt: skip
+
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = local_cuda_cluster
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    gpus = visible_gpus("auto")
+    assert gpus == 2
+    with open_client(ClusterOptions("local", dashboard=False), gpus) as client:
+        assert client is not None and len(client.scheduler_info()["workers"]) == 2
+    assert started == [2]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 GPUs are visible: one Dask worker per GPU (dask-cuda), 2 in all" in said
+
+
 # --- cluster specs -----------------------------------------------------------------------------
 
 SLURM_YAML = """\

@@ -2,10 +2,11 @@
 
 Specs:
     ``local`` (default): this process, as before, when there is one worker; one worker per GPU
-    (dask-cuda's ``LocalCUDACluster``) when the command runs on CUDA and several GPUs are visible.
+    (dask-cuda's ``LocalCUDACluster``) when the command runs on CUDA, several GPUs are visible
+    and dask-cuda is installed; without dask-cuda this process on one GPU (said in a warning).
     ``local:N``: a ``LocalCluster`` of N worker processes (one thread each, the cores shared
     between them; ``local:1`` is one worker process), or N GPU workers with dask-cuda on a
-    multi-GPU machine.
+    multi-GPU machine (N > 1 there needs dask-cuda).
     ``tcp://HOST:PORT``: an existing Dask scheduler (its workers must have lion-nnunet and see
     the same files).
     ``slurm``: a ``dask_jobqueue.SLURMCluster`` from ``--cluster-config FILE`` (dask-jobqueue's
@@ -103,11 +104,33 @@ class ClusterOptions:
         return None
 
     def single_process(self, gpus: int) -> bool:
-        """True when the cases run in this process (today's path): ``local`` and <= 1 GPU.
+        """True when the cases run in this process (today's path): ``local`` and <= 1 GPU, or
+        ``local`` on several GPUs without dask-cuda (then on one GPU).
 
         ``local:1`` is one worker process on Dask (the predictor in a worker, ``cohort.csv``).
         """
-        return self.spec == "local" and gpus <= 1
+        return self.spec == "local" and (gpus <= 1 or not has_dask_cuda())
+
+
+def has_dask_cuda() -> bool:
+    """True when dask-cuda (one Dask worker per GPU) can be imported."""
+    try:
+        import dask_cuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def runs_here(options: ClusterOptions, gpus: int) -> bool:
+    """:meth:`ClusterOptions.single_process`, saying in a warning when several GPUs are visible
+    and only one is used (the default ``local`` without dask-cuda)."""
+    here = options.single_process(gpus)
+    if here and gpus > 1:
+        log.warning(
+            "%d GPUs are visible and dask-cuda is not installed: the cases run in this process "
+            "on one GPU (cuda:0); %s to run one worker per GPU", gpus, GPU_HINT,
+        )  # fmt: skip
+    return here
 
 
 def visible_gpus(device: str) -> int:
@@ -168,14 +191,17 @@ def _local_cluster(workers: int, gpus: int, dashboard: bool):
     from distributed import LocalCluster
 
     address = ":0" if dashboard and _has_bokeh() else None
-    if gpus > 1:
+    if gpus > 1 and (workers > 1 or has_dask_cuda()):
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
             raise LionError(
-                f"{gpus} GPUs are visible and one worker per GPU needs dask-cuda, which is not "
-                f"installed: {GPU_HINT}, or pass --cluster local:1 to use one GPU"
+                f"--cluster local:{workers}: {gpus} GPUs are visible and one worker per GPU "
+                f"needs dask-cuda, which is not installed: {GPU_HINT}, or pass --cluster local "
+                "to run on one GPU in this process"
             ) from None
+        log.warning("%d GPUs are visible: one Dask worker per GPU (dask-cuda), %d in all", gpus,
+                    min(workers, gpus))  # fmt: skip
         return LocalCUDACluster(
             n_workers=min(workers, gpus), threads_per_worker=1, dashboard_address=address
         )

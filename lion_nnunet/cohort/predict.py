@@ -20,7 +20,7 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.inference.cases import Case
 from lion_nnunet.inference.options import PredictOptions
 
-from .cluster import ClusterOptions, open_client, visible_gpus, worker_threads
+from .cluster import ClusterOptions, open_client, runs_here, visible_gpus, worker_threads
 from .run import CaseOutcome, run_cohort, write_cohort_csv
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def predict_cohort(
     from lion_nnunet.inference.predict import predict_cases
 
     gpus = visible_gpus(options.device)
-    if cluster.single_process(gpus):
+    if runs_here(cluster, gpus):
         return predict_cases(cases, model_folder, out_dir, options)
     out_dir = Path(out_dir)
     plan = predict_cases(cases, model_folder, out_dir, options, plan_only=True)
