@@ -402,6 +402,132 @@ def test_default_cluster_on_two_gpus_with_dask_cuda_starts_one_worker_per_gpu(
     assert "2 GPUs are visible: one Dask worker per GPU (dask-cuda), 2 in all" in said
 
 
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key (PEM files), as ``Security.temporary()`` makes them
+    in memory (made by the openssl command where the cryptography package is missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        from distributed.security import Security
+
+        temporary = Security.temporary()
+        cert.write_text(temporary.tls_ca_file)
+        key.write_text(temporary.tls_client_key)
+    except ImportError:
+        if shutil.which("openssl") is None:
+            pytest.skip("neither the cryptography package nor the openssl command is available")
+        import subprocess
+
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=dask"],
+                       check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
+def test_tls_scheduler_runs_a_cohort_through_the_cluster_layer(
+    model: Path, studies: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+
+    cert, key = _tls_files(tmp_path / "tls")
+    roles = {f"tls_{role}_{part}": str(path) for role in ("scheduler", "worker", "client")
+             for part, path in (("cert", cert), ("key", key))}  # fmt: skip
+    security = Security(tls_ca_file=str(cert), require_encryption=True, **roles)
+    inputs = tmp_path / "in"
+    for suv in sorted(studies.glob("SYNFDG_000[01]/*/SUV.nii.gz")):
+        (inputs / suv.parent.parent.name).mkdir(parents=True)
+        shutil.copy2(suv, inputs / suv.parent.parent.name / "SUV.nii.gz")
+    for k, v in CPU_FRIENDLY_ENV.items():  # the workers inherit the environment
+        monkeypatch.setenv(k, v)
+    config = tmp_path / "tls.yaml"
+    config.write_text(f"security:\n  tls_ca_file: {cert}\n  tls_client_cert: {cert}\n"
+                      f"  tls_client_key: {key}\n")  # fmt: skip
+    base = ["predict", "-i", str(inputs), "-m", str(model), "-f", "0", "--device", "cpu",
+            "--disable-tta", "--no-pbar"]  # fmt: skip
+    assert main([*base, "-o", str(tmp_path / "single")]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tls://",
+                      security=security, dashboard_address=None) as cluster:  # fmt: skip
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        capsys.readouterr()
+        # no certificate: the scheduler refuses the connection, in one sentence
+        assert main([*base, "-o", str(tmp_path / "refused"), "--cluster", address]) == 1
+        assert (
+            "--cluster tls://...: no TLS certificates; give --cluster-config FILE with a "
+            "security: section" in capsys.readouterr().err
+        )
+        other, _ = _tls_files(tmp_path / "other")  # certificates the scheduler does not trust
+        wrong = tmp_path / "wrong.yaml"
+        wrong.write_text(f"security:\n  tls_ca_file: {other}\n  tls_client_cert: {other}\n"
+                         f"  tls_client_key: {tmp_path / 'other' / 'key.pem'}\n")  # fmt: skip
+        assert main([*base, "-o", str(tmp_path / "refused"), "--cluster", address,
+                     "--cluster-config", str(wrong)]) == 1  # fmt: skip
+        err = capsys.readouterr().err
+        assert f"--cluster {address}: cannot connect to a Dask scheduler there (TLS" in err
+        assert "check the address and the certificates" in err
+        assert not list((tmp_path / "refused").glob("*/report.json"))
+        assert main([*base, "-o", str(tmp_path / "tls"), "--cluster", address,
+                     "--cluster-config", str(config)]) == 0  # fmt: skip
+    table = pd.read_csv(tmp_path / "tls" / "cohort.csv", keep_default_na=False)
+    single = sorted(p.parent.name for p in (tmp_path / "single").glob("*/report.json"))
+    assert len(single) == 2 and sorted(table["case_id"]) == single
+    assert (table["status"] == "ok").all() and (table["worker"] != "").all()
+    for case in table["case_id"]:
+        np.testing.assert_array_equal(
+            _array(tmp_path / "tls" / case / "tumor.nii.gz"),
+            _array(tmp_path / "single" / case / "tumor.nii.gz"),
+        )
+
+
+def test_slurm_cluster_talks_tls_with_the_config_certificates(tmp_path: Path) -> None:
+    cert, key = _tls_files(tmp_path / "tls")
+    config = tmp_path / "slurm.yaml"
+    config.write_text(SLURM_YAML + f"security:\n  tls_ca_file: {cert}\n  tls_worker_cert: {cert}\n"
+                      f"  tls_worker_key: {key}\n  tls_scheduler_cert: {cert}\n"
+                      f"  tls_scheduler_key: {key}\n  tls_client_cert: {cert}\n"
+                      f"  tls_client_key: {key}\n")  # fmt: skip
+    cluster = slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+        address = cluster.scheduler_address
+    finally:
+        cluster.close()
+    assert address.startswith("tls://")
+    worker = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
+    assert f"{address} " in worker or worker.split()[3] == address
+    for flag, path in (("--tls-ca-file", cert), ("--tls-cert", cert), ("--tls-key", key)):
+        assert f"{flag} {path}" in worker
+
+
+def test_slurm_default_is_temporary_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(SLURM_YAML)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:  # Security.temporary() needs it: the sentence says how to go on
+        with pytest.raises(LionError, match="needs the cryptography package: pip install "
+                           "cryptography, or give certificate files"):  # fmt: skip
+            slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+        return
+    cluster = slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tls://")
+    finally:
+        cluster.close()
+    shared = tmp_path / "home" / ".lion" / "dask"
+    assert "--tls-ca-file " + str(shared) in script
+    assert shared.stat().st_mode & 0o777 == 0o700
+
+
 # --- cluster specs -----------------------------------------------------------------------------
 
 SLURM_YAML = """\
@@ -422,7 +548,7 @@ jobqueue:
 
 def test_slurm_job_script_from_cluster_config(tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
-    config.write_text(SLURM_YAML)
+    config.write_text(SLURM_YAML + "security: false\n")  # TLS: the tests below
     options = ClusterOptions("slurm", config, max_workers=4)
     cluster = slurm_cluster(options.config, scheduler_options={"dashboard_address": ":0"})
     try:
@@ -458,4 +584,5 @@ def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) 
     with pytest.raises(SystemExit) as exit_:
         main(["predict", "-i", "in", "-o", "out", "-m", "fdg", "--cluster", "lokal:2"])
     assert exit_.value.code == 2
-    assert "--cluster: expected local, local:N, tcp://HOST:PORT or slurm" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--cluster: expected local, local:N, tls://HOST:PORT, tcp://HOST:PORT or slurm" in err

@@ -20,7 +20,10 @@ import numpy as np
 
 from lion_nnunet.errors import LionError
 
-_scalar = np._core.multiarray.scalar  # numpy >= 2 (the package's pin); numpy.core is its alias
+try:
+    from numpy._core.multiarray import scalar as _scalar  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.26
+    from numpy.core.multiarray import scalar as _scalar
 
 #: Globals an nnU-Net v2 checkpoint holds beyond torch's own ``weights_only`` allow-list, with
 #: the name a pickle written under numpy 1 or 2 gives each.
