@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -586,3 +587,27 @@ def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) 
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--cluster: expected local, local:N, tls://HOST:PORT, tcp://HOST:PORT or slurm" in err
+
+
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ("  tls_ca_file: {cert}\n  tls_cert: {cert}\n", "unknown key(s) tls_cert; expected"),
+        ("  tls_ca_file: {missing}\n", "file(s) not found: tls_ca_file {missing}"),
+        (" false", "says security: false, but --cluster tls://127.0.0.1:1 needs TLS"),
+    ],
+)
+def test_bad_security_section_is_one_sentence(tmp_path: Path, security: str, message: str) -> None:
+    from lion_nnunet.cohort.cluster import open_client
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not read before the checks")
+    missing = tmp_path / "none.pem"
+    config = tmp_path / "tls.yaml"
+    config.write_text("security:" + ("\n" if security.startswith("  ") else "")
+                      + security.format(cert=cert, missing=missing) + "\n")  # fmt: skip
+    with (
+        pytest.raises(LionError, match=re.escape(message.format(missing=missing))),
+        open_client(ClusterOptions("tls://127.0.0.1:1", config)),
+    ):
+        pass

@@ -69,7 +69,7 @@ class ClusterOptions:
     """Where the cases run.
 
     Attributes:
-        spec: ``local``, ``local:N``, ``tcp://HOST:PORT`` or ``slurm``.
+        spec: ``local``, ``local:N``, ``tls://HOST:PORT``, ``tcp://HOST:PORT`` or ``slurm``.
         config: YAML file: dask-jobqueue's ``jobqueue: slurm:`` (``slurm``) and a
             ``security:`` section (``slurm``, ``tls://``).
         max_workers: SLURM jobs to scale to (one worker each).
@@ -332,6 +332,11 @@ def open_client(options: ClusterOptions, gpus: int = 0) -> Iterator[object | Non
         if options.spec.startswith(("tcp://", "tls://")):
             tls = options.spec.startswith("tls://")
             security = security_from_config(options.config, temporary=False) if tls else None
+            if tls and security is None:
+                raise LionError(
+                    f"--cluster-config {options.config} says security: false, but --cluster "
+                    f"{options.spec} needs TLS certificates; give them in its security: section"
+                )
             if not tls:
                 log.warning(
                     "--cluster %s: tcp:// is unencrypted, and anyone who reaches the scheduler "
