@@ -14,6 +14,7 @@ source is trusted (``--trust-checkpoint``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,30 +60,33 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
         with torch.serialization.safe_globals(list(NNUNET_GLOBALS)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if trust:
-            raise _damaged(path, e) from None
-        raise LionError(
-            f"{path}: the checkpoint refers to {_refused_name(str(e))}, which is not part of an "
-            "nnU-Net checkpoint's weights or training record; loading it could run code from the "
-            "file, so it is refused; if you trust its source, install it with --trust-checkpoint"
-        ) from None
+        refused = None if trust else _refused_name(str(e))
+        if refused:
+            raise LionError(
+                f"{path}: the checkpoint refers to {refused}, which is not part of an nnU-Net "
+                "checkpoint's weights or training record; loading it could run code from the "
+                "file, so it is refused; if you trust its source, install it with "
+                "--trust-checkpoint"
+            ) from None
+        raise _damaged(path, e) from None
     except Exception as e:  # torch raises many types for a broken file
         raise _damaged(path, e) from None
 
 
 def _damaged(path: Path, e: Exception) -> LionError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = str(e).strip()
+    unpickler = re.search(r"WeightsUnpickler error: \s*(.+)", text)
+    first = unpickler.group(1).strip() if unpickler else (text.splitlines() or [""])[0]
     return LionError(
         f"{path}: cannot read the checkpoint ({type(e).__name__}: {first}); the file is damaged "
         "or not a PyTorch checkpoint; get the model again"
     )
 
 
-def _refused_name(message: str) -> str:
-    """What torch's restricted unpickler refused, from its message (``exec``, ``os.system``)."""
-    import re
-
+def _refused_name(message: str) -> str | None:
+    """The global torch's weights-only loader refused (``exec``, ``os.system``), from its
+    message; None when it refused something else (a file that is no pickle at all)."""
     match = re.search(r"Unsupported global: GLOBAL (\S+)", message) or re.search(
-        r"but got <class '([^']+)'>", message
+        r"Can only build .* but got <class '([^']+)'>", message
     )
-    return match.group(1) if match else "an object torch's weights-only loader does not accept"
+    return match.group(1) if match else None
