@@ -372,6 +372,13 @@ def test_default_cluster_on_two_gpus_without_dask_cuda_runs_here_on_one(
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("2 GPUs are visible and dask-cuda is not installed: the cases run in this "
                "process on one GPU (cuda:0)" in m for m in said), said  # fmt: skip
+    # lion experiment opens its client directly: the same choice, said once
+    from lion_nnunet.cohort.cluster import open_client
+
+    caplog.clear()
+    with open_client(ClusterOptions("local"), 2) as client:
+        assert client is None
+    assert ["dask-cuda is not installed" in r.getMessage() for r in caplog.records] == [True]
 
 
 def test_default_cluster_on_two_gpus_with_dask_cuda_starts_one_worker_per_gpu(

@@ -318,7 +318,7 @@ def open_client(options: ClusterOptions, gpus: int = 0) -> Iterator[object | Non
         gpus: CUDA GPUs the command would use (:func:`visible_gpus`); ``local`` starts one
             worker per GPU when there are several.
     """
-    if options.single_process(gpus):
+    if runs_here(options, gpus):
         yield None
         return
     import dask
