@@ -126,13 +126,15 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--cluster", default="local", metavar="SPEC", type=_cluster_spec,
-        help="local (this process; one worker per GPU when several), local:N (N worker "
-        "processes), tcp://HOST:PORT (a running Dask scheduler) or slurm (--cluster-config)",
+        help="local (this process; one worker per GPU when several and dask-cuda is installed), "
+        "local:N (N worker processes), tls://HOST:PORT (a running Dask scheduler, TLS), "
+        "tcp://HOST:PORT (the same, unencrypted) or slurm (--cluster-config)",
     )  # fmt: skip
     group.add_argument(
         "--cluster-config", default=None, metavar="FILE",
-        help="dask-jobqueue YAML (jobqueue: slurm: queue, cores, memory, walltime, "
-        "job_extra_directives, job_script_prologue) for --cluster slurm",
+        help="YAML: dask-jobqueue's jobqueue: slurm: (queue, cores, memory, walltime, "
+        "job_extra_directives, job_script_prologue) for --cluster slurm, and a security: section "
+        "(tls_ca_file, tls_client_cert, tls_client_key, ...) for tls:// or slurm",
     )  # fmt: skip
     group.add_argument(
         "--max-workers", type=int, default=1, metavar="N",

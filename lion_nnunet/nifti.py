@@ -31,6 +31,11 @@ GZIP_WBITS = 16 + zlib.MAX_WBITS
 #: Largest NIfTI header (NIfTI-2: 540 bytes; NIfTI-1: 348).
 MAX_HEADER_BYTES = 540
 AGAIN = "copy or export the file again (an interrupted copy or download?)"
+#: Most bytes deflate produces per compressed byte (zlib's documented limit, 1032:1): a .nii.gz
+#: whose header describes more than this many times its size is truncated or its header damaged.
+MAX_DEFLATE_RATIO = 1032
+#: Copies of the voxels alive while an image is read (as read, and in (z, y, x) order).
+READ_COPIES = 2
 
 
 def is_nifti(path: str | Path) -> bool:
@@ -143,6 +148,15 @@ def read_stream(path: str | Path, layout: NiftiLayout, what: str, keep: bool) ->
     """
     path = Path(path)
     need = layout.end
+    if keep and not _can_hold(path, layout):
+        # a damaged header or a cut file: counted in constant memory, which names the shortfall
+        read_stream(path, layout, what, keep=False)
+        raise LionError(  # pragma: no cover - the count above always falls short
+            f"{path}: the {what} file's header describes {layout.describe()} voxels, more than "
+            f"the file can hold; {AGAIN}"
+        )
+    if keep:
+        _check_memory(path, layout, what)
     buffer = bytearray(need) if keep else None
     view = memoryview(buffer) if keep else None
     got = 0
@@ -177,6 +191,35 @@ def read_stream(path: str | Path, layout: NiftiLayout, what: str, keep: bool) ->
             f"end-of-stream marker (after {got:,} bytes); {AGAIN}"
         )
     return buffer
+
+
+def _can_hold(path: Path, layout: NiftiLayout) -> bool:
+    """False when ``path`` is too small for the bytes its header describes (before allocating
+    them): a ``.nii`` shorter than ``layout.end``, a ``.nii.gz`` whose size times
+    :data:`MAX_DEFLATE_RATIO` is less."""
+    size = path.stat().st_size
+    return layout.end <= (size * MAX_DEFLATE_RATIO if _is_gzip(path) else size)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (psutil's estimate), None when unknown."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with distributed
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def _check_memory(path: Path, layout: NiftiLayout, what: str) -> None:
+    """LionError, before anything is allocated, when reading needs more memory than is free."""
+    need = READ_COPIES * layout.end
+    free = available_memory()
+    if free is not None and need > free:
+        raise LionError(
+            f"{path}: reading the {what} ({layout.describe()}, {layout.end / 2**30:.1f} GiB of "
+            f"voxels) needs about {need / 2**30:.1f} GiB of memory and {free / 2**30:.1f} GiB "
+            "are available; free memory or use a machine with more (is the header's size right?)"
+        )
 
 
 def read_voxels(path: str | Path, what: str = "image") -> tuple[NiftiLayout, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -151,6 +152,56 @@ def test_rerun_skips_done_cases_and_retries_failed(
     assert (table.drop(index=BAD)["attempts"] == 0).all()
 
 
+def test_overwrite_on_dask_rewrites_every_case(runs: dict, scheduler, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    out = tmp_path / "dask"
+    shutil.copytree(runs["dask"], out)  # a copy: the other tests keep theirs
+    done = sorted(p.parent.name for p in out.glob("*/report.json"))
+    assert len(done) >= GOOD
+    before = _outputs(out)
+    args = ["predict", "-i", str(runs["studies"]), "-o", str(out), "-m", str(runs["model"]),
+            "-f", "0", "--device", "cpu", "--disable-tta", "--no-pbar", "--json",
+            "--cluster", scheduler.scheduler.address]  # fmt: skip
+    # same settings: every done case predicted again, none skipped
+    main([*args, "--overwrite"])
+    answer = json.loads(capsys.readouterr().out)
+    assert sorted(answer["predicted"]) == done and answer["skipped"] == []
+    after = _outputs(out)
+    for case in done:
+        for name in ("report.json", "tumor.nii.gz", "mip.png"):
+            key = f"{case}/{name}"
+            assert after[key] > before[key], f"{key} not rewritten by --overwrite"
+    table = pd.read_csv(out / "cohort.csv", keep_default_na=False).set_index("case_id")
+    assert (table.loc[done, "status"] == "ok").all() and (table.loc[done, "attempts"] == 1).all()
+    # other settings: refused without --overwrite, made with the new settings with it
+    assert main([*args, "--min-volume-ml", "0.5"]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    main([*args, "--min-volume-ml", "0.5", "--overwrite"])
+    answer = json.loads(capsys.readouterr().out)
+    assert sorted(answer["predicted"]) == done
+    for case in done:
+        report = json.loads((out / case / "report.json").read_text())
+        assert report["settings"]["min_volume_ml"] == 0.5
+    table = pd.read_csv(out / "cohort.csv", keep_default_na=False).set_index("case_id")
+    assert (table.loc[done, "status"] == "ok").all()
+
+
+def test_task_finding_its_case_done_reports_skipped(runs: dict) -> None:
+    """A task whose case is already done (another run into the same -o) says skipped, not ok."""
+    from lion_nnunet.cohort.predict import PredictJob, predict_case
+    from lion_nnunet.cohort.run import default_status
+    from lion_nnunet.inference.options import PredictOptions
+    from lion_nnunet.inference.predict import discover_cases
+
+    case = next(c for c in discover_cases(runs["studies"]) if c.case_id != BAD)
+    assert (runs["single"] / case.case_id / "report.json").is_file()
+    options = PredictOptions(folds=("0",), device="cpu", use_mirroring=False, progress=False)
+    before = _outputs(runs["single"])
+    result = predict_case(PredictJob(case, str(runs["model"]), str(runs["single"]), options))
+    assert default_status(result) == ("skipped", "")
+    assert _outputs(runs["single"]) == before
+
+
 # --- a worker killed mid-run -------------------------------------------------------------------
 
 
@@ -288,6 +339,203 @@ def test_organs_on_dask_equals_single_process(psma_cohort: Path, fake_ts, weight
     assert len(table) == len(files) // 2 and (table["status"] == "ok").all()
 
 
+# --- several GPUs ------------------------------------------------------------------------------
+
+
+def _two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch sees 2 CUDA GPUs (this machine has none: the network itself runs on the CPU)."""
+    import torch
+
+    import lion_nnunet.inference.predict as predict_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    real = predict_module.resolve_device
+    monkeypatch.setattr(predict_module, "resolve_device", lambda device: real("cpu"))
+
+
+def test_default_cluster_on_two_gpus_without_dask_cuda_runs_here_on_one(
+    model: Path,
+    studies: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _two_gpus(monkeypatch)
+    monkeypatch.setitem(sys.modules, "dask_cuda", None)  # `import dask_cuda` raises ImportError
+    case = sorted(studies.glob("SYNFDG_0000/*/SUV.nii.gz"))[0]
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(case), "-o", str(out), "-m", str(model), "-f", "0",
+                 "--device", "auto", "--disable-tta", "--no-pbar"]) == 0  # fmt: skip
+    assert (out / "SYNFDG_0000" / "report.json").is_file()
+    assert not (out / "cohort.csv").exists()  # this process, not a Dask worker
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("2 GPUs are visible and dask-cuda is not installed: the cases run in this "
+               "process on one GPU (cuda:0)" in m for m in said), said  # fmt: skip
+    # lion experiment opens its client directly: the same choice, said once
+    from lion_nnunet.cohort.cluster import open_client
+
+    caplog.clear()
+    with open_client(ClusterOptions("local"), 2) as client:
+        assert client is None
+    assert ["dask-cuda is not installed" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_default_cluster_on_two_gpus_with_dask_cuda_starts_one_worker_per_gpu(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import types
+
+    from distributed import LocalCluster
+
+    from lion_nnunet.cohort.cluster import open_client, visible_gpus
+
+    _two_gpus(monkeypatch)
+    started: list[int] = []
+
+    def local_cuda_cluster(n_workers: int, threads_per_worker: int, dashboard_address):
+        started.append(n_workers)  # dask-cuda's cluster, as threads here (no GPU to bind)
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            processes=False, dashboard_address=None)  # fmt: skip
+
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = local_cuda_cluster
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    gpus = visible_gpus("auto")
+    assert gpus == 2
+    with open_client(ClusterOptions("local", dashboard=False), gpus) as client:
+        assert client is not None and len(client.scheduler_info()["workers"]) == 2
+    assert started == [2]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 GPUs are visible: one Dask worker per GPU (dask-cuda), 2 in all" in said
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key (PEM files), as ``Security.temporary()`` makes them
+    in memory (made by the openssl command where the cryptography package is missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        from distributed.security import Security
+
+        temporary = Security.temporary()
+        cert.write_text(temporary.tls_ca_file)
+        key.write_text(temporary.tls_client_key)
+    except ImportError:
+        if shutil.which("openssl") is None:
+            pytest.skip("neither the cryptography package nor the openssl command is available")
+        import subprocess
+
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=dask"],
+                       check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
+def test_tls_scheduler_runs_a_cohort_through_the_cluster_layer(
+    model: Path, studies: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+
+    cert, key = _tls_files(tmp_path / "tls")
+    roles = {f"tls_{role}_{part}": str(path) for role in ("scheduler", "worker", "client")
+             for part, path in (("cert", cert), ("key", key))}  # fmt: skip
+    security = Security(tls_ca_file=str(cert), require_encryption=True, **roles)
+    inputs = tmp_path / "in"
+    for suv in sorted(studies.glob("SYNFDG_000[01]/*/SUV.nii.gz")):
+        (inputs / suv.parent.parent.name).mkdir(parents=True)
+        shutil.copy2(suv, inputs / suv.parent.parent.name / "SUV.nii.gz")
+    for k, v in CPU_FRIENDLY_ENV.items():  # the workers inherit the environment
+        monkeypatch.setenv(k, v)
+    config = tmp_path / "tls.yaml"
+    config.write_text(f"security:\n  tls_ca_file: {cert}\n  tls_client_cert: {cert}\n"
+                      f"  tls_client_key: {key}\n")  # fmt: skip
+    base = ["predict", "-i", str(inputs), "-m", str(model), "-f", "0", "--device", "cpu",
+            "--disable-tta", "--no-pbar"]  # fmt: skip
+    assert main([*base, "-o", str(tmp_path / "single")]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tls://",
+                      security=security, dashboard_address=None) as cluster:  # fmt: skip
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        capsys.readouterr()
+        # no certificate: the scheduler refuses the connection, in one sentence
+        assert main([*base, "-o", str(tmp_path / "refused"), "--cluster", address]) == 1
+        assert (
+            "--cluster tls://...: no TLS certificates; give --cluster-config FILE with a "
+            "security: section" in capsys.readouterr().err
+        )
+        other, _ = _tls_files(tmp_path / "other")  # certificates the scheduler does not trust
+        wrong = tmp_path / "wrong.yaml"
+        wrong.write_text(f"security:\n  tls_ca_file: {other}\n  tls_client_cert: {other}\n"
+                         f"  tls_client_key: {tmp_path / 'other' / 'key.pem'}\n")  # fmt: skip
+        assert main([*base, "-o", str(tmp_path / "refused"), "--cluster", address,
+                     "--cluster-config", str(wrong)]) == 1  # fmt: skip
+        err = capsys.readouterr().err
+        assert f"--cluster {address}: cannot connect to a Dask scheduler there (TLS" in err
+        assert "check the address and the certificates" in err
+        assert not list((tmp_path / "refused").glob("*/report.json"))
+        assert main([*base, "-o", str(tmp_path / "tls"), "--cluster", address,
+                     "--cluster-config", str(config)]) == 0  # fmt: skip
+    table = pd.read_csv(tmp_path / "tls" / "cohort.csv", keep_default_na=False)
+    single = sorted(p.parent.name for p in (tmp_path / "single").glob("*/report.json"))
+    assert len(single) == 2 and sorted(table["case_id"]) == single
+    assert (table["status"] == "ok").all() and (table["worker"] != "").all()
+    for case in table["case_id"]:
+        np.testing.assert_array_equal(
+            _array(tmp_path / "tls" / case / "tumor.nii.gz"),
+            _array(tmp_path / "single" / case / "tumor.nii.gz"),
+        )
+
+
+def test_slurm_cluster_talks_tls_with_the_config_certificates(tmp_path: Path) -> None:
+    cert, key = _tls_files(tmp_path / "tls")
+    config = tmp_path / "slurm.yaml"
+    config.write_text(SLURM_YAML + f"security:\n  tls_ca_file: {cert}\n  tls_worker_cert: {cert}\n"
+                      f"  tls_worker_key: {key}\n  tls_scheduler_cert: {cert}\n"
+                      f"  tls_scheduler_key: {key}\n  tls_client_cert: {cert}\n"
+                      f"  tls_client_key: {key}\n")  # fmt: skip
+    cluster = slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+        address = cluster.scheduler_address
+    finally:
+        cluster.close()
+    assert address.startswith("tls://")
+    worker = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
+    assert f"{address} " in worker or worker.split()[3] == address
+    for flag, path in (("--tls-ca-file", cert), ("--tls-cert", cert), ("--tls-key", key)):
+        assert f"{flag} {path}" in worker
+
+
+def test_slurm_default_is_temporary_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(SLURM_YAML)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:  # Security.temporary() needs it: the sentence says how to go on
+        with pytest.raises(LionError, match="needs the cryptography package: pip install "
+                           "cryptography, or give certificate files"):  # fmt: skip
+            slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+        return
+    cluster = slurm_cluster(config, scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tls://")
+    finally:
+        cluster.close()
+    shared = tmp_path / "home" / ".lion" / "dask"
+    assert "--tls-ca-file " + str(shared) in script
+    assert shared.stat().st_mode & 0o777 == 0o700
+
+
 # --- cluster specs -----------------------------------------------------------------------------
 
 SLURM_YAML = """\
@@ -308,7 +556,7 @@ jobqueue:
 
 def test_slurm_job_script_from_cluster_config(tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
-    config.write_text(SLURM_YAML)
+    config.write_text(SLURM_YAML + "security: false\n")  # TLS: the tests below
     options = ClusterOptions("slurm", config, max_workers=4)
     cluster = slurm_cluster(options.config, scheduler_options={"dashboard_address": ":0"})
     try:
@@ -344,7 +592,32 @@ def test_malformed_cluster_spec_is_a_usage_error(capsys: pytest.CaptureFixture) 
     with pytest.raises(SystemExit) as exit_:
         main(["predict", "-i", "in", "-o", "out", "-m", "fdg", "--cluster", "lokal:2"])
     assert exit_.value.code == 2
-    assert "--cluster: expected local, local:N, tcp://HOST:PORT or slurm" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--cluster: expected local, local:N, tls://HOST:PORT, tcp://HOST:PORT or slurm" in err
+
+
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ("  tls_ca_file: {cert}\n  tls_cert: {cert}\n", "unknown key(s) tls_cert; expected"),
+        ("  tls_ca_file: {missing}\n", "file(s) not found: tls_ca_file {missing}"),
+        (" false", "says security: false, but --cluster tls://127.0.0.1:1 needs TLS"),
+    ],
+)
+def test_bad_security_section_is_one_sentence(tmp_path: Path, security: str, message: str) -> None:
+    from lion_nnunet.cohort.cluster import open_client
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not read before the checks")
+    missing = tmp_path / "none.pem"
+    config = tmp_path / "tls.yaml"
+    config.write_text("security:" + ("\n" if security.startswith("  ") else "")
+                      + security.format(cert=cert, missing=missing) + "\n")  # fmt: skip
+    with (
+        pytest.raises(LionError, match=re.escape(message.format(missing=missing))),
+        open_client(ClusterOptions("tls://127.0.0.1:1", config)),
+    ):
+        pass
 
 
 # --- what the console says -----------------------------------------------------------------------

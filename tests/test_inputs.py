@@ -166,6 +166,53 @@ def test_reader_refuses_a_stream_cut_in_its_trailer(cohort: Path, tmp_path: Path
         read_image(path, "PET")
 
 
+def _huge_header_nifti(path: Path, compress: bool) -> Path:
+    """A NIfTI-1 whose header claims 30000^3 float32 voxels (108 TB), followed by 64 kB of zeros."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((30000, 30000, 30000))
+    header.set_data_dtype(np.float32)
+    header.set_zooms((2.0, 2.0, 3.0))
+    header.set_data_offset(352)
+    raw = header.binaryblock + b"\0" * 4 + b"\0" * 65536
+    assert len(header.binaryblock) == 348
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+@pytest.mark.parametrize("name", ["SUV.nii.gz", "SUV.nii"])
+def test_damaged_header_claiming_108_tb_is_one_sentence(tmp_path: Path, name: str) -> None:
+    path = _huge_header_nifti(tmp_path / name, compress=name.endswith(".gz"))
+    need = 352 + 30000**3 * 4  # vox_offset + every float32 voxel the header claims
+    got = 352 + 65536
+    for read in (read_image, read_float_image, check_image_file):
+        with pytest.raises(LionError) as info:
+            read(path, "PET")
+        assert str(info.value) == (
+            f"{path}: the PET file is truncated: it holds {got:,} of the {need:,} bytes its header "
+            "describes (30000x30000x30000 float32); copy or export the file again (an "
+            "interrupted copy or download?)"
+        )
+
+
+def test_image_larger_than_free_memory_is_one_sentence(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lion_nnunet.nifti as nifti
+
+    path = tmp_path / "SUV.nii.gz"
+    shutil.copy(_studies(cohort)[0] / "SUV.nii.gz", path)
+    voxels = int(np.prod(sitk.ReadImage(str(path)).GetSize())) * 4  # float32 phantom
+    monkeypatch.setattr(nifti, "available_memory", lambda: voxels)  # room for one copy, not two
+    with pytest.raises(LionError, match=re.escape(f"{path}: reading the PET (")) as info:
+        read_image(path, "PET")
+    assert "needs about" in str(info.value) and "\n" not in str(info.value)
+    check_image_file(path, "PET")  # checking keeps nothing: constant memory, no refusal
+    monkeypatch.setattr(nifti, "available_memory", lambda: 2 * voxels + 4096)
+    assert read_image(path, "PET").GetSize() == sitk.ReadImage(str(path)).GetSize()
+
+
 def test_reader_refuses_4d_nan_and_accepts_one_frame(cohort: Path, tmp_path: Path) -> None:
     images = wrong_images(cohort)
     for name, says in (("pet_dynamic", "4-D with 2 frames"), ("pet_nan", "4 NaN/inf voxels")):

@@ -192,9 +192,13 @@ def test_tumor_first_model_zip_from_nnunet_export_and_api(
     archive = tmp_path / "lion_fdg.zip"
     run_stock("nnUNetv2_export_model_to_zip", "-d", str(m["dataset_id"]), "-o", str(archive),
               "-c", "3d_fullres", "-tr", m["trainer"], "-p", "LIONPlans", "-f", "0")  # fmt: skip
+    # nnU-Net 2.8's own save_checkpoint wrote it: installed through the weights-only loader
     assert main(["models", "install", str(archive), "--name", "fdg", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["tumor_label"] == 1 and record["tracer"] == "fdg"
+    assert record["trust_checkpoint"] is False
+    assert record["file_sha256"] == {n: _sha256(m["model_dir"] / n)
+                                     for n in ("plans.json", "dataset.json")}  # fmt: skip
     out = tmp_path / "out"
     case_file = sorted(m["images_ts"].glob("*_0000.nii.gz"))[0]
     assert main(["predict", "-i", str(case_file), "-o", str(out), "-m", "fdg", "--device", "cpu",
@@ -208,6 +212,83 @@ def test_tumor_first_model_zip_from_nnunet_export_and_api(
     raw = sitk.GetArrayFromImage(lion_nnunet.load_model("fdg", device="cpu").segment(pet).tumor)
     expected = (raw > 0) & (sitk.GetArrayFromImage(pet) >= 1.0)
     np.testing.assert_array_equal(tumor, expected.astype(np.uint8))
+
+
+class _WritesMarker:
+    """Unpickled, it writes a file: what a malicious checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_checkpoint_with_a_malicious_pickle_is_refused_and_runs_nothing(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    folder = _copy_model(released, tmp_path)
+    marker = tmp_path / "code_ran"
+    checkpoint = folder / "fold_0" / CHECKPOINT
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["init_args"]["payload"] = _WritesMarker(marker)
+    torch.save(state, checkpoint)
+    archive = _zip_model(folder, tmp_path / "evil.zip")
+    assert main(["models", "install", str(archive), "--name", "evil"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fold_0/checkpoint_final.pth: the checkpoint refers to exec" in err[0]
+    assert "could run code from the file, so it is refused" in err[0]
+    assert "--trust-checkpoint" in err[0]
+    assert not marker.exists()
+    _assert_not_installed(model_home, "evil")
+    # --trust-checkpoint loads it as nnU-Net does (weights_only=False): the pickle runs
+    assert main(["models", "install", str(archive), "--name", "evil", "--trust-checkpoint"]) == 0
+    assert marker.read_text() == "ran"
+
+
+def test_numpy_scalars_of_nnunet_training_record_load_weights_only(tmp_path: Path) -> None:
+    """nnU-Net's logger and _best_ema hold numpy float32 (2.8) or float64 (earlier) scalars."""
+    import torch
+
+    from lion_nnunet.inference.checkpoint_load import load_checkpoint
+
+    path = tmp_path / "checkpoint_final.pth"
+    record = {"mean_fg_dice": [np.float32(0.25), np.float64(0.5)], "lrs": [0.01]}
+    torch.save({"network_weights": {"w": torch.ones(2)}, "logging": record,
+                "_best_ema": np.float64(0.5), "trainer_name": "nnUNetTrainer",
+                "init_args": {"device": torch.device("cpu")}}, path)  # fmt: skip
+    loaded = load_checkpoint(path)
+    assert loaded["logging"] == record and loaded["_best_ema"] == np.float64(0.5)
+    assert type(loaded["logging"]["mean_fg_dice"][0]) is np.float32
+
+
+def test_changed_plans_or_dataset_json_refused_by_predict_and_verify(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    archive = _zip_model(released / PLAIN, tmp_path / "lion_fdg.zip")
+    assert main(["models", "install", str(archive), "--name", "fdg", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    folder = model_home / "fdg" / DATASET / PLAIN
+    assert record["file_sha256"] == {n: _sha256(released / PLAIN / n)
+                                     for n in ("plans.json", "dataset.json")}  # fmt: skip
+    dataset_json = folder / "dataset.json"
+    original = _sha256(dataset_json)
+    content = json.loads(dataset_json.read_text())
+    content["labels"] = dict(reversed(list(content["labels"].items())))  # same labels, edited
+    dataset_json.write_text(json.dumps(content))
+    changed = _sha256(dataset_json)
+    inputs = _autopet_study(tmp_path / "autopet")
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-m", "fdg",
+                 "--device", "cpu", "--no-pbar"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{dataset_json}: SHA-256 {changed} differs from {original} recorded at install" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["models", "verify", "fdg", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert [(r["file"], r["ok"]) for r in result["files"]] == [("plans.json", True),
+                                                               ("dataset.json", False)]  # fmt: skip
 
 
 def test_unknown_trainer_is_named(tmp_path: Path, model_home: Path, capsys) -> None:
@@ -313,7 +394,7 @@ def test_changed_checkpoint_refused_by_predict_api_and_verify(
     for name in ("tumor.nii.gz", "report.json", "mip.png"):  # atomic writes honour the umask
         assert (reports[0].parent / name).stat().st_mode & 0o777 == 0o644, name
     assert main(["models", "verify", "fdg"]) == 0
-    assert capsys.readouterr().out.count(" ok ") == 2
+    assert capsys.readouterr().out.count(" ok ") == 4  # folds 0, 1, plans.json, dataset.json
 
     # fold 1 overwritten after install (fold 0's weights copied over it by mistake)
     shutil.copyfile(folder / "fold_0" / CHECKPOINT, fold1)

@@ -202,6 +202,29 @@ def test_rebuild_keeps_reviews_and_drops_pictures_of_cases_gone(predicted, tmp_p
         "images", "index.html", "reviews.csv"]  # no staging folder left  # fmt: skip
 
 
+def test_foreign_images_folder_survives_without_overwrite(predicted, tmp_path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "holiday.jpg").write_bytes(b"not the gallery's")
+    (out / "evaluation").mkdir()
+    (out / "evaluation" / "notes.txt").write_text("mine too")
+    base = ["review", "--pred", str(predicted["pred"]), "-o", str(out), "--no-pbar"]
+    for extra in ([], ["--gt", str(predicted["labels"])]):
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"lion review: error: {out / 'images'} exists but {out} holds no "
+                       "gallery (index.html); the gallery would replace it, so give another -o, "
+                       "or use --overwrite to replace it"]  # fmt: skip
+        assert (out / "images" / "holiday.jpg").read_bytes() == b"not the gallery's"
+        assert (out / "evaluation" / "notes.txt").read_text() == "mine too"
+        assert sorted(p.name for p in out.iterdir()) == ["evaluation", "images", "lion.log"]
+    (out / "images").rename(tmp_path / "moved")  # evaluation/ alone is replaced only with --gt
+    assert main([*base, "--gt", str(predicted["labels"])]) == 1
+    assert f"{out / 'evaluation'} exists" in capsys.readouterr().err
+    assert main(base) == 0 and (out / "index.html").is_file()
+    assert (out / "evaluation" / "notes.txt").read_text() == "mine too"
+
+
 def test_bad_input_is_one_sentence(predicted, tmp_path, capsys) -> None:
     empty = tmp_path / "empty_pred"
     (empty / "PETCT_0af7ffe12a").mkdir(parents=True)  # an unfinished case: no report.json

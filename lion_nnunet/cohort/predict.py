@@ -20,7 +20,7 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.inference.cases import Case
 from lion_nnunet.inference.options import PredictOptions
 
-from .cluster import ClusterOptions, open_client, visible_gpus, worker_threads
+from .cluster import ClusterOptions, open_client, runs_here, visible_gpus, worker_threads
 from .run import CaseOutcome, run_cohort, write_cohort_csv
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,25 @@ def predict_case(job: PredictJob) -> dict:
                            predictor=worker_predictor(model, o), summary=False)  # fmt: skip
     if result["failed"]:
         raise LionError(result["failed"][job.case.case_id])
-    return {"case_id": job.case.case_id}  # done (by this task, or by a lost worker's try)
+    # skipped: found done (a lost worker's try of this run, or another run into the same -o)
+    return {"case_id": job.case.case_id, "skipped": bool(result["skipped"])}
+
+
+def _clear_for_overwrite(out_dir: Path, case_ids: list[str]) -> None:
+    """``--overwrite`` on Dask: remove what earlier runs wrote for ``case_ids`` before any task.
+
+    In one process each case's old files are removed just before its new ones are written
+    (:func:`~lion_nnunet.inference.outputs.clear_case_outputs`); on Dask the tasks never
+    overwrite (a retried task must skip what a lost worker finished), so the client clears first.
+    """
+    from lion_nnunet.inference.outputs import case_done, clear_case_outputs
+
+    cleared = [c for c in case_ids if case_done(out_dir / c)]
+    for case_id in cleared:
+        clear_case_outputs(out_dir / case_id)
+    if cleared:
+        log.info("--overwrite: removed the earlier outputs of %d case(s) in %s", len(cleared),
+                 out_dir)  # fmt: skip
 
 
 def predict_cohort(
@@ -93,14 +111,16 @@ def predict_cohort(
     from lion_nnunet.inference.predict import predict_cases
 
     gpus = visible_gpus(options.device)
-    if cluster.single_process(gpus):
+    if runs_here(cluster, gpus):
         return predict_cases(cases, model_folder, out_dir, options)
     out_dir = Path(out_dir)
     plan = predict_cases(cases, model_folder, out_dir, options, plan_only=True)
     mine = list(cases)[options.part_id :: options.num_parts]
     todo = set(plan["todo"])
-    # the client already cleared what --overwrite replaces; a re-run task must skip what a lost
-    # worker finished, so tasks never overwrite
+    if options.overwrite:
+        _clear_for_overwrite(out_dir, [c.case_id for c in mine if c.case_id in todo])
+    # the client cleared what --overwrite replaces; a re-run task must skip what a lost worker
+    # finished, so tasks never overwrite
     task_options = dataclasses.replace(options, overwrite=False)
     jobs = [PredictJob(c, str(model_folder), str(out_dir), task_options)
             for c in mine if c.case_id in todo]  # fmt: skip
@@ -112,6 +132,9 @@ def predict_cohort(
         with open_client(cluster, gpus) as client:
             ran = run_cohort(client, predict_case, jobs, [j.case.case_id for j in jobs],
                              "predict", options.progress)  # fmt: skip
+        for o in ran:  # a retried case found done: its lost worker's try of this run wrote it
+            if o.status == "skipped" and o.attempts > 1:
+                o.status = "ok"
         outcomes.update({o.case_id: o for o in ran})
     rows = [outcomes[c.case_id] for c in mine]
     cohort_csv = write_cohort_csv(rows, out_dir) if rows else None

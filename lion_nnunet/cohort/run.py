@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from lion_nnunet.io import write_csv
 from lion_nnunet.progress import parallel_map
 
-from .cluster import ClusterOptions, open_client
+from .cluster import ClusterOptions, open_client, runs_here
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def map_cases(
     written into ``out_dir`` and a failed case's result is ``on_failure(case_id, error)`` (the
     form of the command's own error results), so the command reports it as it always has.
     """
-    if cluster is None or cluster.single_process(gpus):
+    if cluster is None or runs_here(cluster, gpus):
         return parallel_map(func, items, num_processes, desc, progress)
     with open_client(cluster, gpus) as client:
         outcomes = run_cohort(client, func, items, case_ids, desc, progress, status_of)

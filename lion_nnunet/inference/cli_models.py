@@ -40,14 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--model-folder", default=None, metavar="TRAINER__PLANS__CONFIG",
                    help="the model folder to install when the zip/folder holds several; only "
                    "that one is copied")  # fmt: skip
+    i.add_argument("--trust-checkpoint", action="store_true",
+                   help="read the checkpoints with torch.load(weights_only=False): their pickle "
+                   "can run code; only for a model whose source you trust and that the default "
+                   "weights-only check refuses")  # fmt: skip
     add_overwrite(i)
     add_json(i)
     i.set_defaults(func=run_install)
     ls = add_command(sub, "list", "installed models (name, tracer, tumor label, folds)", EXAMPLES)
     add_json(ls)
     ls.set_defaults(func=run_list)
-    v = add_command(sub, "verify", "re-check an installed model's checkpoint SHA-256 sums and "
-                    "trainer class; exit 1 on any mismatch", EXAMPLES)  # fmt: skip
+    v = add_command(sub, "verify", "re-check an installed model's SHA-256 sums (checkpoints, "
+                    "plans.json, dataset.json) and trainer class; exit 1 on any mismatch",
+                    EXAMPLES)  # fmt: skip
     v.add_argument("name", help="installed model name (lion models list)")
     add_json(v)
     v.set_defaults(func=run_verify)
@@ -59,7 +64,8 @@ def run_install(args: argparse.Namespace) -> int:
     from .registry import install_model
 
     record = install_model(args.path, args.name, args.tracer, args.tumor_label, args.checkpoint,
-                           args.overwrite, args.folds, args.model_folder)  # fmt: skip
+                           args.overwrite, args.folds, args.model_folder,
+                           args.trust_checkpoint)  # fmt: skip
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -98,6 +104,9 @@ def run_verify(args: argparse.Namespace) -> int:
         for row in result["checkpoints"]:
             state = "ok" if row["ok"] else "CHANGED" if row["actual"] else "MISSING"
             print(f"fold {row['fold']:<4} {state:<8} {row['actual'] or '-'}  {row['path']}")
+        for row in result["files"]:
+            state = "ok" if row["ok"] else "CHANGED" if row["actual"] else "MISSING"
+            print(f"{row['file']:<12} {state:<8} {row['actual'] or '-'}  {row['path']}")
         found = "found" if result["trainer_found"] else "NOT FOUND"
         print(f"trainer {result['trainer']}: {found}")
     if not result["ok"]:

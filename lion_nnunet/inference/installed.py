@@ -108,6 +108,32 @@ def checkpoint_sha256(model: ModelInfo) -> dict[str, str]:
     }
 
 
+#: Files of a model folder besides the checkpoints whose SHA-256 the install records.
+MODEL_FILES = ("plans.json", "dataset.json")
+
+
+def model_file_sha256(folder: Path) -> dict[str, str]:
+    """Hex SHA-256 of the folder's :data:`MODEL_FILES` (``{"plans.json": "9f2c...", ...}``)."""
+    return {name: cached_sha256(Path(folder) / name) for name in MODEL_FILES}
+
+
+def file_rows(folder: Path, record: dict) -> list[dict]:
+    """Compare plans.json and dataset.json with the SHA-256 sums recorded at install.
+
+    Returns:
+        One row per file the record has a sum for (none for a record written before sums of
+        these files were recorded): ``file``, ``path``, ``recorded``, ``actual`` (None when the
+        file is missing) and ``ok``.
+    """
+    rows = []
+    for name, recorded in (record.get("file_sha256") or {}).items():
+        path = Path(folder) / name
+        actual = cached_sha256(path) if path.is_file() else None
+        rows.append({"file": name, "path": str(path), "recorded": recorded, "actual": actual,
+                     "ok": actual == recorded})  # fmt: skip
+    return rows
+
+
 def checksum_rows(folder: Path, record: dict, folds: Sequence[str] | None = None) -> list[dict]:
     """Compare checkpoints with the SHA-256 sums recorded at install.
 
@@ -132,9 +158,17 @@ def checksum_rows(folder: Path, record: dict, folds: Sequence[str] | None = None
 
 
 def checksum_problem(row: dict, record: dict) -> str:
-    """One sentence for a failed :func:`checksum_rows` row of an installed model."""
+    """One sentence for a failed :func:`checksum_rows` or :func:`file_rows` row."""
     name, source = record["name"], record["source"]
     fix = f"reinstall it from {source} (lion models install ... --name {name} --overwrite)"
+    if "file" in row:
+        if row["actual"] is None:
+            return f"{row['path']}: {row['file']} of installed model {name!r} is missing; {fix}"
+        return (
+            f"{row['path']}: SHA-256 {row['actual']} differs from {row['recorded']} recorded at "
+            f"install; {row['file']} changed after `lion models install`; restore the file or "
+            f"{fix}"
+        )
     if row["recorded"] is None:
         return (
             f"{row['path']}: fold {row['fold']} is not part of installed model {name!r} (no "
@@ -149,10 +183,11 @@ def checksum_problem(row: dict, record: dict) -> str:
 
 
 def verify_checkpoints(folder: Path, record: dict, folds: Sequence[str], checkpoint: str) -> None:
-    """Refuse an installed model whose used checkpoints differ from the install record.
+    """Refuse an installed model whose used checkpoints, plans.json or dataset.json differ from
+    the install record.
 
     Raises:
-        LionError: naming each changed checkpoint with its recorded and its current SHA-256.
+        LionError: naming each changed file with its recorded and its current SHA-256.
     """
     name = record["name"]
     if checkpoint != record["checkpoint"]:
@@ -161,7 +196,7 @@ def verify_checkpoints(folder: Path, record: dict, folds: Sequence[str], checkpo
             f"at install ({RECORD} records {record['checkpoint']!r}); use that one or install "
             f"the model again with --checkpoint {checkpoint} under another name"
         )
-    rows = checksum_rows(folder, record, folds)
+    rows = checksum_rows(folder, record, folds) + file_rows(folder, record)
     problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
     if problems:
         raise LionError("; ".join(problems))

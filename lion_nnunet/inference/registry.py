@@ -13,9 +13,13 @@ tumor class, ``--tracer`` agreeing with dataset.json), then stores that model fo
         lion_model.json                                          what was checked and recorded
 
 ``lion_model.json`` records the name, tracer, labels, tumor label, organ classes, folds, trainer,
-the source and SHA-256 checksums (of the zip, and of every checkpoint). ``lion predict -m NAME``
-and :func:`lion_nnunet.load_model` find the model by name and refuse a checkpoint whose SHA-256
-differs from the recorded one (:func:`lion_nnunet.inference.model.check_model_folder`);
+the source and SHA-256 checksums (of the zip, of every checkpoint, of plans.json and dataset.json).
+The checkpoints are read with torch's weights-only loader
+(:mod:`lion_nnunet.inference.checkpoint_load`), so installing an untrusted zip runs no code from
+it. ``lion predict -m NAME`` and :func:`lion_nnunet.load_model` find the model by name and refuse
+a checkpoint, plans.json or dataset.json whose SHA-256 differs from the recorded one
+(:func:`lion_nnunet.inference.model.check_model_folder`): nnU-Net's own predictor loads
+checkpoints with ``weights_only=False``, so it only ever loads the files checked at install.
 :func:`verify_model` re-checks every recorded sum. Nothing is ever downloaded.
 """
 
@@ -38,7 +42,9 @@ from .installed import (
     checkpoint_sha256,
     checksum_problem,
     checksum_rows,
+    file_rows,
     installed_model_folder,
+    model_file_sha256,
     model_home,
     read_record,
     sha256_file,
@@ -112,24 +118,23 @@ def _check_fold_checkpoints(
     return sorted(wanted, key=lambda f: (f == "all", int(f) if f.isdigit() else 0))
 
 
-def _checkpoint_trainer(path: Path) -> str:
-    import torch
+def _checkpoint_trainer(path: Path, trust: bool = False) -> str:
+    from .checkpoint_load import load_checkpoint
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a broken file
-        raise LionError(
-            f"{path}: cannot read the checkpoint ({type(e).__name__}: {e}); the file is damaged "
-            "or not a PyTorch checkpoint; get the model again"
-        ) from None
+    ckpt = load_checkpoint(path, trust)
     if not isinstance(ckpt, dict) or "trainer_name" not in ckpt or "network_weights" not in ckpt:
         raise LionError(f"{path}: not an nnU-Net v2 checkpoint (no trainer_name/network_weights)")
     return str(ckpt["trainer_name"])
 
 
-def check_trainers(model: ModelInfo, checkpoint: str = CHECKPOINT) -> str:
-    """The trainer class the checkpoints name; LionError when they differ or nnU-Net lacks it."""
-    by_fold = {f: _checkpoint_trainer(model.folder / f"fold_{f}" / checkpoint) for f in model.folds}
+def check_trainers(model: ModelInfo, checkpoint: str = CHECKPOINT, trust: bool = False) -> str:
+    """The trainer class the checkpoints name; LionError when they differ or nnU-Net lacks it.
+
+    Each checkpoint is read without running code from it
+    (:func:`~lion_nnunet.inference.checkpoint_load.load_checkpoint`) unless ``trust``.
+    """
+    by_fold = {f: _checkpoint_trainer(model.folder / f"fold_{f}" / checkpoint, trust)
+               for f in model.folds}  # fmt: skip
     if len(set(by_fold.values())) != 1:
         named = ", ".join(f"fold {f}: {t}" for f, t in by_fold.items())
         raise LionError(
@@ -184,6 +189,7 @@ def install_model(
     overwrite: bool = False,
     folds: Sequence[str] | None = None,
     model_folder: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> dict:
     """Check a released model (zip or folder) and install it under ``model_home()/name``.
 
@@ -199,6 +205,9 @@ def install_model(
             ``checkpoint``; other fold folders are not installed.
         model_folder: the ``<Trainer>__<Plans>__<configuration>`` folder name to install when
             ``source`` holds several; only that one is copied.
+        trust_checkpoint: read the checkpoints with ``weights_only=False`` (their pickle may run
+            code); by default they are read with torch's weights-only loader and a checkpoint
+            holding anything beyond an nnU-Net checkpoint's weights and record is refused.
 
     Returns:
         The install record (also written to ``lion_model.json``).
@@ -239,7 +248,7 @@ def install_model(
                 f"model; drop --tracer or use --tracer {declared}"
             )
         sums = checkpoint_sha256(model)
-        trainer = check_trainers(model, checkpoint)
+        trainer = check_trainers(model, checkpoint, trust_checkpoint)
         ls = model.label_set
         record = {
             "name": name,
@@ -255,7 +264,9 @@ def install_model(
             "source": str(source.resolve()),
             "sha256": archive_sha,
             "checkpoint_sha256": sums,
+            "file_sha256": model_file_sha256(dest),
             "checkpoint": checkpoint,
+            "trust_checkpoint": trust_checkpoint,
             "installed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         write_json(record, staging / RECORD)
@@ -269,14 +280,16 @@ def install_model(
 
 
 def verify_model(name: str) -> dict:
-    """Re-check an installed model: every recorded checkpoint SHA-256 and its trainer class.
+    """Re-check an installed model: every recorded SHA-256 (checkpoints, plans.json,
+    dataset.json) and its trainer class.
 
     Args:
         name: the installed model's name (``lion models list``).
 
     Returns:
         ``{"name", "model_folder", "checkpoints": [{"fold", "path", "recorded", "actual",
-        "ok"}], "trainer", "trainer_found", "problems": [sentences], "ok"}``.
+        "ok"}], "files": [{"file", "path", "recorded", "actual", "ok"}] (plans.json,
+        dataset.json), "trainer", "trainer_found", "problems": [sentences], "ok"}``.
     """
     folder = installed_model_folder(name)
     if folder is None:
@@ -285,7 +298,8 @@ def verify_model(name: str) -> dict:
         )
     record = read_record(model_home() / name / RECORD)
     rows = checksum_rows(folder, record)
-    problems = [checksum_problem(r, record) for r in rows if not r["ok"]]
+    files = file_rows(folder, record)
+    problems = [checksum_problem(r, record) for r in rows + files if not r["ok"]]
     if not rows:
         problems.append(
             f"{folder.parent.parent / RECORD}: records no checkpoint SHA-256; reinstall"
@@ -296,6 +310,6 @@ def verify_model(name: str) -> dict:
     except LionError as e:
         trainer_found = False
         problems.append(str(e))
-    return {"name": name, "model_folder": str(folder), "checkpoints": rows,
+    return {"name": name, "model_folder": str(folder), "checkpoints": rows, "files": files,
             "trainer": record["trainer"], "trainer_found": trainer_found, "problems": problems,
             "ok": not problems}  # fmt: skip

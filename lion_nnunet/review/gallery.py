@@ -147,7 +147,9 @@ def build_gallery(
         out_dir: gallery folder; created; its reviews.csv is read and kept.
         gt_dir: optional ground-truth label maps ``<case_id>.nii.gz`` (labelsTs): cards then go
             worst Dice first, and ``out_dir/evaluation/`` holds ``lion evaluate``'s tables.
-        overwrite: rebuild an existing gallery (index.html and images/; reviews.csv is kept).
+        overwrite: rebuild an existing gallery (index.html, images/ and, with ``gt_dir``,
+            evaluation/ are replaced; reviews.csv is kept). Without it an existing index.html,
+            images/ or (with ``gt_dir``) evaluation/ in ``out_dir`` is refused.
         progress: show a progress bar while pictures are copied.
 
     Returns:
@@ -158,6 +160,14 @@ def build_gallery(
     if (out / INDEX).exists() and not overwrite:
         raise LionError(
             f"{out / INDEX} exists; use --overwrite to rebuild the gallery (its {REVIEWS} is kept)"
+        )
+    # a gallery replaces images/ (and evaluation/ with --gt) whole: never someone else's
+    replaced = [IMAGES] + ([EVALUATION] if gt_dir is not None else [])
+    taken = [out / name for name in replaced if (out / name).exists()]
+    if taken and not overwrite:
+        raise LionError(
+            f"{taken[0]} exists but {out} holds no gallery ({INDEX}); the gallery would replace "
+            f"it, so give another -o, or use --overwrite to replace it"
         )
     if out.resolve() == pred_dir.resolve():
         raise LionError(f"{out}: the gallery folder is the prediction folder; give another -o")
