@@ -8,6 +8,12 @@ in ``-npp`` threads while the network runs, and finished cases are filtered and 
 ``-nps`` threads (as ``nnUNetv2_predict`` does in worker processes); the network's logits of one
 case are in memory at a time. A cohort worker (:mod:`lion_nnunet.cohort.predict`) calls it on one
 case with its cached predictor. Arrays are numpy (z, y, x) as SimpleITK returns them.
+
+Interactions enter through one seam, the case record: a case with a ``prompt`` (``lion predict
+--clicks``, :mod:`lion_nnunet.interactive.prompt`) has its clicks read against its loaded PET
+(a bad point fails that case, naming the file) and applied to the filtered tumor mask before the
+outputs are written; report.json records them. The click file is one of the case's inputs for
+resuming (:func:`files_identity`), so changed clicks make the case's output out of date.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,6 +40,9 @@ from .outputs import drop_failed_case, write_case_outputs, write_summary
 from .postprocess import check_remove_in_organs, split_label_map
 from .predict import EnsemblePrediction, LionPredictor
 from .provenance import check_resume, files_identity, installed_name, run_settings
+
+if TYPE_CHECKING:
+    from lion_nnunet.interactive.prompt import CaseClicks
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +99,7 @@ def predict_cases(
                 "mip_window": list(window)}  # fmt: skip
     sums = checkpoint_sha256(model)  # once per file per run (cached), whatever is skipped
     settings = run_settings(resolved, model, sums)
-    identities = {c.case_id: files_identity(c.files or c.dicom_files) for c in mine}
+    identities = {c.case_id: files_identity(_input_files(c)) for c in mine}
     skipped = check_resume(out_dir, [c.case_id for c in mine], settings, o.overwrite, identities)
     todo = [c for c in mine if c.case_id not in skipped]
     if skipped:
@@ -110,14 +120,18 @@ def predict_cases(
         ahead = o.num_processes_preprocessing
 
         def write_outputs(
-            case: Case, prediction: EnsemblePrediction, image, suv, predict_s: float
-        ) -> str:
+            case: Case, prediction: EnsemblePrediction, image, suv, predict_s: float,
+            clicks: CaseClicks | None,
+        ) -> str:  # fmt: skip
             t1 = time.perf_counter()
             spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
             tumor, organs = split_label_map(
                 prediction.label_map, model.label_set, spacing_zyx, o.min_volume_ml,
                 o.remove_in_organs, suv, o.suv_threshold,
             )  # fmt: skip
+            interaction: dict = {}
+            if clicks is not None:  # after the filters: a click is the reader's word
+                tumor, interaction = clicks.edit(tumor, suv, spacing_zyx)
             more = _more_outputs(case, tumor, suv, image, o.dicom_seg, o.rotating_mip, window)
             report = write_case_outputs(
                 out_dir / case.case_id, case.case_id, image, suv, tumor, organs,
@@ -125,7 +139,7 @@ def predict_cases(
                 folds=list(model.folds), extra={"input": case.source,
                 "input_identity": identities[case.case_id],
                 "tumor_label": model.label_set.tumor_label, "suv_threshold": o.suv_threshold,
-                **provenance, "timing_s": {"predict": round(predict_s, 3)}},
+                **interaction, **provenance, "timing_s": {"predict": round(predict_s, 3)}},
                 more_outputs=more, mip_window=window,
                 save_suv=o.save_suv and case.loader is not None,
                 tumor_probability=prediction.tumor_probability,
@@ -153,6 +167,7 @@ def predict_cases(
                     upcoming.append(readers.submit(predictor.prepare, todo[k + ahead]))
                 try:  # an input that fails a check: name it, go on with the others
                     tensor, props, image, suv = future.result()
+                    clicks = None if case.prompt is None else case.prompt.read(image)
                 except LionError as e:
                     failed[case.case_id] = str(e)
                     log.error("case %s not predicted: %s", case.case_id, e)
@@ -167,7 +182,9 @@ def predict_cases(
                 while len(writing) >= o.num_processes_segmentation_export:
                     done.append(writing.popleft().result())
                 seconds = time.perf_counter() - t0
-                writing.append(writers.submit(write_outputs, case, prediction, image, suv, seconds))
+                writing.append(
+                    writers.submit(write_outputs, case, prediction, image, suv, seconds, clicks)
+                )
             while writing:
                 done.append(writing.popleft().result())
     summary_csv = write_summary(out_dir) if summary else None
@@ -178,6 +195,12 @@ def predict_cases(
         "summary": str(summary_csv) if summary_csv else None,
         "failed": failed,
     }
+
+
+def _input_files(case: Case) -> list[Path]:
+    """The files a case's outputs are made from: its images (or DICOM files) and click file."""
+    files = list(case.files or case.dicom_files)
+    return files if case.prompt is None else [*files, case.prompt.click_file]
 
 
 def _more_outputs(
