@@ -1,7 +1,7 @@
 """``lion predict --cluster``: one Dask task per case, the predictor loaded once per worker.
 
 The client checks the model and the resume state exactly as a single-process run does
-(:func:`~lion_nnunet.inference.predict.predict_cases` with ``plan_only``), so a case done with
+(:func:`~lion_nnunet.inference.run_loop.predict_cases` with ``plan_only``), so a case done with
 other settings stops the run before anything is written. Each task then runs ``predict_cases``
 on its one case in a worker, with that worker's cached :class:`LionPredictor` (built on the
 worker's first case, keyed by model folder and network settings): the case's outputs are written
@@ -60,7 +60,7 @@ def worker_predictor(model, options: PredictOptions):
 def predict_case(job: PredictJob) -> dict:
     """The task: predict one case with this worker's predictor; raise when its input fails."""
     from lion_nnunet.inference.model import check_model_folder
-    from lion_nnunet.inference.predict import predict_cases
+    from lion_nnunet.inference.run_loop import predict_cases
 
     o = job.options
     model = check_model_folder(
@@ -108,7 +108,7 @@ def predict_cohort(
         id -> why (its input's error, or the lost worker).
     """
     from lion_nnunet.inference.outputs import write_summary
-    from lion_nnunet.inference.predict import predict_cases
+    from lion_nnunet.inference.run_loop import predict_cases
 
     gpus = visible_gpus(options.device)
     if runs_here(cluster, gpus):

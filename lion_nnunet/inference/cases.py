@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
@@ -19,18 +20,27 @@ from lion_nnunet.errors import LionError
 from .dicom_index import index_dicom, pet_study_folders
 from .suv import check_static_pet, read_suv_series
 
+if TYPE_CHECKING:
+    from lion_nnunet.interactive.prompt import Prompt
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Case:
-    """One input case: channel files (``_0000`` = PET in SUV) or a loader (DICOM -> SUV image)."""
+    """One input case: channel files (``_0000`` = PET in SUV) or a loader (DICOM -> SUV image).
+
+    ``prompt`` is what a reader gave for the case (``lion predict --clicks``: its click file,
+    :class:`lion_nnunet.interactive.prompt.Prompt`), or None: the one way interactions enter a
+    prediction.
+    """
 
     case_id: str
     files: list[Path] = field(default_factory=list)
     loader: Callable[[], sitk.Image] | None = None
     source: str = ""
     dicom_files: list[Path] = field(default_factory=list)
+    prompt: Prompt | None = None
 
 
 def find_pet_series(root: str | Path) -> list[Case]:

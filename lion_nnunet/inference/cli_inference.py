@@ -31,6 +31,8 @@ PREDICT_EXAMPLES = """\
   lion predict -i imagesTs/ -o out/ -d 501 -c 3d_fullres -tr nnUNetTrainer_LION -p LIONPlans \
        -f 0 -step_size 0.5 -npp 2 -nps 2 --disable_tta   # nnUNetv2_predict's names
   lion predict -i imagesTs/ -o out/ -m fdg --cluster local:2   # 2 worker processes (Dask)
+  lion predict -i imagesTs/ -o out_clicks/ -m fdg --clicks clicks/   # <case_id>_clicks.json
+       # tumor/background clicks edit the mask (rule-based for models trained without clicks)
   lion predict -i autopet/ -o out/ -m fdg --cluster slurm --cluster-config slurm.yaml \\
        --max-workers 16      # one GPU job per worker; out/cohort.csv lists every case
 """
@@ -139,6 +141,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write tumor_probability.nii.gz (the fold ensemble's tumor "
                    "probability, float32 on the PET grid)")  # fmt: skip
+    p.add_argument(
+        "--clicks", default=None, metavar="FILE|DIR",
+        help="a reader's clicks (autoPET IV click files): a folder of <case_id>_clicks.json, or "
+        "one file for a single image; a model trained without clicks applies the rule-based "
+        "edit (docs/interactive.md)",
+    )  # fmt: skip
     _add_filters(p)
     add_sharding(p)
     add_cluster_args(p)
@@ -195,6 +203,10 @@ def run_predict(args: argparse.Namespace) -> int:
     folds = None if options.folds is None else list(options.folds)
     model = check_model_folder(_model_folder(args), folds, options.checkpoint, options.tumor_label)
     cases = discover_cases(args.input, model.num_channels)
+    if args.clicks is not None:
+        from lion_nnunet.interactive.click_inputs import attach_click_files
+
+        cases = attach_click_files(cases, args.clicks)
     result = predict_cohort(cases, model.folder, args.output, options, cluster)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -2,7 +2,8 @@
 
 The storage half of :mod:`lion_nnunet.inference.registry`, kept apart so that
 :mod:`lion_nnunet.inference.model` can resolve ``-m NAME`` and verify an installed model's
-checkpoints without importing the installer (no model loading here).
+checkpoints without importing the installer (no model loading here). The model record comes
+from :mod:`.model_info`, below both: ``model`` imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lion_nnunet.errors import LionError
 from lion_nnunet.io import sha256_file
 
-if TYPE_CHECKING:
-    from .model import ModelInfo
+from .model_info import ModelInfo
 
 MODEL_HOME_VAR = "LION_MODELS"
 RECORD = "lion_model.json"

@@ -9,33 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from lion_nnunet.errors import LionError
-from lion_nnunet.labels import LabelSet, label_set_from_dataset_labels
+from lion_nnunet.labels import label_set_from_dataset_labels
 
-CHECKPOINT = "checkpoint_final.pth"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the predictor and the report need to know about a model folder."""
-
-    folder: Path
-    folds: tuple[str, ...]
-    dataset_json: dict
-    plans: dict
-    configuration: str
-    label_set: LabelSet
-    num_channels: int
-    file_ending: str
-    checkpoint: str = CHECKPOINT
-
-    @property
-    def name(self) -> str:
-        """``DatasetXXX_NAME/<Trainer>__<Plans>__<configuration>``."""
-        return f"{self.folder.parent.name}/{self.folder.name}"
+from .installed import installed_model_folder, installed_record, verify_checkpoints
+from .model_info import CHECKPOINT, ModelInfo
 
 
 def _load_json(path: Path, what: str) -> dict:
@@ -65,8 +45,6 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
     """
     path = Path(name_or_path)
     if not path.exists() and path.name == str(name_or_path):
-        from .installed import installed_model_folder
-
         found = installed_model_folder(str(name_or_path))
         if found is not None:
             return found
@@ -156,8 +134,6 @@ def check_model_folder(
     Raises:
         LionError: one sentence naming the file and the problem.
     """
-    from .installed import installed_record, verify_checkpoints
-
     folder = resolve_model_folder(folder)
     if not folder.is_dir():
         raise LionError(f"{folder}: model folder not found; pass -m <Trainer>__<Plans>__<config>")

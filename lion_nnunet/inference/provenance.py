@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lion_nnunet.errors import LionError
 
-from .model import ModelInfo
+from .model_info import ModelInfo
 from .outputs import REPORT, case_done
 
 #: Cases named in a refusal message before "and N more".

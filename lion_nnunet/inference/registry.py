@@ -49,7 +49,8 @@ from .installed import (
     read_record,
     sha256_file,
 )
-from .model import CHECKPOINT, ModelInfo, available_folds, check_model_folder, trainer_not_found
+from .model import available_folds, check_model_folder, trainer_not_found
+from .model_info import CHECKPOINT, ModelInfo
 
 
 def _safe_extract(zip_path: Path, dest: Path) -> None:

@@ -128,15 +128,17 @@ def parse_clicks(
         data: The parsed JSON.
         where: The file name, for messages.
         shape_ijk: The image size (i, j, k) = nibabel's ``shape``; points outside are refused.
-            Taken from ``image`` when it is given.
-        image: The PET image; needed for physical points ("space": "LPS"/"RAS").
+            None: taken from ``image`` when it is given.
+        image: The PET image; needed for physical points ("space": "LPS"/"RAS"). Only its
+            geometry is used, so a one-voxel stand-in with the PET's origin, spacing and
+            direction serves, with the PET's size as ``shape_ijk``.
 
     Raises:
         LionError: one sentence naming the file and the point: a malformed point, an unknown
             name, a voxel index that is not whole, a point outside the image.
     """
     points, space = _raw_points(data, where)
-    if image is not None:
+    if image is not None and shape_ijk is None:
         shape_ijk = image.GetSize()
     if space != "voxel" and image is None:
         raise LionError(f"{where}: physical points (space {space}) need the PET image to map "
