@@ -11,7 +11,7 @@ EXAMPLES = """\
   lion review --pred out/ -o gallery/              # open gallery/index.html; Export CSV
   lion review --pred out/ -o gallery/ --gt $nnUNet_raw/Dataset501_LION_FDG/labelsTs
        # worst Dice first; lion evaluate's tables in gallery/evaluation/
-  lion review --pred out/ -o gallery/ --serve      # http://127.0.0.1:8765/, clicks -> reviews.csv
+  lion review --pred out/ -o gallery/ --serve      # open the printed http://127.0.0.1:8765/?token=...
   lion review --pred out/ -o gallery/ --overwrite --serve 0   # rebuild (reviews kept), any port
 """
 
@@ -65,7 +65,11 @@ def run_review(args: argparse.Namespace) -> int:
     from .server import make_server, url_of
 
     server = make_server(args.output, set(result["order"]), args.serve)
-    print(f"serving {url_of(server)} (decisions -> {result['reviews']}); Ctrl-C stops", flush=True)
+    print(
+        f"serving {url_of(server)} (open this address: its token lets the page save; "
+        f"decisions -> {result['reviews']}); Ctrl-C stops",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

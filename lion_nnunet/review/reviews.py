@@ -4,6 +4,10 @@ Columns :data:`COLUMNS`: ``case_id``, ``decision`` (``accept`` or ``reject``, em
 comment alone), ``comment``, ``reviewer``, ``timestamp`` (UTC, ISO 8601, seconds). The page
 served by ``lion review --serve`` records each click here (:class:`ReviewBook`); the page opened
 from disk exports the same columns as a download.
+
+A comment or reviewer name that starts with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage
+return) is stored with a leading ``'`` (:func:`spreadsheet_safe`): a spreadsheet opening
+reviews.csv shows it as text instead of running it as a formula (OWASP's "CSV injection").
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ COLUMNS = ("case_id", "decision", "comment", "reviewer", "timestamp")
 DECISIONS = ("accept", "reject", "")
 #: Longest comment or reviewer name kept (characters).
 MAX_TEXT = 2000
+#: First characters a spreadsheet reads as the start of a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a ``'`` in front when a spreadsheet would run it as a formula.
+
+    Examples:
+        >>> spreadsheet_safe("=HYPERLINK(\"http://x\")"), spreadsheet_safe("bladder")
+        ('\'=HYPERLINK("http://x")', 'bladder')
+    """
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def read_reviews(path: str | Path) -> dict[str, dict]:
@@ -60,7 +76,8 @@ def clean_review(data: object, case_ids: set[str]) -> dict:
     """A review row from a client's JSON object, or ValueError saying what is wrong.
 
     ``case_id`` must be one of ``case_ids``, ``decision`` one of :data:`DECISIONS`; texts are
-    cut at :data:`MAX_TEXT` characters; the timestamp is set here (UTC).
+    cut at :data:`MAX_TEXT` characters and made :func:`spreadsheet_safe`; the timestamp is set
+    here (UTC).
     """
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object {case_id, decision, comment, reviewer}")
@@ -70,7 +87,9 @@ def clean_review(data: object, case_ids: set[str]) -> dict:
     decision = data.get("decision") or ""
     if decision not in DECISIONS:
         raise ValueError(f"decision {decision!r}: expected accept, reject or empty")
-    texts = {k: str(data.get(k) or "")[:MAX_TEXT] for k in ("comment", "reviewer")}
+    texts = {
+        k: spreadsheet_safe(str(data.get(k) or "")[:MAX_TEXT]) for k in ("comment", "reviewer")
+    }
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return {"case_id": case_id, "decision": decision, **texts, "timestamp": stamp}
 
