@@ -8,8 +8,10 @@ volumes and counts are computed in the tests with numpy from the spheres planted
 from __future__ import annotations
 
 import csv
+import gzip
 import http.client
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -66,13 +68,16 @@ def pred_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def served(pred_folder, tmp_path):
+    """A gallery of a copy of ``pred_folder`` (corrections go there) served on a free port."""
+    pred = tmp_path / "pred"
+    shutil.copytree(pred_folder, pred)
     gallery = tmp_path / "gallery"
-    result = build_gallery(pred_folder, gallery, progress=False)
-    server = make_server(gallery, set(result["order"]), port=0)
+    result = build_gallery(pred, gallery, progress=False)
+    server = make_server(gallery, set(result["order"]), port=0, pred_dir=pred)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = url_of(server)
-    yield {"gallery": gallery, "url": url, "base": url.split("?")[0], "server": server,
+    yield {"gallery": gallery, "pred": pred, "url": url, "server": server,
            "port": server.server_address[1], "token": server.token}  # fmt: skip
     server.shutdown()
     server.server_close()
@@ -172,3 +177,209 @@ def test_formula_comments_are_stored_as_text(served) -> None:
             stored = {r["case_id"]: r["comment"] for r in csv.DictReader(f)}[case]
         expected = text if text == "bladder" else "'" + text
         assert stored == expected == row["comment"]
+
+
+# ---------------------------------------------------------------- items 2 and 3: corrections
+
+
+VOXEL_ML = 4.0 * 4.0 * 4.0 / 1000.0  # 4 mm voxels
+
+
+def array_of(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def raw_body(mask: np.ndarray) -> bytes:
+    """gzip'd uint8 voxels, i fastest: a (z, y, x) array's C-order bytes."""
+    return gzip.compress(np.ascontiguousarray(mask, np.uint8).tobytes())
+
+
+def nifti_body(mask: np.ndarray, tmp_path: Path, spacing=SPACING) -> bytes:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(pet_image()[0])
+    image.SetSpacing(spacing)
+    path = tmp_path / "edited.nii.gz"
+    sitk.WriteImage(image, str(path), useCompression=True)
+    return path.read_bytes()
+
+
+def post_mask(served, case_id: str, body: bytes, content_type: str, token: bool = True):
+    headers = {"Content-Type": content_type, "X-Lion-Reviewer": "dr. x"}
+    if token:
+        headers["X-Lion-Token"] = served["token"]
+    status, answer = request(served, "POST", f"/api/cases/{case_id}/mask", body, headers)
+    return status, json.loads(answer)
+
+
+def reviews_of(served) -> dict[str, dict]:
+    with (served["gallery"] / "reviews.csv").open(newline="") as f:
+        return {r["case_id"]: r for r in csv.DictReader(f)}
+
+
+def test_whole_mask_posts_save_corrected_files_beside_the_prediction(served, tmp_path) -> None:
+    case = served["pred"] / "CASE_A"
+    before = {name: (case / name).read_bytes() for name in ("tumor.nii.gz", "report.json")}
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    # 1. raw voxels: the missed lesion B added
+    status, answer = post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")
+    assert status == 200, answer
+    assert answer["tmtv_ml"] == pytest.approx((a | b).sum() * VOXEL_ML, abs=1e-3)
+    assert answer["lesion_count"] == 2
+    np.testing.assert_array_equal(array_of(case / "tumor_corrected.nii.gz"), a | b)
+    corrected = sitk.ReadImage(str(case / "tumor_corrected.nii.gz"))
+    original = sitk.ReadImage(str(case / "tumor.nii.gz"))
+    assert corrected.GetSpacing() == original.GetSpacing()
+    assert corrected.GetOrigin() == original.GetOrigin()
+    assert {n: (case / n).read_bytes() for n in before} == before  # never over the prediction
+    report = json.loads((case / "report_corrected.json").read_text())
+    assert report["corrected"] is True and report["tmtv_ml"] == answer["tmtv_ml"]
+    assert report["model"] == "Dataset501_LION_FDG"
+    # lesions_corrected.nii.gz: voxel value = lesion_id, each lesion's volume as in the report
+    lesions = array_of(case / "lesions_corrected.nii.gz")
+    for lesion in report["lesions"]:
+        count = int((lesions == lesion["lesion_id"]).sum())
+        assert lesion["volume_ml"] == pytest.approx(count * VOXEL_ML, abs=1e-3)
+    assert sorted(np.unique(lesions).tolist()) == [0, 1, 2]
+    # 2. a NIfTI body: only lesion B left (A was a false positive, say)
+    status, answer = post_mask(served, "CASE_A", nifti_body(b, tmp_path), "application/x-nifti")
+    assert status == 200, answer
+    np.testing.assert_array_equal(array_of(case / "tumor_corrected.nii.gz"), b)
+    record = json.loads((case / "corrections.json").read_text())
+    assert record["model"] == "Dataset501_LION_FDG" and record["prediction"] == "tumor.nii.gz"
+    assert [
+        (e["n"], e["kind"], e["added"], e["removed"], e["reviewer"]) for e in record["edits"]
+    ] == [(1, "mask", int(b.sum()), 0, "dr. x"), (2, "mask", 0, int(a.sum()), "dr. x")]
+    assert all(e["time"].endswith("+00:00") for e in record["edits"])
+    from lion_nnunet.io import sha256_file
+
+    assert record["mask_sha256"] == sha256_file(case / "tumor_corrected.nii.gz")
+    assert reviews_of(served)["CASE_A"]["decision"] == "corrected"
+    assert reviews_of(served)["CASE_A"]["reviewer"] == "dr. x"
+
+
+def test_bad_masks_are_refused_and_change_nothing(served, tmp_path) -> None:
+    case = served["pred"] / "CASE_A"
+    a = sphere(*LESION_A[:2])
+    wrong_values = a.astype(np.uint8) * 2
+    for body, kind, words in (
+        (raw_body(a)[:-8], "application/gzip", "not gzip"),
+        (gzip.compress(np.zeros(10, np.uint8).tobytes()), "application/gzip", "24 x 24 x 24"),
+        (raw_body(wrong_values), "application/gzip", "expected 0 and 1"),
+        (raw_body(a), "text/plain", "Content-Type"),
+        (nifti_body(a, tmp_path, spacing=(2.0, 4.0, 4.0)), "application/x-nifti", "grid"),
+        (b"not a nifti", "application/x-nifti", "NIfTI"),
+    ):
+        status, answer = post_mask(served, "CASE_A", body, kind)
+        assert status == 400 and words in answer["error"], (words, answer)
+    assert post_mask(served, "CASE_A", raw_body(a), "application/gzip", token=False)[0] == 403
+    assert post_mask(served, "NOBODY", raw_body(a), "application/gzip")[0] == 404
+    assert not list(case.glob("*corrected*")) and not (case / "corrections.json").exists()
+    assert not list(case.glob(".*part*"))
+    assert not (served["gallery"] / "reviews.csv").exists()
+
+
+def test_clicks_add_a_missed_lesion_and_remove_a_false_one(served) -> None:
+    case = served["pred"] / "CASE_A"
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    (zb, yb, xb), (za, ya, xa) = LESION_B[0], LESION_A[0]
+    # a tumor click on the missed lesion B: the region of SUV >= 41% of its SUVmax 6.0 (2.46)
+    # around it is exactly the planted sphere (SUV 6 in a background of SUV 1)
+    status, answer = post_json(served, "/api/cases/CASE_A/clicks",
+                               {"tumor": [[xb, yb, zb]], "background": []})  # fmt: skip
+    assert status == 200, answer
+    np.testing.assert_array_equal(array_of(case / "tumor_corrected.nii.gz"), a | b)
+    assert answer["lesion_count"] == 2
+    assert answer["tmtv_ml"] == pytest.approx((a | b).sum() * VOXEL_ML, abs=1e-3)
+    # a background click on lesion A removes its whole component
+    status, answer = post_json(served, "/api/cases/CASE_A/clicks", {"background": [[xa, ya, za]]})
+    assert status == 200, answer
+    np.testing.assert_array_equal(array_of(case / "tumor_corrected.nii.gz"), b)
+    assert answer["lesion_count"] == 1 and answer["edits"] == 2
+    edits = json.loads((case / "corrections.json").read_text())["edits"]
+    assert [(e["kind"], e["tumor"], e["background"]) for e in edits] == [
+        ("clicks", [[xb, yb, zb]], []), ("clicks", [], [[xa, ya, za]])]  # fmt: skip
+    assert edits[0]["added"] == int(b.sum()) and edits[1]["removed"] == int(a.sum())
+    status, answer = post_json(served, "/api/cases/CASE_A/clicks", {"tumor": [[24, 0, 0]]})
+    assert status == 400 and "outside the image" in answer["error"]
+    assert post_json(served, "/api/cases/CASE_A/clicks", {"tumor": []})[0] == 400
+    assert len(json.loads((case / "corrections.json").read_text())["edits"]) == 2
+
+
+def test_concurrent_posts_on_one_case_do_not_interleave(served) -> None:
+    """Eight requests at once on one case: every edit is recorded once, and the files left are
+    one consistent set (the mask corrections.json names, the report of that mask)."""
+    case = served["pred"] / "CASE_B"
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    masks = [a, b, a | b, np.zeros(SHAPE, bool)] * 2
+    answers = []
+    threads = [threading.Thread(target=lambda m=m: answers.append(
+        post_mask(served, "CASE_B", raw_body(m), "application/gzip"))) for m in masks]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s for s, _ in answers] == [200] * len(masks)
+    record = json.loads((case / "corrections.json").read_text())
+    assert [e["n"] for e in record["edits"]] == list(range(1, len(masks) + 1))
+    from lion_nnunet.io import sha256_file
+
+    assert record["mask_sha256"] == sha256_file(case / "tumor_corrected.nii.gz")
+    final = array_of(case / "tumor_corrected.nii.gz").astype(bool)
+    report = json.loads((case / "report_corrected.json").read_text())
+    assert report["tmtv_ml"] == pytest.approx(final.sum() * VOXEL_ML, abs=1e-3)
+    assert record["edits"][-1]["tmtv_ml"] == report["tmtv_ml"]
+    # each edit's added/removed voxels chain: the mask after edit n is the one before edit n+1
+    total = int(b.sum() + a.sum())  # the prediction of CASE_B
+    for edit in record["edits"]:
+        total += edit["added"] - edit["removed"]
+    assert total == int(final.sum())
+    assert not list(case.glob(".*part*")) and not (case / ".corrections.journal.json").exists()
+
+
+def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> None:
+    from lion_nnunet.review import corrections
+
+    case = served["pred"] / "CASE_A"
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    assert post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")[0] == 200
+    old = {
+        p.name: p.read_bytes() for p in case.iterdir() if "correct" in p.name and p.name[0] != "."
+    }
+    assert len(old) == 4
+    # killed before the journal is written: the old set stays whole
+    real_write_json = corrections.write_json
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(corrections, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        corrections.CorrectionStore(served["pred"], None).save_mask(
+            "CASE_A", raw_body(b), "application/gzip")  # fmt: skip
+    assert {
+        p.name: p.read_bytes() for p in case.iterdir() if "correct" in p.name and p.name[0] != "."
+    } == old
+    monkeypatch.setattr(corrections, "write_json", real_write_json)
+    # killed after the journal, between two renames: the next reader completes the new set
+    real_replace, calls = corrections.os.replace, []
+
+    def replace_once(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(corrections.os, "replace", replace_once)
+    with pytest.raises(KeyboardInterrupt):
+        corrections.CorrectionStore(served["pred"], None).save_mask(
+            "CASE_A", raw_body(b), "application/gzip")  # fmt: skip
+    monkeypatch.setattr(corrections.os, "replace", real_replace)
+    assert (case / ".corrections.journal.json").exists()
+    path, used = corrections.case_mask(case, use_corrected=True)
+    assert used and path.name == "tumor_corrected.nii.gz"
+    np.testing.assert_array_equal(array_of(path), b)
+    record = json.loads((case / "corrections.json").read_text())
+    assert len(record["edits"]) == 2 and record["edits"][-1]["removed"] == int(a.sum())
+    report = json.loads((case / "report_corrected.json").read_text())
+    assert report["tmtv_ml"] == pytest.approx(b.sum() * VOXEL_ML, abs=1e-3)
+    assert not list(case.glob(".*part*")) and not (case / ".corrections.journal.json").exists()

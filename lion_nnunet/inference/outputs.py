@@ -99,6 +99,42 @@ def organ_names_json(label_set: LabelSet) -> dict:
     return {"labels": labels, "tracer": label_set.tracer}
 
 
+def measure_case(
+    case_id: str,
+    pet_image: sitk.Image,
+    suv: np.ndarray,
+    tumor: np.ndarray,
+    organs: np.ndarray | None,
+    label_set: LabelSet,
+    model: str | None = None,
+    folds: list[str] | None = None,
+    extra: Mapping | None = None,
+    tumor_probability: np.ndarray | None = None,
+    fold_tumors: list[np.ndarray] | None = None,
+) -> dict:
+    """The report of a tumor mask with its flag score (report.json's content, no ``outputs``).
+
+    Arrays (z, y, x) on the grid of ``pet_image``; ``suv`` in SUV. The organ map is first
+    cleared of parts in anatomically impossible places (:func:`.anatomy.misplaced_organs`);
+    the arguments are those of :func:`write_case_outputs`.
+    """
+    tumor = np.asarray(tumor) > 0
+    has_organs = organs is not None and bool(np.any(organs))
+    names = {label: name for name, label in label_set.labels().items()}
+    # the organ map the report and flags use: without parts in anatomically impossible places
+    checked, misplaced = (
+        misplaced_organs(organs, label_set, pet_image) if has_organs else (None, None)
+    )
+    report = case_report(
+        case_id, suv, tumor, pet_image, checked, names, model, folds,
+        extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
+    )  # fmt: skip
+    spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
+    flags = flag_case(report, suv, tumor, spacing_zyx, checked, label_set, misplaced)
+    report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
+    return report
+
+
 def write_case_outputs(
     case_dir: Path,
     case_id: str,
@@ -160,18 +196,8 @@ def write_case_outputs(
         probability = array_to_image(np.asarray(tumor_probability, np.float32), pet_image)
         write_image(probability, case_dir / "tumor_probability.nii.gz")
         written.append("tumor_probability.nii.gz")
-    names = {label: name for name, label in label_set.labels().items()}
-    # the organ map the report and flags use: without parts in anatomically impossible places
-    checked, misplaced = (
-        misplaced_organs(organs, label_set, pet_image) if has_organs else (None, None)
-    )
-    report = case_report(
-        case_id, suv, tumor, pet_image, checked, names, model, folds,
-        extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
-    )  # fmt: skip
-    spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
-    flags = flag_case(report, suv, tumor, spacing_zyx, checked, label_set, misplaced)
-    report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
+    report = measure_case(case_id, pet_image, suv, tumor, organs, label_set, model, folds, extra,
+                          tumor_probability, fold_tumors)  # fmt: skip
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
     (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
         pet_image, suv, tumor, organs if has_organs else None

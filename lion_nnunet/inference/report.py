@@ -279,6 +279,22 @@ def case_report(
     return report
 
 
+def lesion_map(tumor: np.ndarray) -> np.ndarray:
+    """The lesions of a tumor mask as one label map: voxel value = ``lesion_id`` of
+    :func:`case_report` (the same 18-connected components, numbered the same way), 0 elsewhere.
+
+    Same axis order as ``tumor``; uint16 (uint32 above 65,535 lesions).
+
+    Examples:
+        >>> m = np.zeros((1, 3, 5), np.uint8); m[0, 1, 0] = m[0, 1, 3] = m[0, 1, 4] = 1
+        >>> lesion_map(m)[0, 1].tolist()
+        [1, 0, 0, 2, 2]
+    """
+    labels, n = cc3d.connected_components((np.asarray(tumor) > 0).astype(np.uint8),
+                                          connectivity=CONNECTIVITY, return_N=True)  # fmt: skip
+    return labels.astype(np.uint16 if n < 2**16 else np.uint32)
+
+
 def summary_frame(reports: list[dict]) -> pd.DataFrame:
     """One row per case (SUMMARY_COLUMNS): measurements rounded, provenance from ``settings``.
 

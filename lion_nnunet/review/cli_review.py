@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ground-truth label maps <case_id>.nii.gz (labelsTs): cards go worst "
                    "Dice first")  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="gallery folder (index.html, images/)")
+    p.add_argument("--pet", default=None, metavar="FOLDER",
+                   help="with --serve: the PET (SUV) images <case>_0000.nii.gz the cases were "
+                   "predicted from, to measure corrected masks (default: each case's suv.nii.gz "
+                   "or report.json's input)")  # fmt: skip
     p.add_argument("--serve", nargs="?", type=_port, const=DEFAULT_PORT, default=None,
                    metavar="PORT",
                    help=f"serve the gallery on 127.0.0.1:PORT (default {DEFAULT_PORT}; 0: a free "
@@ -64,7 +68,8 @@ def run_review(args: argparse.Namespace) -> int:
         return 0
     from .server import make_server, url_of
 
-    server = make_server(args.output, set(result["order"]), args.serve)
+    server = make_server(args.output, set(result["order"]), args.serve, pred_dir=args.pred,
+                         pet_dir=args.pet)  # fmt: skip
     print(
         f"serving {url_of(server)} (open this address: its token lets the page save; "
         f"decisions -> {result['reviews']}); Ctrl-C stops",

@@ -59,7 +59,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     book: ReviewBook
     case_ids: set[str]
     token: str
-    corrections: object | None = None  # a CorrectionStore when the prediction folder is known
+    corrections = None  # a CorrectionStore when the prediction folder is known
     server_version = "lion-review"
     sys_version = ""
 
@@ -226,19 +226,27 @@ def make_server(
     case_ids: set[str],
     port: int = DEFAULT_PORT,
     host: str = HOST,
-    corrections: object | None = None,
+    pred_dir: str | Path | None = None,
+    pet_dir: str | Path | None = None,
     token: str | None = None,
 ) -> ThreadingHTTPServer:
     """A server (not yet running) for ``gallery_dir`` on ``host:port`` (port 0: a free one).
 
-    ``corrections`` (a :class:`~lion_nnunet.review.corrections.CorrectionStore`) enables the
-    mask and clicks API. ``token`` defaults to a fresh random one (``server.token``). Call
+    ``pred_dir`` (``lion predict``'s output folder) enables the mask and clicks API
+    (:class:`~lion_nnunet.review.corrections.CorrectionStore`, PET from ``pet_dir`` or the
+    case folders). ``token`` defaults to a fresh random one (``server.token``). Call
     ``serve_forever()`` on it (in a thread, or until Ctrl-C) and ``server_close()`` after.
     """
     gallery_dir = Path(gallery_dir)
+    corrections = None
     token = token or secrets.token_urlsafe(24)
+    book = ReviewBook(gallery_dir / "reviews.csv")
+    if pred_dir is not None:
+        from .corrections import CorrectionStore
+
+        corrections = CorrectionStore(pred_dir, book, pet_dir)
     handler = type("Handler", (ReviewHandler,), {
-        "gallery": gallery_dir, "book": ReviewBook(gallery_dir / "reviews.csv"),
+        "gallery": gallery_dir, "book": book,
         "case_ids": set(case_ids), "token": token, "corrections": corrections,
     })  # fmt: skip
     try:

@@ -8,7 +8,7 @@
   const TOKEN = new URLSearchParams(location.search).get("token") || "";
   const API_HEADERS = { "X-Lion-Token": TOKEN };
   const STORE = "lion-review:" + DATA.gallery_id;
-  const COLUMNS = ["case_id", "decision", "comment", "reviewer", "timestamp"];
+  const COLUMNS = ["case_id", "decision", "comment", "reviewer", "timestamp", "lesions"];
   const reviews = Object.assign({}, DATA.reviews);
   const cards = {};
   const $ = (id) => document.getElementById(id);
