@@ -39,6 +39,7 @@ def pet_image() -> tuple[sitk.Image, np.ndarray]:
     suv = np.ones(SHAPE, np.float32)
     for centre, radius, value in (LESION_A, LESION_B):
         suv[sphere(centre, radius)] = value
+        suv[centre] = value + 1.0  # one hottest voxel per lesion, at its centre
     image = sitk.GetImageFromArray(suv)
     image.SetSpacing(SPACING)
     image.SetOrigin((-40.0, 10.0, 100.0))
@@ -345,7 +346,7 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     old = {
         p.name: p.read_bytes() for p in case.iterdir() if "correct" in p.name and p.name[0] != "."
     }
-    assert len(old) == 4
+    assert len(old) == 5
     # killed before the journal is written: the old set stays whole
     real_write_json = corrections.write_json
 
@@ -383,3 +384,60 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     report = json.loads((case / "report_corrected.json").read_text())
     assert report["tmtv_ml"] == pytest.approx(b.sum() * VOXEL_ML, abs=1e-3)
     assert not list(case.glob(".*part*")) and not (case / ".corrections.journal.json").exists()
+
+
+# ---------------------------------------------------------------- item 7: lesions to find
+
+
+def test_lesion_map_colour_table_and_suvmax_coordinates(pred_folder) -> None:
+    case = pred_folder / "CASE_B"
+    report = json.loads((case / "report.json").read_text())
+    lesions = array_of(case / "lesions.nii.gz")
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    # lesion ids: components numbered in C order of (z, y, x); A (x = 6) is met before B (x = 17)
+    assert sorted(np.unique(lesions).tolist()) == [0, 1, 2]
+    assert ((lesions == 1) == a).all() and ((lesions == 2) == b).all()
+    by_id = {les["lesion_id"]: les for les in report["lesions"]}
+    assert by_id[1]["volume_ml"] == pytest.approx(a.sum() * VOXEL_ML, abs=1e-3)
+    # SUVmax voxel of A: its centre z, y, x = 12, 12, 6 -> (i, j, k) = (6, 12, 12); with origin
+    # (-40, 10, 100) mm, 4 mm voxels, identity direction: LPS = (-40 + 24, 10 + 48, 100 + 48)
+    assert by_id[1]["suv_max_voxel"] == [6, 12, 12]
+    assert by_id[1]["suv_max_lps_mm"] == [-16.0, 58.0, 148.0]
+    assert by_id[1]["suv_max_ras_mm"] == [16.0, -58.0, 148.0]
+    assert by_id[2]["suv_max_voxel"] == [17, 12, 12] and by_id[2]["suv_max"] == 7.0
+    table = (case / "lesions.ctbl").read_text().splitlines()
+    assert table[1:] == ["0 background 0 0 0 0", "1 lesion_1 230 25 75 255",
+                         "2 lesion_2 60 180 75 255"]  # fmt: skip
+    assert {"lesions.nii.gz", "lesions.ctbl"} <= set(report["outputs"])
+    import pandas as pd
+
+    rows = pd.read_csv(pred_folder / "lesions.csv")
+    assert list(zip(rows["case_id"], rows["lesion_id"], strict=True)) == [
+        ("CASE_A", 1), ("CASE_B", 1), ("CASE_B", 2)]  # fmt: skip
+    row = rows[(rows["case_id"] == "CASE_B") & (rows["lesion_id"] == 2)].iloc[0]
+    assert (row["suv_max_i"], row["suv_max_j"], row["suv_max_k"]) == (17, 12, 12)
+    assert row["volume_ml"] == pytest.approx(b.sum() * VOXEL_ML, abs=1e-3)
+    assert row["suv_max_ras_x_mm"] == -(-40.0 + 17 * 4.0)
+
+
+def test_lesion_decisions_are_recorded(served) -> None:
+    review = {"case_id": "CASE_B", "decision": "", "lesions": {"2": "reject", "1": "accept"}}
+    status, row = post_json(served, "/api/reviews", review)
+    assert status == 200 and row["lesions"] == "1:accept 2:reject"
+    assert reviews_of(served)["CASE_B"]["lesions"] == "1:accept 2:reject"
+    for bad in ({"0": "accept"}, {"x": "reject"}, {"1": "maybe"}, ["1"]):
+        status, _ = post_json(served, "/api/reviews", {**review, "lesions": bad})
+        assert status == 400, bad
+    assert reviews_of(served)["CASE_B"]["lesions"] == "1:accept 2:reject"
+
+
+def test_hot_spots_keep_an_empty_prediction_from_sorting_last() -> None:
+    from lion_nnunet.review.cases import review_order
+
+    def case(case_id, tmtv, hot):
+        return {"case_id": case_id, "flag_score": 0.0, "tmtv_ml": tmtv, "hot_spots_ml": hot}
+
+    cases = [case("big", 40.0, 0.0), case("empty_with_hot_spot", 0.0, 0.6),
+             case("empty", 0.0, 0.0), case("small", 2.0, None)]  # fmt: skip
+    assert [c["case_id"] for c in review_order(cases)] == [
+        "empty_with_hot_spot", "big", "small", "empty"]  # fmt: skip

@@ -1,6 +1,8 @@
 """The per-case output folder of ``lion predict`` / ``lion postprocess`` and ``summary.csv``.
 
-``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), optionally ``organs.nii.gz``
+``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), ``lesions.nii.gz`` (voxel value =
+report.json's ``lesion_id``) with ``lesions.ctbl`` (its 3D Slicer colour table,
+:mod:`.lesion_files`), optionally ``organs.nii.gz``
 (the model's organ label ids; LION: 2..K) with ``organs.json`` (their names), ``suv.nii.gz`` (the
 SUV computed from DICOM), ``tumor_probability.nii.gz`` (float32 0..1, the ensemble's tumor
 probability), ``seg.dcm`` and ``mip_rotating.gif``, then ``mip.png`` (coronal and sagittal side
@@ -28,6 +30,7 @@ from lion_nnunet.labels import LabelSet
 
 from .anatomy import misplaced_organs
 from .flags import flag_case
+from .lesion_files import COLOR_TABLE, LESIONS, LESIONS_CSV, lesion_frame, write_lesion_files
 from .pictures import (
     CORONAL_AXIS,
     DEFAULT_WINDOW,
@@ -44,7 +47,7 @@ REPORT = "report.json"
 SUMMARY = "summary.csv"
 #: Every file a case folder can hold: removed before a case is written again when the earlier
 #: report.json does not list its own (an interrupted run, or a report of an earlier version).
-CASE_FILES = ("tumor.nii.gz", "organs.nii.gz", "organs.json", "suv.nii.gz",
+CASE_FILES = ("tumor.nii.gz", LESIONS, COLOR_TABLE, "organs.nii.gz", "organs.json", "suv.nii.gz",
               "tumor_probability.nii.gz", "seg.dcm", "mip.png", "mip_coronal.png",
               "mip_sagittal.png", "mip_rotating.gif", REPORT)  # fmt: skip
 
@@ -183,6 +186,7 @@ def write_case_outputs(
     written = ["tumor.nii.gz"]
     tumor = (np.asarray(tumor) > 0).astype(np.uint8)
     write_image(array_to_image(tumor, pet_image), case_dir / "tumor.nii.gz")
+    written += write_lesion_files(case_dir, tumor, pet_image)
     has_organs = organs is not None and bool(np.any(organs))
     if save_organs and organs is not None:
         write_image(array_to_image(organs.astype(np.uint8), pet_image), case_dir / "organs.nii.gz")
@@ -218,15 +222,33 @@ def write_case_outputs(
     return report
 
 
-def write_summary(out_dir: Path) -> Path | None:
-    """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case)."""
+def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
+    """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case) and
+    ``out/lesions.csv`` (one row per lesion, :func:`.lesion_files.lesion_frame`).
+
+    With ``use_corrected``, a case corrected in ``lion review --serve`` contributes its
+    report_corrected.json instead, and both tables get a ``corrected`` column (True/False).
+    """
     out_dir = Path(out_dir)
     reports = []
+    corrected = []
     for path in sorted(out_dir.glob(f"*/{REPORT}")):
+        used = False
+        if use_corrected:
+            from lion_nnunet.review.corrections import case_report_path
+
+            path, used = case_report_path(path.parent, True)
         try:
             reports.append(json.loads(path.read_text()))
+            corrected.append(used)
         except json.JSONDecodeError:
             log.warning("%s: unreadable, left out of %s", path, SUMMARY)
     if not reports:
         return None
-    return write_csv(summary_frame(reports), out_dir / SUMMARY)
+    frame, lesions = summary_frame(reports), lesion_frame(reports)
+    if use_corrected:
+        frame.insert(1, "corrected", corrected)
+        by_case = dict(zip(frame["case_id"], corrected, strict=True))
+        lesions.insert(1, "corrected", [by_case.get(c, False) for c in lesions["case_id"]])
+    write_csv(lesions, out_dir / LESIONS_CSV)
+    return write_csv(frame, out_dir / SUMMARY)

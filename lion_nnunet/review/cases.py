@@ -9,7 +9,10 @@ them, else the older side-by-side ``mip.png``.
 
 Review order (:func:`review_order`):
 
-* without ground truth: highest ``flag_score`` first; cases whose report has no flag score
+* without ground truth: highest ``flag_score`` first; among equal scores, more unsegmented
+  hot-spot volume first (the flag term ``unsegmented_hot_spots``, in ml, counted even below its
+  threshold: a case whose hot spots suggest missed disease does not sort last just because
+  nothing was predicted), then largest TMTV first; cases whose report has no flag score
   (predicted before flag scores existed) come after every flagged case, largest TMTV first, as
   over-segmentation is the commonest failure of a model on new data;
 * with ground truth (``--gt``): worst Dice first (Dice from :func:`lion_nnunet.analysis.evaluate.
@@ -79,7 +82,8 @@ def read_case(case_dir: Path) -> dict:
     """The record of one case folder (see the module docstring); pictures as paths.
 
     Keys: ``case_id``, ``tmtv_ml``, ``lesion_count``, ``suv_max``, ``flag_score`` (None when the
-    report has none), ``flag_reasons`` (list of str), ``lesions`` (largest :data:`MAX_LESIONS`),
+    report has none), ``flag_reasons`` (list of str), ``hot_spots_ml`` (the flag term
+    ``unsegmented_hot_spots``, None where not measured), ``lesions`` (largest :data:`MAX_LESIONS`),
     ``lesions_shown``, ``pictures`` (list of existing PNG paths).
     """
     path = Path(case_dir) / REPORT
@@ -111,6 +115,7 @@ def read_case(case_dir: Path) -> dict:
         "suv_max": _number(report.get("suv_max")),
         "flag_score": _number(report.get("flag_score")),
         "flag_reasons": [str(r) for r in reasons],
+        "hot_spots_ml": _number((report.get("flag_terms") or {}).get("unsegmented_hot_spots")),
         "lesions": lesions[:MAX_LESIONS],
         "pictures": pictures,
     }
@@ -172,8 +177,8 @@ def review_order(cases: list[dict], by_dice: bool = False) -> list[dict]:
     """Cases sorted for review (module docstring); each gets ``rank`` (1 = look first)."""
 
     def flag_key(case: dict) -> tuple:
-        score = case["flag_score"]
-        return (score is None, -(score or 0.0), -(case["tmtv_ml"] or 0.0), case["case_id"])
+        score, hot = case["flag_score"], case.get("hot_spots_ml") or 0.0
+        return (score is None, -(score or 0.0), -hot, -(case["tmtv_ml"] or 0.0), case["case_id"])
 
     ordered = sorted(cases, key=flag_key)
     if by_dice:

@@ -4,7 +4,9 @@ A correction of case ``PRED/<case>/`` (from ``lion review --serve``, :class:`Cor
 writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predict`` wrote them:
 
 * ``tumor_corrected.nii.gz``: the corrected mask, uint8 0/1 on the prediction's grid;
-* ``lesions_corrected.nii.gz``: its lesions, voxel value = ``lesion_id`` of the report below;
+* ``lesions_corrected.nii.gz``: its lesions, voxel value = ``lesion_id`` of the report below,
+  with ``lesions_corrected.ctbl``, their 3D Slicer colour table
+  (:mod:`lion_nnunet.inference.lesion_files`);
 * ``report_corrected.json``: report.json's keys (TMTV, lesions, flag score...) for that mask,
   with ``corrected: true``; ``report.json`` of the prediction is kept;
 * ``corrections.json``: ``case_id``, ``prediction`` and its ``prediction_sha256``, ``model``
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 PREDICTION = "tumor.nii.gz"
 CORRECTED = "tumor_corrected.nii.gz"
 LESIONS_CORRECTED = "lesions_corrected.nii.gz"
+COLOR_TABLE_CORRECTED = "lesions_corrected.ctbl"
 CORRECTED_REPORT = "report_corrected.json"
 CORRECTIONS = "corrections.json"
 JOURNAL = ".corrections.journal.json"
@@ -337,13 +340,21 @@ class CorrectionStore:
                               mask.transpose(2, 1, 0), edit, reviewer)  # fmt: skip
 
     def _save(self, case_id, folder, report, pet_image, suv, before, mask, edit, reviewer) -> dict:
+        from lion_nnunet.inference.lesion_files import color_table
         from lion_nnunet.inference.outputs import measure_case
         from lion_nnunet.inference.report import lesion_map
 
         for stale in folder.glob(".*.part*"):  # of a correction killed before its journal
             if stale.name.startswith(
                 tuple(
-                    f".{n}." for n in (CORRECTED, LESIONS_CORRECTED, CORRECTED_REPORT, CORRECTIONS)
+                    f".{n}."
+                    for n in (
+                        CORRECTED,
+                        LESIONS_CORRECTED,
+                        COLOR_TABLE_CORRECTED,
+                        CORRECTED_REPORT,
+                        CORRECTIONS,
+                    )
                 )
             ):
                 stale.unlink(missing_ok=True)
@@ -373,7 +384,8 @@ class CorrectionStore:
             "mask_sha256": None,
             "edits": edits,
         }
-        new_report["outputs"] = [CORRECTED, LESIONS_CORRECTED, CORRECTED_REPORT, CORRECTIONS]
+        new_report["outputs"] = [CORRECTED, LESIONS_CORRECTED, COLOR_TABLE_CORRECTED,
+                                 CORRECTED_REPORT, CORRECTIONS]  # fmt: skip
 
         def write_mask(path: Path) -> None:
             sitk.WriteImage(array_to_image(mask_u8, pet_image), str(path), useCompression=True)
@@ -386,6 +398,7 @@ class CorrectionStore:
         commit_files(folder, [
             (CORRECTED, write_mask),
             (LESIONS_CORRECTED, write_lesions),
+            (COLOR_TABLE_CORRECTED, lambda p: p.write_text(color_table(int(lesions.max())))),
             (CORRECTED_REPORT, lambda p: p.write_text(json.dumps(new_report, indent=2) + "\n")),
             (CORRECTIONS, lambda p: p.write_text(json.dumps(record, indent=2) + "\n")),
         ])  # fmt: skip
