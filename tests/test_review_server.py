@@ -441,3 +441,60 @@ def test_hot_spots_keep_an_empty_prediction_from_sorting_last() -> None:
              case("empty", 0.0, 0.0), case("small", 2.0, None)]  # fmt: skip
     assert [c["case_id"] for c in review_order(cases)] == [
         "empty_with_hot_spot", "big", "small", "empty"]  # fmt: skip
+
+
+# ---------------------------------------------------------------- item 4: corrections flow on
+
+
+def test_corrections_flow_into_evaluate_review_response_and_summary(served, tmp_path) -> None:
+    import pandas as pd
+
+    from lion_nnunet.analysis.evaluate import evaluate
+    from lion_nnunet.analysis.response import prediction_study
+    from lion_nnunet.inference.outputs import write_summary
+
+    pred = served["pred"]
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    labels = tmp_path / "labelsTs"
+    labels.mkdir()
+    for case in CASES:  # the truth of both cases: lesions A and B
+        image = sitk.GetImageFromArray((a | b).astype(np.uint8))
+        image.CopyInformation(pet_image()[0])
+        sitk.WriteImage(image, str(labels / f"{case}.nii.gz"))
+    # CASE_A predicted A only: Dice 2|A| / (|A| + |A u B|), by hand from the voxel counts
+    dice_before = 2 * a.sum() / (a.sum() + (a | b).sum())
+    assert post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")[0] == 200
+    for use, expected in ((False, dice_before), (True, 1.0)):
+        result = evaluate(pred, labels, tmp_path / f"eval_{use}", progress=False,
+                          use_corrected=use)  # fmt: skip
+        rows = pd.read_csv(tmp_path / f"eval_{use}" / "per_case.csv").set_index("case_id")
+        assert rows.loc["CASE_A", "dice"] == pytest.approx(expected, abs=1e-4)
+        assert rows.loc["CASE_B", "dice"] == pytest.approx(1.0)
+        assert result["corrected_cases"] == (["CASE_A"] if use else [])
+        assert ("corrected" in rows) == use
+    # lion review: corrected numbers by default, the prediction's with use_corrected=False
+    from lion_nnunet.cli import main
+
+    for flag, tmtv in (([], (a | b).sum()), (["--no-use-corrected"], a.sum())):
+        out = tmp_path / f"gallery{len(flag)}"
+        assert main(["review", "--pred", str(pred), "-o", str(out), "--no-pbar", *flag]) == 0
+        text = (out / "index.html").read_text()
+        marker = '<script type="application/json" id="gallery-data">'
+        start = text.index(marker) + len(marker)
+        data = json.loads(text[start : text.index("</script>", start)])
+        case = next(c for c in data["cases"] if c["case_id"] == "CASE_A")
+        assert case["tmtv_ml"] == pytest.approx(tmtv * VOXEL_ML, abs=1e-3)
+        assert case["corrected"] is (not flag)
+    # lion response reads a case folder's corrected mask by default
+    study = prediction_study(pred / "CASE_A", "baseline", pet=pred / "CASE_A" / "suv.nii.gz")
+    assert study.corrected and (study.tumor > 0).sum() == (a | b).sum()
+    study = prediction_study(pred / "CASE_A", "baseline", pet=pred / "CASE_A" / "suv.nii.gz",
+                             use_corrected=False)  # fmt: skip
+    assert not study.corrected and (study.tumor > 0).sum() == a.sum()
+    # the cohort tables: summary.csv and lesions.csv with the corrected case's numbers
+    write_summary(pred, use_corrected=True)
+    summary = pd.read_csv(pred / "summary.csv").set_index("case_id")
+    assert summary.loc["CASE_A", "corrected"] and not summary.loc["CASE_B", "corrected"]
+    assert summary.loc["CASE_A", "lesion_count"] == 2
+    lesions = pd.read_csv(pred / "lesions.csv")
+    assert (lesions["case_id"] == "CASE_A").sum() == 2 and lesions["corrected"].sum() == 2

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite, log_to
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_use_corrected,
+    log_to,
+)
 
 EXAMPLES = """\
   lion review --pred out/ -o gallery/              # open gallery/index.html; Export CSV
@@ -49,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    metavar="PORT",
                    help=f"serve the gallery on 127.0.0.1:PORT (default {DEFAULT_PORT}; 0: a free "
                    "port) and record decisions in reviews.csv until Ctrl-C")  # fmt: skip
+    add_use_corrected(p, default=True)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -59,11 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_review(args: argparse.Namespace) -> int:
     from .gallery import build_gallery
 
-    result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar)
+    result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar,
+                           args.use_corrected)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"gallery of {result['cases']} case(s): {result['index']}")
+        print(f"corrected masks (tumor_corrected.nii.gz) shown for {len(result['corrected'])} "
+              "case(s)" if args.use_corrected else "predictions shown, corrections ignored "
+              "(--no-use-corrected)")  # fmt: skip
     if args.serve is None:
         return 0
     from .server import make_server, url_of

@@ -158,17 +158,6 @@ def case_report_path(case_dir: str | Path, use_corrected: bool) -> tuple[Path, b
     return case_dir / "report.json", False
 
 
-def add_use_corrected(parser, default: bool) -> None:
-    """``--use-corrected``/``--no-use-corrected`` on a command (argparse)."""
-    import argparse
-
-    parser.add_argument(
-        "--use-corrected", action=argparse.BooleanOptionalAction, default=default,
-        help="use a case's tumor_corrected.nii.gz (from lion review --serve) where one exists"
-        + (" (default: on)" if default else " (default: off)"),
-    )  # fmt: skip
-
-
 # ------------------------------------------------------------------ writing (the server)
 
 

@@ -99,6 +99,7 @@
     h.appendChild(el("span", { class: "badge" }, c.lesion_count + " lesion(s)"));
     h.appendChild(el("span", { class: "badge" }, "SUVmax " + fmt(c.suv_max, 1)));
     if (DATA.has_gt) h.appendChild(el("span", { class: "badge dice" }, "Dice " + fmt(c.dice, 3)));
+    if (c.corrected) h.appendChild(el("span", { class: "badge corrected", title: "numbers of the reader's corrected mask (tumor_corrected.nii.gz)" }, "corrected"));
     node.appendChild(h);
     const pics = el("div", { class: "pictures" });
     if (!c.pictures.length) pics.appendChild(el("div", { class: "nopicture" }, "no MIP picture"));
