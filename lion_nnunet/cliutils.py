@@ -150,3 +150,13 @@ def cluster_options(args: argparse.Namespace, progress: bool = True):
 
     config = None if args.cluster_config is None else Path(args.cluster_config)
     return ClusterOptions(args.cluster, config, args.max_workers, dashboard=progress)
+
+
+def add_use_corrected(parser: argparse.ArgumentParser, default: bool) -> None:
+    """``--use-corrected``/``--no-use-corrected``: a case's ``tumor_corrected.nii.gz`` (saved by
+    ``lion review --serve``) instead of its prediction, where one exists."""
+    parser.add_argument(
+        "--use-corrected", action=argparse.BooleanOptionalAction, default=default,
+        help="use a case's tumor_corrected.nii.gz (corrected in lion review --serve) instead of "
+        f"its tumor.nii.gz where one exists (default: {'on' if default else 'off'})",
+    )  # fmt: skip

@@ -260,8 +260,8 @@ def test_killed_worker_case_retried_once(scheduler, model: Path, studies: Path,
     assert (table.drop(index=victim)["attempts"] == 1).all()
     for case in cases:  # every case once, complete, nothing temporary left
         assert sorted(p.name for p in (out / case.case_id).iterdir()) == [
-            "mip.png", "mip_coronal.png", "mip_sagittal.png", "report.json",
-            "tumor.nii.gz"]  # fmt: skip
+            "lesions.ctbl", "lesions.nii.gz", "mip.png", "mip_coronal.png", "mip_sagittal.png",
+            "report.json", "tumor.nii.gz"]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted([c.case_id for c in cases] +
                                                            ["cohort.csv"])  # fmt: skip
 

@@ -293,8 +293,10 @@ def test_a_thousand_cases_make_a_page_under_5_mb(thousand) -> None:
 
 
 def _post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url + "api/reviews", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    """POST a review with the token of ``url`` (``http://127.0.0.1:PORT/?token=T``)."""
+    base, token = url.split("?token=")
+    request = urllib.request.Request(base + "api/reviews", data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-Lion-Token": token})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, json.loads(answer.read())
@@ -321,8 +323,9 @@ def test_server_records_reviews_atomically_and_refuses_bad_ones(served, predicte
     assert _post(url, b"{not json")[0] == 400
     assert _post(url, json.dumps({"case_id": "nobody", "decision": "accept"}).encode())[0] == 400
     assert _post(url, json.dumps({"case_id": OUTLIER, "decision": "maybe"}).encode())[0] == 400
-    foreign = urllib.request.Request(url + "api/reviews", method="POST", headers={
-        "Content-Type": "text/plain", "Origin": "https://example.org"},
+    base, token = url.split("?token=")
+    foreign = urllib.request.Request(base + "api/reviews", method="POST", headers={
+        "Content-Type": "text/plain", "Origin": "https://example.org", "X-Lion-Token": token},
         data=json.dumps({"case_id": OUTLIER, "decision": "accept"}).encode())  # fmt: skip
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(foreign, timeout=10)
@@ -346,7 +349,8 @@ def test_server_records_reviews_atomically_and_refuses_bad_ones(served, predicte
     by_id = {r["case_id"]: r for r in rows}
     assert by_id[ids[0]]["decision"] == "accept" and by_id[ids[0]]["reviewer"] == "dr. x"
     assert by_id[ids[1]]["comment"] == f'bladder, "brain" {ids[1]}'
-    with urllib.request.urlopen(url + "api/reviews", timeout=10) as answer:
+    listing = urllib.request.Request(base + "api/reviews", headers={"X-Lion-Token": token})
+    with urllib.request.urlopen(listing, timeout=10) as answer:
         assert len(json.loads(answer.read())) == len(ids)
     assert not list(served["gallery"].glob(".*part*"))
 

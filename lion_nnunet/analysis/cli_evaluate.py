@@ -13,6 +13,7 @@ from lion_nnunet.cliutils import (
     add_no_pbar,
     add_overwrite,
     add_processes,
+    add_use_corrected,
     cluster_options,
     log_to,
 )
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tumor value in the ground truth (default: from the dataset.json of "
                    "--gt or its parent, else 1)")  # fmt: skip
     e.add_argument("--strict", action="store_true", help="refuse predictions on another grid")
+    add_use_corrected(e, default=False)
     add_allow_missing(e, "evaluate the predicted cases, list the others as missing")
     add_processes(e)
     add_cluster_args(e)
@@ -88,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="each FOLDER holds step predictions <case>_pred<i>.nii.gz: compare the "
                    "Dice, FP and FN volume AUCs (lion evaluate --interactive)")  # fmt: skip
     add_allow_missing(c, "compare on the cases every method predicted")
+    add_use_corrected(c, default=False)
     add_overwrite(c)
     add_no_pbar(c)
     add_json(c)
@@ -128,7 +131,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         tumor_label=args.tumor_label, gt_tumor_label=args.gt_tumor_label, strict=args.strict,
         pet_dir=args.pet, allow_missing=args.allow_missing, num_processes=args.num_processes,
         overwrite=args.overwrite, progress=not args.no_pbar,
-        cluster=cluster_options(args, not args.no_pbar),
+        cluster=cluster_options(args, not args.no_pbar), use_corrected=args.use_corrected,
     )  # fmt: skip
     overall = result["summary"][0]
     if args.json:
@@ -141,6 +144,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"{_num(overall['fn_volume_ml_median'], 2)} ml, lesion F1 "
               f"{_num(overall['lesion_f1'], 3)}; see "
               f"{Path(args.out) / 'per_case.csv'}")  # fmt: skip
+        if args.use_corrected:
+            print(f"corrected masks used for {len(result['corrected_cases'])} case(s) "
+                  "(--use-corrected)")  # fmt: skip
     return 0
 
 
@@ -182,7 +188,8 @@ def run_compare(args: argparse.Namespace) -> int:
         labels[name] = int(value)
     result = compare(parse_methods(args.method), args.gt, args.out, tumor_labels=labels,
                      allow_missing=args.allow_missing, overwrite=args.overwrite,
-                     progress=not args.no_pbar, interactive=args.interactive)  # fmt: skip
+                     progress=not args.no_pbar, interactive=args.interactive,
+                     use_corrected=args.use_corrected)  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_use_corrected,
+)
 from lion_nnunet.errors import LionError
 from lion_nnunet.wording import counted
 
@@ -102,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline-uptake-min", type=float, help="uptake time at baseline (min)")
     p.add_argument("--followup-uptake-min", type=float, help="uptake time at follow-up (min)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    add_use_corrected(p, default=True)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -146,6 +153,7 @@ def _studies(args: argparse.Namespace):
                 args.baseline_pet,
                 args.baseline_aorta,
                 args.baseline_liver,
+                args.use_corrected,
             ),
             prediction_study(
                 args.predictions[1],
@@ -153,6 +161,7 @@ def _studies(args: argparse.Namespace):
                 args.followup_pet,
                 args.followup_aorta,
                 args.followup_liver,
+                args.use_corrected,
             ),
         )
     missing = [
@@ -247,7 +256,8 @@ def _run_cohort(args: argparse.Namespace) -> int:
                         patient_id=str(row.patient_id), same_patient=True,
                         **optional)  # fmt: skip
 
-    frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar)
+    frame = run_pairs(table, root, out, options_for, args.overwrite, not args.no_pbar,
+                      args.use_corrected)  # fmt: skip
     if not args.pairs:
         write_csv(table, out / "pairs.csv")
     ok = frame[frame["status"] == "ok"]
@@ -259,6 +269,8 @@ def _run_cohort(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {len(ok)} responses to {out}; PERCIST: {counted(counts)}; "
               f"see {out}/response.csv")  # fmt: skip
+        print("corrected masks (lion review --serve) used where they exist" if args.use_corrected
+              else "predictions used, corrections ignored (--no-use-corrected)")  # fmt: skip
     if len(failed):
         names = ", ".join(f"{p} ({Path(f).name})" for p, f in
                           zip(failed["patient_id"], failed["followup"], strict=True))  # fmt: skip
@@ -288,6 +300,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"PERCIST {data['percist']['category']}: {data['percist']['reason']}")
         print(f"TMTV {data['tmtv']['category']}: {data['tmtv']['reason']}")
+        used = [k for k, v in data["corrected_masks"].items() if v]
+        if args.use_corrected:
+            print(f"corrected masks (lion review --serve) used for: {', '.join(used) or 'none'}"
+                  " (--no-use-corrected: the predictions)")  # fmt: skip
         for w in data["warnings"]:
             print(f"warning: {w}")
         print(f"wrote {out}/response.json, response.csv, response.png")

@@ -121,6 +121,7 @@ def compare(
     overwrite: bool = False,
     progress: bool = True,
     interactive: bool = False,
+    use_corrected: bool = False,
 ) -> dict:
     """Evaluate every method, compare them on common cases; write CSV/JSON/PNG into ``out_dir``.
 
@@ -136,6 +137,7 @@ def compare(
         progress: Show progress bars.
         interactive: Each folder holds step predictions (``<case>_pred<i>.nii.gz``): compare the
             Dice, FP and FN volume AUCs of ``lion evaluate --interactive``.
+        use_corrected: evaluate corrected masks (``lion review --serve``) where they exist.
 
     Returns:
         The content of compare.json.
@@ -155,11 +157,18 @@ def compare(
         raise LionError(f"--tumor-label names unknown method(s) {wording.names(sorted(unknown))}")
     if not allow_missing:
         _check_missing(methods, Path(gt_dir), interactive)
-    per_method = {}
+    per_method, corrected = {}, {}
     for name, folder in methods.items():
-        run = evaluate_steps if interactive else evaluate
-        run(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
-            allow_missing=allow_missing, overwrite=True, progress=progress)  # fmt: skip
+        if interactive:
+            evaluate_steps(
+                folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
+                allow_missing=allow_missing, overwrite=True, progress=progress,
+            )  # fmt: skip
+        else:
+            done = evaluate(folder, gt_dir, out / name, tumor_label=tumor_labels.get(name),
+                            allow_missing=allow_missing, overwrite=True, progress=progress,
+                            use_corrected=use_corrected)  # fmt: skip
+            corrected[name] = done["corrected_cases"]
         frame = pd.read_csv(out / name / "per_case.csv")
         if "status" in frame:  # lion evaluate's; every interactive row is a scored case
             frame = frame[frame.status.isin(["ok", "resampled"])]
@@ -196,6 +205,7 @@ def compare(
     write_csv(pairs, out / "paired.csv")
     plots = _boxplots(table, names, out, compared)
     result = {"methods": {k: str(v) for k, v in methods.items()}, "common_cases": len(common),
+              "use_corrected": use_corrected, "corrected_cases": corrected,
               "only_some": {k: sorted(set(f.index) - set(common)) for k, f in per_method.items()},
               "paired": pairs.replace({np.nan: None}).to_dict(orient="records"),
               "verdicts": sentences, "plots": [str(p) for p in plots],

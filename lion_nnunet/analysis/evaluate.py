@@ -107,11 +107,19 @@ def missing_predictions(pred_dir: Path, gts: list[Path]) -> list[str]:
     ]
 
 
-def find_prediction(pred_dir: Path, case: str) -> Path | None:
-    """The prediction file of a case in either layout (by case id or raw name), or None."""
+def find_prediction(pred_dir: Path, case: str, use_corrected: bool = False) -> Path | None:
+    """The prediction file of a case in either layout (by case id or raw name), or None.
+
+    With ``use_corrected``, a ``lion predict`` case folder corrected in ``lion review --serve``
+    gives its ``tumor_corrected.nii.gz`` (:func:`lion_nnunet.review.corrections.case_mask`).
+    """
     for name in _names(case):
         for candidate in (pred_dir / name / "tumor.nii.gz", pred_dir / f"{name}.nii.gz"):
             if candidate.is_file():
+                if use_corrected and candidate.name == "tumor.nii.gz":
+                    from lion_nnunet.review.corrections import case_mask
+
+                    return case_mask(candidate.parent, True)[0]
                 return candidate
     return None
 
@@ -189,7 +197,8 @@ def _evaluate_case(job: _Job) -> dict:
         gt = sitk.GetArrayFromImage(gt_img) == job.gt_tumor_label
         pred_arr = sitk.GetArrayFromImage(pred_img)
         # lion predict's tumor.nii.gz is 0/1 whatever the model's tumor label was
-        label = TUMOR_LABEL if Path(job.pred).name == "tumor.nii.gz" else job.tumor_label
+        label = (TUMOR_LABEL if Path(job.pred).name in ("tumor.nii.gz", "tumor_corrected.nii.gz")
+                 else job.tumor_label)  # fmt: skip
         pred = pred_arr == label
         spacing = gt_img.GetSpacing()[::-1]
         row = {**row, "status": status, **case_metrics(pred, gt, spacing)}
@@ -247,6 +256,7 @@ def evaluate(
     overwrite: bool = False,
     progress: bool = True,
     cluster: ClusterOptions | None = None,
+    use_corrected: bool = False,
 ) -> dict:
     """Evaluate every ground-truth case; write per_case.csv, summary.csv, summary.json.
 
@@ -270,6 +280,9 @@ def evaluate(
         progress: Show a progress bar.
         cluster: ``--cluster``: cases as Dask tasks, ``cohort.csv`` in ``out_dir``; None:
             ``num_processes`` local processes.
+        use_corrected: take a case's ``tumor_corrected.nii.gz`` (``lion review --serve``) where
+            one exists; per_case.csv then has a ``corrected`` column, summary.json
+            ``corrected_cases``.
 
     Returns:
         The content of summary.json.
@@ -312,7 +325,7 @@ def evaluate(
     for gt in gts:
         name = gt.name[: -len(".nii.gz")]
         case = case_id_of_name(name)
-        pred = find_prediction(pred_dir, name)
+        pred = find_prediction(pred_dir, name, use_corrected)
         pet = None
         if pet_dir is not None:
             pet = find_pet(Path(pet_dir), name)
@@ -338,11 +351,15 @@ def evaluate(
         per_case = per_case.merge(cases[keep], on="case_id", how="left")
     if missing:
         log.warning("%d case(s) have no prediction: %s", len(missing), listing(missing))
+    corrected = sorted(j.case for j in jobs if j.pred and j.pred.endswith("tumor_corrected.nii.gz"))
+    if use_corrected:
+        per_case["corrected"] = per_case["case_id"].isin(corrected)
     summary = _summaries(per_case, group_by)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(tidy_per_case(per_case), out / "per_case.csv")
     write_csv(summary, out / "summary.csv")
     result = {"pred": str(pred_dir), "gt": str(gt_dir), "missing_predictions": missing,
+              "use_corrected": use_corrected, "corrected_cases": corrected,
               "summary": summary.replace({np.nan: None}).to_dict(orient="records")}  # fmt: skip
     write_json(result, out / "summary.json")
     return result

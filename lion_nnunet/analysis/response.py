@@ -69,6 +69,7 @@ class Study:
     aorta: np.ndarray | None = None  # on the PET's grid, for the blood pool
     notes: tuple[str, ...] = ()  # lion predict's warnings about the case (report.json)
     liver: np.ndarray | None = None  # a liver mask given apart (any grid, resampled to the PET)
+    corrected: bool = False  # the tumor mask is a reader's correction (tumor_corrected.nii.gz)
 
 
 def patient_id_of(pet: str | Path) -> str | None:
@@ -595,6 +596,7 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
         "tmtv": {"category": tmtv_cat, "reason": tmtv_reason},
         "reasons": reasons,
         "warnings": warnings,
+        "corrected_masks": {"baseline": baseline.corrected, "followup": followup.corrected},
         "delta": {
             key: _delta(b[key], f[key])
             for key in ("tmtv_ml", "tlg", "lesion_count", "sul_peak", "liver_sul_mean")
@@ -680,18 +682,27 @@ def prediction_study(
     pet: str | Path | None = None,
     aorta: str | Path | None = None,
     liver: str | Path | None = None,
+    use_corrected: bool = True,
 ) -> Study:
     """A study from a ``lion predict`` case folder: tumor.nii.gz, organs.nii.gz, report.json.
 
     The PET is ``pet`` or the report's ``input`` (a NIfTI file, found from any working
     directory; a DICOM folder must be given as ``pet``, e.g. after ``lion convert dicom``). The
     report's ``flag_reasons`` (lion predict's warnings about the case) travel with the study.
+    With ``use_corrected`` (the default of ``lion response``), a case corrected in ``lion review
+    --serve`` gives its tumor_corrected.nii.gz and the flag reasons of report_corrected.json.
     """
+    from lion_nnunet.review.corrections import case_mask, case_report_path
+
     folder = Path(folder)
     report_path = folder / "report.json"
     report = {}
     if report_path.is_file():
         report = json.loads(report_path.read_text())
+    tumor, corrected = case_mask(folder, use_corrected)
+    flagged = report
+    if corrected:
+        flagged = json.loads(case_report_path(folder, True)[0].read_text())
     if pet is None:
         if not report_path.is_file():
             raise LionError(
@@ -707,8 +718,6 @@ def prediction_study(
             )
         pet = _report_input(report_path, str(source), what)
     organs = folder / "organs.nii.gz"
-    study = load_study(
-        pet, folder / "tumor.nii.gz", organs if organs.is_file() else None, what, aorta, liver
-    )
-    notes = tuple(str(r) for r in report.get("flag_reasons") or [])
-    return replace(study, notes=notes)
+    study = load_study(pet, tumor, organs if organs.is_file() else None, what, aorta, liver)
+    notes = tuple(str(r) for r in flagged.get("flag_reasons") or [])
+    return replace(study, notes=notes, corrected=corrected)

@@ -112,6 +112,7 @@ def run_pairs(
     options_for: Callable[[object], object],
     overwrite: bool = False,
     progress: bool = True,
+    use_corrected: bool = True,
 ) -> pd.DataFrame:
     """Assess every pair; write ``out/<patient_id>/<followup>/response.*`` and out/response.csv.
 
@@ -126,6 +127,8 @@ def run_pairs(
         options_for: row -> :class:`~lion_nnunet.analysis.response.ResponseOptions`.
         overwrite: replace existing outputs.
         progress: show a progress bar.
+        use_corrected: a case folder's tumor_corrected.nii.gz (``lion review --serve``) where
+            one exists.
     """
     from lion_nnunet.analysis.response import (
         RESPONSE_CSV,
@@ -157,8 +160,9 @@ def run_pairs(
     for (b, f), options, target in track(jobs, "response", enabled=progress):
         patient = getattr(options, "patient_id", None) or target.parent.name
         try:
-            result = assess_response(prediction_study(b, "baseline"),
-                                     prediction_study(f, "followup"), options)  # fmt: skip
+            result = assess_response(prediction_study(b, "baseline", use_corrected=use_corrected),
+                                     prediction_study(f, "followup", use_corrected=use_corrected),
+                                     options)  # fmt: skip
             rows.append({**csv_row(write_response(result, target)), "status": "ok", "error": ""})
         except Exception as e:  # one failed pair, whatever the error, never stops the others
             error = str(e) if isinstance(e, LionError) else f"unexpected {type(e).__name__}: {e}"

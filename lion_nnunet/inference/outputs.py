@@ -1,6 +1,8 @@
 """The per-case output folder of ``lion predict`` / ``lion postprocess`` and ``summary.csv``.
 
-``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), optionally ``organs.nii.gz``
+``out/<case_id>/``: ``tumor.nii.gz`` (uint8 0/1 on the PET grid), ``lesions.nii.gz`` (voxel value =
+report.json's ``lesion_id``) with ``lesions.ctbl`` (its 3D Slicer colour table,
+:mod:`.lesion_files`), optionally ``organs.nii.gz``
 (the model's organ label ids; LION: 2..K) with ``organs.json`` (their names), ``suv.nii.gz`` (the
 SUV computed from DICOM), ``tumor_probability.nii.gz`` (float32 0..1, the ensemble's tumor
 probability), ``seg.dcm`` and ``mip_rotating.gif``, then ``mip.png`` (coronal and sagittal side
@@ -28,6 +30,7 @@ from lion_nnunet.labels import LabelSet
 
 from .anatomy import misplaced_organs
 from .flags import flag_case
+from .lesion_files import COLOR_TABLE, LESIONS, LESIONS_CSV, lesion_frame, write_lesion_files
 from .pictures import (
     CORONAL_AXIS,
     DEFAULT_WINDOW,
@@ -44,7 +47,7 @@ REPORT = "report.json"
 SUMMARY = "summary.csv"
 #: Every file a case folder can hold: removed before a case is written again when the earlier
 #: report.json does not list its own (an interrupted run, or a report of an earlier version).
-CASE_FILES = ("tumor.nii.gz", "organs.nii.gz", "organs.json", "suv.nii.gz",
+CASE_FILES = ("tumor.nii.gz", LESIONS, COLOR_TABLE, "organs.nii.gz", "organs.json", "suv.nii.gz",
               "tumor_probability.nii.gz", "seg.dcm", "mip.png", "mip_coronal.png",
               "mip_sagittal.png", "mip_rotating.gif", REPORT)  # fmt: skip
 
@@ -99,6 +102,42 @@ def organ_names_json(label_set: LabelSet) -> dict:
     return {"labels": labels, "tracer": label_set.tracer}
 
 
+def measure_case(
+    case_id: str,
+    pet_image: sitk.Image,
+    suv: np.ndarray,
+    tumor: np.ndarray,
+    organs: np.ndarray | None,
+    label_set: LabelSet,
+    model: str | None = None,
+    folds: list[str] | None = None,
+    extra: Mapping | None = None,
+    tumor_probability: np.ndarray | None = None,
+    fold_tumors: list[np.ndarray] | None = None,
+) -> dict:
+    """The report of a tumor mask with its flag score (report.json's content, no ``outputs``).
+
+    Arrays (z, y, x) on the grid of ``pet_image``; ``suv`` in SUV. The organ map is first
+    cleared of parts in anatomically impossible places (:func:`.anatomy.misplaced_organs`);
+    the arguments are those of :func:`write_case_outputs`.
+    """
+    tumor = np.asarray(tumor) > 0
+    has_organs = organs is not None and bool(np.any(organs))
+    names = {label: name for name, label in label_set.labels().items()}
+    # the organ map the report and flags use: without parts in anatomically impossible places
+    checked, misplaced = (
+        misplaced_organs(organs, label_set, pet_image) if has_organs else (None, None)
+    )
+    report = case_report(
+        case_id, suv, tumor, pet_image, checked, names, model, folds,
+        extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
+    )  # fmt: skip
+    spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
+    flags = flag_case(report, suv, tumor, spacing_zyx, checked, label_set, misplaced)
+    report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
+    return report
+
+
 def write_case_outputs(
     case_dir: Path,
     case_id: str,
@@ -147,6 +186,7 @@ def write_case_outputs(
     written = ["tumor.nii.gz"]
     tumor = (np.asarray(tumor) > 0).astype(np.uint8)
     write_image(array_to_image(tumor, pet_image), case_dir / "tumor.nii.gz")
+    written += write_lesion_files(case_dir, tumor, pet_image)
     has_organs = organs is not None and bool(np.any(organs))
     if save_organs and organs is not None:
         write_image(array_to_image(organs.astype(np.uint8), pet_image), case_dir / "organs.nii.gz")
@@ -160,18 +200,8 @@ def write_case_outputs(
         probability = array_to_image(np.asarray(tumor_probability, np.float32), pet_image)
         write_image(probability, case_dir / "tumor_probability.nii.gz")
         written.append("tumor_probability.nii.gz")
-    names = {label: name for name, label in label_set.labels().items()}
-    # the organ map the report and flags use: without parts in anatomically impossible places
-    checked, misplaced = (
-        misplaced_organs(organs, label_set, pet_image) if has_organs else (None, None)
-    )
-    report = case_report(
-        case_id, suv, tumor, pet_image, checked, names, model, folds,
-        extra, tumor_probability=tumor_probability, fold_tumors=fold_tumors,
-    )  # fmt: skip
-    spacing_zyx = tuple(float(v) for v in pet_image.GetSpacing()[::-1])
-    flags = flag_case(report, suv, tumor, spacing_zyx, checked, label_set, misplaced)
-    report.update(flag_score=flags.score, flag_reasons=flags.reasons, flag_terms=flags.values)
+    report = measure_case(case_id, pet_image, suv, tumor, organs, label_set, model, folds, extra,
+                          tumor_probability, fold_tumors)  # fmt: skip
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
     (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
         pet_image, suv, tumor, organs if has_organs else None
@@ -192,15 +222,33 @@ def write_case_outputs(
     return report
 
 
-def write_summary(out_dir: Path) -> Path | None:
-    """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case)."""
+def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
+    """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case) and
+    ``out/lesions.csv`` (one row per lesion, :func:`.lesion_files.lesion_frame`).
+
+    With ``use_corrected``, a case corrected in ``lion review --serve`` contributes its
+    report_corrected.json instead, and both tables get a ``corrected`` column (True/False).
+    """
     out_dir = Path(out_dir)
     reports = []
+    corrected = []
     for path in sorted(out_dir.glob(f"*/{REPORT}")):
+        used = False
+        if use_corrected:
+            from lion_nnunet.review.corrections import case_report_path
+
+            path, used = case_report_path(path.parent, True)
         try:
             reports.append(json.loads(path.read_text()))
+            corrected.append(used)
         except json.JSONDecodeError:
             log.warning("%s: unreadable, left out of %s", path, SUMMARY)
     if not reports:
         return None
-    return write_csv(summary_frame(reports), out_dir / SUMMARY)
+    frame, lesions = summary_frame(reports), lesion_frame(reports)
+    if use_corrected:
+        frame.insert(1, "corrected", corrected)
+        by_case = dict(zip(frame["case_id"], corrected, strict=True))
+        lesions.insert(1, "corrected", [by_case.get(c, False) for c in lesions["case_id"]])
+    write_csv(lesions, out_dir / LESIONS_CSV)
+    return write_csv(frame, out_dir / SUMMARY)

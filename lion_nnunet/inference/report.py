@@ -9,6 +9,9 @@ Keys of ``report.json`` (a stable interface, see docs/inference.md): ``case_id``
 ``suv_max``, ``suv_mean``, ``suv_peak`` (highest mean SUV in a 1 ml sphere centred on a tumor
 voxel, PERCIST), ``lesion_count``, ``lesions`` (list), ``model``, ``folds``, ``lion_version``,
 ``nnunetv2_version``, ``flag_score`` and ``flag_reasons`` (:mod:`.flags`). Each lesion carries
+``suv_max_voxel`` (voxel index (i, j, k) of its hottest voxel, the click files' order),
+``suv_max_lps_mm`` and ``suv_max_ras_mm`` (that voxel's centre in the image's physical LPS
+coordinates, as ITK and DICOM, and in RAS, as nibabel and 3D Slicer show them), and
 ``confidence`` (mean ensemble tumor probability inside it, 0..1; null where no probabilities exist,
 e.g. ``lion postprocess``) and ``fold_agreement`` (share of the ensemble's folds whose own tumor
 prediction overlaps it; null with fewer than two folds).
@@ -224,6 +227,11 @@ def case_report(
             # this lesion's SUVs, from its bounding-box crop (not the whole volume)
             values = suv[bbox][lesion].astype(np.float64)
             total_i = float(values.sum())
+            # the SUVmax voxel (first in C order of (z, y, x) among equal maxima)
+            hottest = np.where(lesion, suv[bbox], -np.inf).argmax()
+            at_zyx = [int(s.start + v) for s, v in
+                      zip(bbox, np.unravel_index(hottest, lesion.shape), strict=True)]  # fmt: skip
+            at_lps = image.TransformIndexToPhysicalPoint(at_zyx[::-1])
             c_zyx = stats["centroids"][i]
             centroid = image.TransformContinuousIndexToPhysicalPoint(
                 [float(c) for c in c_zyx[::-1]]
@@ -246,6 +254,13 @@ def case_report(
                     "suv_peak": rounded(_peak(suv, lesion, bbox, spacing_zyx), "suv"),
                     "tlg": rounded(total_i * voxel_ml, "suv_ml"),
                     "centroid_mm": [rounded(c, "mm") for c in centroid],
+                    "suv_max_voxel": at_zyx[::-1],
+                    "suv_max_lps_mm": [rounded(c, "mm") for c in at_lps],
+                    "suv_max_ras_mm": [
+                        rounded(-at_lps[0], "mm"),
+                        rounded(-at_lps[1], "mm"),
+                        rounded(at_lps[2], "mm"),
+                    ],
                     "nearest_organ": nearest,
                     "distance_to_organ_mm": dist,
                     "confidence": rounded(confidence, "share"),
@@ -277,6 +292,22 @@ def case_report(
     if extra:
         report.update(extra)
     return report
+
+
+def lesion_map(tumor: np.ndarray) -> np.ndarray:
+    """The lesions of a tumor mask as one label map: voxel value = ``lesion_id`` of
+    :func:`case_report` (the same 18-connected components, numbered the same way), 0 elsewhere.
+
+    Same axis order as ``tumor``; uint16 (uint32 above 65,535 lesions).
+
+    Examples:
+        >>> m = np.zeros((1, 3, 5), np.uint8); m[0, 1, 0] = m[0, 1, 3] = m[0, 1, 4] = 1
+        >>> lesion_map(m)[0, 1].tolist()
+        [1, 0, 0, 2, 2]
+    """
+    labels, n = cc3d.connected_components((np.asarray(tumor) > 0).astype(np.uint8),
+                                          connectivity=CONNECTIVITY, return_N=True)  # fmt: skip
+    return labels.astype(np.uint16 if n < 2**16 else np.uint32)
 
 
 def summary_frame(reports: list[dict]) -> pd.DataFrame:

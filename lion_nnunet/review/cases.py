@@ -9,7 +9,10 @@ them, else the older side-by-side ``mip.png``.
 
 Review order (:func:`review_order`):
 
-* without ground truth: highest ``flag_score`` first; cases whose report has no flag score
+* without ground truth: highest ``flag_score`` first; among equal scores, more unsegmented
+  hot-spot volume first (the flag term ``unsegmented_hot_spots``, in ml, counted even below its
+  threshold: a case whose hot spots suggest missed disease does not sort last just because
+  nothing was predicted), then largest TMTV first; cases whose report has no flag score
   (predicted before flag scores existed) come after every flagged case, largest TMTV first, as
   over-segmentation is the commonest failure of a model on new data;
 * with ground truth (``--gt``): worst Dice first (Dice from :func:`lion_nnunet.analysis.evaluate.
@@ -75,14 +78,18 @@ def _lesion(raw: dict) -> dict:
     }
 
 
-def read_case(case_dir: Path) -> dict:
+def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
     """The record of one case folder (see the module docstring); pictures as paths.
 
     Keys: ``case_id``, ``tmtv_ml``, ``lesion_count``, ``suv_max``, ``flag_score`` (None when the
-    report has none), ``flag_reasons`` (list of str), ``lesions`` (largest :data:`MAX_LESIONS`),
-    ``lesions_shown``, ``pictures`` (list of existing PNG paths).
+    report has none), ``flag_reasons`` (list of str), ``hot_spots_ml`` (the flag term
+    ``unsegmented_hot_spots``, None where not measured), ``lesions`` (largest :data:`MAX_LESIONS`),
+    ``lesions_shown``, ``pictures`` (list of existing PNG paths), ``corrected`` (True when the
+    numbers are those of a reader's correction: ``use_corrected`` and report_corrected.json).
     """
-    path = Path(case_dir) / REPORT
+    from .corrections import case_report_path
+
+    path, corrected = case_report_path(case_dir, use_corrected)
     try:
         report = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -106,19 +113,21 @@ def read_case(case_dir: Path) -> dict:
     return {
         "case_id": str(report.get("case_id") or Path(case_dir).name),
         "folder": Path(case_dir).name,
+        "corrected": corrected,
         "tmtv_ml": _number(report.get("tmtv_ml")),
         "lesion_count": int(count) if isinstance(count, int) else len(lesions),
         "suv_max": _number(report.get("suv_max")),
         "flag_score": _number(report.get("flag_score")),
         "flag_reasons": [str(r) for r in reasons],
+        "hot_spots_ml": _number((report.get("flag_terms") or {}).get("unsegmented_hot_spots")),
         "lesions": lesions[:MAX_LESIONS],
         "pictures": pictures,
     }
 
 
-def read_cases(pred_dir: str | Path) -> list[dict]:
+def read_cases(pred_dir: str | Path, use_corrected: bool = False) -> list[dict]:
     """Every finished case of ``pred_dir`` (:func:`read_case`), in folder order."""
-    cases = [read_case(folder) for folder in case_folders(pred_dir)]
+    cases = [read_case(folder, use_corrected) for folder in case_folders(pred_dir)]
     folders: dict[str, list[str]] = {}
     for case in cases:
         folders.setdefault(case["case_id"], []).append(case["folder"])
@@ -133,7 +142,7 @@ def read_cases(pred_dir: str | Path) -> list[dict]:
 
 
 def add_dice(cases: list[dict], pred_dir: str | Path, gt_dir: str | Path, out_dir: Path,
-             progress: bool = False) -> None:  # fmt: skip
+             progress: bool = False, use_corrected: bool = False) -> None:  # fmt: skip
     """Set each case's ``dice`` (None without ground truth or with an empty one) and
     ``dice_rank`` (the value it is ranked by, see the module docstring).
 
@@ -145,7 +154,8 @@ def add_dice(cases: list[dict], pred_dir: str | Path, gt_dir: str | Path, out_di
 
     from lion_nnunet.analysis.evaluate import evaluate
 
-    evaluate(pred_dir, gt_dir, out_dir, allow_missing=True, overwrite=True, progress=progress)
+    evaluate(pred_dir, gt_dir, out_dir, allow_missing=True, overwrite=True, progress=progress,
+             use_corrected=use_corrected)  # fmt: skip
     table = pd.read_csv(out_dir / "per_case.csv", dtype={"case_id": str})
     rows = {r["case_id"]: r for r in table.to_dict(orient="records")}
     matched = 0
@@ -172,8 +182,8 @@ def review_order(cases: list[dict], by_dice: bool = False) -> list[dict]:
     """Cases sorted for review (module docstring); each gets ``rank`` (1 = look first)."""
 
     def flag_key(case: dict) -> tuple:
-        score = case["flag_score"]
-        return (score is None, -(score or 0.0), -(case["tmtv_ml"] or 0.0), case["case_id"])
+        score, hot = case["flag_score"], case.get("hot_spots_ml") or 0.0
+        return (score is None, -(score or 0.0), -hot, -(case["tmtv_ml"] or 0.0), case["case_id"])
 
     ordered = sorted(cases, key=flag_key)
     if by_dice:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from lion_nnunet.cliutils import add_command, add_json, add_no_pbar, add_overwrite, log_to
+from lion_nnunet.cliutils import (
+    add_command,
+    add_json,
+    add_no_pbar,
+    add_overwrite,
+    add_use_corrected,
+    log_to,
+)
 
 EXAMPLES = """\
   lion review --pred out/ -o gallery/              # open gallery/index.html; Export CSV
   lion review --pred out/ -o gallery/ --gt $nnUNet_raw/Dataset501_LION_FDG/labelsTs
        # worst Dice first; lion evaluate's tables in gallery/evaluation/
-  lion review --pred out/ -o gallery/ --serve      # http://127.0.0.1:8765/, clicks -> reviews.csv
+  lion review --pred out/ -o gallery/ --serve      # open the printed http://127.0.0.1:8765/?token=...
   lion review --pred out/ -o gallery/ --overwrite --serve 0   # rebuild (reviews kept), any port
 """
 
@@ -41,10 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ground-truth label maps <case_id>.nii.gz (labelsTs): cards go worst "
                    "Dice first")  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="gallery folder (index.html, images/)")
+    p.add_argument("--pet", default=None, metavar="FOLDER",
+                   help="with --serve: the PET (SUV) images <case>_0000.nii.gz the cases were "
+                   "predicted from, to measure corrected masks (default: each case's suv.nii.gz "
+                   "or report.json's input)")  # fmt: skip
     p.add_argument("--serve", nargs="?", type=_port, const=DEFAULT_PORT, default=None,
                    metavar="PORT",
                    help=f"serve the gallery on 127.0.0.1:PORT (default {DEFAULT_PORT}; 0: a free "
                    "port) and record decisions in reviews.csv until Ctrl-C")  # fmt: skip
+    add_use_corrected(p, default=True)
     add_overwrite(p)
     add_no_pbar(p)
     add_json(p)
@@ -55,17 +67,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_review(args: argparse.Namespace) -> int:
     from .gallery import build_gallery
 
-    result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar)
+    result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar,
+                           args.use_corrected)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"gallery of {result['cases']} case(s): {result['index']}")
+        print(f"corrected masks (tumor_corrected.nii.gz) shown for {len(result['corrected'])} "
+              "case(s)" if args.use_corrected else "predictions shown, corrections ignored "
+              "(--no-use-corrected)")  # fmt: skip
     if args.serve is None:
         return 0
     from .server import make_server, url_of
 
-    server = make_server(args.output, set(result["order"]), args.serve)
-    print(f"serving {url_of(server)} (decisions -> {result['reviews']}); Ctrl-C stops", flush=True)
+    server = make_server(args.output, set(result["order"]), args.serve, pred_dir=args.pred,
+                         pet_dir=args.pet)  # fmt: skip
+    print(
+        f"serving {url_of(server)} (open this address: its token lets the page save; "
+        f"decisions -> {result['reviews']}); Ctrl-C stops",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

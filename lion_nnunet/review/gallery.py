@@ -139,6 +139,7 @@ def build_gallery(
     gt_dir: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    use_corrected: bool = True,
 ) -> dict:
     """Write ``out_dir/index.html`` reviewing every finished case of ``pred_dir``.
 
@@ -151,12 +152,17 @@ def build_gallery(
             evaluation/ are replaced; reviews.csv is kept). Without it an existing index.html,
             images/ or (with ``gt_dir``) evaluation/ in ``out_dir`` is refused.
         progress: show a progress bar while pictures are copied.
+        use_corrected: a case corrected in ``lion review --serve`` is shown and ranked by its
+            report_corrected.json (and, with ``gt_dir``, its Dice) and marked "corrected".
 
     Returns:
-        ``{"index": path, "cases": n, "order": [case ids], "reviews": path}``.
+        ``{"index": path, "cases": n, "order": [case ids], "reviews": path,
+        "corrected": [case ids shown corrected]}``.
     """
     pred_dir, out = Path(pred_dir), Path(out_dir)
-    cases = read_cases(pred_dir)  # refuses an empty or unreadable folder before anything is written
+    cases = read_cases(
+        pred_dir, use_corrected
+    )  # refuses an empty or unreadable folder before anything is written
     if (out / INDEX).exists() and not overwrite:
         raise LionError(
             f"{out / INDEX} exists; use --overwrite to rebuild the gallery (its {REVIEWS} is kept)"
@@ -173,7 +179,7 @@ def build_gallery(
         raise LionError(f"{out}: the gallery folder is the prediction folder; give another -o")
     reviews = read_reviews(out / REVIEWS)
     if gt_dir is not None:
-        add_dice(cases, pred_dir, gt_dir, out / EVALUATION, progress)
+        add_dice(cases, pred_dir, gt_dir, out / EVALUATION, progress, use_corrected)
     cases = review_order(cases, by_dice=gt_dir is not None)
     # pictures go to a new folder that replaces images/ only once all are copied, so a failed
     # rebuild leaves the earlier gallery whole (and pictures of cases no longer there go)
@@ -194,4 +200,5 @@ def build_gallery(
         shutil.rmtree(staging, ignore_errors=True)
     log.info("%s: %d cases", out / INDEX, len(cases))
     return {"index": str(out / INDEX), "cases": len(cases),
-            "order": [c["case_id"] for c in cases], "reviews": str(out / REVIEWS)}  # fmt: skip
+            "order": [c["case_id"] for c in cases], "reviews": str(out / REVIEWS),
+            "corrected": [c["case_id"] for c in cases if c["corrected"]]}  # fmt: skip

@@ -1,11 +1,14 @@
 // lion review: renders the cards from the JSON blob in #gallery-data; no libraries, no network
-// except, when the page is served by `lion review --serve`, POSTs to its own api/reviews.
+// except, when the page is served by `lion review --serve`, requests to its own api/ carrying the
+// server's token (from this page's address, ?token=...) in the X-Lion-Token header.
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("gallery-data").textContent);
   const SERVED = location.protocol === "http:" || location.protocol === "https:";
+  const TOKEN = new URLSearchParams(location.search).get("token") || "";
+  const API_HEADERS = { "X-Lion-Token": TOKEN };
   const STORE = "lion-review:" + DATA.gallery_id;
-  const COLUMNS = ["case_id", "decision", "comment", "reviewer", "timestamp"];
+  const COLUMNS = ["case_id", "decision", "comment", "reviewer", "timestamp", "lesions"];
   const reviews = Object.assign({}, DATA.reviews);
   const cards = {};
   const $ = (id) => document.getElementById(id);
@@ -96,6 +99,7 @@
     h.appendChild(el("span", { class: "badge" }, c.lesion_count + " lesion(s)"));
     h.appendChild(el("span", { class: "badge" }, "SUVmax " + fmt(c.suv_max, 1)));
     if (DATA.has_gt) h.appendChild(el("span", { class: "badge dice" }, "Dice " + fmt(c.dice, 3)));
+    if (c.corrected) h.appendChild(el("span", { class: "badge corrected", title: "numbers of the reader's corrected mask (tumor_corrected.nii.gz)" }, "corrected"));
     node.appendChild(h);
     const pics = el("div", { class: "pictures" });
     if (!c.pictures.length) pics.appendChild(el("div", { class: "nopicture" }, "no MIP picture"));
@@ -166,7 +170,7 @@
     const id = row.case_id;
     try {
       const fields = Object.fromEntries(COLUMNS.map((c) => [c, row[c]]));
-      const answer = await fetch("api/reviews", { method: "POST", headers: { "Content-Type": "application/json" },
+      const answer = await fetch("api/reviews", { method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, API_HEADERS),
                                                  body: JSON.stringify(fields) });
       const body = await answer.json();
       if (!answer.ok) throw new Error(body.error || answer.statusText);
@@ -181,8 +185,9 @@
     }
   }
 
-  function csvField(v) {
-    const s = String(v === undefined || v === null ? "" : v);
+  function csvField(v) {  // a text a spreadsheet would run as a formula gets a leading '
+    let s = String(v === undefined || v === null ? "" : v);
+    if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
     return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
   }
   function exportCsv() {
@@ -228,7 +233,7 @@
   async function loadServed() {  // decisions other reviewers recorded since the page was built
     let served;
     try {
-      const answer = await fetch("api/reviews");
+      const answer = await fetch("api/reviews", { headers: API_HEADERS });
       if (!answer.ok) return;
       served = await answer.json();
     } catch (e) { status("server not reachable: decisions stay in this browser", true); return; }

@@ -1,0 +1,415 @@
+"""Corrected tumor masks beside a prediction, never over it; the one reader every command uses.
+
+A correction of case ``PRED/<case>/`` (from ``lion review --serve``, :class:`CorrectionStore`)
+writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predict`` wrote them:
+
+* ``tumor_corrected.nii.gz``: the corrected mask, uint8 0/1 on the prediction's grid;
+* ``lesions_corrected.nii.gz``: its lesions, voxel value = ``lesion_id`` of the report below,
+  with ``lesions_corrected.ctbl``, their 3D Slicer colour table
+  (:mod:`lion_nnunet.inference.lesion_files`);
+* ``report_corrected.json``: report.json's keys (TMTV, lesions, flag score...) for that mask,
+  with ``corrected: true``; ``report.json`` of the prediction is kept;
+* ``corrections.json``: ``case_id``, ``prediction`` and its ``prediction_sha256``, ``model``
+  (report.json's), ``mask_sha256`` (of tumor_corrected.nii.gz) and ``edits``, in order: each
+  with ``n``, ``kind`` (``mask`` or ``clicks``), ``time`` (UTC), ``reviewer``, the clicks given
+  (``tumor``, ``background``, voxel indices (i, j, k)) and ``method`` for clicks, the voxels
+  ``added`` and ``removed``, and the ``tmtv_ml`` and ``lesion_count`` after it.
+
+Atomic as a set: the new files are first written under temporary names, then a journal listing
+the renames is written (atomically), then the renames are made, corrections.json last, and the
+journal removed. A process killed before the journal leaves the old files; one killed after it
+leaves a journal that the next reader or writer completes (:func:`finish_interrupted`), so the
+files are the old set or the new set, never a mix. One case's corrections are made one at a time
+(an exclusive ``flock`` on ``<case>/.corrections.lock``, across threads and processes), so two
+browser tabs on one case cannot interleave half-written files.
+
+:func:`case_mask` is the reader of ``--use-corrected`` (lion evaluate, compare, response,
+review, DICOM-SEG export, the cohort summary, ``lion convert reviews``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from lion_nnunet.errors import LionError
+from lion_nnunet.io import (
+    array_to_image,
+    geometry_mismatch,
+    read_float_image,
+    read_image,
+    sha256_file,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "tumor.nii.gz"
+CORRECTED = "tumor_corrected.nii.gz"
+LESIONS_CORRECTED = "lesions_corrected.nii.gz"
+COLOR_TABLE_CORRECTED = "lesions_corrected.ctbl"
+CORRECTED_REPORT = "report_corrected.json"
+CORRECTIONS = "corrections.json"
+JOURNAL = ".corrections.journal.json"
+LOCK = ".corrections.lock"
+#: Content types of ``POST /api/cases/<case>/mask``: a NIfTI file, or raw voxels (see
+#: :func:`mask_from_body`).
+NIFTI_TYPES = ("application/x-nifti", "application/nifti")
+RAW_TYPES = ("application/gzip", "application/octet-stream")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------ reading (every command)
+
+
+def finish_interrupted(case_dir: Path, interrupted: bool = True) -> None:
+    """Complete the renames of a correction whose process was killed after its journal
+    (``interrupted=False``: the writer's own, normal completion)."""
+    journal = Path(case_dir) / JOURNAL
+    if not journal.is_file():
+        return
+    try:
+        renames = json.loads(journal.read_text())["renames"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise LionError(
+            f"{journal}: unreadable correction journal ({e}); remove it and the "
+            f"{CORRECTIONS} set of files of this case to start again"
+        ) from None
+    for final, part in renames:
+        if Path(final).name != final or Path(part).name != part:
+            raise LionError(f"{journal}: names outside the case folder ({final}, {part})")
+        with contextlib.suppress(FileNotFoundError):  # renamed already (by another reader)
+            # os.replace, not Path.replace: a test replaces it to kill a write between renames
+            os.replace(Path(case_dir) / part, Path(case_dir) / final)  # noqa: PTH105
+    journal.unlink(missing_ok=True)
+    if interrupted:
+        log.warning("%s: completed a correction that was interrupted", case_dir)
+
+
+def read_corrections(case_dir: str | Path) -> dict | None:
+    """corrections.json of a case folder, or None when it was never corrected."""
+    case_dir = Path(case_dir)
+    finish_interrupted(case_dir)
+    path = case_dir / CORRECTIONS
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise LionError(f"{path}: unreadable ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
+        raise LionError(f"{path}: expected an object with an 'edits' list")
+    return data
+
+
+def corrected_mask(case_dir: str | Path) -> Path | None:
+    """``<case>/tumor_corrected.nii.gz`` when the case was corrected, else None.
+
+    Warns when tumor.nii.gz changed since the correction (the case was predicted again): the
+    correction is still used, as the reader made it.
+    """
+    case_dir = Path(case_dir)
+    data = read_corrections(case_dir)
+    if data is None:
+        return None
+    path = case_dir / CORRECTED
+    if not path.is_file():
+        raise LionError(f"{case_dir / CORRECTIONS} exists but {path.name} does not; remove "
+                        f"{CORRECTIONS} to use the prediction")  # fmt: skip
+    prediction = case_dir / PREDICTION
+    if prediction.is_file() and data.get("prediction_sha256") not in (
+        None,
+        sha256_file(prediction),
+    ):
+        log.warning("%s: %s changed after the correction was made; the correction is used",
+                    case_dir, PREDICTION)  # fmt: skip
+    return path
+
+
+def case_mask(case_dir: str | Path, use_corrected: bool) -> tuple[Path, bool]:
+    """The tumor mask of a ``lion predict`` case folder and whether it is the corrected one."""
+    case_dir = Path(case_dir)
+    if use_corrected:
+        path = corrected_mask(case_dir)
+        if path is not None:
+            return path, True
+    return case_dir / PREDICTION, False
+
+
+def case_report_path(case_dir: str | Path, use_corrected: bool) -> tuple[Path, bool]:
+    """report.json, or report_corrected.json of a corrected case with ``use_corrected``."""
+    case_dir = Path(case_dir)
+    if use_corrected and corrected_mask(case_dir) is not None:
+        return case_dir / CORRECTED_REPORT, True
+    return case_dir / "report.json", False
+
+
+# ------------------------------------------------------------------ writing (the server)
+
+
+@contextlib.contextmanager
+def case_lock(case_dir: Path) -> Iterator[None]:
+    """One correction of a case at a time: an exclusive flock on ``<case>/.corrections.lock``."""
+    with (Path(case_dir) / LOCK).open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _part_name(name: str) -> str:
+    return f".{name}.{secrets.token_hex(6)}.part{''.join(Path(name).suffixes)}"
+
+
+def commit_files(case_dir: Path, writers: list[tuple[str, Callable[[Path], None]]]) -> None:
+    """Write files of ``case_dir`` as one set (module docstring); ``writers`` in rename order,
+    each ``(final name, function writing the given temporary path)``."""
+    case_dir = Path(case_dir)
+    staged = []
+    try:
+        for name, write in writers:
+            part = _part_name(name)
+            write(case_dir / part)
+            staged.append((name, part))
+        write_json({"renames": staged}, case_dir / JOURNAL)
+    except BaseException:
+        for _, part in staged:
+            (case_dir / part).unlink(missing_ok=True)
+        raise
+    finish_interrupted(case_dir, interrupted=False)
+
+
+def mask_from_body(body: bytes, content_type: str, reference: sitk.Image, where: str) -> np.ndarray:
+    """A whole mask from a request body, as a bool array (z, y, x) on ``reference``'s grid.
+
+    Two forms (``Content-Type``):
+
+    * ``application/x-nifti``: a NIfTI file (``.nii`` or ``.nii.gz`` bytes) whose grid (size,
+      spacing, origin, direction) is the prediction's;
+    * ``application/gzip`` (or ``application/octet-stream``): gzip'd uint8 voxels, one byte per
+      voxel in the NIfTI file's own order (i fastest, then j, then k: the bytes of a SimpleITK
+      array (z, y, x) in C order), exactly nx * ny * nz of them.
+
+    Voxel values must be 0 or 1.
+    """
+    size = reference.GetSize()
+    if content_type in NIFTI_TYPES:
+        suffix = ".nii.gz" if body[:2] == b"\x1f\x8b" else ".nii"
+        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"lion-mask-{secrets.token_hex(8)}{suffix}"
+        try:
+            tmp.write_bytes(body)
+            try:
+                image = read_image(tmp, "mask")
+            except LionError as e:
+                raise LionError(f"{where}: not a readable NIfTI mask ({e})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        diff = geometry_mismatch(reference, image)
+        if diff:
+            raise LionError(f"{where}: the mask's grid differs from the prediction's ({diff})")
+        array = sitk.GetArrayFromImage(image)
+    elif content_type in RAW_TYPES:
+        try:
+            raw = gzip.decompress(body)
+        except (OSError, EOFError) as e:
+            raise LionError(f"{where}: body is not gzip data ({e})") from None
+        expected = int(np.prod(size))
+        if len(raw) != expected:
+            raise LionError(
+                f"{where}: {len(raw)} voxels; expected {expected} = {' x '.join(map(str, size))} "
+                "(i, j, k) uint8 voxels, i fastest"
+            )
+        array = np.frombuffer(raw, np.uint8).reshape(size[::-1])
+    else:
+        raise LionError(
+            f"{where}: Content-Type {content_type or 'missing'!r}; expected one of "
+            f"{', '.join(NIFTI_TYPES + RAW_TYPES)}"
+        )
+    values = np.unique(array)
+    if not set(values.tolist()) <= {0, 1}:
+        raise LionError(f"{where}: voxel values {values[:8].tolist()}; expected 0 and 1 only")
+    return array > 0
+
+
+class CorrectionStore:
+    """Corrections of the cases of one prediction folder (used by :mod:`.server`).
+
+    Args:
+        pred_dir: ``lion predict``'s output folder.
+        book: the gallery's reviews.csv (:class:`~lion_nnunet.review.reviews.ReviewBook`): a
+            corrected case's row gets decision ``corrected``.
+        pet_dir: where the PET (SUV) of each case is, ``<case>_0000.nii.gz`` or
+            ``<case>.nii.gz``; without it the case folder's ``suv.nii.gz`` or the report's
+            ``input`` (a NIfTI) is used.
+    """
+
+    def __init__(self, pred_dir: str | Path, book, pet_dir: str | Path | None = None) -> None:
+        from .cases import case_folders
+
+        self.pred_dir = Path(pred_dir)
+        self.book = book
+        self.pet_dir = Path(pet_dir) if pet_dir is not None else None
+        self.folders: dict[str, Path] = {}
+        for folder in case_folders(self.pred_dir):
+            report = json.loads((folder / "report.json").read_text())
+            self.folders[str(report.get("case_id") or folder.name)] = folder
+
+    def _pet(self, case_id: str, folder: Path, report: dict) -> tuple[sitk.Image, np.ndarray]:
+        from lion_nnunet.analysis.evaluate import find_pet
+
+        candidates = [folder / "suv.nii.gz"]
+        if self.pet_dir is not None:
+            candidates.insert(0, find_pet(self.pet_dir, case_id))
+        source = report.get("input")
+        if isinstance(source, str) and source.endswith((".nii", ".nii.gz")):
+            candidates.append(Path(source))
+        for path in candidates:
+            if path is not None and Path(path).is_file():
+                return read_float_image(path, "PET")
+        raise LionError(
+            f"{case_id}: no PET to measure the corrected mask with (looked for "
+            f"{', '.join(str(p) for p in candidates if p is not None)}); serve with "
+            "lion review --pet FOLDER (the imagesTs the case was predicted from)"
+        )
+
+    def _inputs(self, case_id: str):
+        folder = self.folders[case_id]
+        report = json.loads((folder / "report.json").read_text())
+        pet_image, suv = self._pet(case_id, folder, report)
+        current, _ = case_mask(folder, use_corrected=True)
+        mask_image = read_image(current, "tumor mask")
+        diff = geometry_mismatch(pet_image, mask_image)
+        if diff:
+            raise LionError(f"{current}: grid differs from the case's PET ({diff})")
+        return folder, report, pet_image, suv, sitk.GetArrayFromImage(mask_image) > 0
+
+    def save_mask(self, case_id: str, body: bytes, content_type: str, reviewer: str = "") -> dict:
+        """Replace the case's corrected mask with the whole mask in ``body``
+        (:func:`mask_from_body`)."""
+        folder = self.folders[case_id]
+        with case_lock(folder):
+            folder, report, pet_image, suv, before = self._inputs(case_id)
+            mask = mask_from_body(body, content_type, pet_image, f"mask of {case_id}")
+            return self._save(case_id, folder, report, pet_image, suv, before, mask,
+                              {"kind": "mask"}, reviewer)  # fmt: skip
+
+    def save_clicks(self, case_id: str, data: object, reviewer: str = "") -> dict:
+        """Refine the case's current mask with tumor and background clicks (:mod:`.refine`)."""
+        from lion_nnunet.interactive.clickfile import parse_clicks
+
+        from .refine import METHOD, refine
+
+        folder = self.folders[case_id]
+        with case_lock(folder):
+            folder, report, pet_image, suv, before = self._inputs(case_id)
+            clicks = parse_clicks(data, f"clicks of {case_id}", image=pet_image)
+            if not len(clicks):
+                raise LionError(f"clicks of {case_id}: no tumor or background click given")
+            # refine works in the click files' (i, j, k) order: SimpleITK arrays are (z, y, x)
+            mask = refine(suv.transpose(2, 1, 0), before.transpose(2, 1, 0), clicks)
+            edit = {"kind": "clicks", "method": METHOD,
+                    "tumor": [list(p) for p in clicks.tumor],
+                    "background": [list(p) for p in clicks.background]}  # fmt: skip
+            return self._save(case_id, folder, report, pet_image, suv, before,
+                              mask.transpose(2, 1, 0), edit, reviewer)  # fmt: skip
+
+    def _save(self, case_id, folder, report, pet_image, suv, before, mask, edit, reviewer) -> dict:
+        from lion_nnunet.inference.lesion_files import color_table
+        from lion_nnunet.inference.outputs import measure_case
+        from lion_nnunet.inference.report import lesion_map
+
+        for stale in folder.glob(".*.part*"):  # of a correction killed before its journal
+            if stale.name.startswith(
+                tuple(
+                    f".{n}."
+                    for n in (
+                        CORRECTED,
+                        LESIONS_CORRECTED,
+                        COLOR_TABLE_CORRECTED,
+                        CORRECTED_REPORT,
+                        CORRECTIONS,
+                    )
+                )
+            ):
+                stale.unlink(missing_ok=True)
+        previous = read_corrections(folder) or {}
+        label_set, organs = _organs(folder)
+        new_report = measure_case(
+            case_id, pet_image, suv, mask, organs, label_set, model=report.get("model"),
+            folds=report.get("folds"), extra={"corrected": True, "prediction": PREDICTION,
+                                             "corrections": CORRECTIONS},
+        )  # fmt: skip
+        edits = list(previous.get("edits") or [])
+        edits.append({
+            "n": len(edits) + 1, **edit, "time": _now(), "reviewer": reviewer[:200],
+            "added": int((mask & ~before).sum()), "removed": int((before & ~mask).sum()),
+            "tmtv_ml": new_report["tmtv_ml"], "lesion_count": new_report["lesion_count"],
+        })  # fmt: skip
+        mask_u8 = mask.astype(np.uint8)
+        lesions = lesion_map(mask_u8)
+        prediction = folder / PREDICTION
+        record = {
+            "case_id": case_id,
+            "prediction": PREDICTION,
+            "prediction_sha256": sha256_file(prediction) if prediction.is_file() else None,
+            "model": report.get("model"),
+            "corrected_mask": CORRECTED,
+            "report": CORRECTED_REPORT,
+            "mask_sha256": None,
+            "edits": edits,
+        }
+        new_report["outputs"] = [CORRECTED, LESIONS_CORRECTED, COLOR_TABLE_CORRECTED,
+                                 CORRECTED_REPORT, CORRECTIONS]  # fmt: skip
+
+        def write_mask(path: Path) -> None:
+            sitk.WriteImage(array_to_image(mask_u8, pet_image), str(path), useCompression=True)
+            record["mask_sha256"] = sha256_file(path)
+
+        def write_lesions(path: Path) -> None:
+            image = array_to_image(lesions, pet_image)
+            sitk.WriteImage(image, str(path), useCompression=True)
+
+        commit_files(folder, [
+            (CORRECTED, write_mask),
+            (LESIONS_CORRECTED, write_lesions),
+            (COLOR_TABLE_CORRECTED, lambda p: p.write_text(color_table(int(lesions.max())))),
+            (CORRECTED_REPORT, lambda p: p.write_text(json.dumps(new_report, indent=2) + "\n")),
+            (CORRECTIONS, lambda p: p.write_text(json.dumps(record, indent=2) + "\n")),
+        ])  # fmt: skip
+        if self.book is not None:
+            self.book.mark(case_id, "corrected", reviewer)
+        log.info("%s: corrected (%s), TMTV %s ml", case_id, edit["kind"], new_report["tmtv_ml"])
+        return {"case_id": case_id, "tmtv_ml": new_report["tmtv_ml"],
+                "lesion_count": new_report["lesion_count"], "edits": len(edits),
+                "flag_score": new_report.get("flag_score"),
+                "files": new_report["outputs"]}  # fmt: skip
+
+
+def _organs(folder: Path):
+    """The case's label set and saved organ map (organs.nii.gz, from --save-organs) or None."""
+    from lion_nnunet.labels import get_label_set
+
+    tracer = "fdg"
+    names = folder / "organs.json"
+    if names.is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            tracer = json.loads(names.read_text()).get("tracer") or tracer
+    label_set = get_label_set(tracer)
+    path = folder / "organs.nii.gz"
+    organs = sitk.GetArrayFromImage(read_image(path, "organs")) if path.is_file() else None
+    return label_set, organs
