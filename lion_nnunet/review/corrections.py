@@ -309,10 +309,16 @@ class CorrectionStore:
                               {"kind": "mask"}, reviewer)  # fmt: skip
 
     def save_clicks(self, case_id: str, data: object, reviewer: str = "") -> dict:
-        """Refine the case's current mask with tumor and background clicks (:mod:`.refine`)."""
+        """Refine the case's current mask with tumor and background clicks: the interactive
+        session's rule-based edit (:mod:`lion_nnunet.interactive.session`), as ``lion predict
+        --clicks`` applies it."""
         from lion_nnunet.interactive.clickfile import parse_clicks
-
-        from .refine import METHOD, refine
+        from lion_nnunet.interactive.session import (
+            RULE_BASED,
+            RefinementSession,
+            apply_clicks,
+            rule_settings,
+        )
 
         folder = self.folders[case_id]
         with case_lock(folder):
@@ -320,13 +326,16 @@ class CorrectionStore:
             clicks = parse_clicks(data, f"clicks of {case_id}", image=pet_image)
             if not len(clicks):
                 raise LionError(f"clicks of {case_id}: no tumor or background click given")
-            # refine works in the click files' (i, j, k) order: SimpleITK arrays are (z, y, x)
-            mask = refine(suv.transpose(2, 1, 0), before.transpose(2, 1, 0), clicks)
-            edit = {"kind": "clicks", "method": METHOD,
+            session = RefinementSession()
+            session.set_image(suv, pet_image.GetSpacing()[::-1])  # arrays (z, y, x)
+            mask = before.astype(np.uint8)  # the session edits it in place
+            session.set_target_buffer(mask)
+            apply_clicks(session, clicks)
+            edit = {"kind": "clicks", "method": RULE_BASED, "rule": rule_settings(session),
                     "tumor": [list(p) for p in clicks.tumor],
                     "background": [list(p) for p in clicks.background]}  # fmt: skip
-            return self._save(case_id, folder, report, pet_image, suv, before,
-                              mask.transpose(2, 1, 0), edit, reviewer)  # fmt: skip
+            return self._save(case_id, folder, report, pet_image, suv, before, mask > 0, edit,
+                              reviewer)  # fmt: skip
 
     def _save(self, case_id, folder, report, pet_image, suv, before, mask, edit, reviewer) -> dict:
         from lion_nnunet.inference.lesion_files import color_table
