@@ -248,6 +248,38 @@ def test_checkpoint_with_a_malicious_pickle_is_refused_and_runs_nothing(
     assert marker.read_text() == "ran"
 
 
+class _RunsShell:
+    """Unpickled, it runs ``touch MARKER`` through os.system (posix.system on Linux)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_calling_a_blocked_module_is_refused_as_code_not_as_damaged(
+    tmp_path: Path,
+) -> None:
+    # torch words a global from a module it blocks outright (os, posix, sys) differently from
+    # one outside its allow-list ("Trying to load unsupported GLOBAL posix.system whose module
+    # posix is blocked"); that file is not damaged: it asks to run a shell command
+    import torch
+
+    from lion_nnunet.inference.checkpoint_load import load_checkpoint
+
+    marker = tmp_path / "shell_ran"
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": {"w": torch.ones(2)}, "payload": _RunsShell(marker)}, path)
+    with pytest.raises(LionError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert f"the checkpoint refers to {os.system.__module__}.system" in message, message
+    assert "could run code from the file" in message and "--trust-checkpoint" in message
+    assert "damaged" not in message
+    assert not marker.exists()
+
+
 def test_numpy_scalars_of_nnunet_training_record_load_weights_only(tmp_path: Path) -> None:
     """nnU-Net's logger and _best_ema hold numpy float32 (2.8) or float64 (earlier) scalars."""
     import torch

@@ -85,8 +85,15 @@ def _damaged(path: Path, e: Exception) -> LionError:
 
 def _refused_name(message: str) -> str | None:
     """The global torch's weights-only loader refused (``exec``, ``os.system``), from its
-    message; None when it refused something else (a file that is no pickle at all)."""
-    match = re.search(r"Unsupported global: GLOBAL (\S+)", message) or re.search(
-        r"Can only build .* but got <class '([^']+)'>", message
+    message; None when it refused something else (a file that is no pickle at all).
+
+    torch words it three ways: a global outside its allow-list ("Unsupported global: GLOBAL
+    builtins.exec"), one from a module it blocks outright ("Trying to load unsupported GLOBAL
+    posix.system whose module posix is blocked"), and a class it will not build.
+    """
+    match = (
+        re.search(r"Unsupported global: GLOBAL (\S+)", message)
+        or re.search(r"unsupported GLOBAL (\S+) whose module", message)
+        or re.search(r"Can only build .* but got <class '([^']+)'>", message)
     )
     return match.group(1) if match else None
