@@ -376,6 +376,13 @@ def test_an_empty_followup_mask_over_unchanged_uptake_is_not_cmr(tmp_path: Path)
     assert site == data["baseline"]["sul_peak"] == data["percist"]["sul_peak_followup"]
     assert data["percist"]["category"] == "SMD"
     assert any("mask is empty, but this is not a complete response" in r for r in data["reasons"])
+    # response.csv and the picture show the SULpeaks the category compared (the site's, 0 %
+    # change), not an empty follow-up SULpeak beside "SMD"
+    row = pd.read_csv(out / "response.csv").iloc[0]
+    assert row["followup_sul_peak"] == pytest.approx(site) and row["delta_sul_peak_pct"] == 0.0
+    from lion_nnunet.analysis.response_picture import panel_titles
+
+    assert f"SULpeak (lesions and sites) {site:.2f}" in panel_titles(data)[1]
 
 
 def test_an_empty_followup_mask_over_resolved_uptake_is_cmr(tmp_path: Path) -> None:

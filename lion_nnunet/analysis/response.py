@@ -626,8 +626,10 @@ def csv_row(data: dict) -> dict:
         "tmtv_category": data["tmtv"]["category"],
         "baseline_tmtv_ml": b["tmtv_ml"], "followup_tmtv_ml": f["tmtv_ml"],
         "delta_tmtv_pct": d["tmtv_ml"]["pct"],
-        "baseline_sul_peak": b["sul_peak"], "followup_sul_peak": f["sul_peak"],
-        "delta_sul_peak_pct": d["sul_peak"]["pct"],
+        # the SULpeaks PERCIST compared: at follow-up the hottest lesion or baseline site
+        "baseline_sul_peak": b["sul_peak"],
+        "followup_sul_peak": data["percist"]["sul_peak_followup"],
+        "delta_sul_peak_pct": data["percist"]["sul_peak_change_pct"],
         "baseline_lesions": b["lesion_count"], "followup_lesions": f["lesion_count"],
         "new_lesions": data["matching"]["new"], "disappeared": data["matching"]["disappeared"],
         "baseline_liver_sul_mean": b["liver_sul_mean"],

@@ -73,6 +73,24 @@ def _lesion_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _peak_text(value) -> str:
+    return "none" if value is None else f"{value:.2f}"
+
+
+def panel_titles(data: dict) -> tuple[str, str]:
+    """The two panels' titles: TMTV, lesion count, the SULpeak PERCIST compared (at follow-up
+    the hottest lesion or baseline site, so an empty mask over uptake left does not read 0) and
+    the liver SULmean."""
+    b, f, percist = data["baseline"], data["followup"], data["percist"]
+    return (
+        f"baseline: TMTV {b['tmtv_ml']:.1f} ml, {b['lesion_count']} lesion(s)\n"
+        f"SULpeak {_peak_text(percist['sul_peak_baseline'])}, liver {b['liver_sul_mean']:.2f}",
+        f"follow-up (aligned): TMTV {f['tmtv_ml']:.1f} ml, {f['lesion_count']} lesion(s)\n"
+        f"SULpeak (lesions and sites) {_peak_text(percist['sul_peak_followup'])}, "
+        f"liver {f['liver_sul_mean']:.2f}",
+    )
+
+
 def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
     """Write the side-by-side picture of a ``response.ResponseResult`` (atomic PNG)."""
     import matplotlib
@@ -89,12 +107,7 @@ def save_response_png(result, path: str | Path, dpi: int = 120) -> Path:
     window = MIP_WINDOWS.get(data.get("tracer", "fdg"), MIP_WINDOWS["fdg"])
     fig, axes = plt.subplots(1, 2, figsize=(8, 9.5))
     b, f = data["baseline"], data["followup"]
-    titles = (
-        f"baseline: TMTV {b['tmtv_ml']:.1f} ml, {b['lesion_count']} lesion(s)\n"
-        f"SULpeak {b['sul_peak'] or 0:.2f}, liver {b['liver_sul_mean']:.2f}",
-        f"follow-up (aligned): TMTV {f['tmtv_ml']:.1f} ml, {f['lesion_count']} lesion(s)\n"
-        f"SULpeak {f['sul_peak'] or 0:.2f}, liver {f['liver_sul_mean']:.2f}",
-    )
+    titles = panel_titles(data)
     draw_mip(axes[0], base.suv, spacing, CORONAL_AXIS, window=window, title=titles[0])
     draw_mip(axes[1], result.followup_suv_on_baseline, spacing, CORONAL_AXIS, window=window,
              title=titles[1])  # fmt: skip
