@@ -294,6 +294,9 @@ def test_a_site_in_the_liver_compares_with_the_surrounding_liver() -> None:
     assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 2.0, in_liver=True),)))[0] == "CMR"
     assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 2.01, in_liver=True),))) is None
     assert pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 1.9),))) is None  # elsewhere: >= 1.5
+    # the reason says which limit the liver site met: 1.9 is not "below the liver mean 1.50"
+    reason = pr.rule_cmr(P(4.0, None, sites=(pr.Site(1, 1.9, in_liver=True),)))[1]
+    assert "site in the liver at most liver mean + 2 SD = 2.00" in reason, reason
 
 
 def test_rule_pmr() -> None:

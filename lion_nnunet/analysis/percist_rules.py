@@ -353,6 +353,13 @@ def rule_cmr(p: PercistInput) -> tuple[str, str] | None:
         return None
     where = f"all {len(p.sites)} baseline site(s) and every follow-up lesion"
     text = f"{where} below the liver mean {sul(p.followup_liver_mean):.2f}"
+    liver_sites = [s.lesion for s in p.sites if s.in_liver]
+    if liver_sites:  # they met their own limit, not the one above
+        limit = sul(p.followup_liver_mean + CMR_LIVER_SITE_SD * p.followup_liver_sd)
+        text += (
+            f" (a site in the liver at most liver mean + 2 SD = {limit:.2f}: baseline "
+            f"lesion(s) {', '.join(map(str, liver_sites))})"
+        )
     if p.followup_blood_pool is None:
         return "CMR", text + " (blood pool not measured: give the aorta to check it)"
     bp = sul(p.followup_blood_pool[0] + CMR_BLOOD_POOL_SD * p.followup_blood_pool[1])
