@@ -245,6 +245,19 @@ def test_liver_reference_flag_replaces_the_mask(tmp_path: Path) -> None:
     assert data["baseline"]["liver_source"] == "--liver-reference"
 
 
+def test_files_form_says_nothing_about_corrected_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # corrections (tumor_corrected.nii.gz) belong to lion predict case folders; with the masks
+    # given as files there is nothing to correct, so no line about them (nor --no-use-corrected,
+    # which the user never passed)
+    b = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "08-12-2005-NA-PET-CT")
+    f = _tiny(tmp_path, "PETCT_aaaaaaaaaa", "03-02-2006-NA-PET-CT")
+    assert main([*_args(b, f, tmp_path / "resp"), *PATIENT_ARGS]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("PERCIST ") and "corrected" not in text, text
+
+
 def _pairs_csv(tmp_path: Path, followups: dict[str, dict]) -> list[dict]:
     """pairs.csv of lion-predict-like folders: per patient a baseline and one follow-up study.
 

@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"PERCIST {data['percist']['category']}: {data['percist']['reason']}")
         print(f"TMTV {data['tmtv']['category']}: {data['tmtv']['reason']}")
         used = [k for k, v in data["corrected_masks"].items() if v]
-        if args.use_corrected:
+        if args.use_corrected and args.predictions:  # files: nothing a review corrected
             print(f"corrected masks (lion review --serve) used for: {', '.join(used) or 'none'}"
                   " (--no-use-corrected: the predictions)")  # fmt: skip
         for w in data["warnings"]:
