@@ -152,30 +152,129 @@ def test_many_lesions_use_one_distance_transform(monkeypatch: pytest.MonkeyPatch
     assert fast["lesion_count"] > report.MAX_LESIONS_PER_CROP
     monkeypatch.setattr(report, "MAX_LESIONS_PER_CROP", 10**6)
     slow = case_report("m", suv, tumor, image, organs, names)
-    # brute force: distance (mm) from each lesion voxel to every voxel of each organ
+    # brute force: the smallest gap between the (single-voxel) lesion's box and each organ's
     spacing = np.array(image.GetSpacing()[::-1])
-    organ_mm = {k: np.argwhere(organs == k) * spacing for k in names}
     for got in (fast, slow):
         for les in got["lesions"]:
             point = (np.array(les["centroid_mm"]) - np.array(image.GetOrigin())) / np.array(
                 image.GetSpacing()
             )
-            p_mm = np.round(point[::-1]) * spacing
-            best = {k: np.sqrt(((v - p_mm) ** 2).sum(axis=1)).min() for k, v in organ_mm.items()}
-            low = min(best.values())
-            # the gap between the voxels (boxes) of the closest centres: per axis the centre
-            # distance less one voxel, clipped at 0 (any of the closest pairs)
-            gaps = {
-                round(float(np.sqrt((np.clip(np.abs(v - p_mm) - spacing, 0, None) ** 2).sum())), 1)
-                for v in np.concatenate(list(organ_mm.values()))
-                if abs(np.sqrt(((v - p_mm) ** 2).sum()) - low) < 1e-6
-            }
-            assert les["distance_to_organ_mm"] in gaps, (les, gaps)
+            voxel = np.round(point[::-1]).astype(int)
+            gaps = {k: _box_gaps_mm(voxel[None], np.argwhere(organs == k), spacing).min()
+                    for k in names}  # fmt: skip
+            low = min(gaps.values())
+            np.testing.assert_allclose(les["distance_to_organ_mm"], low, atol=0.05)
             assert names_of(les["nearest_organ"], names) in [
-                k for k, v in best.items() if abs(v - low) < 1e-6
+                k for k, v in gaps.items() if abs(v - low) < 1e-6
             ]
     assert fast["suv_peak"] == max(les["suv_peak"] for les in fast["lesions"])
 
 
 def names_of(name: str, names: dict[int, str]) -> int:
     return {v: k for k, v in names.items()}[name]
+
+
+def _box_gaps_mm(a_zyx: np.ndarray, b_zyx: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Brute force: gap (mm) between every voxel of ``a`` and every voxel of ``b`` (index arrays
+    (n, 3), z y x), voxels taken as boxes: per axis the empty voxels between them,
+    max(0, |index difference| - 1), times the spacing; Euclidean over the axes."""
+    steps = np.clip(np.abs(a_zyx[:, None, :] - b_zyx[None, :, :]) - 1, 0, None)
+    return np.sqrt(((steps * np.asarray(spacing_zyx)) ** 2).sum(axis=2))
+
+
+def _organ_case(spacing_zyx, lesion_voxels, organ_voxels, many, monkeypatch):
+    """The one lesion's (nearest_organ, distance_to_organ_mm) by either code path."""
+    import lion_nnunet.inference.report as report
+
+    monkeypatch.setattr(report, "MAX_LESIONS_PER_CROP", 0 if many else 10**6)
+    tumor = np.zeros((12, 12, 12), np.uint8)
+    organs = np.zeros(tumor.shape, np.uint8)
+    for zyx in lesion_voxels:
+        tumor[zyx] = 1
+    for label, voxels in organ_voxels.items():
+        for zyx in voxels:
+            organs[zyx] = label
+    image = _image(tumor.shape, spacing_xyz=spacing_zyx[::-1])
+    got = case_report("o", np.ones(tumor.shape, np.float32), tumor, image, organs,
+                      {2: "liver", 3: "spleen", 4: "kidneys"})  # fmt: skip
+    (les,) = got["lesions"]
+    return les["nearest_organ"], les["distance_to_organ_mm"]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_organ_gap_on_anisotropic_grids_is_between_boxes(monkeypatch, many) -> None:
+    """The gap is the smallest between any lesion and organ voxel boxes, not the gap between the
+    pair of closest voxel centres (which differs when slices are thicker than pixels)."""
+    # 6 mm slices, 2 mm pixels: the liver shares a face (z) with the lesion, its centre 6 mm away;
+    # a kidney voxel 2 columns away in x: centres 4 mm apart, one empty 2 mm voxel between.
+    got = _organ_case((6.0, 2.0, 2.0), [(5, 5, 5)], {2: [(6, 5, 5)], 4: [(5, 5, 7)]}, many,
+                      monkeypatch)  # fmt: skip
+    assert got == ("liver", 0.0)
+    # autoPET's 3 x 2.04 x 2.04 mm: the liver touches by a corner only (centres
+    # sqrt(3^2 + 2 x 2.04^2) = 4.16 mm apart), the kidney voxel 2 columns away (4.08 mm).
+    got = _organ_case((3.0, 2.04, 2.04), [(5, 5, 5)], {2: [(6, 6, 6)], 4: [(5, 5, 7)]}, many,
+                      monkeypatch)  # fmt: skip
+    assert got == ("liver", 0.0)
+    # nothing touches: the liver 2 slices away (centres 12 mm, one empty 6 mm slice: gap 6),
+    # the kidney 5 columns away (centres 10 mm, four empty 2 mm voxels: gap 8).
+    got = _organ_case((6.0, 2.0, 2.0), [(4, 5, 5)], {2: [(6, 5, 5)], 4: [(4, 5, 10)]}, many,
+                      monkeypatch)  # fmt: skip
+    assert got == ("liver", 6.0)
+    # one empty voxel diagonally in z and x: gap sqrt(6^2 + 2^2) = 6.32 -> 6.3
+    got = _organ_case((6.0, 2.0, 2.0), [(4, 5, 5)], {3: [(6, 5, 7)]}, many, monkeypatch)
+    assert got == ("spleen", 6.3)
+    # far apart: ten empty 6 mm slices between them, 60 mm, past the first search boxes
+    got = _organ_case((6.0, 2.0, 2.0), [(0, 5, 5)], {4: [(11, 5, 5)]}, many, monkeypatch)
+    assert got == ("kidneys", 60.0)
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_touching_several_organs_the_most_contact_wins(monkeypatch, many) -> None:
+    """Touching two organs, the lesion is 0 mm from the one with more voxels in its
+    26-neighbourhood: the spleen's 3 x 3 z face (9 voxels, centres 3 mm away) beats the liver's
+    one voxel on an x face (centre 2.04 mm away, the closest), and the liver's lower label id
+    does not matter."""
+    lesion = [(5, y, x) for y in (4, 5, 6) for x in (4, 5, 6)]
+    spleen = [(6, y, x) for y in (4, 5, 6) for x in (4, 5, 6)]
+    got = _organ_case((3.0, 2.04, 2.04), lesion, {2: [(5, 5, 7)], 3: spleen}, many, monkeypatch)
+    assert got == ("spleen", 0.0)
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_nearest_organ_matches_brute_force_on_random_anisotropic_maps(monkeypatch, many) -> None:
+    import cc3d
+
+    import lion_nnunet.inference.report as report
+
+    monkeypatch.setattr(report, "MAX_LESIONS_PER_CROP", 0 if many else 10**6)
+    rng = np.random.default_rng(11)
+    spacing_zyx = (5.0, 2.04, 1.3)
+    names = {2: "liver", 3: "spleen", 4: "kidneys"}
+    shape = (14, 16, 18)
+    tumor = (rng.uniform(size=shape) < 0.03).astype(np.uint8)
+    organs = rng.choice([0, 2, 3, 4], size=shape, p=[0.97, 0.01, 0.01, 0.01]).astype(np.uint8)
+    organs[tumor > 0] = 0
+    got = case_report("r", np.ones(shape, np.float32), tumor, _image(shape, spacing_zyx[::-1]),
+                      organs, names)  # fmt: skip
+    labels = cc3d.connected_components(tumor, connectivity=18)
+    organ_at = {k: np.argwhere(organs == k) for k in names}
+    touched_any = apart_any = False
+    for les in got["lesions"]:
+        voxels = np.argwhere(labels == les["lesion_id"])
+        gaps = {k: _box_gaps_mm(voxels, v, spacing_zyx).min() for k, v in organ_at.items()}
+        low = min(gaps.values())
+        np.testing.assert_allclose(les["distance_to_organ_mm"], low, atol=0.05)
+        if low == 0:  # touching: the organ with most voxels within one voxel (26-neighbourhood)
+            touched_any = True
+            contact = {
+                k: int((np.abs(v[:, None, :] - voxels[None]).max(axis=2) <= 1).any(axis=1).sum())
+                for k, v in organ_at.items()
+            }
+            most = max(contact.values())
+            assert les["nearest_organ"] == names[min(k for k, c in contact.items() if c == most)]
+        else:
+            apart_any = True
+            assert names_of(les["nearest_organ"], names) in [
+                k for k, v in gaps.items() if abs(v - low) < 1e-9
+            ]
+    assert touched_any and apart_any and len(got["lesions"]) > 10

@@ -108,30 +108,62 @@ def _peak(
     return float(peak_means(suv[crop], mask, spacing_zyx, volume_ml).max())
 
 
-def voxel_gap_mm(a_zyx, b_zyx, spacing_zyx) -> float:
-    """Gap (mm) between two voxels taken as boxes: 0 when they touch (share a face, an edge or a
-    corner), else sqrt(sum over axes of ((|index difference| - 1) x spacing)^2), clipped at 0."""
-    steps = [max(0, abs(int(a) - int(b)) - 1) * s for a, b, s in zip(a_zyx, b_zyx, spacing_zyx,
-                                                                      strict=True)]  # fmt: skip
-    return math.sqrt(sum(v * v for v in steps))
+def _grown(
+    lesion: np.ndarray, bbox: tuple[slice, ...], shape: tuple[int, ...]
+) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """The lesion grown by one voxel (26-neighbourhood: faces, edges and corners) and the box
+    (``bbox`` one voxel larger, clipped to the image of ``shape``) that mask lies in."""
+    near = tuple(
+        slice(max(0, b.start - 1), min(n, b.stop + 1)) for b, n in zip(bbox, shape, strict=True)
+    )
+    grown = np.zeros(tuple(s.stop - s.start for s in near), bool)
+    grown[tuple(slice(b.start - s.start, b.stop - s.start) for b, s in
+                zip(bbox, near, strict=True))] = lesion  # fmt: skip
+    return ndimage.binary_dilation(grown, structure=np.ones((3, 3, 3), bool)), near
+
+
+def _touched(organs_near: np.ndarray, grown: np.ndarray) -> int | None:
+    """The organ label with most voxels in the grown lesion (ties: the lowest label), or None
+    when the lesion touches no organ."""
+    touched = organs_near[grown]
+    touched = touched[touched > 0].astype(np.int64)
+    return int(np.bincount(touched).argmax()) if touched.size else None
+
+
+def _name(label: int, names: Mapping[int, str]) -> str:
+    return names.get(int(label), str(int(label)))
 
 
 def _nearest_organ(
     lesion: np.ndarray, bbox: tuple[slice, ...], organs: np.ndarray,
     spacing_zyx: tuple[float, float, float], names: Mapping[int, str],
 ) -> tuple[str | None, float | None]:  # fmt: skip
-    """(organ name, gap in mm) or (None, None): the organ voxel whose centre is closest to a
-    lesion voxel's centre, and the gap between those two voxels (:func:`voxel_gap_mm`, 0 when
-    the lesion touches the organ).
+    """(organ name, gap in mm) or (None, None) when no organ lies within ORGAN_SEARCH_MM[-1].
+
+    Voxels are boxes. The gap between a lesion voxel ``l`` and an organ voxel ``o`` (indices
+    (z, y, x), spacing ``s`` in mm) is the shortest distance between their boxes,
+    ``sqrt(sum over axes a of (max(0, |l_a - o_a| - 1) * s_a)^2)``: 0 when they share a face, an
+    edge or a corner. The reported gap is its minimum over all lesion and organ voxels. As
+    ``max(0, |d| - 1) = min(|d - e| for e in (-1, 0, 1))`` for an integer ``d``, axis by axis,
+    that minimum is the shortest centre-to-centre distance from the lesion grown by one voxel
+    (26-neighbourhood) to an organ voxel: one Euclidean distance transform.
+
+    A lesion touching organs (its grown mask overlaps them) is 0 mm from the one with most
+    voxels in contact (ties: the lowest label id), the organ it shares most surface with.
+    Otherwise the organ is the one of a closest organ voxel (any one among equally close).
 
     ``lesion`` is the lesion mask inside its bounding box ``bbox``; the organ map is searched in
     boxes ORGAN_SEARCH_MM larger, so the cost does not grow with the image.
     """
+    grown, near = _grown(lesion, bbox, organs.shape)
+    touching = _touched(organs[near], grown)
+    if touching is not None:
+        return _name(touching, names), 0.0
     for margin in ORGAN_SEARCH_MM:
         pad = [math.ceil(margin / s) for s in spacing_zyx]
         crop = tuple(
             slice(max(0, b.start - p), min(n, b.stop + p))
-            for b, p, n in zip(bbox, pad, organs.shape, strict=True)
+            for b, p, n in zip(near, pad, organs.shape, strict=True)
         )
         sub = organs[crop]
         if not sub.any():
@@ -139,38 +171,37 @@ def _nearest_organ(
         dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing_zyx,
                                                    return_indices=True)  # fmt: skip
         inner = tuple(
-            slice(b.start - c.start, b.stop - c.start) for b, c in zip(bbox, crop, strict=True)
+            slice(b.start - c.start, b.stop - c.start) for b, c in zip(near, crop, strict=True)
         )
-        where = np.zeros(sub.shape, bool)
-        where[inner] = lesion
-        d = dist[where]
+        d = dist[inner][grown]
         k = int(np.argmin(d))
         if d[k] > margin:  # a nearer organ may lie outside this box: widen the search
             continue
-        pos = tuple(int(i[where][k]) for i in idx)
-        voxel = tuple(int(w[k]) for w in np.nonzero(where))
-        gap = voxel_gap_mm(voxel, pos, spacing_zyx)
-        return names.get(int(sub[pos]), str(int(sub[pos]))), rounded(gap, "mm")
+        pos = tuple(int(i[inner][grown][k]) for i in idx)
+        return _name(sub[pos], names), rounded(d[k], "mm")
     return None, None
 
 
 def _organ_lookup(organs: np.ndarray, spacing_zyx, names: Mapping[int, str], n_lesions: int):
-    """``f(lesion_in_bbox, bbox) -> (organ, mm)``: per-lesion crops for few lesions, else one
-    distance transform of the whole organ map (bounded cost when a model predicts many)."""
+    """``f(lesion_in_bbox, bbox) -> (organ, mm)`` as :func:`_nearest_organ`: per-lesion crops
+    for few lesions, else one distance transform of the whole organ map (bounded cost when a
+    model predicts many)."""
     if n_lesions <= MAX_LESIONS_PER_CROP:
         return lambda lesion, bbox: _nearest_organ(lesion, bbox, organs, spacing_zyx, names)
     dist, idx = ndimage.distance_transform_edt(organs == 0, sampling=spacing_zyx,
                                                return_indices=True)  # fmt: skip
 
     def lookup(lesion: np.ndarray, bbox: tuple[slice, ...]) -> tuple[str | None, float | None]:
-        d = dist[bbox][lesion]
+        grown, near = _grown(lesion, bbox, organs.shape)
+        touching = _touched(organs[near], grown)
+        if touching is not None:
+            return _name(touching, names), 0.0
+        d = dist[near][grown]
         k = int(np.argmin(d))
         if d[k] > ORGAN_SEARCH_MM[-1]:
             return None, None
-        pos = tuple(int(i[bbox][lesion][k]) for i in idx)
-        voxel = tuple(int(w[k]) + b.start for w, b in zip(np.nonzero(lesion), bbox, strict=True))
-        gap = voxel_gap_mm(voxel, pos, spacing_zyx)
-        return names.get(int(organs[pos]), str(int(organs[pos]))), rounded(gap, "mm")
+        pos = tuple(int(i[near][grown][k]) for i in idx)
+        return _name(organs[pos], names), rounded(d[k], "mm")
 
     return lookup
 
