@@ -155,3 +155,38 @@ def test_two_of_twelve_predicted_is_refused_listing_the_ten_missing(tmp_path: Pa
     assert "2 of 12 case(s) evaluated (10 without prediction)" in capsys.readouterr().out
     per_case = pd.read_csv(out / "per_case.csv")
     assert sorted(per_case.loc[per_case.status == "missing", "case_id"]) == cases[2:]
+
+
+def test_summary_rounded_as_per_case(tmp_path: Path) -> None:
+    """summary.csv and summary.json carry no float noise: each statistic is rounded like its
+    metric in per_case.csv (Dice and lesion scores 4 decimals, ml 3). Expected values by hand."""
+    spacing = (2.04, 2.04, 3.0)  # autoPET's grid: a voxel is 2.04 x 2.04 x 3 / 1000 = 0.0124848 ml
+    for case, pred_voxels in (("a", 27), ("b", 18), ("c", 9)):
+        gt = np.zeros((12, 12, 12), np.uint8)
+        gt[2:5, 2:5, 2:5] = 1  # 27 voxels
+        pred = np.zeros_like(gt)
+        pred.reshape(-1)[np.flatnonzero(gt)[:pred_voxels]] = 1  # the first voxels of the lesion
+        if case == "c":
+            pred[10, 10, 10] = 1  # a false positive, one voxel
+        _write(gt, tmp_path / "gt" / f"{case}.nii.gz", spacing=spacing)
+        _write(pred, tmp_path / "pred" / f"{case}.nii.gz", spacing=spacing)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                 "-o", str(out), "--no-pbar", "-np", "1"]) == 0  # fmt: skip
+    text = (out / "summary.csv").read_text()
+    assert not re.search(r"\d\.\d{5,}", text), text
+    row = next(csv.DictReader(text.splitlines()))
+    # Dice 2 x 27/54 = 1, 2 x 18/45 = 0.8, 2 x 9/(10 + 27) = 0.486486...:
+    # mean 2.286486... / 3 = 0.762162... -> 0.7622
+    assert (row["dice_mean"], row["dice_median"]) == ("0.7622", "0.8")
+    # ground truth 27 x 0.0124848 = 0.3370896 ml -> 0.337
+    assert row["gt_volume_ml_median"] == "0.337"
+    # predicted 9 + 1, 18, 27 voxels: mean 55 / 3 x 0.0124848 = 0.228888 ml -> 0.229; the first
+    # quartile halfway between 10 and 18 voxels: 14 x 0.0124848 = 0.1747872 -> 0.175
+    assert (row["pred_volume_ml_mean"], row["pred_volume_ml_q1"]) == ("0.229", "0.175")
+    # one false-positive voxel among 3 cases: mean 0.0124848 / 3 = 0.0041616 -> 0.004
+    assert row["fp_volume_ml_mean"] == "0.004"
+    # lesions: 3 found, 1 false positive: precision 3/4, F1 2 x 3 / (6 + 1) = 0.857142... -> 0.8571
+    assert (row["lesion_precision"], row["lesion_f1"]) == ("0.75", "0.8571")
+    overall = json.loads((out / "summary.json").read_text())["summary"][0]
+    assert overall["lesion_f1"] == 0.8571 and overall["pred_volume_ml_mean"] == 0.229

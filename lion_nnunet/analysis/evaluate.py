@@ -58,6 +58,8 @@ COUNTS = ("lesions_gt", "lesions_pred", "lesions_tp", "lesions_fp", "lesions_fn"
 DECIMALS = {"dice": 4, "gt_suv_max": 2, **dict.fromkeys(("fp_volume_ml", "fn_volume_ml",
             "gt_volume_ml", "pred_volume_ml", "tmtv_error_ml", "gt_tlg", "pred_tlg",
             "tlg_error"), 3)}  # fmt: skip
+#: The lesion-wise scores of summary.csv (:func:`detection_scores` of the summed counts).
+SCORE_COLUMNS = ("lesion_sensitivity", "lesion_precision", "lesion_f1")
 
 
 def tidy_per_case(frame: pd.DataFrame) -> pd.DataFrame:
@@ -70,6 +72,20 @@ def tidy_per_case(frame: pd.DataFrame) -> pd.DataFrame:
     for column in COUNTS:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).round().astype("Int64")
+    return frame
+
+
+def tidy_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv / summary.json rounded as per_case.csv: each metric's median, quartiles and
+    mean to the metric's decimals (:data:`DECIMALS`), the lesion-wise scores (shares, 0..1) to
+    Dice's."""
+    frame = frame.copy()
+    columns = {f"{metric}_{stat}": decimals for metric, decimals in DECIMALS.items()
+               for stat in ("median", "q1", "q3", "mean")}  # fmt: skip
+    columns.update(dict.fromkeys(SCORE_COLUMNS, DECIMALS["dice"]))
+    for column, decimals in columns.items():
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).round(decimals)
     return frame
 
 
@@ -354,7 +370,7 @@ def evaluate(
     corrected = sorted(j.case for j in jobs if j.pred and j.pred.endswith("tumor_corrected.nii.gz"))
     if use_corrected:
         per_case["corrected"] = per_case["case_id"].isin(corrected)
-    summary = _summaries(per_case, group_by)
+    summary = tidy_summary(_summaries(per_case, group_by))
     out.mkdir(parents=True, exist_ok=True)
     write_csv(tidy_per_case(per_case), out / "per_case.csv")
     write_csv(summary, out / "summary.csv")
