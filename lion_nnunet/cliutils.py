@@ -51,7 +51,8 @@ def log_to(parser: argparse.ArgumentParser, dest: str) -> None:
     """The command writes the folder ``args.<dest>``: ``lion`` logs the run to its lion.log.
 
     The log holds other libraries' output and warnings (kept off the console) and the run's own
-    messages; it is written only once the command has created the folder.
+    messages; it is written only once the command has changed the folder (created it or written
+    into it), so a refused run leaves the folder as it was (:class:`.logs.FolderLogHandler`).
     """
     parser.set_defaults(log_folder=dest)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -88,18 +89,38 @@ def to_file_only(message: str) -> None:
     logging.getLogger(OWN).error(message, extra={"file_only": True})
 
 
-class FolderLogHandler(logging.Handler):
-    """Appends records to ``folder/lion.log`` once the folder exists; holds them until then.
+def _contents(folder: Path) -> frozenset[tuple[str, int]] | None:
+    """What ``folder`` holds, one level deep: (name, mtime in ns) of each entry but lion.log (a
+    subfolder's mtime changes when a file in it is added, replaced or removed); None if absent."""
+    try:
+        with os.scandir(folder) as entries:
+            return frozenset((e.name, e.stat(follow_symlinks=False).st_mtime_ns)
+                             for e in entries if e.name != LOG_FILE)  # fmt: skip
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
-    A run that fails before creating its output folder leaves nothing behind (the records are
-    dropped at :meth:`close`); one that creates it gets every record, the early ones included.
+
+class FolderLogHandler(logging.Handler):
+    """Appends records to ``folder/lion.log`` once the run has changed the folder; holds them
+    until then.
+
+    The run changed the folder when it created it, or added, replaced or removed an entry in it or
+    in one of its subfolders. A run that changes nothing (a refused one: bad input, an existing
+    output without ``--overwrite``) leaves the folder exactly as it was: its held records are
+    dropped at :meth:`close`. Once the folder has changed, records are written as they come.
     """
+
+    #: Seconds between two looks at a folder that has not changed yet.
+    LOOK_EVERY_S = 1.0
 
     def __init__(self, folder: str | Path, header: str) -> None:
         super().__init__(logging.INFO)
         self.path = Path(folder) / LOG_FILE
         self.held: list[str] = [header]
         self.setFormatter(logging.Formatter("%(asctime)s " + FORMAT))
+        self.before = _contents(self.path.parent)
+        self.changed = False
+        self.next_look = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -108,15 +129,22 @@ class FolderLogHandler(logging.Handler):
         except Exception:  # a log file that cannot be written must not stop the run
             self.handleError(record)
 
-    def _write(self) -> None:
-        if self.held and self.path.parent.is_dir():
+    def _has_changed(self, now: bool = False) -> bool:
+        if not self.changed and (now or time.monotonic() >= self.next_look):
+            self.next_look = time.monotonic() + self.LOOK_EVERY_S
+            after = _contents(self.path.parent)
+            self.changed = after is not None and after != self.before
+        return self.changed
+
+    def _write(self, now: bool = False) -> None:
+        if self.held and self._has_changed(now):
             with self.path.open("a", encoding="utf-8") as f:
                 f.write("\n".join(self.held) + "\n")
             self.held = []
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self._write()
+            self._write(now=True)
         super().close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_predict_leaves_nnunets_chatter_in_the_log(tmp_path: Path, capsys) -> No
     assert (out / "lion.log").read_text().count("=== ") == 2  # one header per run, appended
 
 
-def test_an_error_after_the_folder_exists_is_in_the_log(tmp_path: Path, capsys) -> None:
+def test_a_refused_run_leaves_an_existing_folder_as_it_was(tmp_path: Path, capsys) -> None:
     gt, pred = tmp_path / "labelsTs", tmp_path / "pred"
     mask = sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8))
     gt.mkdir()
@@ -104,8 +105,30 @@ def test_an_error_after_the_folder_exists_is_in_the_log(tmp_path: Path, capsys) 
     sitk.WriteImage(mask, str(pred / "PETCT_0af7ffe12a_0.nii.gz"))
     out = tmp_path / "eval"
     out.mkdir()  # an existing output folder (e.g. a re-run)
+    (out / "notes.txt").write_text("mine")
     assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("no prediction for 1 of 2") == 1  # printed once, not also logged
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # no lion.log: nothing was done
+
+
+def test_an_error_after_the_run_wrote_is_in_the_log(tmp_path: Path) -> None:
+    """The run wrote into its (existing) folder, then failed: lion.log has the error."""
+    from lion_nnunet.labels import get_label_set
+
+    pred, pets, out = tmp_path / "pred", tmp_path / "pets", tmp_path / "out"
+    for folder in (pred, pets, out):
+        folder.mkdir()
+    for case in ("a", "b"):
+        sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8)),
+                        str(pred / f"{case}.nii.gz"))  # fmt: skip
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 4, 4), np.float32)),
+                    str(pets / "a_0000.nii.gz"))  # fmt: skip
+    (pets / "b_0000.nii.gz").write_bytes(b"not a NIfTI")
+    labels = get_label_set("fdg").labels()
+    (pred / "dataset.json").write_text(json.dumps({"labels": labels, "lion": {"tracer": "fdg"}}))
+    assert main(["postprocess", "-i", str(pred), "--pet", str(pets), "-o", str(out),
+                 "--no-pbar"]) == 1  # fmt: skip
+    assert (out / "a" / "report.json").is_file()
     log = (out / "lion.log").read_text()
-    assert "ERROR lion_nnunet: lion evaluate: error:" in log and "PETCT_0af7ffe12a_1" in log
+    assert "ERROR lion_nnunet: lion postprocess: error:" in log and "b_0000.nii.gz" in log

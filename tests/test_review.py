@@ -202,6 +202,13 @@ def test_rebuild_keeps_reviews_and_drops_pictures_of_cases_gone(predicted, tmp_p
         "images", "index.html", "reviews.csv"]  # no staging folder left  # fmt: skip
 
 
+def _tree(folder: Path) -> dict[str, tuple[bytes | None, int]]:
+    """Every path under ``folder``: its bytes (None for a folder) and its mtime in ns."""
+    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes(),
+                                         p.stat().st_mtime_ns)
+            for p in folder.rglob("*")}  # fmt: skip
+
+
 def test_foreign_images_folder_survives_without_overwrite(predicted, tmp_path, capsys) -> None:
     out = tmp_path / "mine"
     (out / "images").mkdir(parents=True)
@@ -209,6 +216,7 @@ def test_foreign_images_folder_survives_without_overwrite(predicted, tmp_path, c
     (out / "evaluation").mkdir()
     (out / "evaluation" / "notes.txt").write_text("mine too")
     base = ["review", "--pred", str(predicted["pred"]), "-o", str(out), "--no-pbar"]
+    held = _tree(out)
     for extra in ([], ["--gt", str(predicted["labels"])]):
         assert main([*base, *extra]) == 1
         err = capsys.readouterr().err.strip().splitlines()
@@ -217,7 +225,7 @@ def test_foreign_images_folder_survives_without_overwrite(predicted, tmp_path, c
                        "or use --overwrite to replace it"]  # fmt: skip
         assert (out / "images" / "holiday.jpg").read_bytes() == b"not the gallery's"
         assert (out / "evaluation" / "notes.txt").read_text() == "mine too"
-        assert sorted(p.name for p in out.iterdir()) == ["evaluation", "images", "lion.log"]
+        assert _tree(out) == held  # refused: -o holds what it held, no lion.log either
     (out / "images").rename(tmp_path / "moved")  # evaluation/ alone is replaced only with --gt
     assert main([*base, "--gt", str(predicted["labels"])]) == 1
     assert f"{out / 'evaluation'} exists" in capsys.readouterr().err
