@@ -374,7 +374,9 @@ def _empty_followup_mask(f: dict, remove_uptake: bool) -> None:
     sitk.WriteImage(empty, str(f["tumor"]))
 
 
-def test_an_empty_followup_mask_over_unchanged_uptake_is_not_cmr(tmp_path: Path) -> None:
+def test_an_empty_followup_mask_over_unchanged_uptake_is_not_cmr(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     # the issue's case: the follow-up PET is the baseline's (lesion still at SUV 8) but its mask
     # is empty. The site measured on the follow-up PET reads the baseline's SULpeak: a change of
     # 0 %, so SMD, and the reasons say why it is not a complete response.
@@ -389,6 +391,9 @@ def test_an_empty_followup_mask_over_unchanged_uptake_is_not_cmr(tmp_path: Path)
     assert site == data["baseline"]["sul_peak"] == data["percist"]["sul_peak_followup"]
     assert data["percist"]["category"] == "SMD"
     assert any("mask is empty, but this is not a complete response" in r for r in data["reasons"])
+    (why,) = [r for r in data["reasons"] if "not a complete response" in r]
+    assert "baseline lesion 1's site has SULpeak" in why
+    assert f"{why}\n" in capsys.readouterr().out  # said on the console too, not only in the json
     # response.csv and the picture show the SULpeaks the category compared (the site's, 0 %
     # change), not an empty follow-up SULpeak beside "SMD"
     row = pd.read_csv(out / "response.csv").iloc[0]
@@ -750,3 +755,50 @@ def test_complete_response_phantom_is_measured_at_every_site(phantom_pair) -> No
             assert s["sul_peak"] <= mean + 2 * sd if s["in_liver"] else s["sul_peak"] < mean
     assert data["percist"]["category"] == "PMR"
     assert any("lies outside the follow-up image" in r for r in data["reasons"])
+
+
+def _liver_lesion(tmp_path: Path, study: str, vanished: bool) -> dict:
+    """A 16^3 study at 4 mm: body SUV 1, a liver cube at SUV 2 with a lesion inside it (SUV 8),
+    or, ``vanished``, the lesion's voxels back at the liver's SUV 2 and an empty tumor mask."""
+    suv = np.ones((16, 16, 16), np.float32)
+    liver = np.zeros(suv.shape, np.uint8)
+    liver[2:14, 2:14, 1:9] = 1
+    suv[liver > 0] = 2.0
+    tumor = np.zeros(suv.shape, np.uint8)
+    if not vanished:
+        tumor[6:9, 6:9, 3:6] = 1  # x 3-5: the 1 ml sphere (radius 6.2 mm) stays in the liver
+        suv[tumor > 0] = 8.0
+    folder = tmp_path / "PETCT_aaaaaaaaaa" / study
+    folder.mkdir(parents=True)
+    paths = {}
+    for name, arr in (("SUV", suv), ("tumor", tumor), ("liver", liver)):
+        img = sitk.GetImageFromArray(arr)
+        img.SetSpacing((4.0, 4.0, 4.0))
+        paths[name] = folder / f"{name}.nii.gz"
+        sitk.WriteImage(img, str(paths[name]))
+    return paths
+
+
+def test_liver_reference_without_a_followup_liver_mask_warns_that_cmr_is_out_of_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A lesion gone from the liver: its site reads the liver, SUV 2 x SUL factor 0.647 (female,
+    72 kg, 178 cm, as above) = 1.29 SUL, not below the given liver mean 1.25. Without a follow-up
+    liver mask nothing says the site lies in the liver, so it is not CMR, and a warning names the
+    fix; with --followup-liver the site is held to liver mean + 2 SD = 1.25 + 0.2 = 1.45: CMR."""
+    b = _liver_lesion(tmp_path, "08-12-2005-NA-PET-CT", vanished=False)
+    f = _liver_lesion(tmp_path, "03-02-2006-NA-PET-CT", vanished=True)
+    args = [*_args(b, f, tmp_path / "resp", organs=False), *PATIENT_ARGS,
+            "--liver-reference", "1.25,0.1"]  # fmt: skip
+    assert main(args) == 0
+    data = json.loads((tmp_path / "resp" / "response.json").read_text())
+    assert data["percist"]["sites"][0]["sul_peak"] == pytest.approx(1.29, abs=0.01)
+    assert data["percist"]["category"] != "CMR"
+    (warning,) = [w for w in data["warnings"] if "--followup-liver MASK" in w]
+    assert "baseline lesion(s) 1 (SULpeak 1.29)" in warning and "liver mean 1.25" in warning
+    assert f"warning: {warning}\n" in capsys.readouterr().out
+    fixed = ["--followup-liver", str(f["liver"]), "-o", str(tmp_path / "fixed")]  # last -o wins
+    assert main([*args, *fixed]) == 0
+    data = json.loads((tmp_path / "fixed" / "response.json").read_text())
+    assert data["percist"]["category"] == "CMR" and data["percist"]["sites"][0]["in_liver"]
+    assert not any("--followup-liver" in w for w in data["warnings"])

@@ -300,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"PERCIST {data['percist']['category']}: {data['percist']['reason']}")
         print(f"TMTV {data['tmtv']['category']}: {data['tmtv']['reason']}")
+        for reason in data["reasons"][2:]:  # e.g. why an empty follow-up mask is not CMR
+            print(reason)
         used = [k for k, v in data["corrected_masks"].items() if v]
         if args.use_corrected and args.predictions:  # files: nothing a review corrected
             print(f"corrected masks (lion review --serve) used for: {', '.join(used) or 'none'}"

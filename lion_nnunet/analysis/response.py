@@ -396,6 +396,25 @@ def liver_abnormal(study: Study, liver: pc.LiverReference, tracer: str) -> str:
     return ""
 
 
+def _sites_not_known_in_liver(p: pr.PercistInput) -> list[str]:
+    """The warning (a list of zero or one) when the follow-up has no liver mask (a liver
+    reference given as numbers) and a baseline site reads at least the liver mean: a lesion that
+    vanished from the liver reads about the liver mean at its site, and without the mask nothing
+    says the site lies in the liver (held to liver mean + 2 SD), so CMR is out of reach."""
+    liver = pr.sul(p.followup_liver_mean)
+    high = [s for s in p.sites if s.sul_peak is not None and pr.sul(s.sul_peak) >= liver]
+    if not high:
+        return []
+    listed = ", ".join(f"{s.lesion} (SULpeak {pr.sul(s.sul_peak):.2f})" for s in high)
+    return [
+        "the follow-up has no liver mask (--liver-reference gave the liver), so no baseline site "
+        "can count as lying in the liver: a lesion gone from the liver reads about the liver "
+        "mean at its site and can never be a complete response; the site(s) of baseline "
+        f"lesion(s) {listed} read at least the liver mean {liver:.2f}; give --followup-liver "
+        "MASK to hold sites in the liver to liver mean + 2 SD"
+    ]
+
+
 def _pool_dict(study: Study, pool: BloodPool | None) -> dict | None:
     if pool is None:
         return None
@@ -496,8 +515,9 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
     b["blood_pool"], f["blood_pool"] = _pool_dict(baseline, pool_b), _pool_dict(followup, pool_f)
     abnormal = liver_abnormal(baseline, liver_b, options.tracer)
     centres = {r["id"]: r["sul_peak_centre_mm"] for r in lesions_b}
+    followup_liver = _liver_mask(followup, options.tracer)
     liver_sites = sites_in_liver(centres, followup.image, alignment.transform,
-                                 _liver_mask(followup, options.tracer))  # fmt: skip
+                                 followup_liver)  # fmt: skip
     inputs = _percist_input(options, b, f, liver_b, liver_f, lesions_b, lesions_f, sites,
                             liver_sites)  # fmt: skip
     inputs = replace(
@@ -528,6 +548,8 @@ def assess_response(baseline: Study, followup: Study, options: ResponseOptions) 
             "so its SULpeak may hold the organ's uptake"
             for r in rows if r["peak_sphere_reaches"]
         ]  # fmt: skip
+    if followup_liver is None or not followup_liver.any():
+        warnings += _sites_not_known_in_liver(inputs)
     for pool, what in ((pool_b, "baseline"), (pool_f, "follow-up")):
         if pool is not None and pool.where != "descending aorta":
             warnings.append(f"{what} blood pool: cylinder in the {pool.where}")
