@@ -238,7 +238,11 @@ def test_checkpoint_with_a_malicious_pickle_is_refused_and_runs_nothing(
     archive = _zip_model(folder, tmp_path / "evil.zip")
     assert main(["models", "install", str(archive), "--name", "evil"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fold_0/checkpoint_final.pth: the checkpoint refers to exec" in err[0]
+    entry = f"{archive}: {DATASET}/{PLAIN}/fold_0/{CHECKPOINT}"  # ZIP: ENTRY, no temporary path
+    assert err == [f"lion models: error: {entry}: the checkpoint refers to exec, which "
+                   "is not part of an nnU-Net checkpoint's weights or training record; loading "
+                   "it could run code from the file, so it is refused; if you trust its source, "
+                   "install it with --trust-checkpoint"]  # fmt: skip
     assert "could run code from the file, so it is refused" in err[0]
     assert "--trust-checkpoint" in err[0]
     assert not marker.exists()
@@ -517,6 +521,25 @@ def test_install_refuses_unreadable_checkpoint(
     assert main(["models", "install", str(folder), "--name", "fdg"]) == 1
     err = capsys.readouterr().err
     assert "cannot read the checkpoint" in err and "fold_1" in err
+    _assert_not_installed(model_home, "fdg")
+
+
+def test_errors_about_a_zip_name_the_zip_and_its_entry(
+    released: Path, model_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Not the temporary folder the zip was unpacked in (<model home>/.<name>.<hex>.part)."""
+    folder = _copy_model(released, tmp_path)
+    (folder / "fold_1" / CHECKPOINT).write_bytes(b"<html><body>403 Forbidden</body></html>\n")
+    archive = _zip_model(folder, tmp_path / "damaged.zip")
+    assert main(["models", "install", str(archive), "--name", "fdg"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lion models: error: {archive}: {DATASET}/{PLAIN}/fold_1/"
+                          f"{CHECKPOINT}: cannot read the checkpoint"), err  # fmt: skip
+    assert ".part" not in err and str(model_home) not in err
+    assert main(["models", "install", str(archive), "--name", "fdg", "--folds", "0", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lion models: error: {archive}: {DATASET}/{PLAIN}: fold(s) 4 "
+                          f"have no {CHECKPOINT}"), err  # fmt: skip
     _assert_not_installed(model_home, "fdg")
 
 

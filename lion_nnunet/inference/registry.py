@@ -181,6 +181,15 @@ def _new_staging_dir(home: Path, name: str) -> Path:
             continue
 
 
+def _named_in_zip(message: str, unpacked: dict[Path, str]) -> str:
+    """``message`` with each extracted (temporary) folder's path written as ``ZIP: ENTRY``, the
+    file the user gave and the entry in it, e.g. ``model.zip: Dataset501_X/T__P__C/fold_0/...``."""
+    for folder, entry in unpacked.items():
+        for path in dict.fromkeys((str(folder), str(folder.resolve()))):
+            message = message.replace(path, entry)
+    return message
+
+
 def install_model(
     source: str | Path,
     name: str,
@@ -226,6 +235,7 @@ def install_model(
         raise LionError(f"model {name!r} is installed ({final}); use --overwrite to replace it")
     home.mkdir(parents=True, exist_ok=True)
     staging = _new_staging_dir(home, name)
+    unpacked: dict[Path, str] = {}  # extracted folder -> "ZIP: ENTRY", for error messages
     try:
         if source.is_file():
             root = staging / ".extracted"
@@ -235,9 +245,12 @@ def install_model(
             root, archive_sha = source, None
         chosen = _choose_model_folder(root, source, model_folder)
         relative = Path(chosen.parent.name) / chosen.name
-        where = str(source / chosen.relative_to(root)) if root != source else str(chosen)
-        keep = _check_fold_checkpoints(chosen, where, folds, checkpoint)
         dest = staging / relative
+        if root != source:
+            entry = f"{source}: {chosen.relative_to(root).as_posix()}"
+            unpacked = {chosen: entry, dest: entry}
+        keep = _check_fold_checkpoints(chosen, unpacked.get(chosen, str(chosen)), folds,
+                                       checkpoint)  # fmt: skip
         _copy_model_folder(chosen, dest, keep, move=root != source)
         if root != source:
             shutil.rmtree(root)
@@ -274,6 +287,10 @@ def install_model(
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
+    except LionError as e:
+        if not unpacked:
+            raise
+        raise LionError(_named_in_zip(str(e), unpacked)) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)
