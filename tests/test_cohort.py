@@ -38,8 +38,8 @@ def _array(path: Path) -> np.ndarray:
 
 
 def _outputs(out: Path) -> dict[str, int]:
-    """Every file under ``out`` (but cohort.csv/summary.csv/lion.log) by mtime (ns)."""
-    skip = {"cohort.csv", "summary.csv", "lion.log"}
+    """Every file under ``out`` (but the cohort-wide tables and lion.log) by mtime (ns)."""
+    skip = {"cohort.csv", "summary.csv", "lesions.csv", "lion.log"}
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*"))
             if p.is_file() and p.name not in skip}  # fmt: skip
 

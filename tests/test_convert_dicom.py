@@ -206,7 +206,7 @@ def test_study_whose_rtstruct_has_no_tumor_roi_is_written_without_seg(
             str(out), "-np", "1", "--no-pbar"]  # fmt: skip
     assert main([*base, "--roi", "^prostate$"]) == 0  # nothing refused
     captured = capsys.readouterr()
-    assert "no ROI/segment name" in captured.err and "'GTV lesion', 'Liver'" in captured.err
+    assert "no ROI/segment name" in captured.err and "(names: GTV lesion, Liver)" in captured.err
     assert "1 study(ies) written (1 without SEG.nii.gz)" in captured.out
     study = _one(out / "PETCT_0a1", "2024-05-06-*")
     assert sorted(p.name for p in study.iterdir()) == ["CTres.nii.gz", "SUV.nii.gz",

@@ -133,7 +133,7 @@ def find_prediction(pred_dir: Path, case: str, use_corrected: bool = False) -> P
         for candidate in (pred_dir / name / "tumor.nii.gz", pred_dir / f"{name}.nii.gz"):
             if candidate.is_file():
                 if use_corrected and candidate.name == "tumor.nii.gz":
-                    from lion_nnunet.review.corrections import case_mask
+                    from lion_nnunet.inference.corrected import case_mask
 
                     return case_mask(candidate.parent, True)[0]
                 return candidate

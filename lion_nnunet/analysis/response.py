@@ -716,7 +716,7 @@ def prediction_study(
     With ``use_corrected`` (the default of ``lion response``), a case corrected in ``lion review
     --serve`` gives its tumor_corrected.nii.gz and the flag reasons of report_corrected.json.
     """
-    from lion_nnunet.review.corrections import case_mask, case_report_path
+    from lion_nnunet.inference.corrected import case_mask, case_report_path
 
     folder = Path(folder)
     report_path = folder / "report.json"

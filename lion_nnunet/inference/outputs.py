@@ -235,7 +235,7 @@ def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
     for path in sorted(out_dir.glob(f"*/{REPORT}")):
         used = False
         if use_corrected:
-            from lion_nnunet.review.corrections import case_report_path
+            from lion_nnunet.inference.corrected import case_report_path
 
             path, used = case_report_path(path.parent, True)
         try:

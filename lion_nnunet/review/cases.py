@@ -87,7 +87,7 @@ def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
     ``lesions_shown``, ``pictures`` (list of existing PNG paths), ``corrected`` (True when the
     numbers are those of a reader's correction: ``use_corrected`` and report_corrected.json).
     """
-    from .corrections import case_report_path
+    from lion_nnunet.inference.corrected import case_report_path
 
     path, corrected = case_report_path(case_dir, use_corrected)
     try:

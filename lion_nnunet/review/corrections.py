@@ -23,8 +23,8 @@ files are the old set or the new set, never a mix. One case's corrections are ma
 (an exclusive ``flock`` on ``<case>/.corrections.lock``, across threads and processes), so two
 browser tabs on one case cannot interleave half-written files.
 
-:func:`case_mask` is the reader of ``--use-corrected`` (lion evaluate, compare, response,
-review, DICOM-SEG export, the cohort summary, ``lion convert reviews``).
+The reader of ``--use-corrected`` (lion evaluate, compare, response, review, the cohort
+summary) is :mod:`lion_nnunet.inference.corrected` (:func:`case_mask`, re-exported here).
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from lion_nnunet.errors import LionError
+from lion_nnunet.inference.corrected import (  # the reader every command uses
+    CORRECTED,
+    CORRECTED_REPORT,
+    CORRECTIONS,
+    JOURNAL,
+    PREDICTION,
+    case_mask,
+    finish_interrupted,
+    read_corrections,
+)
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
@@ -55,13 +65,8 @@ from lion_nnunet.io import (
 
 log = logging.getLogger(__name__)
 
-PREDICTION = "tumor.nii.gz"
-CORRECTED = "tumor_corrected.nii.gz"
 LESIONS_CORRECTED = "lesions_corrected.nii.gz"
 COLOR_TABLE_CORRECTED = "lesions_corrected.ctbl"
-CORRECTED_REPORT = "report_corrected.json"
-CORRECTIONS = "corrections.json"
-JOURNAL = ".corrections.journal.json"
 LOCK = ".corrections.lock"
 #: Content types of ``POST /api/cases/<case>/mask``: a NIfTI file, or raw voxels (see
 #: :func:`mask_from_body`).
@@ -71,91 +76,6 @@ RAW_TYPES = ("application/gzip", "application/octet-stream")
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# ------------------------------------------------------------------ reading (every command)
-
-
-def finish_interrupted(case_dir: Path, interrupted: bool = True) -> None:
-    """Complete the renames of a correction whose process was killed after its journal
-    (``interrupted=False``: the writer's own, normal completion)."""
-    journal = Path(case_dir) / JOURNAL
-    if not journal.is_file():
-        return
-    try:
-        renames = json.loads(journal.read_text())["renames"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LionError(
-            f"{journal}: unreadable correction journal ({e}); remove it and the "
-            f"{CORRECTIONS} set of files of this case to start again"
-        ) from None
-    for final, part in renames:
-        if Path(final).name != final or Path(part).name != part:
-            raise LionError(f"{journal}: names outside the case folder ({final}, {part})")
-        with contextlib.suppress(FileNotFoundError):  # renamed already (by another reader)
-            # os.replace, not Path.replace: a test replaces it to kill a write between renames
-            os.replace(Path(case_dir) / part, Path(case_dir) / final)  # noqa: PTH105
-    journal.unlink(missing_ok=True)
-    if interrupted:
-        log.warning("%s: completed a correction that was interrupted", case_dir)
-
-
-def read_corrections(case_dir: str | Path) -> dict | None:
-    """corrections.json of a case folder, or None when it was never corrected."""
-    case_dir = Path(case_dir)
-    finish_interrupted(case_dir)
-    path = case_dir / CORRECTIONS
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise LionError(f"{path}: unreadable ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
-        raise LionError(f"{path}: expected an object with an 'edits' list")
-    return data
-
-
-def corrected_mask(case_dir: str | Path) -> Path | None:
-    """``<case>/tumor_corrected.nii.gz`` when the case was corrected, else None.
-
-    Warns when tumor.nii.gz changed since the correction (the case was predicted again): the
-    correction is still used, as the reader made it.
-    """
-    case_dir = Path(case_dir)
-    data = read_corrections(case_dir)
-    if data is None:
-        return None
-    path = case_dir / CORRECTED
-    if not path.is_file():
-        raise LionError(f"{case_dir / CORRECTIONS} exists but {path.name} does not; remove "
-                        f"{CORRECTIONS} to use the prediction")  # fmt: skip
-    prediction = case_dir / PREDICTION
-    if prediction.is_file() and data.get("prediction_sha256") not in (
-        None,
-        sha256_file(prediction),
-    ):
-        log.warning("%s: %s changed after the correction was made; the correction is used",
-                    case_dir, PREDICTION)  # fmt: skip
-    return path
-
-
-def case_mask(case_dir: str | Path, use_corrected: bool) -> tuple[Path, bool]:
-    """The tumor mask of a ``lion predict`` case folder and whether it is the corrected one."""
-    case_dir = Path(case_dir)
-    if use_corrected:
-        path = corrected_mask(case_dir)
-        if path is not None:
-            return path, True
-    return case_dir / PREDICTION, False
-
-
-def case_report_path(case_dir: str | Path, use_corrected: bool) -> tuple[Path, bool]:
-    """report.json, or report_corrected.json of a corrected case with ``use_corrected``."""
-    case_dir = Path(case_dir)
-    if use_corrected and corrected_mask(case_dir) is not None:
-        return case_dir / CORRECTED_REPORT, True
-    return case_dir / "report.json", False
 
 
 # ------------------------------------------------------------------ writing (the server)
