@@ -538,8 +538,9 @@ def readme_block() -> str:
     return (
         f"Measured here (2 CPU cores; [docs/benchmarks.md](docs/benchmarks.md)): `make test`'s "
         f"pytest run took {fmt(suite['pytest_minutes'], 1)} min at load average "
-        f"{fmt(load_['start'], 1)} ({suite['tests_passed']} passed, {suite['tests_skipped']} "
-        f"skipped; the slowest test {fmt(suite['slowest_test_seconds'], 0)} s). `lion demo` took "
+        f"{fmt(load_['start'], 1)} ({suite['tests_passed']} passed, {suite['tests_failed']} "
+        f"failed, {suite['tests_skipped']} skipped; the slowest test "
+        f"{fmt(suite['slowest_test_seconds'], 0)} s). `lion demo` took "
         f"{fmt(demo['repeat_minutes'] if same is not None else seed0['minutes'], 1)} min (seed 0); "
         f"seed 0 run twice {repeat}. Over {o['seeds']} seeds organ context had less FP volume "
         f"at hot organs than tumor-only in {o['organs_less_fp_at_hot_organs']} of {o['seeds']} "

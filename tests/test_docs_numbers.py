@@ -110,6 +110,8 @@ def test_pages_are_what_the_stored_results_render(make_docs) -> None:
     assert stale == [], f"stale pages: {stale}; run python benchmarks/make_docs.py"
     blocks = make_docs.generated_blocks((ROOT / "docs" / "reproducing.md").read_text())
     assert len(blocks) == 2, "a generated block of reproducing.md (demo, organ_context) is gone"
+    readme = make_docs.generated_blocks((ROOT / "README.md").read_text())
+    assert len(readme) == 1, "README.md's generated block (readme: measured times) is gone"
 
 
 def changed(value: object) -> object:
