@@ -536,7 +536,9 @@ def readme_block() -> str:
               None: "was not repeated"}[same]  # fmt: skip
     seed0 = next(p for p in demo["per_seed"] if p["seed"] == 0)
     return (
-        f"Measured here (2 CPU cores; [docs/benchmarks.md](docs/benchmarks.md)): `make test`'s "
+        "Measured here (2 CPU cores; stored in [benchmarks/results/suite](benchmarks/results/suite/"
+        "summary.json) and [benchmarks/results/demo](benchmarks/results/demo/summary.json)): "
+        "`make test`'s "
         f"pytest run took {fmt(suite['pytest_minutes'], 1)} min at load average "
         f"{fmt(load_['start'], 1)} ({suite['tests_passed']} passed, {suite['tests_failed']} "
         f"failed, {suite['tests_skipped']} skipped; the slowest test "
