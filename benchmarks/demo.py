@@ -22,7 +22,6 @@ import argparse
 import csv
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,27 +29,23 @@ import sys
 import time
 from pathlib import Path
 
-from store import Run
+from store import Run, load_average
 
 WORK = Path(__file__).resolve().parent / "work"
 MEASURES = ("median_dice", "lesion_f1", "fp_at_hot_organs_ml", "fp_elsewhere_ml")
-
-
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def run_demo(seed: int, out: Path) -> dict:
     """A fresh ``lion demo --seed`` into ``out``: its summary, printed table, minutes, load."""
     shutil.rmtree(out, ignore_errors=True)
     lion = Path(sys.executable).parent / "lion"
-    load, t0 = _load(), time.perf_counter()
+    load, t0 = load_average(), time.perf_counter()
     proc = subprocess.run([str(lion), "demo", "--seed", str(seed), "--out", str(out)],
                           check=True, capture_output=True, text=True)  # fmt: skip
     minutes = (time.perf_counter() - t0) / 60
     printed = proc.stdout.split("\nholdout ", 1)[1].split("\ndemo time:", 1)[0]
     return {"seed": seed, "folder": out, "printed": printed, "minutes": round(minutes, 1),
-            "load_start": load, "load_end": _load(), **_read(out)}  # fmt: skip
+            "load_start": load, "load_end": load_average(), **_read(out)}  # fmt: skip
 
 
 def _read(out: Path) -> dict:

@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
-def _load() -> float | None:
+def load_average() -> float | None:
+    """The 1-minute load average, rounded (None where the OS has none)."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
@@ -78,7 +79,7 @@ class Run:
         args = list(sys.argv[1:] if argv is None else argv)
         self.command = " ".join(["python", f"benchmarks/{name}.py", *args])
         self.started = dt.datetime.now(dt.timezone.utc)
-        self.load_start = _load()
+        self.load_start = load_average()
         self._t0 = time.perf_counter()
 
     @property
@@ -95,7 +96,7 @@ class Run:
             "date": self.started.strftime("%Y-%m-%d"),
             "commit": _commit(f"benchmarks/{self.name}.py"),
             "machine": machine(),
-            "load_average_1min": {"start": self.load_start, "end": _load()},
+            "load_average_1min": {"start": self.load_start, "end": load_average()},
             "minutes": round((time.perf_counter() - self._t0) / 60, 1),
             **summary,
             "raw": {name: f"{name}.csv" for name in dict(tables)},

@@ -6,7 +6,8 @@ RescaleSlope/Intercept (slopes differ per slice on GE and Siemens):
 
 * ``Units`` BQML, ``DecayCorrection`` START: images are decay corrected to the scan start, taken
   as QIBA's vendor-neutral pseudo-code has it, branch by branch (checked against cornerstone's
-  independent implementation, @cornerstonejs/calculate-suv, in tests/test_suv_cornerstone.py):
+  independent implementation, @cornerstonejs/calculate-suv, in tests/test_suv_vendors.py and
+  tests/test_suv_dro.py):
   (1) SeriesDate/Time not after the series' earliest AcquisitionDate/Time: the series time.
   Otherwise the series may be post-processed (a re-reconstruction's SeriesTime is after the
   acquisition), and frame by frame: (2) GE's private scan date-time (0009,100D) (QIBA), or
