@@ -48,7 +48,7 @@ def trained_lionz_model(trained_fdg_model: dict) -> dict:
 def train_lionz_model(trained_fdg_model: dict) -> dict:
     """Relabel, plan, preprocess and train the tumor-last model; return where everything is."""
     import torch
-    from fixtures_nnunet import PATCH, run_stock
+    from fixtures_nnunet import PATCH, SMALL_NET, run_stock
 
     t0 = time.perf_counter()
     src = trained_fdg_model["dataset_dir"]
@@ -66,7 +66,7 @@ def train_lionz_model(trained_fdg_model: dict) -> dict:
     did = str(LIONZ_ID)
     run_stock("nnUNetv2_extract_fingerprint", "-d", did, "-np", "1")
     run_stock("lion", "plans", "install", "--dataset", did, "--tracer", "fdg",
-              "--patch-size", *PATCH, "--spacing", "dataset", "--base-features", "16")  # fmt: skip
+              "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
               "-np", "2")  # fmt: skip
     from nnunetv2.run.run_training import get_trainer_from_args

@@ -21,6 +21,8 @@ from lion_nnunet.labels import get_label_set
 BIN = Path(sys.executable).parent
 E2E_TRAINER = "nnUNetTrainer_LION_2ep_5it"
 PATCH = ("64", "32", "32")
+#: The demo's network (lion_nnunet.demo.DemoSettings): 8 first-stage features, one block per stage.
+SMALL_NET = ("--base-features", "8", "--blocks-per-stage", "1")
 
 
 def run_stock(*cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -48,7 +50,7 @@ def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0"
     did = str(dataset_id)
     run_stock("nnUNetv2_extract_fingerprint", "-d", did, "-np", "1")
     run_stock("lion", "plans", "install", "--dataset", did, "--tracer", tracer,
-              "--patch-size", *PATCH, "--spacing", "dataset", "--base-features", "16")  # fmt: skip
+              "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
               "-np", "2")  # fmt: skip
     run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,

@@ -54,6 +54,12 @@ SHRINK: list[tuple[str, str]] = [
     (r"-f 0 1 2 3 4", "-f 0"),
     (r"^(\s*lion demo)\b(?!.*--cases)(.*)$", rf"\1 --cases 8 --trainer {TINY_TRAINER}\2"),
     (r"^(\s*lion plans install\b(?!.*--patch-size).*?)(\s*(#.*)?)$", r"\1 --patch-size 64 32 32\2"),
+    # the network of the demo (DemoSettings): 8 first-stage features, one block per stage
+    (r"^(\s*lion plans install\b(?!.*--base-features).*?)(\s*(#.*)?)$", r"\1 --base-features 8\2"),
+    (
+        r"^(\s*lion plans install\b(?!.*--blocks-per-stage).*?)(\s*(#.*)?)$",
+        r"\1 --blocks-per-stage 1\2",
+    ),
     (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
 ]
 
@@ -78,7 +84,9 @@ def test_shrink_rules() -> None:
     assert shrink("nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr nnUNetTrainer_LION\n") == (
         f"nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr {TINY_TRAINER} -device cpu\n"
     )
-    assert "--patch-size 64 32 32" in shrink("lion plans install --dataset 5 --tracer fdg  # x\n")
+    install = shrink("lion plans install --dataset 5 --tracer fdg  # x\n")
+    assert "--patch-size 64 32 32 --base-features 8 --blocks-per-stage 1  # x" in install
+    assert shrink("lion plans install -d 5 --base-features 4\n").count("--base-features") == 1
     assert shrink("make demo\n").startswith(": skipped")
     assert "-tr nnUNetTrainer_LION_noweights" in shrink("x -tr nnUNetTrainer_LION_noweights\n")
 
