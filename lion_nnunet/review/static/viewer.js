@@ -209,7 +209,14 @@ window.LionViewer = (function () {
       this.show(mask);
       nv.setDrawingEnabled(false);
       nv.onMouseUp = () => this.clicked();
-      nv.onDrawingChanged = (action) => { if (action === "draw") this.stroke(); };
+      nv.onDrawingChanged = (action) => {
+        if (action !== "draw") return;
+        // NiiVue 0.69 paints a drag as lines from each new point back to the one before,
+        // leaving out the new point itself: the voxel under the pointer at release is painted here
+        const end = nv.drawPenLocation;
+        if (end && !isNaN(end[0])) { nv.drawPt(end[0], end[1], end[2], nv.opts.penValue); nv.refreshDrawing(false); }
+        this.stroke();
+      };
       nv.onLocationChange = (where) => { this.where.textContent = where && where.string ? where.string : ""; };
       this.low.addEventListener("change", () => this.window());
       this.high.addEventListener("change", () => this.window());
