@@ -140,10 +140,29 @@ def _gray_share(driver) -> float:
     return float(gray.mean())
 
 
-def test_viewer_from_disk_shows_the_pet_and_fetches_nothing(browser, phantom, tmp_path) -> None:
-    """Opened from disk (file://) at #view=CASE: the PET is drawn, the viewer is read-only."""
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` with a face neighbour outside it (or outside the volume), by brute
+    force over the six neighbours."""
+    padded = np.pad(mask, 1)
+    inner = np.ones_like(mask)
+    core = (slice(1, -1),) * 3
+    for axis in range(3):
+        for step in (-1, 1):
+            inner &= np.roll(padded, step, axis)[core]
+    return mask & ~inner
+
+
+def test_viewer_from_disk_shows_the_pet_truth_and_fetches_nothing(browser, phantom, tmp_path):
+    """Opened from disk (file://) at #view=CASE: the PET is drawn, the viewer is read-only, the
+    mask is the prediction and the truth overlay marks the missed lesion whole and the found
+    ones by their outline."""
+    labels = tmp_path / "labelsTs"
+    labels.mkdir()
+    truth_image = sitk.GetImageFromArray(phantom["truth"].astype(np.uint8))
+    truth_image.CopyInformation(phantom["pet"])
+    sitk.WriteImage(truth_image, str(labels / f"{CASE}.nii.gz"))
     gallery = tmp_path / "gallery"
-    build_gallery(phantom["pred"], gallery, progress=False)
+    build_gallery(phantom["pred"], gallery, gt_dir=labels, progress=False)
     _requests(browser)  # forget earlier requests
     started = time.perf_counter()
     _open_viewer(browser, (gallery / "index.html").as_uri() + f"#view={CASE}")
@@ -153,11 +172,21 @@ def test_viewer_from_disk_shows_the_pet_and_fetches_nothing(browser, phantom, tm
     assert share > 0.02
     assert browser.execute_script("return document.querySelector('.viewer .tools').hidden")
     # the drawing layer holds the prediction, voxel for voxel (native order, i fastest)
-    shown = browser.execute_script(
-        "const m = LionViewer.current().mask; const out = [];"
-        "for (let i = 0; i < m.length; i++) if (m[i]) out.push(i); return out;"
+    nonzero = (
+        "const m = arguments[0]; const out = [];"
+        "for (let i = 0; i < m.length; i++) if (m[i]) out.push([i, m[i]]); return out;"
     )
-    assert shown == np.flatnonzero(phantom["predicted"]).tolist()
+    shown = browser.execute_script(nonzero.replace("arguments[0]", "LionViewer.current().mask"))
+    assert [i for i, _ in shown] == np.flatnonzero(phantom["predicted"]).tolist()
+    truth = browser.execute_script(
+        nonzero.replace("arguments[0]", "LionViewer.current().truthVolume.img")
+    )
+    values = np.zeros(phantom["truth"].size, np.uint8)
+    values[[i for i, _ in truth]] = [v for _, v in truth]
+    values = values.reshape(phantom["truth"].shape)
+    missed, found = phantom["missed"], phantom["truth"] & ~phantom["missed"]
+    np.testing.assert_array_equal(values == 2, missed)
+    np.testing.assert_array_equal(values == 1, _outline(found))
     assert "Dataset501_LION_FDG" in browser.find_element("id", "model").text
     _assert_offline(browser)
 

@@ -112,7 +112,7 @@ def _script_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _copy_pictures(
+def _copy_case_files(
     cases: list[dict],
     root: Path,
     progress: bool,
@@ -126,6 +126,7 @@ def _copy_pictures(
     and ``volumes`` to the script's URL (None when the case has no PET to show)."""
     from lion_nnunet.inference.corrected import case_mask
 
+    without = []
     for case in track(cases, "gallery pictures", enabled=progress):
         folder = pred_dir / case["folder"]
         mask, _ = case_mask(folder, use_corrected)
@@ -137,6 +138,8 @@ def _copy_pictures(
             (root / case["folder"]).mkdir(parents=True, exist_ok=True)
             (root / case["folder"] / SCRIPT).write_text(volumes_script(case["case_id"], volumes))
             case["volumes"] = f"{IMAGES}/{quote(case['folder'])}/{SCRIPT}"
+        else:
+            without.append(case["case_id"])
         shown = []
         for path in case["pictures"]:
             target = root / case["folder"] / path.name
@@ -145,6 +148,10 @@ def _copy_pictures(
             shown.append({"src": f"{IMAGES}/{quote(case['folder'])}/{quote(path.name)}",
                           "view": VIEW_NAMES[path.name]})  # fmt: skip
         case["pictures"] = shown
+    if without:
+        log.warning("%d case(s) without a slice viewer, no PET found (%s%s): give the PET "
+                    "folder with lion review --pet", len(without), ", ".join(without[:3]),
+                    ", ..." if len(without) > 3 else "")  # fmt: skip
 
 
 #: Lesion fields in the page, one array per lesion (shorter than one object each).
@@ -244,7 +251,7 @@ def build_gallery(
     staging = out / f".{IMAGES}.part-{secrets.token_hex(4)}"
     try:
         staging.mkdir(parents=True)
-        _copy_pictures(cases, staging, progress, pred_dir,
+        _copy_case_files(cases, staging, progress, pred_dir,
                        Path(pet_dir) if pet_dir is not None else None,
                        Path(gt_dir) if gt_dir is not None else None, use_corrected)  # fmt: skip
         title = f"lion review: {pred_dir.resolve().name} ({len(cases)} cases)"

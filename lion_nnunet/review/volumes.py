@@ -124,8 +124,7 @@ def case_volumes(folder: Path, case_id: str, mask_path: Path, pet_dir: Path | No
     pet = find_case_pet(folder, case_id, report, pet_dir)
     if pet is None:
         looked = ", ".join(map(str, pet_candidates(folder, case_id, report, pet_dir)))
-        log.warning("%s: no slice viewer: no PET found (%s); rebuild with lion review --pet "
-                    "FOLDER", case_id, looked)  # fmt: skip
+        log.debug("%s: no PET found (%s)", case_id, looked)
         return None
     volumes = {"pet": pet.read_bytes(), "tumor": mask_path.read_bytes()}
     if (folder / "organs.nii.gz").is_file():
