@@ -147,7 +147,7 @@
 
   function card(c) {
     const node = el("article", {
-      class: "card" + (c.flag_score ? " flagged" : ""), "data-case-id": c.case_id,
+      class: "card" + (c.flag_score ? " flagged" : "") + (c.corrected ? " corrected" : ""), "data-case-id": c.case_id,
       "data-flag-score": c.flag_score === null ? "" : String(c.flag_score),
       "data-rank": String(c.rank), "data-tmtv": String(c.tmtv_ml === null ? 0 : c.tmtv_ml),
       "data-lesions": String(c.lesion_count),

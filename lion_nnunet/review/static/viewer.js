@@ -167,7 +167,7 @@ window.LionViewer = (function () {
       const lib = await loadLibrary(this.options.vendor);
       const data = await loadVolumes(this.c.case_id, this.c.volumes);
       const nv = new lib.Niivue({
-        backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.7, 1, 1], show3Dcrosshair: true,
+        backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.7, 1, 1], show3Dcrosshair: true, crosshairGap: 12,
         multiplanarForceRender: true, isColorbar: false, dragAndDropEnabled: false,
         viewModeHotKey: "Unused", clipPlaneHotKey: "Unused", cycleClipPlaneHotKey: "Unused",
         isRadiologicalConvention: true, logLevel: "error",  // patient right on the left, as the MIPs
@@ -204,7 +204,7 @@ window.LionViewer = (function () {
           if (answer.headers.get("X-Lion-Corrected") === "true") this.node.dataset.corrected = "true";
         }
       }
-      nv.setDrawOpacity(0.55);
+      nv.setDrawOpacity(0.7);
       nv.createEmptyDrawing();
       this.show(mask);
       nv.setDrawingEnabled(false);
