@@ -317,3 +317,40 @@ def test_clicks_brush_undo_and_reload_in_the_browser(browser, served, phantom) -
     assert shown == np.flatnonzero(corrected).tolist()
     assert browser.execute_script("return document.querySelector('.viewer').dataset.corrected")
     _assert_offline(browser, served["port"])
+
+
+def test_lesion_rows_decide_and_jump_to_the_lesion(browser, served, phantom) -> None:
+    """A lesion's reject button records ``<id>:reject`` in reviews.csv; a click on its row opens
+    the viewer with the crosshair on the voxel of its centroid (report.json's LPS mm, mapped to
+    a voxel here with SimpleITK)."""
+    import csv
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    report = json.loads((served["pred"] / CASE / "report.json").read_text())
+    lesion = report["lesions"][0]
+    _requests(browser)
+    browser.get(served["url"])
+    WebDriverWait(browser, 15).until(
+        lambda d: d.execute_script("return document.body.dataset.ready === 'true'")
+    )
+    row = f'.card[data-case-id="{CASE}"] tr[data-lesion-id="{lesion["lesion_id"]}"]'
+    WebDriverWait(browser, 15).until(lambda d: d.execute_script(
+        f"return !!document.querySelector('{row}')"))  # fmt: skip
+    browser.find_element("css selector", f"{row} button.lesion-reject").click()
+    reviews = served["pred"].parent / "gallery" / "reviews.csv"
+    WebDriverWait(browser, 15).until(lambda d: reviews.is_file())
+    with reviews.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["case_id"], r["lesions"]) for r in rows] == [(CASE, f"{lesion['lesion_id']}:reject")]
+    assert browser.find_element("css selector", row).get_attribute("data-decision") == "reject"
+    browser.find_element("css selector", f"{row} td").click()
+    WebDriverWait(browser, 40).until(lambda d: d.execute_script(
+        "const v = document.querySelector('.viewer'); return v && v.dataset.state === 'ready'"
+        " && LionViewer.current().nv"))  # fmt: skip
+    time.sleep(0.3)  # the jump follows the viewer's loading
+    voxel = browser.execute_script("return LionViewer.current().crosshairVoxel()")
+    index = phantom["pet"].TransformPhysicalPointToContinuousIndex(lesion["centroid_mm"])
+    assert voxel == [round(v) for v in index]
+    assert browser.execute_script("return location.hash") == f"#view={CASE}"
+    _assert_offline(browser, served["port"])
