@@ -199,7 +199,7 @@ def test_rebuild_keeps_reviews_and_drops_pictures_of_cases_gone(predicted, tmp_p
     assert _page_data(gallery / "index.html")["reviews"][OUTLIER]["decision"] == "reject"
     assert not (gallery / "images" / MISSED).exists() and (gallery / "images" / OUTLIER).is_dir()
     assert sorted(p.name for p in gallery.iterdir()) == [
-        "images", "index.html", "reviews.csv"]  # no staging folder left  # fmt: skip
+        "images", "index.html", "reviews.csv", "vendor"]  # no staging folder left  # fmt: skip
 
 
 def _tree(folder: Path) -> dict[str, tuple[bytes | None, int]]:

@@ -498,3 +498,43 @@ def test_corrections_flow_into_evaluate_review_response_and_summary(served, tmp_
     assert summary.loc["CASE_A", "lesion_count"] == 2
     lesions = pd.read_csv(pred / "lesions.csv")
     assert (lesions["case_id"] == "CASE_A").sum() == 2 and lesions["corrected"].sum() == 2
+
+
+def test_the_viewer_files_and_the_current_mask_are_served(served) -> None:
+    """GET /vendor/niivue.umd.js and /images/<case>/volumes.js (the viewer's), and GET
+    /api/cases/<case>/mask: the current mask as POST .../mask takes it raw, corrected or not."""
+    import base64
+
+    vendored = Path(__file__).parents[1] / "lion_nnunet/review/static/vendor/niivue/niivue.umd.js"
+    status, body = request(served, "GET", "/vendor/niivue.umd.js")
+    assert status == 200 and body == vendored.read_bytes()
+    assert request(served, "GET", "/vendor/niivue.json")[0] == 404  # only the two files
+    status, body = request(served, "GET", "/images/CASE_A/volumes.js")
+    assert status == 200 and body.startswith(b'lionVolumes("CASE_A", ')
+    data = json.loads(body.decode()[len('lionVolumes("CASE_A", ') : -len(");\n")])
+    pred = served["pred"] / "CASE_A"
+    assert base64.b64decode(data["tumor"]) == (pred / "tumor.nii.gz").read_bytes()
+    assert base64.b64decode(data["pet"]) == (pred / "suv.nii.gz").read_bytes()
+
+    def get_mask(token: bool = True):
+        conn = http.client.HTTPConnection("127.0.0.1", served["port"], timeout=30)
+        try:
+            headers = {"Host": f"127.0.0.1:{served['port']}"}
+            if token:
+                headers["X-Lion-Token"] = served["token"]
+            conn.request("GET", "/api/cases/CASE_A/mask", headers=headers)
+            answer = conn.getresponse()
+            return answer.status, dict(answer.getheaders()), answer.read()
+        finally:
+            conn.close()
+
+    assert get_mask(token=False)[0] == 403
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    status, headers, body = get_mask()
+    assert status == 200 and headers["X-Lion-Corrected"] == "false"
+    assert headers["X-Lion-Size"] == ",".join(map(str, SHAPE[::-1]))
+    assert gzip.decompress(body) == a.astype(np.uint8).tobytes()  # i fastest: C order of (z, y, x)
+    assert post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")[0] == 200
+    status, headers, body = get_mask()
+    assert headers["X-Lion-Corrected"] == "true"
+    assert gzip.decompress(body) == (a | b).astype(np.uint8).tobytes()

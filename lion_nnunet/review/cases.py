@@ -75,7 +75,16 @@ def _lesion(raw: dict) -> dict:
         "organ_mm": _number(raw.get("distance_to_organ_mm"), 1),
         "confidence": _number(raw.get("confidence")),
         "fold_agreement": _number(raw.get("fold_agreement")),
+        "centroid_mm": _point(raw.get("centroid_mm")),
     }
+
+
+def _point(value) -> list[float] | None:
+    """Three finite numbers (a position in mm), else None."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return None
+    point = [_number(v, 1) for v in value]
+    return None if None in point else point
 
 
 def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
@@ -85,7 +94,10 @@ def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
     report has none), ``flag_reasons`` (list of str), ``hot_spots_ml`` (the flag term
     ``unsegmented_hot_spots``, None where not measured), ``lesions`` (largest :data:`MAX_LESIONS`),
     ``lesions_shown``, ``pictures`` (list of existing PNG paths), ``corrected`` (True when the
-    numbers are those of a reader's correction: ``use_corrected`` and report_corrected.json).
+    numbers are those of a reader's correction: ``use_corrected`` and report_corrected.json),
+    ``model`` (the installed model's name, else the model report.json names; None when it
+    names none) and ``lion_version`` (of the run that wrote the report).
+    A lesion's ``centroid_mm`` is report.json's: physical LPS coordinates in mm.
     """
     from lion_nnunet.inference.corrected import case_report_path
 
@@ -122,7 +134,15 @@ def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
         "hot_spots_ml": _number((report.get("flag_terms") or {}).get("unsegmented_hot_spots")),
         "lesions": lesions[:MAX_LESIONS],
         "pictures": pictures,
+        "model": _model_name(report),
+        "lion_version": str(report["lion_version"]) if report.get("lion_version") else None,
     }
+
+
+def _model_name(report: dict) -> str | None:
+    """The installed model's name, else the model (folder or name) report.json names."""
+    name = report.get("installed_model") or report.get("model")
+    return str(name) if name else None
 
 
 def read_cases(pred_dir: str | Path, use_corrected: bool = False) -> list[dict]:

@@ -49,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "Dice first")  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="gallery folder (index.html, images/)")
     p.add_argument("--pet", default=None, metavar="FOLDER",
-                   help="with --serve: the PET (SUV) images <case>_0000.nii.gz the cases were "
-                   "predicted from, to measure corrected masks (default: each case's suv.nii.gz "
-                   "or report.json's input)")  # fmt: skip
+                   help="the PET (SUV) images <case>_0000.nii.gz the cases were predicted from: "
+                   "the slice viewer shows them and --serve measures corrected masks on them "
+                   "(default: each case's suv.nii.gz or report.json's input)")  # fmt: skip
     p.add_argument("--serve", nargs="?", type=_port, const=DEFAULT_PORT, default=None,
                    metavar="PORT",
                    help=f"serve the gallery on 127.0.0.1:PORT (default {DEFAULT_PORT}; 0: a free "
@@ -68,7 +68,7 @@ def run_review(args: argparse.Namespace) -> int:
     from .gallery import build_gallery
 
     result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar,
-                           args.use_corrected)  # fmt: skip
+                           args.use_corrected, args.pet)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -190,22 +190,27 @@ class CorrectionStore:
             self.folders[str(report.get("case_id") or folder.name)] = folder
 
     def _pet(self, case_id: str, folder: Path, report: dict) -> tuple[sitk.Image, np.ndarray]:
-        from lion_nnunet.analysis.evaluate import find_pet
+        from .volumes import find_case_pet, pet_candidates
 
-        candidates = [folder / "suv.nii.gz"]
-        if self.pet_dir is not None:
-            candidates.insert(0, find_pet(self.pet_dir, case_id))
-        source = report.get("input")
-        if isinstance(source, str) and source.endswith((".nii", ".nii.gz")):
-            candidates.append(Path(source))
-        for path in candidates:
-            if path is not None and Path(path).is_file():
-                return read_float_image(path, "PET")
+        path = find_case_pet(folder, case_id, report, self.pet_dir)
+        if path is not None:
+            return read_float_image(path, "PET")
+        candidates = pet_candidates(folder, case_id, report, self.pet_dir)
         raise LionError(
             f"{case_id}: no PET to measure the corrected mask with (looked for "
-            f"{', '.join(str(p) for p in candidates if p is not None)}); serve with "
+            f"{', '.join(map(str, candidates))}); serve with "
             "lion review --pet FOLDER (the imagesTs the case was predicted from)"
         )
+
+    def current_mask(self, case_id: str) -> tuple[bytes, bool, tuple[int, int, int]]:
+        """The case's mask as ``POST .../mask`` takes it: gzip'd uint8 voxels, i fastest
+        (:func:`mask_from_body`), whether it is the corrected one, and its size (i, j, k)."""
+        folder = self.folders[case_id]
+        with case_lock(folder):
+            path, corrected = case_mask(folder, use_corrected=True)
+            image = read_image(path, "tumor mask")
+            voxels = (sitk.GetArrayFromImage(image) > 0).astype(np.uint8)
+        return gzip.compress(voxels.tobytes(), 6), corrected, image.GetSize()
 
     def _inputs(self, case_id: str):
         folder = self.folders[case_id]

@@ -1,5 +1,11 @@
 """Write the review gallery: ``GALLERY/index.html`` plus ``GALLERY/images/<case>/*.png``.
 
+Each case also gets ``images/<case>/volumes.js`` (its PET, mask, organs and, with ground truth,
+the truth overlay: :mod:`.volumes`) for the slice viewer, NiiVue, which is copied to
+``GALLERY/vendor/niivue.umd.js`` with its license (``vendor/LICENSE-niivue.txt``) from the
+package (vendored at a pinned version: ``tools/refresh_niivue.sh``). The page loads NiiVue and a
+case's volumes only when that case's viewer opens.
+
 The page is one file with its CSS, script and data inline (no CDN, no web font, nothing fetched):
 copy the folder anywhere and open index.html offline. The cases are a JSON blob that
 ``static/gallery.js`` renders into one card per case (``data-case-id``, ``data-flag-score``),
@@ -29,6 +35,7 @@ from lion_nnunet.progress import track
 
 from .cases import add_dice, read_cases, review_order
 from .reviews import read_reviews
+from .volumes import SCRIPT, case_volumes, volumes_script
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ INDEX = "index.html"
 IMAGES = "images"
 REVIEWS = "reviews.csv"
 EVALUATION = "evaluation"
+VENDOR = "vendor"
+#: The vendored viewer (package file -> gallery file).
+VIEWER_FILES = {"niivue.umd.js": "niivue.umd.js", "LICENSE": "LICENSE-niivue.txt"}
 #: What each picture shows (its tooltip and alt text).
 VIEW_NAMES = {"mip_coronal.png": "coronal", "mip_sagittal.png": "sagittal",
               "mip.png": "coronal + sagittal"}  # fmt: skip
@@ -70,9 +80,12 @@ PAGE = """<!DOCTYPE html>
 <label>reviewer <input id="reviewer" size="10"></label>
 <button id="export" type="button">Export CSV</button>
 <span id="status"></span>
+<span id="model"></span>
 </header>
 <main id="cards"></main>
 <script type="application/json" id="gallery-data">{data}</script>
+<script>
+{viewer_js}</script>
 <script>
 {js}</script>
 </body>
@@ -84,16 +97,49 @@ def _static(name: str) -> str:
     return (files("lion_nnunet.review") / "static" / name).read_text(encoding="utf-8")
 
 
+def _copy_viewer(out: Path) -> None:
+    """Copy the vendored NiiVue and its license to ``out/vendor/`` (replacing older copies)."""
+    source = files("lion_nnunet.review") / "static" / "vendor" / "niivue"
+    (out / VENDOR).mkdir(parents=True, exist_ok=True)
+    for name, target in VIEWER_FILES.items():
+        with atomic_path(out / VENDOR / target) as tmp:
+            tmp.write_bytes((source / name).read_bytes())
+
+
 def _script_json(data: object) -> str:
     """JSON safe inside a <script> element (no ``</script>`` or ``<!--`` can close it)."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _copy_pictures(cases: list[dict], root: Path, progress: bool) -> None:
-    """Copy each case's PNGs into ``root/<folder>/`` (the page's ``images/<folder>/``); set
-    ``pictures`` to their URLs relative to the page."""
+def _copy_case_files(
+    cases: list[dict],
+    root: Path,
+    progress: bool,
+    pred_dir: Path,
+    pet_dir: Path | None,
+    gt_dir: Path | None,
+    use_corrected: bool,
+) -> None:
+    """Copy each case's PNGs into ``root/<folder>/`` (the page's ``images/<folder>/``) and write
+    its viewer data there (``volumes.js``); set ``pictures`` to their URLs relative to the page
+    and ``volumes`` to the script's URL (None when the case has no PET to show)."""
+    from lion_nnunet.inference.corrected import case_mask
+
+    without = []
     for case in track(cases, "gallery pictures", enabled=progress):
+        folder = pred_dir / case["folder"]
+        mask, _ = case_mask(folder, use_corrected)
+        volumes = None
+        if mask.is_file():
+            volumes = case_volumes(folder, case["case_id"], mask, pet_dir, gt_dir)
+        case["volumes"] = None
+        if volumes is not None:
+            (root / case["folder"]).mkdir(parents=True, exist_ok=True)
+            (root / case["folder"] / SCRIPT).write_text(volumes_script(case["case_id"], volumes))
+            case["volumes"] = f"{IMAGES}/{quote(case['folder'])}/{SCRIPT}"
+        else:
+            without.append(case["case_id"])
         shown = []
         for path in case["pictures"]:
             target = root / case["folder"] / path.name
@@ -102,10 +148,23 @@ def _copy_pictures(cases: list[dict], root: Path, progress: bool) -> None:
             shown.append({"src": f"{IMAGES}/{quote(case['folder'])}/{quote(path.name)}",
                           "view": VIEW_NAMES[path.name]})  # fmt: skip
         case["pictures"] = shown
+    if without:
+        log.warning("%d case(s) without a slice viewer, no PET found (%s%s): give the PET "
+                    "folder with lion review --pet", len(without), ", ".join(without[:3]),
+                    ", ..." if len(without) > 3 else "")  # fmt: skip
 
 
 #: Lesion fields in the page, one array per lesion (shorter than one object each).
-LESION_COLUMNS = ("id", "volume_ml", "suv_max", "confidence", "fold_agreement", "organ", "organ_mm")
+LESION_COLUMNS = (
+    "id",
+    "volume_ml",
+    "suv_max",
+    "confidence",
+    "fold_agreement",
+    "organ",
+    "organ_mm",
+    "centroid_mm",
+)
 
 
 def _page_case(case: dict) -> dict:
@@ -124,13 +183,16 @@ def render_page(cases: list[dict], title: str, by_dice: bool, reviews: dict[str,
         "has_gt": by_dice,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "lion_version": __version__,
+        "models": sorted({c["model"] for c in cases if c.get("model")}),
+        "viewer": f"{VENDOR}/{VIEWER_FILES['niivue.umd.js']}",
         "lesion_columns": LESION_COLUMNS,
         "cases": [_page_case(c) for c in cases],
         "reviews": reviews,
     }
     order = "review order: worst Dice first" if by_dice else "review order: flag score"
     return PAGE.format(title=html.escape(title), order=order, css=_static("gallery.css"),
-                       js=_static("gallery.js"), data=_script_json(data))  # fmt: skip
+                       js=_static("gallery.js"), viewer_js=_static("viewer.js"),
+                       data=_script_json(data))  # fmt: skip
 
 
 def build_gallery(
@@ -140,6 +202,7 @@ def build_gallery(
     overwrite: bool = False,
     progress: bool = True,
     use_corrected: bool = True,
+    pet_dir: str | Path | None = None,
 ) -> dict:
     """Write ``out_dir/index.html`` reviewing every finished case of ``pred_dir``.
 
@@ -154,6 +217,8 @@ def build_gallery(
         progress: show a progress bar while pictures are copied.
         use_corrected: a case corrected in ``lion review --serve`` is shown and ranked by its
             report_corrected.json (and, with ``gt_dir``, its Dice) and marked "corrected".
+        pet_dir: the PET (SUV) images ``<case>_0000.nii.gz`` the viewer shows where a case
+            folder has no ``suv.nii.gz`` (see :func:`~lion_nnunet.review.volumes.find_case_pet`).
 
     Returns:
         ``{"index": path, "cases": n, "order": [case ids], "reviews": path,
@@ -186,13 +251,16 @@ def build_gallery(
     staging = out / f".{IMAGES}.part-{secrets.token_hex(4)}"
     try:
         staging.mkdir(parents=True)
-        _copy_pictures(cases, staging, progress)
+        _copy_case_files(cases, staging, progress, pred_dir,
+                       Path(pet_dir) if pet_dir is not None else None,
+                       Path(gt_dir) if gt_dir is not None else None, use_corrected)  # fmt: skip
         title = f"lion review: {pred_dir.resolve().name} ({len(cases)} cases)"
         page = render_page(cases, title, gt_dir is not None, reviews, str(pred_dir))
         old = out / f".{IMAGES}.old-{secrets.token_hex(4)}"
         if (out / IMAGES).is_dir():
             (out / IMAGES).rename(old)
         staging.rename(out / IMAGES)
+        _copy_viewer(out)
         with atomic_path(out / INDEX) as tmp:
             tmp.write_text(page, encoding="utf-8")
         shutil.rmtree(old, ignore_errors=True)

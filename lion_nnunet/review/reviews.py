@@ -94,8 +94,8 @@ def clean_review(data: object, case_ids: set[str]) -> dict:
     if case_id not in case_ids:
         raise ValueError(f"unknown case_id {case_id!r}")
     decision = data.get("decision") or ""
-    if decision not in DECISIONS:
-        raise ValueError(f"decision {decision!r}: expected accept, reject or empty")
+    if decision not in (*DECISIONS, CORRECTED):  # corrected: the page re-sends the server's
+        raise ValueError(f"decision {decision!r}: expected accept, reject, corrected or empty")
     texts = {
         k: spreadsheet_safe(str(data.get(k) or "")[:MAX_TEXT]) for k in ("comment", "reviewer")
     }

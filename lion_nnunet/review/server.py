@@ -2,13 +2,18 @@
 
 Standard library only (``http.server``). What it answers (the HTTP interface, docs/inference.md):
 
-* ``GET /`` and ``GET /index.html``: the page; ``GET /images/<case>/<view>.png``: its pictures.
-  Nothing else of the folder is served, and there are no directory listings.
+* ``GET /`` and ``GET /index.html``: the page; ``GET /images/<case>/<view>.png``: its pictures;
+  ``GET /images/<case>/volumes.js``: the case's viewer data (:mod:`.volumes`);
+  ``GET /vendor/niivue.umd.js``: the viewer. Nothing else of the folder is served, and there are
+  no directory listings.
 * ``GET /api/reviews``: the rows of reviews.csv as JSON.
 * ``POST /api/reviews`` with ``{case_id, decision, comment, reviewer, lesions}``: replaces that
   case's row of ``GALLERY/reviews.csv`` (:class:`~lion_nnunet.review.reviews.ReviewBook`).
 * ``POST /api/cases/<case_id>/mask`` and ``POST /api/cases/<case_id>/clicks``: a corrected mask
   (:mod:`.corrections`, only when the server knows the prediction folder).
+* ``GET /api/cases/<case_id>/mask``: the case's current mask (the corrected one where it exists)
+  in the raw form ``POST .../mask`` takes (gzip'd uint8 voxels, i fastest), with headers
+  ``X-Lion-Corrected: true|false`` and ``X-Lion-Size: nx,ny,nz``.
 
 Safety (a page of another site open in the same browser must neither read nor write):
 
@@ -47,9 +52,15 @@ MAX_BODY = 64 * 1024
 #: Largest mask body read (bytes): a gzip'd uint8 mask of a whole-body PET is a few MB.
 MAX_MASK_BODY = 256 * 1024 * 1024
 #: Files of the gallery that are served: the page and its pictures, nothing else.
-_PICTURE = re.compile(r"^/images/([^/]+)/([^/]+\.png)$")
+_PICTURE = re.compile(r"^/images/([^/]+)/([^/]+\.png|volumes\.js)$")
+_VENDOR = ("/vendor/niivue.umd.js", "/vendor/LICENSE-niivue.txt")
 _CASE_API = re.compile(r"^/api/cases/([^/]+)/(mask|clicks)$")
-_TYPES = {".html": "text/html; charset=utf-8", ".png": "image/png"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".js": "text/javascript; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
@@ -94,9 +105,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return False
 
     def _file(self, path: str) -> Path | None:
-        """The gallery file a GET path names, or None: only index.html and images/*/*.png."""
+        """The gallery file a GET path names, or None: only index.html, images/*/*.png,
+        images/*/volumes.js and the vendored viewer."""
         if path in ("/", "/index.html"):
             return self.gallery / "index.html"
+        if path in _VENDOR:
+            return self.gallery / path.lstrip("/")
         match = _PICTURE.match(path)
         if not match or any(p in ("", ".", "..") or "\\" in p for p in match.groups()):
             return None
@@ -117,8 +131,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if path.startswith("/api/"):
             if not self._token_ok():
                 return
+            mask = _CASE_API.match(path)
             if path == API:
                 self._answer(HTTPStatus.OK, self.book.rows())
+            elif mask and mask[2] == "mask" and not head:
+                self._send_mask(mask[1])
             else:
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no GET {path}"})
             return
@@ -135,6 +152,26 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+    def _send_mask(self, case_id: str) -> None:
+        """``GET /api/cases/<case_id>/mask``: the current mask, raw (see the module docstring)."""
+        if self.corrections is None or case_id not in self.case_ids:
+            error = f"no mask of {case_id!r} here (serve with lion review --pred PRED --serve)"
+            self._answer(HTTPStatus.NOT_FOUND, {"error": error})
+            return
+        try:
+            body, corrected, size = self.corrections.current_mask(case_id)
+        except (OSError, LionError) as e:
+            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"mask not read: {e}"})
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Lion-Corrected", "true" if corrected else "false")
+        self.send_header("X-Lion-Size", ",".join(map(str, size)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _body(self, limit: int) -> bytes | None:
         """The request body (1..limit bytes), or None after answering 400 or 413."""

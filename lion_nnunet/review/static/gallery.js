@@ -50,18 +50,70 @@
     s.className = error ? "error" : "";
   }
 
+  function lesionDecisions(id) {  // {lesion id: "accept" | "reject"} of the case's review
+    const out = {};
+    for (const item of ((reviews[id] || {}).lesions || "").split(" ")) {
+      const [k, v] = item.split(":");
+      if (k && v) out[k] = v;
+    }
+    return out;
+  }
+  function lesionsText(decisions) {
+    return Object.keys(decisions).sort((a, b) => a - b).map((k) => k + ":" + decisions[k]).join(" ");
+  }
+  function showLesions(id) {
+    const k = cards[id];
+    const decisions = lesionDecisions(id);
+    for (const tr of k.node.querySelectorAll("tr[data-lesion-id]")) {
+      const d = decisions[tr.dataset.lesionId] || "";
+      tr.dataset.decision = d;
+      for (const b of tr.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.value === d));
+    }
+  }
+  function decideLesion(id, lesion, decision) {
+    const decisions = lesionDecisions(id);
+    if (decisions[lesion] === decision) delete decisions[lesion]; else decisions[lesion] = decision;
+    record(id, null, lesionsText(decisions));
+  }
+
+  function viewerOptions() {
+    return { served: SERVED, headers: API_HEADERS, vendor: DATA.viewer, reviewer: () => $("reviewer").value,
+             onSaved: (result) => {
+               const k = cards[result.case_id];
+               if (!k) return;
+               k.node.classList.add("corrected");
+               k.tmtv.textContent = "TMTV " + fmt(result.tmtv_ml, 1) + " ml";
+               k.count.textContent = result.lesion_count + " lesion(s)";
+               reviews[result.case_id] = Object.assign({}, reviews[result.case_id] || { case_id: result.case_id }, { decision: "corrected" });
+               show(result.case_id);
+             } };
+  }
+  function openViewer(id) {
+    const c = DATA.cases.find((x) => x.case_id === id);
+    if (!c || !c.volumes || !window.LionViewer) return Promise.resolve(null);
+    const k = cards[id];
+    k.node.hidden = false;
+    const ready = window.LionViewer.open(c, k.viewerSlot, viewerOptions());
+    k.node.scrollIntoView({ block: "start" });
+    return ready;
+  }
+  function jumpTo(id, centroid) {
+    openViewer(id).then((v) => { if (v && v.nv && centroid) v.lesion(centroid); });
+  }
+
   function lesionTable(c) {
     const wrap = el("div", { class: "lesions" });
     const table = el("table");
     const head = el("tr");
     for (const [name, cls] of [["#", ""], ["ml", ""], ["SUVmax", ""], ["confidence", ""],
-                               ["fold agreement", ""], ["nearest organ", "text"]]) {
+                               ["fold agreement", ""], ["nearest organ", "text"], ["lesion", "text"]]) {
       head.appendChild(el("th", cls ? { class: cls } : {}, name));
     }
     table.appendChild(head);
     for (const row of c.lesions) {
       const les = Object.fromEntries(DATA.lesion_columns.map((k, i) => [k, row[i]]));
-      const tr = el("tr");
+      const tr = el("tr", les.id === null ? {} : { "data-lesion-id": String(les.id), title: c.volumes ? "click: show this lesion in the slice viewer" : "" });
+      if (c.volumes && les.centroid_mm) tr.addEventListener("click", (e) => { if (e.target.tagName !== "BUTTON") jumpTo(c.case_id, les.centroid_mm); });
       tr.appendChild(el("td", {}, les.id === null ? "" : String(les.id)));
       tr.appendChild(el("td", {}, fmt(les.volume_ml, 2)));
       tr.appendChild(el("td", {}, fmt(les.suv_max, 1)));
@@ -69,6 +121,15 @@
       tr.appendChild(el("td", {}, fmt(les.fold_agreement, 2)));
       const organ = les.organ ? les.organ + (les.organ_mm === null ? "" : " (" + fmt(les.organ_mm, 0) + " mm)") : "";
       tr.appendChild(el("td", { class: "text" }, organ));
+      const decide = el("td", { class: "text lesion-decide" });
+      if (les.id !== null) {
+        for (const [value, label] of [["accept", "\u2713"], ["reject", "\u2717"]]) {
+          const b = el("button", { type: "button", class: "lesion-" + value, value, title: value + " lesion " + les.id, "aria-pressed": "false" }, label);
+          b.addEventListener("click", () => decideLesion(c.case_id, les.id, value));
+          decide.appendChild(b);
+        }
+      }
+      tr.appendChild(decide);
       table.appendChild(tr);
     }
     wrap.appendChild(table);
@@ -80,12 +141,13 @@
       if (!e.isIntersecting) continue;
       nearScreen.unobserve(e.target);
       e.target.appendChild(lesionTable(e.target.lesionCase));
+      showLesions(e.target.lesionCase.case_id);
     }
   }, { rootMargin: "1500px 0px" }) : null;
 
   function card(c) {
     const node = el("article", {
-      class: "card" + (c.flag_score ? " flagged" : ""), "data-case-id": c.case_id,
+      class: "card" + (c.flag_score ? " flagged" : "") + (c.corrected ? " corrected" : ""), "data-case-id": c.case_id,
       "data-flag-score": c.flag_score === null ? "" : String(c.flag_score),
       "data-rank": String(c.rank), "data-tmtv": String(c.tmtv_ml === null ? 0 : c.tmtv_ml),
       "data-lesions": String(c.lesion_count),
@@ -95,12 +157,21 @@
     h.appendChild(el("span", { class: "rank" }, "#" + c.rank));
     h.appendChild(el("span", { class: "case-id" }, c.case_id));
     h.appendChild(el("span", { class: "badge flag" + (c.flag_score ? "" : " na") }, "flag " + fmt(c.flag_score, 2)));
-    h.appendChild(el("span", { class: "badge" }, "TMTV " + fmt(c.tmtv_ml, 1) + " ml"));
-    h.appendChild(el("span", { class: "badge" }, c.lesion_count + " lesion(s)"));
+    const tmtv = el("span", { class: "badge" }, "TMTV " + fmt(c.tmtv_ml, 1) + " ml");
+    const count = el("span", { class: "badge" }, c.lesion_count + " lesion(s)");
+    h.append(tmtv, count);
     h.appendChild(el("span", { class: "badge" }, "SUVmax " + fmt(c.suv_max, 1)));
     if (DATA.has_gt) h.appendChild(el("span", { class: "badge dice" }, "Dice " + fmt(c.dice, 3)));
     if (c.corrected) h.appendChild(el("span", { class: "badge corrected", title: "numbers of the reader's corrected mask (tumor_corrected.nii.gz)" }, "corrected"));
+    if (c.model) h.appendChild(el("span", { class: "badge model", title: "the model that predicted this case" + (c.lion_version ? ", lion " + c.lion_version : "") }, c.model));
+    const viewerSlot = el("div", { class: "viewer-slot" });
+    if (c.volumes) {
+      const open = el("button", { type: "button", class: "open-viewer", title: "PET, tumor and organs in three planes" }, "slices");
+      open.addEventListener("click", () => openViewer(c.case_id));
+      h.appendChild(open);
+    }
     node.appendChild(h);
+    node.appendChild(viewerSlot);
     const pics = el("div", { class: "pictures" });
     if (!c.pictures.length) pics.appendChild(el("div", { class: "nopicture" }, "no MIP picture"));
     for (const p of c.pictures) {  // a click opens the picture at full size
@@ -135,7 +206,7 @@
     decide.append(accept, reject, comment, saved);
     facts.appendChild(decide);
     node.appendChild(facts);
-    cards[c.case_id] = { node, accept, reject, comment, saved };
+    cards[c.case_id] = { node, accept, reject, comment, saved, tmtv, count, viewerSlot };
     show(c.case_id);
     return node;
   }
@@ -149,15 +220,18 @@
     k.reject.setAttribute("aria-pressed", String(r.decision === "reject"));
     if (document.activeElement !== k.comment) k.comment.value = r.comment || "";
     k.saved.textContent = r.timestamp ? (r.reviewer ? r.reviewer + ", " : "") + r.timestamp : "";
+    k.node.classList.toggle("corrected", r.decision === "corrected" || k.node.classList.contains("corrected"));
+    showLesions(id);
   }
 
-  async function record(id, decision) {
+  async function record(id, decision, lesions) {
     const k = cards[id];
     const before = reviews[id] || {};
     const chosen = decision === null ? before.decision || "" : (before.decision === decision ? "" : decision);
     // unsaved: in this browser only, until the server answers with the row it recorded
     const row = { case_id: id, decision: chosen, comment: k.comment.value, reviewer: $("reviewer").value,
-                  timestamp: new Date().toISOString().slice(0, 19) + "+00:00", unsaved: true };
+                  timestamp: new Date().toISOString().slice(0, 19) + "+00:00", unsaved: true,
+                  lesions: lesions === undefined ? before.lesions || "" : lesions };
     reviews[id] = row;
     saveLocal();
     show(id);
@@ -261,5 +335,13 @@
   $("export").addEventListener("click", exportCsv);
   applyFilter();
   if (SERVED) loadServed(); else status("opened from disk: Export CSV saves the decisions");
+  const models = DATA.models.length ? DATA.models.join(", ") : "model not named in report.json";
+  $("model").textContent = "model: " + models + " \u00b7 lion " + DATA.lion_version;
+  function fromHash() {  // index.html#view=<case_id> opens that case's viewer
+    const m = /^#view=(.+)$/.exec(location.hash);
+    if (m) openViewer(decodeURIComponent(m[1]));
+  }
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
   document.body.setAttribute("data-ready", "true");
 })();
