@@ -3,8 +3,8 @@
 Each case also gets ``images/<case>/volumes.js`` (its PET, mask, organs and, with ground truth,
 the truth overlay: :mod:`.volumes`) for the slice viewer, NiiVue, which is copied to
 ``GALLERY/vendor/niivue.umd.js`` with its license (``vendor/LICENSE-niivue.txt``) from the
-package (vendored at a pinned version: ``tools/refresh_niivue.sh``). The page loads NiiVue and a
-case's volumes only when that case's viewer opens.
+package (vendored at a pinned version by ``static/vendor/niivue/refresh.sh``). The page loads
+NiiVue and a case's volumes only when that case's viewer opens.
 
 The page is one file with its CSS, script and data inline (no CDN, no web font, nothing fetched):
 copy the folder anywhere and open index.html offline. The cases are a JSON blob that

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Refresh the vendored NiiVue (the review page's slice viewer) from npm at a pinned version.
 #
-#   tools/refresh_niivue.sh            # the pinned version below
-#   tools/refresh_niivue.sh 0.69.0     # another version (then update PINNED and commit)
+#   lion_nnunet/review/static/vendor/niivue/refresh.sh            # the pinned version below
+#   lion_nnunet/review/static/vendor/niivue/refresh.sh 0.69.0     # another version (then update PINNED and commit)
 #
 # Writes lion_nnunet/review/static/vendor/niivue/niivue.umd.js (the package's dist/niivue.umd.js,
 # unchanged) and niivue.json (package, version, license, the tarball's npm integrity and the
@@ -11,8 +11,7 @@
 set -euo pipefail
 PINNED=0.69.0
 VERSION="${1:-$PINNED}"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
-DEST="$HERE/lion_nnunet/review/static/vendor/niivue"
+DEST="$(cd "$(dirname "$0")" && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
@@ -23,7 +22,7 @@ tar xzf "$TARBALL"
 LICENSE_ID="$(node -p "require('./package/package.json').license")"
 GOT_VERSION="$(node -p "require('./package/package.json').version")"
 if [ "$LICENSE_ID" != "BSD-2-Clause" ] || [ "$GOT_VERSION" != "$VERSION" ]; then
-  echo "refresh_niivue: expected @niivue/niivue $VERSION under BSD-2-Clause, found $GOT_VERSION under $LICENSE_ID" >&2
+  echo "refresh.sh: expected @niivue/niivue $VERSION under BSD-2-Clause, found $GOT_VERSION under $LICENSE_ID" >&2
   exit 1
 fi
 mkdir -p "$DEST"
