@@ -58,7 +58,7 @@ def reviewed(tmp_path: Path) -> dict:
     pred = tmp_path / "pred"
     for case in ("ACC", "COR", "REJ", "NOROW", "LESREJ"):
         write_case_outputs(pred / case, case, image, suv, sphere(*A), organs, fdg,
-                           save_organs=True, save_suv=True, model="Dataset501_LION_FDG")  # fmt: skip
+                           save_organs=True, save_suv=True, model="D501")  # fmt: skip
     book = ReviewBook(tmp_path / "gallery" / "reviews.csv")
     book.path.parent.mkdir()
     stamp = "2026-12-06T10:00:00+00:00"
@@ -119,10 +119,10 @@ def test_a_review_with_nothing_accepted_or_a_lost_correction_is_refused(
 
     book = ReviewBook(reviewed["reviews"])
     (reviewed["pred"] / "COR" / "tumor_corrected.nii.gz").unlink()
-    with pytest.raises(LionError, match="corrections.json exists but tumor_corrected"):
+    with pytest.raises(LionError, match=r"corrections\.json exists but tumor_corrected"):
         reviewed_cohort(reviewed["pred"], reviewed["reviews"])
     for case in ("ACC", "COR", "LESREJ"):
         book.record({"case_id": case, "decision": "reject"})
-    with pytest.raises(LionError, match="no case of .* is accepted or corrected"):
+    with pytest.raises(LionError, match=r"no case of .* is accepted or corrected"):
         reviewed_cohort(reviewed["pred"], reviewed["reviews"])
     assert not list(nnunet_dirs["nnUNet_raw"].iterdir())
