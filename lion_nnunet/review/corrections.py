@@ -9,6 +9,10 @@ writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predic
   (:mod:`lion_nnunet.inference.lesion_files`);
 * ``report_corrected.json``: report.json's keys (TMTV, lesions, flag score...) for that mask,
   with ``corrected: true``; ``report.json`` of the prediction is kept;
+* ``seg_corrected.dcm``, where the prediction has a ``seg.dcm`` (``lion predict --dicom-seg``):
+  the corrected mask as a DICOM-SEG of the same PET series (:mod:`lion_nnunet.inference.dicom_seg`);
+  when the series cannot be found again (its folder moved), a warning, ``dicom_seg_error`` in
+  corrections.json, and no (stale) seg_corrected.dcm;
 * ``corrections.json``: ``case_id``, ``prediction`` and its ``prediction_sha256``, ``model``
   (report.json's), ``mask_sha256`` (of tumor_corrected.nii.gz) and ``edits``, in order: each
   with ``n``, ``kind`` (``mask`` or ``clicks``), ``time`` (UTC), ``reviewer``, the clicks given
@@ -54,6 +58,7 @@ from lion_nnunet.inference.corrected import (  # the reader every command uses
     finish_interrupted,
     read_corrections,
 )
+from lion_nnunet.inference.dicom_seg import CORRECTED_SEG
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
@@ -271,6 +276,7 @@ class CorrectionStore:
                         LESIONS_CORRECTED,
                         COLOR_TABLE_CORRECTED,
                         CORRECTED_REPORT,
+                        CORRECTED_SEG,
                         CORRECTIONS,
                     )
                 )
@@ -304,6 +310,10 @@ class CorrectionStore:
         }
         new_report["outputs"] = [CORRECTED, LESIONS_CORRECTED, COLOR_TABLE_CORRECTED,
                                  CORRECTED_REPORT, CORRECTIONS]  # fmt: skip
+        seg = _seg_writer(folder, report, mask_u8, record)
+        if seg is not None:
+            new_report["outputs"].insert(-1, CORRECTED_SEG)
+            new_report["dicom_seg"] = CORRECTED_SEG
 
         def write_mask(path: Path) -> None:
             sitk.WriteImage(array_to_image(mask_u8, pet_image), str(path), useCompression=True)
@@ -318,6 +328,7 @@ class CorrectionStore:
             (LESIONS_CORRECTED, write_lesions),
             (COLOR_TABLE_CORRECTED, lambda p: p.write_text(color_table(int(lesions.max())))),
             (CORRECTED_REPORT, lambda p: p.write_text(json.dumps(new_report, indent=2) + "\n")),
+            *([(CORRECTED_SEG, seg)] if seg is not None else []),
             (CORRECTIONS, lambda p: p.write_text(json.dumps(record, indent=2) + "\n")),
         ])  # fmt: skip
         if self.book is not None:
@@ -327,6 +338,24 @@ class CorrectionStore:
                 "lesion_count": new_report["lesion_count"], "edits": len(edits),
                 "flag_score": new_report.get("flag_score"),
                 "files": new_report["outputs"]}  # fmt: skip
+
+
+def _seg_writer(folder: Path, report: dict, mask: np.ndarray, record: dict):
+    """The writer of seg_corrected.dcm for a case with a seg.dcm, else None (module docstring);
+    a stale seg_corrected.dcm goes when the PET series cannot be found again."""
+    from lion_nnunet.inference.dicom_seg import seg_source_files, write_dicom_seg
+
+    if not (folder / "seg.dcm").is_file():
+        return None
+    try:  # the series folder lion predict -i DICOM_ROOT read (report.json's input)
+        files = seg_source_files(folder / "seg.dcm", str(report.get("input") or ""))
+    except (LionError, OSError, AttributeError, IndexError) as e:
+        log.warning("%s: no %s written: %s", folder.name, CORRECTED_SEG, e)
+        record["dicom_seg_error"] = str(e)
+        (folder / CORRECTED_SEG).unlink(missing_ok=True)
+        return None
+    record["dicom_seg"] = CORRECTED_SEG
+    return lambda path: write_dicom_seg(mask, files, path, series_number=901, corrected=True)
 
 
 def _organs(folder: Path):
