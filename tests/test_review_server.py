@@ -498,3 +498,28 @@ def test_corrections_flow_into_evaluate_review_response_and_summary(served, tmp_
     assert summary.loc["CASE_A", "lesion_count"] == 2
     lesions = pd.read_csv(pred / "lesions.csv")
     assert (lesions["case_id"] == "CASE_A").sum() == 2 and lesions["corrected"].sum() == 2
+
+
+def test_the_gallery_cohort_tables_follow_corrections(served, tmp_path) -> None:
+    """lion review writes the cohort's summary.csv and lesions.csv into the gallery with the
+    corrected masks; the server rewrites them after each correction; the prediction's own
+    tables stay as lion predict wrote them."""
+    import pandas as pd
+
+    from lion_nnunet.cli import main
+
+    pred, gallery = served["pred"], served["gallery"]
+    own = {n: (pred / n).read_bytes() for n in ("summary.csv", "lesions.csv")}
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    assert post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")[0] == 200
+    summary = pd.read_csv(gallery / "summary.csv").set_index("case_id")
+    assert summary.loc["CASE_A", "corrected"] and not summary.loc["CASE_B", "corrected"]
+    assert summary.loc["CASE_A", "tmtv_ml"] == pytest.approx((a | b).sum() * VOXEL_ML, abs=1e-3)
+    lesions = pd.read_csv(gallery / "lesions.csv")
+    assert sorted(lesions.loc[lesions["case_id"] == "CASE_A", "corrected"]) == [True, True]
+    assert {n: (pred / n).read_bytes() for n in own} == own
+    for flag, tmtv in (([], (a | b).sum()), (["--no-use-corrected"], a.sum())):
+        out = tmp_path / f"rebuilt{len(flag)}"
+        assert main(["review", "--pred", str(pred), "-o", str(out), "--no-pbar", *flag]) == 0
+        rows = pd.read_csv(out / "summary.csv").set_index("case_id")
+        assert rows.loc["CASE_A", "tmtv_ml"] == pytest.approx(tmtv * VOXEL_ML, abs=1e-3)

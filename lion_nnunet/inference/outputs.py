@@ -222,14 +222,19 @@ def write_case_outputs(
     return report
 
 
-def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
+def write_summary(
+    out_dir: Path, use_corrected: bool = False, to: Path | None = None
+) -> Path | None:
     """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case) and
     ``out/lesions.csv`` (one row per lesion, :func:`.lesion_files.lesion_frame`).
 
     With ``use_corrected``, a case corrected in ``lion review --serve`` contributes its
     report_corrected.json instead, and both tables get a ``corrected`` column (True/False).
+    ``to``: write both tables into this folder instead of ``out_dir`` (``lion review`` writes
+    the cohort's tables with corrections into its gallery, never over the prediction's).
     """
     out_dir = Path(out_dir)
+    to = Path(to) if to is not None else out_dir
     reports = []
     corrected = []
     for path in sorted(out_dir.glob(f"*/{REPORT}")):
@@ -250,5 +255,5 @@ def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
         frame.insert(1, "corrected", corrected)
         by_case = dict(zip(frame["case_id"], corrected, strict=True))
         lesions.insert(1, "corrected", [by_case.get(c, False) for c in lesions["case_id"]])
-    write_csv(lesions, out_dir / LESIONS_CSV)
-    return write_csv(frame, out_dir / SUMMARY)
+    write_csv(lesions, to / LESIONS_CSV)
+    return write_csv(frame, to / SUMMARY)

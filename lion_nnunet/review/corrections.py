@@ -177,7 +177,8 @@ class CorrectionStore:
     Args:
         pred_dir: ``lion predict``'s output folder.
         book: the gallery's reviews.csv (:class:`~lion_nnunet.review.reviews.ReviewBook`): a
-            corrected case's row gets decision ``corrected``.
+            corrected case's row gets decision ``corrected``, and the gallery's summary.csv and
+            lesions.csv are rewritten with the correction (``--use-corrected``).
         pet_dir: where the PET (SUV) of each case is, ``<case>_0000.nii.gz`` or
             ``<case>.nii.gz``; without it the case folder's ``suv.nii.gz`` or the report's
             ``input`` (a NIfTI) is used.
@@ -332,7 +333,11 @@ class CorrectionStore:
             (CORRECTIONS, lambda p: p.write_text(json.dumps(record, indent=2) + "\n")),
         ])  # fmt: skip
         if self.book is not None:
+            from lion_nnunet.inference.outputs import write_summary
+
             self.book.mark(case_id, "corrected", reviewer)
+            # the gallery's cohort tables (lion review wrote them) follow the correction
+            write_summary(self.pred_dir, use_corrected=True, to=self.book.path.parent)
         log.info("%s: corrected (%s), TMTV %s ml", case_id, edit["kind"], new_report["tmtv_ml"])
         return {"case_id": case_id, "tmtv_ml": new_report["tmtv_ml"],
                 "lesion_count": new_report["lesion_count"], "edits": len(edits),
