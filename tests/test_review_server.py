@@ -346,7 +346,7 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     old = {
         p.name: p.read_bytes() for p in case.iterdir() if "correct" in p.name and p.name[0] != "."
     }
-    assert len(old) == 5
+    assert len(old) == 7  # mask, lesions, colour table, report, two MIPs, corrections.json
     # killed before the journal is written: the old set stays whole
     real_write_json = corrections.write_json
 
@@ -364,10 +364,11 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     # killed after the journal, between two renames: the next reader completes the new set
     real_replace, calls = corrections.os.replace, []
 
-    def replace_once(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+    def replace_once(src, dst):  # the renames of the set (once the journal is there)
+        if (case / ".corrections.journal.json").exists():
+            calls.append(dst)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
         real_replace(src, dst)
 
     monkeypatch.setattr(corrections.os, "replace", replace_once)
@@ -523,3 +524,23 @@ def test_the_gallery_cohort_tables_follow_corrections(served, tmp_path) -> None:
         assert main(["review", "--pred", str(pred), "-o", str(out), "--no-pbar", *flag]) == 0
         rows = pd.read_csv(out / "summary.csv").set_index("case_id")
         assert rows.loc["CASE_A", "tmtv_ml"] == pytest.approx(tmtv * VOXEL_ML, abs=1e-3)
+
+
+def test_a_correction_draws_its_own_mips(served) -> None:
+    from PIL import Image
+
+    case = served["pred"] / "CASE_A"
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    status, answer = post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")
+    assert status == 200
+    assert {"mip_coronal_corrected.png", "mip_sagittal_corrected.png"} <= set(answer["files"])
+
+    # the corrected coronal MIP shows lesion B (x = 17, the missed one) in red; the prediction's
+    # does not: the red pixels of the right half of each picture
+    def red_right_half(path):
+        rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        right = rgb[:, rgb.shape[1] // 2 + 10 :]
+        return int(((right[..., 0] - right[..., 1]) > 100).sum())
+
+    assert red_right_half(case / "mip_coronal.png") == 0
+    assert red_right_half(case / "mip_coronal_corrected.png") > 0

@@ -203,14 +203,8 @@ def write_case_outputs(
     report = measure_case(case_id, pet_image, suv, tumor, organs, label_set, model, folds, extra,
                           tumor_probability, fold_tumors)  # fmt: skip
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
-    (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
-        pet_image, suv, tumor, organs if has_organs else None
-    )
-    save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png", title=title,
-                 window=mip_window)  # fmt: skip
-    for axis, name in ((CORONAL_AXIS, "mip_coronal.png"), (SAGITTAL_AXIS, "mip_sagittal.png")):
-        save_single_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, axis, case_dir / name,
-                            title=title, window=mip_window)  # fmt: skip
+    save_mip_pngs(pet_image, suv, tumor, organs if has_organs else None, case_dir, title,
+                  mip_window)  # fmt: skip
     written += ["mip.png", "mip_coronal.png", "mip_sagittal.png"]
     if more_outputs is not None:
         more = dict(more_outputs(case_dir) or {})
@@ -220,6 +214,36 @@ def write_case_outputs(
     report["outputs"] = [*written, REPORT]
     write_json(report, case_dir / REPORT)
     return report
+
+
+#: The two MIPs of a case for lion review; a correction writes them as ``<stem>_corrected.png``.
+SINGLE_VIEWS = ((CORONAL_AXIS, "mip_coronal.png"), (SAGITTAL_AXIS, "mip_sagittal.png"))
+
+
+def save_mip_pngs(
+    pet_image: sitk.Image, suv: np.ndarray, tumor: np.ndarray, organs: np.ndarray | None,
+    case_dir: Path, title: str, window: tuple[float, float], suffix: str = "",
+    both: bool = True,
+) -> list[str]:  # fmt: skip
+    """A case's MIP pictures, arrays (z, y, x) on ``pet_image``'s grid: mip.png (``both``) and
+    mip_coronal/sagittal``<suffix>``.png, each lesion's number (report.json's ``lesion_id``,
+    :func:`.report.lesion_map`, numbered before reorienting) beside it; their names."""
+    from .report import lesion_map
+
+    (pet_lps, tumor_lps, organs_lps, lesions_lps), spacing_lps = lps_arrays(
+        pet_image, suv, tumor, organs, lesion_map(tumor)
+    )
+    names = []
+    if both:
+        save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png",
+                     title=title, window=window, lesions=lesions_lps)  # fmt: skip
+        names.append("mip.png")
+    for axis, name in SINGLE_VIEWS:
+        name = name.replace(".png", f"{suffix}.png")
+        save_single_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, axis, case_dir / name,
+                            title=title, window=window, lesions=lesions_lps)  # fmt: skip
+        names.append(name)
+    return names
 
 
 def write_summary(

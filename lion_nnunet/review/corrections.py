@@ -9,6 +9,9 @@ writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predic
   (:mod:`lion_nnunet.inference.lesion_files`);
 * ``report_corrected.json``: report.json's keys (TMTV, lesions, flag score...) for that mask,
   with ``corrected: true``; ``report.json`` of the prediction is kept;
+* ``mip_coronal_corrected.png`` and ``mip_sagittal_corrected.png``: the MIPs of the corrected
+  mask with its lesion numbers (as lion predict draws them; ``lion review --use-corrected``
+  shows them);
 * ``seg_corrected.dcm``, where the prediction has a ``seg.dcm`` (``lion predict --dicom-seg``):
   the corrected mask as a DICOM-SEG of the same PET series (:mod:`lion_nnunet.inference.dicom_seg`);
   when the series cannot be found again (its folder moved), a warning, ``dicom_seg_error`` in
@@ -278,6 +281,8 @@ class CorrectionStore:
                         COLOR_TABLE_CORRECTED,
                         CORRECTED_REPORT,
                         CORRECTED_SEG,
+                        "mip_coronal_corrected.png",
+                        "mip_sagittal_corrected.png",
                         CORRECTIONS,
                     )
                 )
@@ -324,7 +329,11 @@ class CorrectionStore:
             image = array_to_image(lesions, pet_image)
             sitk.WriteImage(image, str(path), useCompression=True)
 
+        pictures = _picture_writers(case_id, report, new_report, pet_image, suv, mask_u8, lesions,
+                                    organs)  # fmt: skip
+        new_report["outputs"][-1:-1] = [name for name, _ in pictures]
         commit_files(folder, [
+            *pictures,
             (CORRECTED, write_mask),
             (LESIONS_CORRECTED, write_lesions),
             (COLOR_TABLE_CORRECTED, lambda p: p.write_text(color_table(int(lesions.max())))),
@@ -343,6 +352,27 @@ class CorrectionStore:
                 "lesion_count": new_report["lesion_count"], "edits": len(edits),
                 "flag_score": new_report.get("flag_score"),
                 "files": new_report["outputs"]}  # fmt: skip
+
+
+def _picture_writers(case_id, report, new_report, pet_image, suv, mask, lesions, organs):
+    """(name, writer) of the corrected mask's two MIPs, lesion numbers on them."""
+    from lion_nnunet.inference.outputs import SINGLE_VIEWS
+    from lion_nnunet.inference.pictures import DEFAULT_WINDOW, lps_arrays, save_single_mip_png
+
+    if organs is not None and not np.any(organs):
+        organs = None
+    arrays, spacing = lps_arrays(pet_image, suv, mask, organs, lesions)
+    pet_lps, mask_lps, organs_lps, lesions_lps = arrays
+    window = tuple(report.get("mip_window_suv") or DEFAULT_WINDOW)
+    title = (f"{case_id}, corrected: TMTV {new_report['tmtv_ml']:.1f} ml, "
+             f"{new_report['lesion_count']} lesion(s)")  # fmt: skip
+
+    def writer(axis):
+        return lambda path: save_single_mip_png(pet_lps, mask_lps, organs_lps, spacing, axis,
+                                                path, title=title, window=window,
+                                                lesions=lesions_lps)  # fmt: skip
+
+    return [(name.replace(".png", "_corrected.png"), writer(axis)) for axis, name in SINGLE_VIEWS]
 
 
 def _seg_writer(folder: Path, report: dict, mask: np.ndarray, record: dict):
