@@ -544,3 +544,33 @@ def test_a_correction_draws_its_own_mips(served) -> None:
 
     assert red_right_half(case / "mip_coronal.png") == 0
     assert red_right_half(case / "mip_coronal_corrected.png") > 0
+
+
+def test_an_empty_prediction_over_hot_spots_is_not_ranked_last(tmp_path) -> None:
+    """Phantoms through lion predict's case writer: HOT has nothing predicted but an unsegmented
+    hot sphere (SUV 8, far from the liver of SUV 1.5: above 3 x 1.5 = 4.5); QUIET has nothing
+    predicted and nothing hot; SMALL has its one hot sphere predicted. HOT comes first."""
+    from lion_nnunet.inference.outputs import write_case_outputs
+    from lion_nnunet.labels import get_label_set
+    from lion_nnunet.review.cases import read_cases, review_order
+
+    fdg = get_label_set("fdg")
+    organs = np.zeros(SHAPE, np.uint8)
+    organs[2:10, 2:10, 2:10] = fdg.label_of("liver")  # 512 voxels = 32.8 ml
+    hot = sphere((16, 16, 16), 2.5)  # z, y, x >= 14 vs the liver <= 9: over 20 mm (> 8 mm) away
+    pred = tmp_path / "pred"
+    for case, spot, tumor in (("HOT", True, False), ("QUIET", False, False),
+                              ("SMALL", True, True)):  # fmt: skip
+        suv = np.random.default_rng(0).uniform(0.9, 1.1, SHAPE).astype(np.float32)
+        suv[organs > 0] = 1.5
+        if spot:
+            suv[hot] = 8.0
+        image = sitk.GetImageFromArray(suv)
+        image.SetSpacing(SPACING)
+        write_case_outputs(pred / case, case, image, suv, hot if tumor else np.zeros(SHAPE), organs,
+                           fdg, save_organs=True)  # fmt: skip
+    cases = {c["case_id"]: c for c in read_cases(pred)}
+    assert cases["HOT"]["hot_spots_ml"] == pytest.approx(hot.sum() * VOXEL_ML, abs=1e-3)
+    assert cases["HOT"]["tmtv_ml"] == 0 and cases["HOT"]["flag_score"] > 0
+    assert cases["SMALL"]["hot_spots_ml"] == 0 and cases["QUIET"]["hot_spots_ml"] == 0
+    assert review_order(list(cases.values()))[0]["case_id"] == "HOT"
