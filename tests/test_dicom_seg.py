@@ -63,3 +63,51 @@ def test_predict_dicom_root_with_dicom_seg(tmp_path: Path, fdg_cohort: Path) -> 
     assert sitk.ReadImage(str(case / "tumor.nii.gz")).GetSpacing() == pytest.approx(
         suv.GetSpacing()
     )
+
+
+def test_a_correction_of_a_dicom_case_writes_seg_corrected(tmp_path: Path, caplog) -> None:
+    """A corrected case with seg.dcm gets seg_corrected.dcm (the corrected mask, on the same PET
+    series, SEMIAUTOMATIC); seg.dcm stays; without the series folder, no stale SEG is left."""
+    import gzip
+    import shutil
+
+    from lion_nnunet.inference.outputs import write_case_outputs
+    from lion_nnunet.inference.suv import read_suv_series
+    from lion_nnunet.labels import get_label_set
+    from lion_nnunet.review.corrections import CorrectionStore
+
+    series = tmp_path / "dicom" / "pt"
+    files = write_pet_series(_pet((8, 10, 12)), series, patient_id="PAT9")
+    image = read_suv_series(files)
+    suv = sitk.GetArrayFromImage(image)
+    predicted = np.zeros(suv.shape, np.uint8)
+    predicted[2:4, 3:6, 4:8] = 1
+    corrected = predicted.copy()
+    corrected[6, 1:3, 1:3] = 1  # a lesion the model missed, added by the reader
+    corrected[2, 3, 4] = 0
+
+    def seg(case_dir: Path) -> dict:
+        return {"dicom_seg": write_dicom_seg(predicted, files, case_dir / "seg.dcm").name}
+
+    pred = tmp_path / "pred"
+    write_case_outputs(pred / "PAT9", "PAT9", image, suv, predicted, None, get_label_set("fdg"),
+                       extra={"input": str(series)}, more_outputs=seg, save_suv=True)  # fmt: skip
+    before = (pred / "PAT9" / "seg.dcm").read_bytes()
+    store = CorrectionStore(pred, None)
+    body = gzip.compress(corrected.tobytes())
+    assert "seg_corrected.dcm" in store.save_mask("PAT9", body, "application/gzip")["files"]
+    case = pred / "PAT9"
+    np.testing.assert_array_equal(read_dicom_seg(case / "seg_corrected.dcm", files), corrected)
+    np.testing.assert_array_equal(read_dicom_seg(case / "seg.dcm", files), predicted)
+    assert (case / "seg.dcm").read_bytes() == before
+    ds, pet = pydicom.dcmread(case / "seg_corrected.dcm"), pydicom.dcmread(files[0])
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == pet.SeriesInstanceUID
+    assert ds.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    assert "corrected" in ds.SeriesDescription
+    assert json.loads((case / "corrections.json").read_text())["dicom_seg"] == "seg_corrected.dcm"
+    # the series folder moved away: the next correction writes no SEG and leaves no stale one
+    shutil.move(series, tmp_path / "moved")
+    assert "seg_corrected.dcm" not in store.save_mask("PAT9", body, "application/gzip")["files"]
+    assert not (case / "seg_corrected.dcm").exists()
+    record = json.loads((case / "corrections.json").read_text())
+    assert "no longer there" in record["dicom_seg_error"]

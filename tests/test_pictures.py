@@ -129,3 +129,41 @@ def test_pictures_have_square_pixels_and_512_rows_whatever_the_voxels(tmp_path: 
     assert frame.shape[0] == banner_height(2) + 512
     height, width = block(frame, banner_height(2))
     assert abs(height - 48 / 1.125) <= 3 and abs(width - 48 / 1.125) <= 3
+
+
+def test_lesion_numbers_stand_beside_their_lesions(tmp_path: Path) -> None:
+    """Each lesion's number (the value in the lesion map) is written just right of its projected
+    centre: the picture equals the one without numbers plus the numbers drawn at positions
+    computed here by hand."""
+    from PIL import Image
+
+    from lion_nnunet.inference.pictures import (
+        CORONAL_AXIS,
+        banner_height,
+        draw_numbers,
+        save_single_mip_png,
+    )
+
+    pet = np.ones((20, 10, 16), np.float32)
+    lesions = np.zeros(pet.shape, np.uint16)
+    lesions[2:4, 4, 2:4] = 2  # centre z 2.5, x 2.5: numbered 2 (the map's value, not an order)
+    lesions[14:17, 3:6, 10:13] = 1  # centre z 15, x 11
+    spacing = (2.0, 2.0, 2.0)
+    # 20 slices x 2 mm on at least 512 rows: 40 / 512 = 0.078125 mm pixels (12.8 px per mm);
+    # the coronal picture's column of voxel x is (x + 0.5) * 2 mm, its row (from the head)
+    # (20 - z - 0.5) * 2 mm
+    px = 2.0 / 0.078125
+    marks = [
+        (1, (11 + 0.5) * px, (20 - 15 - 0.5) * px),
+        (2, (2.5 + 0.5) * px, (20 - 2.5 - 0.5) * px),
+    ]
+    tumor = lesions > 0
+    plain = save_single_mip_png(pet, tumor, None, spacing, CORONAL_AXIS, tmp_path / "a.png",
+                                title="case")  # fmt: skip
+    numbered = save_single_mip_png(pet, tumor, None, spacing, CORONAL_AXIS, tmp_path / "b.png",
+                                   title="case", lesions=lesions)  # fmt: skip
+    expected = Image.open(plain).convert("RGB")
+    draw_numbers(expected, marks, 0, banner_height(3))  # title, view + window, legend
+    got = np.asarray(Image.open(numbered).convert("RGB"))
+    assert not np.array_equal(got, np.asarray(Image.open(plain).convert("RGB")))
+    np.testing.assert_array_equal(got, np.asarray(expected))

@@ -346,7 +346,7 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     old = {
         p.name: p.read_bytes() for p in case.iterdir() if "correct" in p.name and p.name[0] != "."
     }
-    assert len(old) == 5
+    assert len(old) == 7  # mask, lesions, colour table, report, two MIPs, corrections.json
     # killed before the journal is written: the old set stays whole
     real_write_json = corrections.write_json
 
@@ -364,10 +364,11 @@ def test_a_killed_write_leaves_the_old_or_the_new_files(served, monkeypatch) -> 
     # killed after the journal, between two renames: the next reader completes the new set
     real_replace, calls = corrections.os.replace, []
 
-    def replace_once(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+    def replace_once(src, dst):  # the renames of the set (once the journal is there)
+        if (case / ".corrections.journal.json").exists():
+            calls.append(dst)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
         real_replace(src, dst)
 
     monkeypatch.setattr(corrections.os, "replace", replace_once)
@@ -538,3 +539,90 @@ def test_the_viewer_files_and_the_current_mask_are_served(served) -> None:
     status, headers, body = get_mask()
     assert headers["X-Lion-Corrected"] == "true"
     assert gzip.decompress(body) == (a | b).astype(np.uint8).tobytes()
+
+
+def test_the_gallery_cohort_tables_follow_corrections(served, tmp_path) -> None:
+    """lion review writes the cohort's summary.csv and lesions.csv into the gallery with the
+    corrected masks; the server rewrites them after each correction; the prediction's own
+    tables stay as lion predict wrote them."""
+    import pandas as pd
+
+    from lion_nnunet.cli import main
+
+    pred, gallery = served["pred"], served["gallery"]
+    own = {n: (pred / n).read_bytes() for n in ("summary.csv", "lesions.csv")}
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    assert post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")[0] == 200
+    summary = pd.read_csv(gallery / "summary.csv").set_index("case_id")
+    assert summary.loc["CASE_A", "corrected"] and not summary.loc["CASE_B", "corrected"]
+    assert summary.loc["CASE_A", "tmtv_ml"] == pytest.approx((a | b).sum() * VOXEL_ML, abs=1e-3)
+    lesions = pd.read_csv(gallery / "lesions.csv")
+    assert sorted(lesions.loc[lesions["case_id"] == "CASE_A", "corrected"]) == [True, True]
+    assert {n: (pred / n).read_bytes() for n in own} == own
+    for flag, tmtv in (([], (a | b).sum()), (["--no-use-corrected"], a.sum())):
+        out = tmp_path / f"rebuilt{len(flag)}"
+        assert main(["review", "--pred", str(pred), "-o", str(out), "--no-pbar", *flag]) == 0
+        rows = pd.read_csv(out / "summary.csv").set_index("case_id")
+        assert rows.loc["CASE_A", "tmtv_ml"] == pytest.approx(tmtv * VOXEL_ML, abs=1e-3)
+
+
+def test_a_correction_draws_its_own_mips(served, tmp_path) -> None:
+    from PIL import Image
+
+    case = served["pred"] / "CASE_A"
+    a, b = sphere(*LESION_A[:2]), sphere(*LESION_B[:2])
+    status, answer = post_mask(served, "CASE_A", raw_body(a | b), "application/gzip")
+    assert status == 200
+    assert {"mip_coronal_corrected.png", "mip_sagittal_corrected.png"} <= set(answer["files"])
+
+    # the corrected coronal MIP shows lesion B (x = 17, the missed one) in red; the prediction's
+    # does not: the red pixels of the right half of each picture
+    def red_right_half(path):
+        rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        right = rgb[:, rgb.shape[1] // 2 + 10 :]
+        return int(((right[..., 0] - right[..., 1]) > 100).sum())
+
+    assert red_right_half(case / "mip_coronal.png") == 0
+    assert red_right_half(case / "mip_coronal_corrected.png") > 0
+
+    # a gallery built afterwards shows the corrected MIPs (the prediction's with the switch off)
+    from lion_nnunet.cli import main
+
+    for flag, corrected in (([], True), (["--no-use-corrected"], False)):
+        out = tmp_path / f"gallery{len(flag)}"
+        assert (
+            main(["review", "--pred", str(served["pred"]), "-o", str(out), "--no-pbar", *flag]) == 0
+        )
+        pictures = sorted(p.name for p in (out / "images" / "CASE_A").glob("*.png"))
+        assert len(pictures) == 2, pictures
+        assert all(p.endswith("_corrected.png") == corrected for p in pictures), pictures
+
+
+def test_an_empty_prediction_over_hot_spots_is_not_ranked_last(tmp_path) -> None:
+    """Phantoms through lion predict's case writer: HOT has nothing predicted but an unsegmented
+    hot sphere (SUV 8, far from the liver of SUV 1.5: above 3 x 1.5 = 4.5); QUIET has nothing
+    predicted and nothing hot; SMALL has its one hot sphere predicted. HOT comes first."""
+    from lion_nnunet.inference.outputs import write_case_outputs
+    from lion_nnunet.labels import get_label_set
+    from lion_nnunet.review.cases import read_cases, review_order
+
+    fdg = get_label_set("fdg")
+    organs = np.zeros(SHAPE, np.uint8)
+    organs[2:10, 2:10, 2:10] = fdg.label_of("liver")  # 512 voxels = 32.8 ml
+    hot = sphere((16, 16, 16), 2.5)  # z, y, x >= 14 vs the liver <= 9: over 20 mm (> 8 mm) away
+    pred = tmp_path / "pred"
+    for case, spot, tumor in (("HOT", True, False), ("QUIET", False, False),
+                              ("SMALL", True, True)):  # fmt: skip
+        suv = np.random.default_rng(0).uniform(0.9, 1.1, SHAPE).astype(np.float32)
+        suv[organs > 0] = 1.5
+        if spot:
+            suv[hot] = 8.0
+        image = sitk.GetImageFromArray(suv)
+        image.SetSpacing(SPACING)
+        write_case_outputs(pred / case, case, image, suv, hot if tumor else np.zeros(SHAPE), organs,
+                           fdg, save_organs=True)  # fmt: skip
+    cases = {c["case_id"]: c for c in read_cases(pred)}
+    assert cases["HOT"]["hot_spots_ml"] == pytest.approx(hot.sum() * VOXEL_ML, abs=1e-3)
+    assert cases["HOT"]["tmtv_ml"] == 0 and cases["HOT"]["flag_score"] > 0
+    assert cases["SMALL"]["hot_spots_ml"] == 0 and cases["QUIET"]["hot_spots_ml"] == 0
+    assert review_order(list(cases.values()))[0]["case_id"] == "HOT"

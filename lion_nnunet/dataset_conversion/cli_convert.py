@@ -1,4 +1,4 @@
-"""`lion convert autopet|manifest`: cohorts -> nnU-Net raw datasets with LION label maps.
+"""`lion convert autopet|manifest|reviews`: cohorts -> nnU-Net raw datasets with LION label maps.
 
 `lion convert dicom` (DICOM -> autoPET study folders) lives in cli_dicom.py.
 """
@@ -30,6 +30,8 @@ EXAMPLES = """\
   lion convert autopet --input fdg_synth/studies --organs fdg_synth/organs --tracer fdg \\
       --dataset-id 502 --name LION_FDG_noorgans --no-organs          # organ-context ablation
   lion convert manifest --input my_cohort.csv --tracer psma --dataset-id 601 --name LION_PSMA
+  lion convert reviews --pred out/ --reviews gallery/reviews.csv --pet imagesTs --tracer fdg \
+      --dataset-id 511 --name LION_FDG_reviewed    # accepted + corrected cases, to fine-tune on
 """
 
 
@@ -62,7 +64,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lion convert autopet`` and ``lion convert manifest``."""
+    """Add ``lion convert autopet``, ``manifest``, ``reviews`` (and ``dicom``)."""
     conv = add_command(
         subparsers, "convert", "convert a cohort into an nnU-Net raw dataset", EXAMPLES
     )
@@ -89,6 +91,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--input", required=True, help="manifest CSV")
     _common(m)
     m.set_defaults(func=run)
+    r = kinds.add_parser(
+        "reviews",
+        help="the cases accepted or corrected in lion review (reviews.csv) of a lion predict "
+        "folder, corrected masks where they exist",
+        epilog="examples:\n" + EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    r.add_argument("--pred", required=True, help="lion predict's output folder")
+    r.add_argument("--reviews", required=True, metavar="CSV",
+                   help="the review's decisions: GALLERY/reviews.csv of lion review")  # fmt: skip
+    r.add_argument("--pet", metavar="FOLDER",
+                   help="the PET (SUV) images <case>_0000.nii.gz the cases were predicted from "
+                   "(default: each case's suv.nii.gz or report.json's input)")  # fmt: skip
+    r.add_argument("--organs", metavar="FOLDER",
+                   help="TotalSegmentator outputs <case_id>/ or <case_id>.nii.gz (default: each "
+                   "case's organs.nii.gz from lion predict --save-organs)")  # fmt: skip
+    _common(r)
+    r.set_defaults(func=run)
     from lion_nnunet.dataset_conversion.cli_dicom import register_dicom
 
     register_dicom(kinds)
@@ -107,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
 
     label_set = resolve_label_set(args.tracer, args.label_set)
     with_organs = not args.no_organs
-    if args.kind == "autopet":
+    reviewed = None
+    if args.kind == "reviews":
+        from lion_nnunet.dataset_conversion.reviewed import reviewed_cohort
+
+        reviewed = reviewed_cohort(args.pred, args.reviews, args.pet, args.organs, with_organs)
+        cases = reviewed.cases
+    elif args.kind == "autopet":
         if with_organs and not args.organs:
             raise LionError("--organs is required unless --no-organs is given")
         cases = discover_autopet(args.input, args.organs, label_set.tracer, args.metadata)
@@ -145,12 +171,19 @@ def run(args: argparse.Namespace) -> int:
         cluster=cluster_options(args, not args.no_pbar),
     )  # fmt: skip
     n_test = sum(c.split == "test" for c in cases)
+    result = {"dataset_dir": str(folder), "train": len(cases) - n_test, "test": n_test}
+    if reviewed is not None:
+        result.update(corrected=reviewed.corrected, left_out=reviewed.left_out)
     if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{folder}: {len(cases) - n_test} training + {n_test} test case(s); see lion_cases.csv")
+    if reviewed is not None:
         print(
-            json.dumps({"dataset_dir": str(folder), "train": len(cases) - n_test, "test": n_test})
+            f"masks: tumor_corrected.nii.gz for {len(reviewed.corrected)} corrected case(s), "
+            f"tumor.nii.gz for {len(cases) - len(reviewed.corrected)} accepted as predicted"
         )
-    else:
-        print(
-            f"{folder}: {len(cases) - n_test} training + {n_test} test case(s); see lion_cases.csv"
-        )
+        for reason, ids in reviewed.left_out.items():
+            print(f"left out ({reason}): {len(ids)} case(s): {', '.join(ids[:10])}"
+                  + (" ..." if len(ids) > 10 else ""))  # fmt: skip
     return 0

@@ -6,7 +6,10 @@ Accepted organ sources for one case (what TotalSegmentator v2 writes):
   share the folder), or
 * multi-label files (``--ml``) with TotalSegmentator v2 ids: ``total.nii.gz`` (or any file name
   for the 'total' task) and, for PSMA, a second file from ``-ta head_glands_cavities``. The task of
-  a multi-label file is taken from its name when it names a task, else it is 'total'.
+  a multi-label file is taken from its name when it names a task, else it is 'total'; or
+* a LION organ map: ``organs.nii.gz`` with ``organs.json`` beside it (its ``labels``: organ name
+  -> value in the file), as ``lion predict --save-organs`` writes them; organs are matched to
+  the label set by name, and it must name every organ of the label set.
 
 Every TotalSegmentator task the label set needs must be there in full (TotalSegmentator writes
 every class of a task, an empty mask where the organ is outside the field of view): a missing
@@ -19,6 +22,7 @@ physical space (SimpleITK), and refused when the two grids do not overlap.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -64,6 +68,21 @@ def _first_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def lion_organ_names(path: Path) -> dict[str, int] | None:
+    """The ``labels`` of the ``<stem>.json`` beside a LION organ map (``organs.nii.gz``), or None
+    when ``path`` has none (a TotalSegmentator file)."""
+    names = path.parent / f"{_stem(path)}.json"
+    if not names.is_file():
+        return None
+    try:
+        labels = json.loads(names.read_text()).get("labels")
+    except (OSError, ValueError, AttributeError) as e:
+        raise LionError(f"{names}: unreadable organ names ({e})") from None
+    if not isinstance(labels, dict):
+        raise LionError(f"{names}: no 'labels' object (organ name -> value in {path.name})")
+    return {str(k): int(v) for k, v in labels.items()}
+
+
 def organ_files(sources: list[Path], label_set: LabelSet) -> list[tuple[Path, dict[int, int]]]:
     """Resolve organ sources to (file, {value in file -> LION label}) pairs.
 
@@ -107,6 +126,16 @@ def organ_files(sources: list[Path], label_set: LabelSet) -> list[tuple[Path, di
                         f"`{totalseg_command(task, src)}`"
                     )
                 found += [(f, {1: by_name[(task, n)]}) for n, f in files.items() if f]
+        elif src.is_file() and (named := lion_organ_names(src)) is not None:
+            absent = [n for n in label_set.organ_names if n not in named]
+            if absent:
+                problems.append(
+                    f"{src}: its organ names ({_stem(src)}.json beside it) lack "
+                    f"{', '.join(absent)} of the {label_set.tracer} label set"
+                )
+            covered.update(needed)
+            found.append((src, {named[n]: label_set.label_of(n) for n in label_set.organ_names
+                                if n in named}))  # fmt: skip
         elif src.is_file():
             ml = True
             covered.add(_task_of_file(src))

@@ -5,6 +5,12 @@ per PET slice, each frame derived from the PET instance at the same position, so
 and 3D Slicer place it on the PET series. The mask is numpy (z, y, x) on the SUV image that
 :func:`lion_nnunet.inference.suv.read_suv_series` built from the same files (slices ordered
 along the slice normal, rows = y, columns = x).
+
+A reader's correction (``lion review --serve``, :mod:`lion_nnunet.review.corrections`) of a case
+that has ``seg.dcm`` gets ``seg_corrected.dcm`` beside it (``corrected=True``; the PET series'
+files found again by :func:`seg_source_files`): the corrected mask as a new SEG series of the
+same PET series, its segment marked SEMIAUTOMATIC (a model's mask edited by a person) and its
+series described as corrected; ``seg.dcm`` stays.
 """
 
 from __future__ import annotations
@@ -30,8 +36,16 @@ def _sorted_sources(files: list[Path]) -> list:
     return [datasets[i] for i in order]
 
 
+#: The SEG of a reader's correction, beside the prediction's ``seg.dcm``.
+CORRECTED_SEG = "seg_corrected.dcm"
+
+
 def write_dicom_seg(
-    tumor: np.ndarray, source_files: list[Path], path: str | Path, series_number: int = 900
+    tumor: np.ndarray,
+    source_files: list[Path],
+    path: str | Path,
+    series_number: int = 900,
+    corrected: bool = False,
 ) -> Path:
     """Write ``tumor`` (z, y, x, 0/1) as a DICOM-SEG referencing the PET series ``source_files``.
 
@@ -40,6 +54,8 @@ def write_dicom_seg(
         source_files: the PET series' files.
         path: output ``.dcm`` (written atomically).
         series_number: SeriesNumber of the new SEG series.
+        corrected: the mask is a reader's correction of the model's: segment algorithm type
+            SEMIAUTOMATIC (else AUTOMATIC), series description "... (corrected by a reader)".
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -59,7 +75,9 @@ def write_dicom_seg(
         segment_label="Tumor",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+        if corrected
+        else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
     )
     seg = hd.seg.Segmentation(
@@ -75,7 +93,8 @@ def write_dicom_seg(
         manufacturer_model_name="LION PET tumor segmentation",
         software_versions=__version__,
         device_serial_number="0",
-        series_description="LION tumor segmentation",
+        series_description="LION tumor segmentation"
+        + (" (corrected by a reader)" if corrected else ""),
         omit_empty_frames=bool(mask.any()),
     )
     with atomic_path(path) as tmp:
@@ -93,3 +112,25 @@ def read_dicom_seg(path: str | Path, source_files: list[Path]) -> np.ndarray:
         source_sop_instance_uids=uids, segment_numbers=[1], combine_segments=True
     )
     return np.asarray(pixels).astype(np.uint8)
+
+
+def seg_source_files(seg_path: str | Path, folder: str | Path) -> list[Path]:
+    """The files under ``folder`` of the PET series that the SEG ``seg_path`` references.
+
+    Raises:
+        LionError: ``folder`` is gone or no longer holds that series.
+    """
+    import pydicom
+
+    from .dicom_index import index_dicom
+
+    header = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    uid = str(header.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    if not Path(folder).is_dir():
+        raise LionError(f"{folder}: the PET series of {seg_path} is no longer there")
+    for studies in index_dicom(folder).values():
+        for series_list in studies.values():
+            for series in series_list:
+                if series.uid == uid:
+                    return list(series.files)
+    raise LionError(f"{folder}: no PET series {uid} (the one {seg_path} references)")

@@ -203,14 +203,8 @@ def write_case_outputs(
     report = measure_case(case_id, pet_image, suv, tumor, organs, label_set, model, folds, extra,
                           tumor_probability, fold_tumors)  # fmt: skip
     title = f"{case_id}: TMTV {report['tmtv_ml']:.1f} ml, {report['lesion_count']} lesion(s)"
-    (pet_lps, tumor_lps, organs_lps), spacing_lps = lps_arrays(
-        pet_image, suv, tumor, organs if has_organs else None
-    )
-    save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png", title=title,
-                 window=mip_window)  # fmt: skip
-    for axis, name in ((CORONAL_AXIS, "mip_coronal.png"), (SAGITTAL_AXIS, "mip_sagittal.png")):
-        save_single_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, axis, case_dir / name,
-                            title=title, window=mip_window)  # fmt: skip
+    save_mip_pngs(pet_image, suv, tumor, organs if has_organs else None, case_dir, title,
+                  mip_window)  # fmt: skip
     written += ["mip.png", "mip_coronal.png", "mip_sagittal.png"]
     if more_outputs is not None:
         more = dict(more_outputs(case_dir) or {})
@@ -222,14 +216,49 @@ def write_case_outputs(
     return report
 
 
-def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
+#: The two MIPs of a case for lion review; a correction writes them as ``<stem>_corrected.png``.
+SINGLE_VIEWS = ((CORONAL_AXIS, "mip_coronal.png"), (SAGITTAL_AXIS, "mip_sagittal.png"))
+
+
+def save_mip_pngs(
+    pet_image: sitk.Image, suv: np.ndarray, tumor: np.ndarray, organs: np.ndarray | None,
+    case_dir: Path, title: str, window: tuple[float, float], suffix: str = "",
+    both: bool = True,
+) -> list[str]:  # fmt: skip
+    """A case's MIP pictures, arrays (z, y, x) on ``pet_image``'s grid: mip.png (``both``) and
+    mip_coronal/sagittal``<suffix>``.png, each lesion's number (report.json's ``lesion_id``,
+    :func:`.report.lesion_map`, numbered before reorienting) beside it; their names."""
+    from .report import lesion_map
+
+    (pet_lps, tumor_lps, organs_lps, lesions_lps), spacing_lps = lps_arrays(
+        pet_image, suv, tumor, organs, lesion_map(tumor)
+    )
+    names = []
+    if both:
+        save_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, case_dir / "mip.png",
+                     title=title, window=window, lesions=lesions_lps)  # fmt: skip
+        names.append("mip.png")
+    for axis, name in SINGLE_VIEWS:
+        name = name.replace(".png", f"{suffix}.png")
+        save_single_mip_png(pet_lps, tumor_lps, organs_lps, spacing_lps, axis, case_dir / name,
+                            title=title, window=window, lesions=lesions_lps)  # fmt: skip
+        names.append(name)
+    return names
+
+
+def write_summary(
+    out_dir: Path, use_corrected: bool = False, to: Path | None = None
+) -> Path | None:
     """Rebuild ``out/summary.csv`` from every ``out/*/report.json`` (one row per case) and
     ``out/lesions.csv`` (one row per lesion, :func:`.lesion_files.lesion_frame`).
 
     With ``use_corrected``, a case corrected in ``lion review --serve`` contributes its
     report_corrected.json instead, and both tables get a ``corrected`` column (True/False).
+    ``to``: write both tables into this folder instead of ``out_dir`` (``lion review`` writes
+    the cohort's tables with corrections into its gallery, never over the prediction's).
     """
     out_dir = Path(out_dir)
+    to = Path(to) if to is not None else out_dir
     reports = []
     corrected = []
     for path in sorted(out_dir.glob(f"*/{REPORT}")):
@@ -250,5 +279,5 @@ def write_summary(out_dir: Path, use_corrected: bool = False) -> Path | None:
         frame.insert(1, "corrected", corrected)
         by_case = dict(zip(frame["case_id"], corrected, strict=True))
         lesions.insert(1, "corrected", [by_case.get(c, False) for c in lesions["case_id"]])
-    write_csv(lesions, out_dir / LESIONS_CSV)
-    return write_csv(frame, out_dir / SUMMARY)
+    write_csv(lesions, to / LESIONS_CSV)
+    return write_csv(frame, to / SUMMARY)

@@ -9,7 +9,10 @@ directions (coronal: R on the left as in radiology, L on the right; sagittal: A 
 H at the top, F at the bottom). Images with another direction are first reoriented to LPS
 (:func:`lps_arrays`). The grey window is fixed (default SUV 0-10, :data:`DEFAULT_WINDOW`), not
 scaled per patient, so the same SUV looks the same in every picture; it is printed in the
-caption above the picture.
+caption above the picture. Given the case's lesion map (``lesions``: voxel value = report.json's
+``lesion_id``), each lesion's number is written beside its projected centre
+(:func:`lesion_marks`; the largest :data:`MAX_NUMBERED` lesions), so a reader finds "lesion 3" of
+the report and the flag reasons on the picture.
 
 Reusable by other commands: :func:`mip`, :func:`mask_mip`, :func:`mip_rgb`, :func:`captioned`,
 :func:`save_mip_png`, :func:`save_single_mip_png` and (matplotlib) :func:`draw_mip`.
@@ -42,6 +45,10 @@ MIN_HEIGHT_PX = 512
 BANNER_LINE_PX = 20
 PANEL_GAP_PX = 12
 MARK_RGB = (31, 119, 180)
+#: Lesion numbers: dark text with a white outline, readable on white and on black.
+NUMBER_RGB = (20, 20, 20)
+#: At most this many lesions are numbered on a picture, the largest first.
+MAX_NUMBERED = 40
 
 
 def mip(array: np.ndarray, axis: int) -> np.ndarray:
@@ -191,6 +198,46 @@ def mip_rgb(
     return np.round(rgb).astype(np.uint8)
 
 
+def lesion_marks(
+    lesions: np.ndarray, spacing_zyx: tuple[float, float, float], axis: int, pixel_mm: float
+) -> list[tuple[int, float, float]]:
+    """``(lesion_id, column, row)`` in the pixels of :func:`mip_rgb`'s picture: the projected
+    centre (voxel mean) of each lesion of a label map (z, y, x, LPS; 0 = none), the largest
+    :data:`MAX_NUMBERED` lesions.
+
+    Examples:
+        >>> m = np.zeros((4, 2, 6), np.uint8); m[0, 0, 4:6] = 1  # foot slice, columns 4 and 5
+        >>> lesion_marks(m, (1.0, 1.0, 1.0), CORONAL_AXIS, 1.0)  # rows run head (0) .. feet
+        [(1, 5.0, 3.5)]
+    """
+    from scipy import ndimage
+
+    lesions = np.asarray(lesions)
+    ids = np.unique(lesions[lesions > 0])
+    if not ids.size:
+        return []
+    sizes = ndimage.sum_labels(np.ones(lesions.shape), lesions, ids)
+    ids = ids[np.argsort(-sizes, kind="stable")][:MAX_NUMBERED]
+    centres = ndimage.center_of_mass(np.ones(lesions.shape), lesions, ids)
+    column = 2 if axis == CORONAL_AXIS else 1
+    column_mm = spacing_zyx[column]
+    nz = lesions.shape[0]
+    return [(int(i), float((c[column] + 0.5) * column_mm / pixel_mm),
+             float((nz - c[0] - 0.5) * spacing_zyx[0] / pixel_mm))
+            for i, c in zip(ids, centres, strict=True)]  # fmt: skip
+
+
+def draw_numbers(canvas, marks: list[tuple[int, float, float]], x0: int, y0: int) -> None:
+    """Write each lesion number of ``marks`` (:func:`lesion_marks`) on a PIL ``canvas`` whose
+    picture starts at pixel (``x0``, ``y0``): just right of the lesion's centre."""
+    from PIL import ImageDraw
+
+    draw, font = ImageDraw.Draw(canvas), _font(13)
+    for lesion_id, column, row in marks:
+        draw.text((x0 + column + 6, y0 + row), str(lesion_id), fill=NUMBER_RGB, font=font,
+                  anchor="lm", stroke_width=2, stroke_fill="white")  # fmt: skip
+
+
 def _font(size: int):
     from PIL import ImageFont
 
@@ -255,6 +302,7 @@ def save_mip_png(
     path: str | Path,
     title: str = "",
     window: tuple[float, float] = DEFAULT_WINDOW,
+    lesions: np.ndarray | None = None,
 ) -> Path:
     """Write a PNG with the coronal and sagittal PET MIPs side by side, tumor overlaid (atomic).
 
@@ -269,6 +317,8 @@ def save_mip_png(
         path: output .png.
         title: first caption line (e.g. case id and TMTV).
         window: SUV (low, high) shown white .. black, the same for every patient.
+        lesions: the lesion label map (z, y, x, LPS; voxel value = report.json's lesion_id) or
+            None: each lesion's number is written beside it (:func:`lesion_marks`).
     """
     pixel_mm = picture_pixel_mm(pet.shape, spacing)
     panels = [mip_rgb(pet, spacing, axis, tumor, organs, window, pixel_mm)
@@ -276,6 +326,12 @@ def save_mip_png(
     lines = [title] if title else []
     lines += [f"coronal | sagittal MIP, {window_text(window)}", _legend(tumor, organs)]
     picture = captioned(panels, lines, [CORONAL_AXIS, SAGITTAL_AXIS])
+    if lesions is not None:
+        x0 = 0
+        for panel, axis in zip(panels, (CORONAL_AXIS, SAGITTAL_AXIS), strict=True):
+            marks = lesion_marks(lesions, spacing, axis, pixel_mm)
+            draw_numbers(picture, marks, x0, banner_height(len(lines)))
+            x0 += panel.shape[1] + PANEL_GAP_PX
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
     return Path(path)
@@ -290,6 +346,7 @@ def save_single_mip_png(
     path: str | Path,
     title: str = "",
     window: tuple[float, float] = DEFAULT_WINDOW,
+    lesions: np.ndarray | None = None,
 ) -> Path:
     """Write one MIP (``axis``: CORONAL_AXIS or SAGITTAL_AXIS) as a PNG, captioned (atomic).
 
@@ -299,8 +356,12 @@ def save_single_mip_png(
     name = "coronal" if axis == CORONAL_AXIS else "sagittal"
     lines = [title] if title else []
     lines += [f"{name} MIP, {window_text(window)}", _legend(tumor, organs)]
-    panel = mip_rgb(pet, spacing, axis, tumor, organs, window)
+    pixel_mm = picture_pixel_mm(pet.shape, spacing)
+    panel = mip_rgb(pet, spacing, axis, tumor, organs, window, pixel_mm)
     picture = captioned([panel], lines, [axis])
+    if lesions is not None:
+        draw_numbers(picture, lesion_marks(lesions, spacing, axis, pixel_mm), 0,
+                     banner_height(len(lines)))  # fmt: skip
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
     return Path(path)

@@ -117,6 +117,9 @@ def read_case(case_dir: Path, use_corrected: bool = False) -> dict:
     if isinstance(reasons, str):  # as summary.csv writes them
         reasons = [r for r in reasons.split("; ") if r]
     pictures = [Path(case_dir) / v for v in VIEWS if (Path(case_dir) / v).is_file()]
+    fixed = [Path(case_dir) / v.replace(".png", "_corrected.png") for v in VIEWS]
+    if corrected and all(f.is_file() for f in fixed):  # the MIPs a correction drew
+        pictures = fixed
     if not pictures and (Path(case_dir) / FALLBACK_VIEW).is_file():
         pictures = [Path(case_dir) / FALLBACK_VIEW]
     if not pictures:

@@ -65,10 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_review(args: argparse.Namespace) -> int:
+    from lion_nnunet.inference.outputs import write_summary
+
     from .gallery import build_gallery
 
     result = build_gallery(args.pred, args.output, args.gt, args.overwrite, not args.no_pbar,
                            args.use_corrected, args.pet)  # fmt: skip
+    # the cohort's tables as the gallery shows them: corrected masks where they exist
+    result["summary"] = str(write_summary(args.pred, args.use_corrected, to=args.output))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -76,6 +80,9 @@ def run_review(args: argparse.Namespace) -> int:
         print(f"corrected masks (tumor_corrected.nii.gz) shown for {len(result['corrected'])} "
               "case(s)" if args.use_corrected else "predictions shown, corrections ignored "
               "(--no-use-corrected)")  # fmt: skip
+        print(f"cohort summary: {result['summary']} and lesions.csv beside it"
+              + (" (column corrected: which rows are a reader's correction)"
+                 if args.use_corrected else ""))  # fmt: skip
     if args.serve is None:
         return 0
     from .server import make_server, url_of

@@ -9,6 +9,13 @@ writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predic
   (:mod:`lion_nnunet.inference.lesion_files`);
 * ``report_corrected.json``: report.json's keys (TMTV, lesions, flag score...) for that mask,
   with ``corrected: true``; ``report.json`` of the prediction is kept;
+* ``mip_coronal_corrected.png`` and ``mip_sagittal_corrected.png``: the MIPs of the corrected
+  mask with its lesion numbers (as lion predict draws them; ``lion review --use-corrected``
+  shows them);
+* ``seg_corrected.dcm``, where the prediction has a ``seg.dcm`` (``lion predict --dicom-seg``):
+  the corrected mask as a DICOM-SEG of the same PET series (:mod:`lion_nnunet.inference.dicom_seg`);
+  when the series cannot be found again (its folder moved), a warning, ``dicom_seg_error`` in
+  corrections.json, and no (stale) seg_corrected.dcm;
 * ``corrections.json``: ``case_id``, ``prediction`` and its ``prediction_sha256``, ``model``
   (report.json's), ``mask_sha256`` (of tumor_corrected.nii.gz) and ``edits``, in order: each
   with ``n``, ``kind`` (``mask`` or ``clicks``), ``time`` (UTC), ``reviewer``, the clicks given
@@ -54,6 +61,7 @@ from lion_nnunet.inference.corrected import (  # the reader every command uses
     finish_interrupted,
     read_corrections,
 )
+from lion_nnunet.inference.dicom_seg import CORRECTED_SEG
 from lion_nnunet.io import (
     array_to_image,
     geometry_mismatch,
@@ -172,7 +180,8 @@ class CorrectionStore:
     Args:
         pred_dir: ``lion predict``'s output folder.
         book: the gallery's reviews.csv (:class:`~lion_nnunet.review.reviews.ReviewBook`): a
-            corrected case's row gets decision ``corrected``.
+            corrected case's row gets decision ``corrected``, and the gallery's summary.csv and
+            lesions.csv are rewritten with the correction (``--use-corrected``).
         pet_dir: where the PET (SUV) of each case is, ``<case>_0000.nii.gz`` or
             ``<case>.nii.gz``; without it the case folder's ``suv.nii.gz`` or the report's
             ``input`` (a NIfTI) is used.
@@ -276,6 +285,9 @@ class CorrectionStore:
                         LESIONS_CORRECTED,
                         COLOR_TABLE_CORRECTED,
                         CORRECTED_REPORT,
+                        CORRECTED_SEG,
+                        "mip_coronal_corrected.png",
+                        "mip_sagittal_corrected.png",
                         CORRECTIONS,
                     )
                 )
@@ -309,6 +321,10 @@ class CorrectionStore:
         }
         new_report["outputs"] = [CORRECTED, LESIONS_CORRECTED, COLOR_TABLE_CORRECTED,
                                  CORRECTED_REPORT, CORRECTIONS]  # fmt: skip
+        seg = _seg_writer(folder, report, mask_u8, record)
+        if seg is not None:
+            new_report["outputs"].insert(-1, CORRECTED_SEG)
+            new_report["dicom_seg"] = CORRECTED_SEG
 
         def write_mask(path: Path) -> None:
             sitk.WriteImage(array_to_image(mask_u8, pet_image), str(path), useCompression=True)
@@ -318,20 +334,68 @@ class CorrectionStore:
             image = array_to_image(lesions, pet_image)
             sitk.WriteImage(image, str(path), useCompression=True)
 
+        pictures = _picture_writers(case_id, report, new_report, pet_image, suv, mask_u8, lesions,
+                                    organs)  # fmt: skip
+        new_report["outputs"][-1:-1] = [name for name, _ in pictures]
         commit_files(folder, [
+            *pictures,
             (CORRECTED, write_mask),
             (LESIONS_CORRECTED, write_lesions),
             (COLOR_TABLE_CORRECTED, lambda p: p.write_text(color_table(int(lesions.max())))),
             (CORRECTED_REPORT, lambda p: p.write_text(json.dumps(new_report, indent=2) + "\n")),
+            *([(CORRECTED_SEG, seg)] if seg is not None else []),
             (CORRECTIONS, lambda p: p.write_text(json.dumps(record, indent=2) + "\n")),
         ])  # fmt: skip
         if self.book is not None:
+            from lion_nnunet.inference.outputs import write_summary
+
             self.book.mark(case_id, "corrected", reviewer)
+            # the gallery's cohort tables (lion review wrote them) follow the correction
+            write_summary(self.pred_dir, use_corrected=True, to=self.book.path.parent)
         log.info("%s: corrected (%s), TMTV %s ml", case_id, edit["kind"], new_report["tmtv_ml"])
         return {"case_id": case_id, "tmtv_ml": new_report["tmtv_ml"],
                 "lesion_count": new_report["lesion_count"], "edits": len(edits),
                 "flag_score": new_report.get("flag_score"),
                 "files": new_report["outputs"]}  # fmt: skip
+
+
+def _picture_writers(case_id, report, new_report, pet_image, suv, mask, lesions, organs):
+    """(name, writer) of the corrected mask's two MIPs, lesion numbers on them."""
+    from lion_nnunet.inference.outputs import SINGLE_VIEWS
+    from lion_nnunet.inference.pictures import DEFAULT_WINDOW, lps_arrays, save_single_mip_png
+
+    if organs is not None and not np.any(organs):
+        organs = None
+    arrays, spacing = lps_arrays(pet_image, suv, mask, organs, lesions)
+    pet_lps, mask_lps, organs_lps, lesions_lps = arrays
+    window = tuple(report.get("mip_window_suv") or DEFAULT_WINDOW)
+    title = (f"{case_id}, corrected: TMTV {new_report['tmtv_ml']:.1f} ml, "
+             f"{new_report['lesion_count']} lesion(s)")  # fmt: skip
+
+    def writer(axis):
+        return lambda path: save_single_mip_png(pet_lps, mask_lps, organs_lps, spacing, axis,
+                                                path, title=title, window=window,
+                                                lesions=lesions_lps)  # fmt: skip
+
+    return [(name.replace(".png", "_corrected.png"), writer(axis)) for axis, name in SINGLE_VIEWS]
+
+
+def _seg_writer(folder: Path, report: dict, mask: np.ndarray, record: dict):
+    """The writer of seg_corrected.dcm for a case with a seg.dcm, else None (module docstring);
+    a stale seg_corrected.dcm goes when the PET series cannot be found again."""
+    from lion_nnunet.inference.dicom_seg import seg_source_files, write_dicom_seg
+
+    if not (folder / "seg.dcm").is_file():
+        return None
+    try:  # the series folder lion predict -i DICOM_ROOT read (report.json's input)
+        files = seg_source_files(folder / "seg.dcm", str(report.get("input") or ""))
+    except (LionError, OSError, AttributeError, IndexError) as e:
+        log.warning("%s: no %s written: %s", folder.name, CORRECTED_SEG, e)
+        record["dicom_seg_error"] = str(e)
+        (folder / CORRECTED_SEG).unlink(missing_ok=True)
+        return None
+    record["dicom_seg"] = CORRECTED_SEG
+    return lambda path: write_dicom_seg(mask, files, path, series_number=901, corrected=True)
 
 
 def _organs(folder: Path):

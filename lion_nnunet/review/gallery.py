@@ -48,7 +48,8 @@ VENDOR = "vendor"
 VIEWER_FILES = {"niivue.umd.js": "niivue.umd.js", "LICENSE": "LICENSE-niivue.txt"}
 #: What each picture shows (its tooltip and alt text).
 VIEW_NAMES = {"mip_coronal.png": "coronal", "mip_sagittal.png": "sagittal",
-              "mip.png": "coronal + sagittal"}  # fmt: skip
+              "mip.png": "coronal + sagittal", "mip_coronal_corrected.png": "coronal, corrected",
+              "mip_sagittal_corrected.png": "sagittal, corrected"}  # fmt: skip
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
