@@ -157,8 +157,8 @@ def prepare_data(root: Path, quick: bool, processes: int) -> dict:
     _run(["nnUNetv2_extract_fingerprint", "-d", str(DATASET_ID), "-np", np_], log)
     install = ["lion", "plans", "install", "-d", str(DATASET_ID), "--tracer", "fdg"]
     if quick:  # the phantoms are 6 mm: shrink the network to them
-        install += ["--patch-size", "32", "32", "32", "--spacing", "dataset",
-                    "--base-features", "8", "--batch-size", "2"]  # fmt: skip
+        install += ["--patch-size", "32", "32", "32", "--spacing", "dataset", "--base-features",
+                    "8", "--blocks-per-stage", "1", "--batch-size", "2"]  # fmt: skip
     _run(install, log)
     pre = Path(os.environ["nnUNet_preprocessed"]) / dataset.name
     plans = json.loads((pre / f"{PLANS}.json").read_text())

@@ -72,12 +72,16 @@ class Run:
     Args:
         name: the benchmark (results go to ``results/<name>/``).
         argv: the command's arguments after the script (e.g. ``["--quick"]``).
+        script: the script's name when it is not ``name`` (one script, several result folders).
     """
 
-    def __init__(self, name: str, argv: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str] | None = None, script: str | None = None
+    ) -> None:
         self.name = name
+        self.script = f"benchmarks/{script or name}.py"
         args = list(sys.argv[1:] if argv is None else argv)
-        self.command = " ".join(["python", f"benchmarks/{name}.py", *args])
+        self.command = " ".join(["python", self.script, *args])
         self.started = dt.datetime.now(dt.timezone.utc)
         self.load_start = load_average()
         self._t0 = time.perf_counter()
@@ -94,7 +98,7 @@ class Run:
             "command": self.command,
             "started_utc": self.started.strftime("%Y-%m-%d %H:%M"),
             "date": self.started.strftime("%Y-%m-%d"),
-            "commit": _commit(f"benchmarks/{self.name}.py"),
+            "commit": _commit(self.script),
             "machine": machine(),
             "load_average_1min": {"start": self.load_start, "end": load_average()},
             "minutes": round((time.perf_counter() - self._t0) / 60, 1),
