@@ -525,6 +525,20 @@ def organ_context_block() -> str:
     return f"Stored run: {provenance(s)}\n{organ_context(s)}"
 
 
+def loaded_suite() -> str:
+    """The README's clause on the suite under load (results/suite_loaded/), or nothing."""
+    s = load("suite_loaded")
+    if s is None:
+        return ""
+    return (
+        f"; beside {s['busy_processes_beside']} busy processes (mean load average "
+        f"{fmt(s['load_average_during'], 1)}, "
+        "[benchmarks/results/suite_loaded](benchmarks/results/suite_loaded/summary.json)) it "
+        f"took {fmt(s['pytest_minutes'], 1)} min ({s['tests_passed']} passed, "
+        f"{s['tests_failed']} failed)"
+    )
+
+
 def readme_block() -> str:
     """README's measured times and the demo over seeds (results/demo/ and results/suite/)."""
     demo, suite = load("demo"), load("suite")
@@ -540,9 +554,10 @@ def readme_block() -> str:
         "summary.json) and [benchmarks/results/demo](benchmarks/results/demo/summary.json)): "
         "`make test`'s "
         f"pytest run took {fmt(suite['pytest_minutes'], 1)} min at load average "
-        f"{fmt(load_['start'], 1)} ({suite['tests_passed']} passed, {suite['tests_failed']} "
+        f"{fmt(suite.get('load_average_during') or load_['start'], 1)} "
+        f"({suite['tests_passed']} passed, {suite['tests_failed']} "
         f"failed, {suite['tests_skipped']} skipped; the slowest test "
-        f"{fmt(suite['slowest_test_seconds'], 0)} s). `lion demo` took "
+        f"{fmt(suite['slowest_test_seconds'], 0)} s){loaded_suite()}. `lion demo` took "
         f"{fmt(demo['repeat_minutes'] if same is not None else seed0['minutes'], 1)} min (seed 0); "
         f"seed 0 run twice {repeat}. Over {o['seeds']} seeds organ context had less FP volume "
         f"at hot organs than tumor-only in {o['organs_less_fp_at_hot_organs']} of {o['seeds']} "

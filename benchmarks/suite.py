@@ -16,9 +16,11 @@ a loaded machine made on purpose, stored in ``benchmarks/results/suite_loaded/``
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -40,6 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     run = Run("suite_loaded" if args.load else "suite", sys.argv[1:], script="suite")
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.load)]
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:  # the 1-minute load average every 15 s while pytest runs
+        while not done.wait(15):
+            loads.append(os.getloadavg()[0])
+
+    threading.Thread(target=sample, daemon=True).start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             xml = Path(tmp) / "junit.xml"
@@ -48,6 +58,7 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             tests = _tests(xml)
     finally:
+        done.set()
         for spinner in spinners:
             spinner.kill()
     tests.sort(key=lambda t: -t["seconds"])
@@ -64,6 +75,7 @@ def main() -> None:
         "slowest_test_seconds": round(tests[0]["seconds"], 1),
         "tests_over_180_s": sum(t["seconds"] > 180 for t in tests),
         "busy_processes_beside": args.load,
+        "load_average_during": round(sum(loads) / len(loads), 2) if loads else None,
     }
     run.store(summary, {"tests": tests})
     print({k: summary[k] for k in ("pytest_minutes", "tests_passed", "tests_failed",
