@@ -81,9 +81,9 @@ def truth_overlay(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     touches (:data:`GT_FOUND_OUTLINE`) and whole true lesions it misses (:data:`GT_MISSED`).
 
     Examples:
-        >>> truth = np.zeros((1, 5, 9), bool); truth[0, 1:4, 1:4] = truth[0, 1:4, 5:8] = True
-        >>> mask = np.zeros_like(truth); mask[0, 2, 2] = True
-        >>> truth_overlay(truth, mask)[0]
+        >>> truth = np.zeros((3, 5, 9), bool); truth[:, 1:4, 1:4] = truth[:, 1:4, 5:8] = True
+        >>> mask = np.zeros_like(truth); mask[1, 2, 2] = True
+        >>> truth_overlay(truth, mask)[1]  # the middle slice: (1, 2, 2) is inside in 3D
         array([[0, 0, 0, 0, 0, 0, 0, 0, 0],
                [0, 1, 1, 1, 0, 2, 2, 2, 0],
                [0, 1, 0, 1, 0, 2, 2, 2, 0],
