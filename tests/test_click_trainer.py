@@ -121,10 +121,10 @@ def test_click_model_is_found_trains_and_predicts_automatically(click_model: dic
         "click_mode"] == "click model"  # fmt: skip
 
 
-def test_clicks_reach_the_network_on_the_clicked_voxels(click_model: dict, tmp_path, monkeypatch):
+def _known_answer(monkeypatch, built: dict) -> None:
+    """Every LionPredictor built from now on runs :class:`_KnownAnswer` inside its click model."""
     from lion_nnunet.inference.predict import LionPredictor
 
-    built = {}
     original = LionPredictor.__init__
 
     def with_known_answer(self, *args, **kwargs):
@@ -134,8 +134,14 @@ def test_clicks_reach_the_network_on_the_clicked_voxels(click_model: dict, tmp_p
         self.predictor.list_of_parameters = [{}]  # nothing to load into the known answer
         wrapper.load_state_dict = lambda params: None
         built["encoding"] = self.click_encoding
+        built["predictor"] = self
 
     monkeypatch.setattr(LionPredictor, "__init__", with_known_answer)
+
+
+def test_clicks_reach_the_network_on_the_clicked_voxels(click_model: dict, tmp_path, monkeypatch):
+    built: dict = {}
+    _known_answer(monkeypatch, built)
     click = (5, 9, 14)  # (i, j, k): numpy (z, y, x) = (14, 9, 5)
     write_clicks(Clicks(tumor=(click,), background=((20, 20, 3),)), tmp_path / "c.json")
     assert _predict(click_model, tmp_path / "clicked", "--clicks", str(tmp_path / "c.json")) == 0
@@ -149,3 +155,32 @@ def test_clicks_reach_the_network_on_the_clicked_voxels(click_model: dict, tmp_p
     assert report["clicks"]["tumor"] == [list(click)] and report["clicks"]["encoding"] == "edt"
     assert _predict(click_model, tmp_path / "none") == 0  # no clicks: zero channels, no tumor
     assert not _tumor(tmp_path / "none").any()
+
+
+def test_refinement_session_runs_the_click_model_around_the_click(click_model: dict, monkeypatch):
+    from lion_nnunet.inference.model import check_model_folder
+    from lion_nnunet.inference.predict import LionPredictor
+    from lion_nnunet.interactive.model_session import ClickModelSession
+
+    built: dict = {}
+    _known_answer(monkeypatch, built)
+    predictor = LionPredictor(check_model_folder(click_model["model"], ["0"]), "cpu", False)
+    session = ClickModelSession(predictor)
+    shape = (60, 24, 24)  # z: the click's crop (40 mm reach + half a patch) ends at z 28
+    session.set_image(np.ones(shape, np.float32), (SPACING,) * 3)
+    mask = np.zeros(shape, np.uint8)
+    mask[50, 0, 0] = 1  # outside the crop: kept as it is
+    session.set_target_buffer(mask)
+    edit = session.add_point_interaction((14, 9, 5))  # (z, y, x)
+    assert edit.box[0] == slice(0, 29)
+    zz, yy, xx = np.indices(shape)
+    ball = SPACING * np.sqrt((zz - 14) ** 2 + (yy - 9) ** 2 + (xx - 5) ** 2) < 20
+    expected = ball.copy()
+    expected[50, 0, 0] = True
+    np.testing.assert_array_equal(session.mask.astype(bool), expected)
+    assert edit.added == ball.sum()
+    # the background click at the tumor click cancels it: 10 * (1 - 1) - 5 < 0 everywhere
+    session.add_point_interaction((14, 9, 5), include_interaction=False)
+    assert session.mask.sum() == 1
+    session.reset_interactions()
+    assert session.mask.sum() == 1 and session.clicks == type(session.clicks)()
