@@ -11,11 +11,11 @@ environment and ``LION_SEED``):
 * ``plain``: the plain demo model without clicks (its one prediction at every step).
 
 Clicks: ``lion clicks simulate`` (the autoPET IV robot user, 10 tumor + 10 background, seed 42)
-on the holdout; step n gives the first n of each kind. Every step is predicted as ``lion
-predict --clicks`` predicts it (the same run loop, in this process with one predictor per model;
-the rule-based edit is applied to the plain model's filtered mask as the run loop applies it),
-and scored by ``lion evaluate --interactive``'s code. Also: the share of tumor clicks on a
-ground-truth tumor voxel and of background clicks off it.
+on the holdout; step n gives the first n of each kind (``lion clicks steps``). Every step is
+predicted as ``lion predict --clicks`` predicts it (the same run loop, in this process with one
+predictor per model; the rule-based edit is applied to the plain model's filtered mask as the
+run loop applies it), and scored by ``lion evaluate --interactive``'s code. Also: the share of
+tumor clicks on a ground-truth tumor voxel and of background clicks off it.
 
     python benchmarks/clicks.py --demo /tmp/demo      # after lion demo --out /tmp/demo
                                                       # (trains the click models it lacks)
@@ -58,20 +58,6 @@ def train(demo: Path, trainer: str) -> None:
            "LIONPlans", "-tr", trainer, "-device", "cpu"]  # fmt: skip
     print("$", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, env=demo_environment(demo), stdout=subprocess.DEVNULL)
-
-
-def step_clicks(clicks_dir: Path, work: Path) -> list[Path]:
-    """``clicks_step<n>/`` for n = 0..STEPS: every click file cut to its first n of each kind."""
-    from lion_nnunet.interactive.clickfile import read_clicks, write_clicks
-
-    folders = []
-    for n in range(STEPS + 1):
-        folder = work / f"clicks_step{n}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in sorted(clicks_dir.glob("*_clicks.json")):
-            write_clicks(read_clicks(f).first(n), folder / f.name)
-        folders.append(folder)
-    return folders
 
 
 def predict_steps(model: Path, images: Path, click_folders: list[Path], out: Path,
@@ -173,7 +159,9 @@ def main() -> None:
     clicks_dir = WORK / "clicks"
     assert lion(["clicks", "simulate", "--gt", str(labels), "--pet", str(images), "-o",
                  str(clicks_dir), "--budget", str(STEPS), "--no-pbar"]) == 0  # fmt: skip
-    folders = step_clicks(clicks_dir, WORK)
+    assert lion(["clicks", "steps", str(clicks_dir), "-o", str(WORK / "clicks_steps"),
+                 "--steps", str(STEPS)]) == 0  # fmt: skip
+    folders = [WORK / "clicks_steps" / f"step{n}" for n in range(STEPS + 1)]
     steps = {arm: WORK / f"steps_{arm}" for arm in args.arms}
     for folder in steps.values():
         folder.mkdir()
