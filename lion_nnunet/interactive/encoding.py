@@ -10,7 +10,8 @@ automatic model. Two bumps, compared by measurement on the demo phantoms
 * ``"edt"``: a Euclidean distance map, ``max(0, 1 - d / EDT_RADIUS_MM)``: linear in the distance,
   reaching 40 mm (the encoding the autoPET III winner's click model found better);
 * ``"gauss"``: a Gaussian blob, ``exp(-d^2 / (2 sigma^2))`` with sigma = :data:`GAUSS_SIGMA_MM`
-  (6 mm), cut at 3 sigma.
+  (6 mm), cut at 3 sigma: ``nnUNetTrainer_LION_Clicks``'s encoding, ahead on the demo
+  phantoms in one training of each (``benchmarks/results/clicks/summary.json``).
 
 Arrays are (z, y, x) in whatever grid the network sees (nnU-Net's preprocessed grid at
 prediction, the training patch in training); points are voxel indices of that grid and spacing

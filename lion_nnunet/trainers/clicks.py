@@ -14,7 +14,8 @@ two hooks changed:
 
 The loss, the sampling and the organ classes (auxiliary outputs) are LION's, unchanged.
 ``lion_click_encoding`` is recorded in the network, so prediction encodes clicks the way the
-model was trained. ``_demo`` variants run the demo's CPU schedule
+model was trained: Gaussian blobs for ``nnUNetTrainer_LION_Clicks`` (ahead of distance maps on
+the demo phantoms, ``benchmarks/results/clicks/``). ``_demo`` variants run the demo's CPU schedule
 (:class:`~lion_nnunet.trainers.cpu_demo.nnUNetTrainer_LION_tumorDice_demo`).
 """
 
@@ -35,7 +36,8 @@ class nnUNetTrainer_LION_Clicks(nnUNetTrainer_LION):
     """LION with tumor and background clicks as two extra input channels."""
 
     #: How clicks become channels: "edt" or "gauss" (:mod:`lion_nnunet.interactive.encoding`).
-    lion_click_encoding: str = "edt"
+    #: Gaussian blobs, picked by measurement (``benchmarks/results/clicks/``, docs/interactive.md).
+    lion_click_encoding: str = "gauss"
     #: Share of training patches given no clicks (the automatic model).
     lion_no_click_probability: float = NO_CLICK_PROBABILITY
 
@@ -78,17 +80,20 @@ class nnUNetTrainer_LION_Clicks(nnUNetTrainer_LION):
 
 class nnUNetTrainer_LION_Clicks_demo(nnUNetTrainer_LION_Clicks, nnUNetTrainer_LION_tumorDice_demo):
     """The click trainer on ``lion demo``'s CPU schedule (20 epochs x 50 iterations, AdamW,
-    tumor-only Dice, every patch with foreground)."""
+    tumor-only Dice, every patch with foreground), clicks as Euclidean distance maps: one arm of
+    the encoding comparison (``benchmarks/clicks.py``; its stored models were trained so)."""
+
+    lion_click_encoding = "edt"
 
 
 class nnUNetTrainer_LION_ClicksGauss_demo(nnUNetTrainer_LION_Clicks_demo):
-    """The demo click trainer with Gaussian-blob clicks: the other arm of the encoding
-    comparison (``benchmarks/clicks.py``)."""
+    """The demo click trainer with Gaussian-blob clicks (``nnUNetTrainer_LION_Clicks``'s
+    encoding): the other arm of the encoding comparison (``benchmarks/clicks.py``)."""
 
     lion_click_encoding = "gauss"
 
 
 class nnUNetTrainer_LION_Clicks_1ep_4it(nnUNetTrainer_LION_Clicks_demo):
-    """Tests and docs: the demo click trainer, 1 epoch x 4 iterations."""
+    """Tests and docs: the demo click trainer (distance maps), 1 epoch x 4 iterations."""
 
     lion_num_epochs, lion_iterations_per_epoch, lion_val_iterations_per_epoch = 1, 4, 1
