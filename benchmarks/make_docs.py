@@ -85,6 +85,7 @@ BENCHMARKS = {
     "demo": "`lion demo` over seeds: organ context vs tumor-only, run time, same seed twice",
     "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
     "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
+    "clicks": "clicks on the demo phantoms: click model vs rule-based edit vs no clicks",
 }
 
 
@@ -422,10 +423,55 @@ def gpu_suite(s: dict) -> str:
     )
 
 
+def clicks(s: dict) -> str:
+    arms = s["arms"]
+    names = {"click_edt": "click model, distance-map clicks", "plain": "plain model, no clicks",
+             "click_gauss": "click model, Gaussian-blob clicks",
+             "rule": "plain model + rule-based edit"}  # fmt: skip
+    body = [[names.get(k, k), *(fmt(a[f"dice_step{n}"]) for n in (0, 1, 5, 10)),
+             fmt(a["dice_gain_10_clicks"]), fmt(a["dice_auc"], 2),
+             *(fmt(a[f"fpv_step{n}"], 1) for n in (0, 10)),
+             *(fmt(a[f"fnv_step{n}"], 1) for n in (0, 10)),
+             fmt(a["fpv_auc"], 1), fmt(a["fnv_auc"], 1)] for k, a in arms.items()]  # fmt: skip
+    c, t = s["clicks"], s["targets"]
+    return (
+        f"`{s['dataset']}` (`lion demo`'s organ arm), {s['holdout_cases']} holdout phantoms "
+        f"({s['cases_with_tumor']} with tumor); the autoPET IV robot user's clicks "
+        f"(`lion clicks simulate`, seed 42), steps 0..{s['steps'] - 1}; models trained by "
+        f"`nnUNetv2_train -tr` with the demo's CPU schedule ({s['checkpoint']}); means over the "
+        "holdout (Dice over cases with tumor; FPV, FNV in ml; AUC over the 11 steps).\n\n"
+        + table(
+            [
+                "arm",
+                "Dice 0",
+                "Dice 1",
+                "Dice 5",
+                "Dice 10",
+                "gain 10 - 0",
+                "Dice AUC",
+                "FPV 0",
+                "FPV 10",
+                "FNV 0",
+                "FNV 10",
+                "FPV AUC",
+                "FNV AUC",
+            ],
+            body,
+        )
+        + f"\nTarget: Dice after 10 clicks at least {t['dice_gain_10_clicks']} above Dice at 0 "
+        f"clicks. Clicks: {c['tumor_on_tumor']} of {c['tumor']} tumor clicks on a tumor voxel "
+        f"({fmt(100 * c['tumor_click_on_tumor'], 1)} %, target "
+        f"{fmt(100 * t['tumor_click_on_tumor'], 0)} %), "
+        f"{c['background_off_tumor']} of {c['background']} background clicks off tumor "
+        f"({fmt(100 * c['background_click_off_tumor'], 1)} %, target "
+        f"{fmt(100 * t['background_click_off_tumor'], 0)} %).\n"
+    )
+
+
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "cohort": cohort, "evaluate": evaluate, "organ_context": organ_context,
-    "confidence": confidence, "demo": demo_seeds, "gpu_suite": gpu_suite,
+    "confidence": confidence, "demo": demo_seeds, "gpu_suite": gpu_suite, "clicks": clicks,
 }  # fmt: skip
 
 

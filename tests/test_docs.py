@@ -49,6 +49,9 @@ TINY_TRAINER = "nnUNetTrainer_LION_1ep_2it"
 SHRINK: list[tuple[str, str]] = [
     (r"^\s*(make|pip install)\b.*$", ": skipped: installed already"),
     (r"-tr nnUNetTrainer_LION(?![\w])", f"-tr {TINY_TRAINER}"),
+    # the click trainer (its demo schedule too) -> its tiny schedule, and its results folder
+    (r"-tr nnUNetTrainer_LION_Clicks(_demo)?(?![\w])", "-tr nnUNetTrainer_LION_Clicks_1ep_4it"),
+    (r"nnUNetTrainer_LION_Clicks(_demo)?__", "nnUNetTrainer_LION_Clicks_1ep_4it__"),
     (r"nnUNetTrainer_LION__", f"{TINY_TRAINER}__"),  # the results folder of that trainer
     (r"(--device|-device) cuda", r"\1 cpu"),
     (r"-f 0 1 2 3 4", "-f 0"),
@@ -89,6 +92,12 @@ def test_shrink_rules() -> None:
     assert shrink("lion plans install -d 5 --base-features 4\n").count("--base-features") == 1
     assert shrink("make demo\n").startswith(": skipped")
     assert "-tr nnUNetTrainer_LION_noweights" in shrink("x -tr nnUNetTrainer_LION_noweights\n")
+    assert shrink("x -tr nnUNetTrainer_LION_Clicks_demo\n").startswith(
+        "x -tr nnUNetTrainer_LION_Clicks_1ep_4it"
+    )
+    assert "/nnUNetTrainer_LION_Clicks_1ep_4it__LIONPlans" in shrink(
+        "m=r/nnUNetTrainer_LION_Clicks__LIONPlans\n"
+    )
 
 
 def _environment(sandbox: Path) -> dict[str, str]:

@@ -32,7 +32,7 @@ PREDICT_EXAMPLES = """\
        -f 0 -step_size 0.5 -npp 2 -nps 2 --disable_tta   # nnUNetv2_predict's names
   lion predict -i imagesTs/ -o out/ -m fdg --cluster local:2   # 2 worker processes (Dask)
   lion predict -i imagesTs/ -o out_clicks/ -m fdg --clicks clicks/   # <case_id>_clicks.json
-       # tumor/background clicks edit the mask (rule-based for models trained without clicks)
+       # a click model takes the clicks as input; other models get the rule-based edit
   lion predict -i autopet/ -o out/ -m fdg --cluster slurm --cluster-config slurm.yaml \\
        --max-workers 16      # one GPU job per worker; out/cohort.csv lists every case
 """
@@ -144,8 +144,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--clicks", default=None, metavar="FILE|DIR",
         help="a reader's clicks (autoPET IV click files): a folder of <case_id>_clicks.json, or "
-        "one file for a single image; a model trained without clicks applies the rule-based "
-        "edit (docs/interactive.md)",
+        "one file for a single image; a click model (nnUNetTrainer_LION_Clicks) takes them as "
+        "input channels, a model trained without clicks applies the rule-based edit "
+        "(docs/interactive.md)",
     )  # fmt: skip
     _add_filters(p)
     add_sharding(p)

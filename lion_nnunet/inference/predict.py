@@ -310,6 +310,14 @@ class LionPredictor:
             ) from None
         self.reader = self.predictor.plans_manager.image_reader_writer_class()
 
+    @property
+    def click_encoding(self) -> str | None:
+        """The click encoding of a click model (``nnUNetTrainer_LION_Clicks``), else None."""
+        from lion_nnunet.trainers.click_network import click_network
+
+        network = click_network(self.predictor.network)
+        return None if network is None else network.click_encoding
+
     def load(self, case: Case) -> tuple[np.ndarray, dict, sitk.Image, np.ndarray]:
         """(nnU-Net input (c, z, y, x), its properties, PET image, PET SUV voxels (z, y, x)).
 

@@ -11,9 +11,12 @@ case with its cached predictor. Arrays are numpy (z, y, x) as SimpleITK returns 
 
 Interactions enter through one seam, the case record: a case with a ``prompt`` (``lion predict
 --clicks``, :mod:`lion_nnunet.interactive.prompt`) has its clicks read against its loaded PET
-(a bad point fails that case, naming the file) and applied to the filtered tumor mask before the
-outputs are written; report.json records them. The click file is one of the case's inputs for
-resuming (:func:`files_identity`), so changed clicks make the case's output out of date.
+(a bad point fails that case, naming the file); a click model takes them as input channels
+(:meth:`~lion_nnunet.interactive.prompt.CaseClicks.model_input`), any other model has them
+applied to the filtered tumor mask (the rule-based edit) before the outputs are written;
+report.json records them and which of the two it was (``click_mode``). The click file is one
+of the case's inputs for resuming (:func:`files_identity`), so changed clicks make the case's
+output out of date.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def predict_cases(
                 model, o.device, o.use_mirroring, o.tile_step_size, o.checkpoint
             )
         provenance["device"] = predictor.predictor.device.type
+        encoding = predictor.click_encoding  # None: a model trained without clicks
         ahead = o.num_processes_preprocessing
 
         def write_outputs(
@@ -130,7 +134,9 @@ def predict_cases(
                 o.remove_in_organs, suv, o.suv_threshold,
             )  # fmt: skip
             interaction: dict = {}
-            if clicks is not None:  # after the filters: a click is the reader's word
+            if clicks is not None and encoding is not None:  # the clicks were the network's input
+                interaction = clicks.model_record(encoding)
+            elif clicks is not None:  # after the filters: a click is the reader's word
                 tumor, interaction = clicks.edit(tumor, suv, spacing_zyx)
             more = _more_outputs(case, tumor, suv, image, o.dicom_seg, o.rotating_mip, window)
             report = write_case_outputs(
@@ -168,6 +174,8 @@ def predict_cases(
                 try:  # an input that fails a check: name it, go on with the others
                     tensor, props, image, suv = future.result()
                     clicks = None if case.prompt is None else case.prompt.read(image)
+                    if clicks is not None and encoding is not None:
+                        tensor = clicks.model_input(tensor, props, predictor.predictor, encoding)
                 except LionError as e:
                     failed[case.case_id] = str(e)
                     # said once, by the caller's summary of the failures (lion.log gets this)

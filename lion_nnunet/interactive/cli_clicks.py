@@ -1,4 +1,5 @@
-"""``lion clicks simulate`` and ``lion clicks check``: autoPET IV click files."""
+"""``lion clicks simulate``, ``lion clicks check`` and ``lion clicks steps``: autoPET IV click
+files."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ EXAMPLES = """\
   lion clicks simulate --gt labelsTs/ --pet imagesTs/ -o clicks_gc/ --form gc --budget 5
   lion clicks simulate --gt labelsTs/ --from-prediction step0/ -o clicks1/  # the next click
   lion clicks simulate --gt labelsTs/ --from-prediction step1/ --clicks clicks1/ -o clicks2/
+  lion clicks steps clicks/ -o clicks_steps/          # clicks_steps/step0 .. step10
   lion clicks check clicks/PETCT_0af7ffe12a_2002-10-19_clicks.json \\
       --pet imagesTs/PETCT_0af7ffe12a_2002-10-19_0000.nii.gz
 """
@@ -78,6 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--pet", required=True, help="the PET image the clicks are for")
     add_json(c)
     c.set_defaults(func=run_check)
+
+    t = add_command(sub, "steps", "the protocol's steps: step<n>/ holds every click file cut to "
+                    "its first n tumor and n background clicks, n = 0..N", EXAMPLES)  # fmt: skip
+    t.add_argument("clicks", help="folder of <case>_clicks.json files (either form)")
+    t.add_argument("-o", "--out", required=True, help="output folder (step0/ .. stepN/)")
+    t.add_argument("--steps", type=int, default=10, help="N, the last step (default 10)")
+    add_overwrite(t)
+    t.set_defaults(func=run_steps)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -122,4 +132,24 @@ def run_check(args: argparse.Namespace) -> int:
         for path, clicks in answers.items():
             print(f"{path}: {len(clicks['tumor'])} tumor and {len(clicks['background'])} "
                   "background click(s), all inside the image")  # fmt: skip
+    return 0
+
+
+def run_steps(args: argparse.Namespace) -> int:
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.interactive.clickfile import read_clicks, write_clicks
+
+    files = sorted(Path(args.clicks).glob("*_clicks.json"))
+    if not files:
+        raise LionError(f"{args.clicks}: no <case>_clicks.json files")
+    if args.steps < 0:
+        raise LionError(f"--steps {args.steps}: expected 0 or more")
+    out = Path(args.out)
+    if (out / "step0").exists() and not args.overwrite:
+        raise LionError(f"{out / 'step0'} exists; use --overwrite to replace the steps")
+    clicks = {f.name: read_clicks(f) for f in files}  # every file checked before writing
+    for n in range(args.steps + 1):
+        for name, c in clicks.items():
+            write_clicks(c.first(n), out / f"step{n}" / name)
+    print(f"{len(files)} click file(s) cut to steps 0..{args.steps} in {out}/step<n>/")
     return 0

@@ -6,8 +6,10 @@ The one seam between prediction and interaction is the case record: ``Case.promp
 (:mod:`lion_nnunet.inference.run_loop`) then calls :meth:`Prompt.read` on the loaded PET, and
 :meth:`CaseClicks.edit` on the filtered tumor mask: the clicks are applied after the filters
 (``--min-volume-ml``, ``--suv-threshold``, ``--remove-in-organ``), as a click is the reader's
-word. Every model today is trained without clicks, so the edit is the rule-based one
-(:mod:`.rule_edit`); a click model would instead take the prompt into its input channels.
+word. A model trained without clicks gets the rule-based edit (:mod:`.rule_edit`); a click
+model (``nnUNetTrainer_LION_Clicks``) instead takes the clicks into its input channels
+(:meth:`CaseClicks.model_input`, before the network runs), and its mask is filtered as any
+prediction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .clickfile import Clicks, read_clicks, to_simple
+from .model_input import CLICK_MODEL, click_channels
 from .session import RULE_BASED, RefinementSession, apply_clicks, rule_settings
 
 
@@ -60,3 +63,18 @@ class CaseClicks:
                        "rule": rule_settings(session), "effects": effects},
         }  # fmt: skip
         return session.mask, record
+
+    def model_input(self, tensor, props: dict, predictor, encoding: str):
+        """A click model's input: the preprocessed image ``tensor`` (c, z, y, x) and the two
+        click channels on its grid (:mod:`.model_input`); ``predictor`` is nnU-Net's."""
+        import torch
+
+        managers = (predictor.plans_manager, predictor.configuration_manager)
+        channels = click_channels(self.clicks, props, *managers, tensor.shape[1:], encoding)
+        return torch.cat([tensor, torch.from_numpy(channels).to(tensor.dtype)])
+
+    def model_record(self, encoding: str) -> dict:
+        """report.json's keys for clicks given to a click model."""
+        return {"click_mode": CLICK_MODEL,
+                "clicks": {"file": str(self.prompt.click_file), **to_simple(self.clicks),
+                           "encoding": encoding}}  # fmt: skip

@@ -22,13 +22,11 @@ Two ways a click becomes a mask, chosen by the model:
 * **rule-based edit** (every model trained without clicks; what this module does): the rule of
   :mod:`lion_nnunet.interactive.rule_edit` on the SUV, the box is the click's reach (tumor
   click) or the removed component's bounding box (background click);
-* **a click model** (a network trained with click channels; not built yet): the session's
-  :meth:`~RefinementSession._propose` is where it plugs in. It would re-run the predictor's
-  sliding window on the tiles whose patches overlap the click's reach (the click encoding's
-  radius), with the clicks as extra input channels, on the preprocessed image and logits the
-  session kept from the first prediction; the new logits replace the old inside those tiles,
-  and the returned box is those tiles' extent on the PET grid. The in-place update, the undo
-  record and the locality guarantee stay as they are.
+* **a click model** (``nnUNetTrainer_LION_Clicks``): :meth:`~RefinementSession._propose` is
+  where it plugs in; :class:`lion_nnunet.interactive.model_session.ClickModelSession` runs the
+  network's sliding window on the click's crop (the encoding's reach plus half a patch) with
+  every click so far in its click channels, and returns the crop's extent on the PET grid and
+  its tumor mask there. The in-place update, the undo record and the locality stay as they are.
 """
 
 from __future__ import annotations
