@@ -5,8 +5,8 @@ On ``lion demo``'s phantom cohort (its organ arm, Dataset901_DemoFDG_organs: 40 
 (``nnUNetv2_train 901 3d_fullres 0 -p LIONPlans -tr <trainer> -device cpu``, the demo's
 environment and ``LION_SEED``):
 
-* ``click_edt``: ``nnUNetTrainer_LION_Clicks_demo`` (clicks as Euclidean distance maps);
-* ``click_gauss``: ``nnUNetTrainer_LION_ClicksGauss_demo`` (clicks as Gaussian blobs);
+* ``click_edt``: ``nnUNetTrainer_LION_ClicksEdt_demo`` (clicks as Euclidean distance maps);
+* ``click_gauss``: ``nnUNetTrainer_LION_Clicks_demo`` (clicks as Gaussian blobs);
 * ``rule``: the plain demo model ``nnUNetTrainer_LION_tumorDice_demo`` with the rule-based edit;
 * ``plain``: the plain demo model without clicks (its one prediction at every step).
 
@@ -36,8 +36,8 @@ from run_all import SUMMARY_MARK
 WORK = Path(__file__).resolve().parent / "work" / "clicks"
 DATASET = "Dataset901_DemoFDG_organs"
 PLAIN = "nnUNetTrainer_LION_tumorDice_demo"
-CLICK_TRAINERS = {"click_edt": "nnUNetTrainer_LION_Clicks_demo",
-                  "click_gauss": "nnUNetTrainer_LION_ClicksGauss_demo"}  # fmt: skip
+CLICK_TRAINERS = {"click_edt": "nnUNetTrainer_LION_ClicksEdt_demo",
+                  "click_gauss": "nnUNetTrainer_LION_Clicks_demo"}  # fmt: skip
 STEPS = 10
 SHOWN_STEPS = (0, 1, 5, 10)
 TARGET_DICE_GAIN = 0.15

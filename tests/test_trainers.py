@@ -36,8 +36,8 @@ LION_TRAINERS = [
     "nnUNetTrainer_LION_1ep_2it", "nnUNetTrainer_LION_2ep_5it", "nnUNetTrainer_LION_4ep_12it",
     "nnUNetTrainer_LION_4ep_25it", "nnUNetTrainer_LION_16ep_25it",
     "nnUNetTrainer_LION_tumorDice_demo", "nnUNetTrainer_LION_tumorDice_demo_finetune",
-    "nnUNetTrainer_LION_Clicks", "nnUNetTrainer_LION_Clicks_demo",
-    "nnUNetTrainer_LION_ClicksGauss_demo", "nnUNetTrainer_LION_Clicks_1ep_4it",
+    "nnUNetTrainer_LION_Clicks", "nnUNetTrainer_LION_ClicksEdt_demo",
+    "nnUNetTrainer_LION_Clicks_demo", "nnUNetTrainer_LION_Clicks_1ep_4it",
 ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from lion_nnunet.trainers.clicks import (  # noqa: F401
     nnUNetTrainer_LION_Clicks,
     nnUNetTrainer_LION_Clicks_1ep_4it,
     nnUNetTrainer_LION_Clicks_demo,
-    nnUNetTrainer_LION_ClicksGauss_demo,
+    nnUNetTrainer_LION_ClicksEdt_demo,
 )
 from lion_nnunet.trainers.cpu_demo import *  # noqa: F403
 from lion_nnunet.trainers.lion import (  # noqa: F401
