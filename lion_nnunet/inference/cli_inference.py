@@ -33,6 +33,9 @@ PREDICT_EXAMPLES = """\
   lion predict -i imagesTs/ -o out/ -m fdg --cluster local:2   # 2 worker processes (Dask)
   lion predict -i imagesTs/ -o out_clicks/ -m fdg --clicks clicks/   # <case_id>_clicks.json
        # a click model takes the clicks as input; other models get the rule-based edit
+  lion predict -i imagesTs/ -o out_steps/ -m MODEL --click-steps clicks_steps/
+       # step0 .. stepN of lion clicks steps, model loaded once; out_steps/steps/ for
+       # lion evaluate --interactive
   lion predict -i autopet/ -o out/ -m fdg --cluster slurm --cluster-config slurm.yaml \\
        --max-workers 16      # one GPU job per worker; out/cohort.csv lists every case
 """
@@ -141,12 +144,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write tumor_probability.nii.gz (the fold ensemble's tumor "
                    "probability, float32 on the PET grid)")  # fmt: skip
-    p.add_argument(
+    interaction = p.add_mutually_exclusive_group()
+    interaction.add_argument(
         "--clicks", default=None, metavar="FILE|DIR",
         help="a reader's clicks (autoPET IV click files): a folder of <case_id>_clicks.json, or "
         "one file for a single image; a click model (nnUNetTrainer_LION_Clicks) takes them as "
         "input channels, a model trained without clicks applies the rule-based edit "
         "(docs/interactive.md)",
+    )  # fmt: skip
+    interaction.add_argument(
+        "--click-steps", default=None, metavar="STEPS",
+        help="every step of the autoPET IV protocol in one run, the model loaded once: STEPS/"
+        "step0 .. stepN of click files (lion clicks steps); step n is predicted as --clicks "
+        "STEPS/step<n> into OUT/step<n>/, and its tumor.nii.gz copied to OUT/steps/"
+        "<case_id>_pred<n>.nii.gz for lion evaluate --interactive OUT/steps/",
     )  # fmt: skip
     _add_filters(p)
     add_sharding(p)
@@ -204,6 +215,8 @@ def run_predict(args: argparse.Namespace) -> int:
     folds = None if options.folds is None else list(options.folds)
     model = check_model_folder(_model_folder(args), folds, options.checkpoint, options.tumor_label)
     cases = discover_cases(args.input, model.num_channels)
+    if args.click_steps is not None:
+        return _predict_click_steps(args, cases, model.folder, options, cluster)
     if args.clicks is not None:
         from lion_nnunet.interactive.click_inputs import attach_click_files
 
@@ -220,6 +233,35 @@ def run_predict(args: argparse.Namespace) -> int:
     if failed:  # the others were written; exit 1 naming the failed ones
         raise LionError(
             f"{len(failed)} case(s) not predicted, {len(result['predicted'])} predicted; a "
+            f"re-run predicts only what is missing:\n{failures(failed)}"
+        )
+    return 0
+
+
+def _predict_click_steps(args: argparse.Namespace, cases, model_folder, options, cluster) -> int:
+    """``lion predict --click-steps``: every step in this process, one predictor for all."""
+    from lion_nnunet.cohort.cluster import runs_here, visible_gpus
+    from lion_nnunet.interactive.click_steps import predict_click_steps
+    from lion_nnunet.wording import failures
+
+    if not runs_here(cluster, visible_gpus(options.device)):
+        raise LionError(
+            f"--click-steps runs in one process (the model loaded once for every step); drop "
+            f"--cluster {cluster.spec}, or run lion predict --clicks STEPS/step<n> per step on it"
+        )
+    result = predict_click_steps(cases, model_folder, args.output, args.click_steps, options)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['steps']} step(s): predicted {len(result['predicted'])} case-step(s), "
+            f"skipped {len(result['skipped'])} done with the same settings; step predictions "
+            f"for lion evaluate --interactive in {result['steps_dir']}"
+        )
+    failed = result["failed"]
+    if failed:
+        raise LionError(
+            f"{len(failed)} case-step(s) not predicted, {len(result['predicted'])} predicted; a "
             f"re-run predicts only what is missing:\n{failures(failed)}"
         )
     return 0
