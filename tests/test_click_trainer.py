@@ -184,3 +184,49 @@ def test_refinement_session_runs_the_click_model_around_the_click(click_model: d
     assert session.mask.sum() == 1
     session.reset_interactions()
     assert session.mask.sum() == 1 and session.clicks == type(session.clicks)()
+
+
+@pytest.mark.parametrize("known_answer", [False, True], ids=["trained", "known-answer"])
+def test_click_steps_equal_separate_predictions_with_one_model_load(
+    click_model: dict, tmp_path, monkeypatch, known_answer: bool
+):
+    """``lion predict --click-steps``: each step's mask is the one ``--clicks STEPS/step<n>``
+    gives, with the trained weights and with the known-answer network (masks that the clicks
+    decide: step 0 none, later steps the balls around the tumor clicks)."""
+    from lion_nnunet.inference.predict import LionPredictor
+
+    built: dict = {}
+    if known_answer:
+        _known_answer(monkeypatch, built)
+    loads: list = []
+    init = LionPredictor.__init__
+
+    def counted(self, *args, **kwargs):
+        loads.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(LionPredictor, "__init__", counted)
+    write_clicks(Clicks(tumor=((5, 9, 14), (18, 15, 6)), background=((20, 20, 3), (3, 3, 20))),
+                 tmp_path / "clicks" / "case1_clicks.json")  # fmt: skip
+    assert main(["clicks", "steps", str(tmp_path / "clicks"), "-o", str(tmp_path / "steps"),
+                 "--steps", "2"]) == 0  # fmt: skip
+    out = tmp_path / "out"
+    assert _predict(click_model, out, "--click-steps", str(tmp_path / "steps")) == 0
+    assert len(loads) == 1  # three steps, one model load
+    masks = {}
+    for n in (0, 2):
+        alone = tmp_path / f"alone{n}"
+        assert _predict(click_model, alone, "--clicks", str(tmp_path / "steps" / f"step{n}")) == 0
+        masks[n] = _tumor(out / f"step{n}")
+        np.testing.assert_array_equal(masks[n], _tumor(alone))
+        flat = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "steps" / f"case1_pred{n}.nii.gz")))
+        np.testing.assert_array_equal(flat, masks[n])
+        report = json.loads((out / f"step{n}" / "case1" / "report.json").read_text())
+        assert report["click_mode"] == "click model" and len(report["clicks"]["tumor"]) == n
+    if known_answer:  # 10 * (1 - d / 40 mm) - 5 > 0 within 20 mm of a tumor click
+        zz, yy, xx = np.indices(SHAPE)
+        near = [SPACING * np.sqrt((zz - k) ** 2 + (yy - j) ** 2 + (xx - i) ** 2) < 20
+                for i, j, k in ((5, 9, 14), (18, 15, 6))]  # fmt: skip
+        assert not masks[0].any()
+        assert masks[2][14, 9, 5] and masks[2][6, 15, 18]
+        assert not masks[2][~(near[0] | near[1])].any()
