@@ -12,10 +12,11 @@ environment and ``LION_SEED``):
 
 Clicks: ``lion clicks simulate`` (the autoPET IV robot user, 10 tumor + 10 background, seed 42)
 on the holdout; step n gives the first n of each kind (``lion clicks steps``). Every step is
-predicted as ``lion predict --clicks`` predicts it (the same run loop, in this process with one
-predictor per model; the rule-based edit is applied to the plain model's filtered mask as the
-run loop applies it), and scored by ``lion evaluate --interactive``'s code. Also: the share of
-tumor clicks on a ground-truth tumor voxel and of background clicks off it.
+predicted as ``lion predict --clicks`` predicts it (``lion predict --click-steps``: the same run
+loop, in this process with one predictor per model; the rule-based edit is applied to the plain
+model's filtered mask as the run loop applies it), and scored by ``lion evaluate
+--interactive``'s code. Also: the share of tumor clicks on a ground-truth tumor voxel and of
+background clicks off it.
 
     python benchmarks/clicks.py --demo /tmp/demo      # after lion demo --out /tmp/demo
                                                       # (trains the click models it lacks)
@@ -60,27 +61,19 @@ def train(demo: Path, trainer: str) -> None:
     subprocess.run(cmd, check=True, env=demo_environment(demo), stdout=subprocess.DEVNULL)
 
 
-def predict_steps(model: Path, images: Path, click_folders: list[Path], out: Path,
-                  steps_dir: Path, checkpoint: str) -> None:  # fmt: skip
-    """A click model's prediction at every step, as ``lion predict --clicks`` makes it."""
-    from lion_nnunet.inference.model import check_model_folder
+def predict_steps(model: Path, images: Path, click_steps: Path, out: Path, steps_dir: Path,
+                  checkpoint: str) -> None:  # fmt: skip
+    """A click model's prediction at every step, as ``lion predict --click-steps`` makes it (each
+    step as ``lion predict --clicks`` would, one predictor for all), copied into ``steps_dir``."""
     from lion_nnunet.inference.options import PredictOptions
-    from lion_nnunet.inference.predict import LionPredictor, discover_cases
-    from lion_nnunet.inference.run_loop import predict_cases
-    from lion_nnunet.interactive.click_inputs import attach_click_files
+    from lion_nnunet.inference.predict import discover_cases
+    from lion_nnunet.interactive.click_steps import predict_click_steps
 
     options = PredictOptions(folds=("0",), checkpoint=checkpoint, device="cpu", progress=False,
                              overwrite=True)  # fmt: skip
-    info = check_model_folder(model, ["0"], checkpoint)
-    predictor = LionPredictor(info, "cpu", options.use_mirroring, options.tile_step_size,
-                              checkpoint)  # fmt: skip
-    cases = discover_cases(images)
-    for n, folder in enumerate(click_folders):
-        predict_cases(attach_click_files(cases, folder), model, out / f"step{n}", options,
-                      predictor=predictor)  # fmt: skip
-        for case in cases:
-            shutil.copy(out / f"step{n}" / case.case_id / "tumor.nii.gz",
-                        steps_dir / f"{case.case_id}_pred{n}.nii.gz")  # fmt: skip
+    result = predict_click_steps(discover_cases(images), model, out, click_steps, options)
+    for path in Path(result["steps_dir"]).glob("*_pred*.nii.gz"):
+        shutil.copy(path, steps_dir / path.name)
 
 
 def rule_steps(plain_out: Path, images: Path, click_folders: list[Path], steps_dir: Path,
@@ -167,8 +160,8 @@ def main() -> None:
         folder.mkdir()
     for arm, trainer in CLICK_TRAINERS.items():
         if arm in steps:
-            predict_steps(model_folder(demo, trainer), images, folders, WORK / f"out_{arm}",
-                          steps[arm], args.checkpoint)  # fmt: skip
+            predict_steps(model_folder(demo, trainer), images, WORK / "clicks_steps",
+                          WORK / f"out_{arm}", steps[arm], args.checkpoint)  # fmt: skip
     if "rule" in steps or "plain" in steps:
         plain_out = WORK / "out_plain"
         assert lion(["predict", "-i", str(images), "-o", str(plain_out), "-m",

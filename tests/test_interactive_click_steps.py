@@ -185,3 +185,14 @@ def test_click_steps_and_clicks_are_exclusive(two_cases: dict, tmp_path: Path):
         _predict(two_cases, tmp_path / "out", "--click-steps", str(two_cases["steps"]),
                  "--clicks", str(two_cases["steps"] / "step0"))  # fmt: skip
     assert stop.value.code == 2
+
+
+def test_click_steps_on_a_cluster_is_refused(
+    two_cases: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    out = tmp_path / "out"
+    code = _predict(two_cases, out, "--click-steps", str(two_cases["steps"]), "--cluster",
+                    "local:2")  # fmt: skip
+    assert code == 1
+    assert "--click-steps runs in one process" in capsys.readouterr().err
+    assert not out.exists() or not any(out.rglob("*.nii.gz"))
