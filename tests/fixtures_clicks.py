@@ -85,7 +85,7 @@ class KnownAnswer(torch.nn.Module):
         self.classes = classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros((x.shape[0], self.classes, *x.shape[2:]), dtype=x.dtype)
+        out = x.new_zeros((x.shape[0], self.classes, *x.shape[2:]))  # on x's device (CUDA too)
         out[:, 1] = 10 * (x[:, 1] - x[:, 2]) - 5
         return out
 
