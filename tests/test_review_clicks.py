@@ -148,7 +148,8 @@ def test_a_changed_or_missing_click_model_falls_back_to_the_rule_based_edit(clic
     assert served["built"]["count"] == 1  # lion predict's; the server loaded no model
 
 
-def test_a_plain_models_case_gets_the_rule_based_edit(tmp_path, serve) -> None:
+def test_a_plain_models_case_gets_the_rule_based_edit(tmp_path, serve, monkeypatch,
+                                                     capsys) -> None:  # fmt: skip
     from lion_nnunet.inference.model import make_random_model
 
     folder = tmp_path / "Dataset994_PLAIN" / "nnUNetTrainer__LIONPlans__3d_fullres"
@@ -162,6 +163,17 @@ def test_a_plain_models_case_gets_the_rule_based_edit(tmp_path, serve) -> None:
     (tmp_path / "images").mkdir()
     sitk.WriteImage(image, str(tmp_path / "images" / "p1_0000.nii.gz"))
     _predict(tmp_path / "images", tmp_path / "pred", model)
+    # lion review --serve prints which method clicks get (Ctrl-C at once)
+    from http.server import ThreadingHTTPServer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ThreadingHTTPServer, "serve_forever", interrupted)
+        assert main(["review", "--pred", str(tmp_path / "pred"), "-o", str(tmp_path / "g0"),
+                     "--no-pbar", "--serve", "0"]) == 0  # fmt: skip
+    assert f"clicks: {RULE_BASED} for 1 case(s)\n" in capsys.readouterr().out
     served = serve(tmp_path / "pred")
     assert (
         served["server"].corrections.click_methods_line() == f"clicks: {RULE_BASED} for 1 case(s)"
