@@ -19,7 +19,7 @@ import pytest
 from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
 
 # session fixtures that train a model with the stock nnU-Net commands (minutes each)
-TRAINED = {"trained_fdg_model", "trained_psma_model", "trained_lionz_model"}
+TRAINED = {"trained_fdg_model", "trained_psma_model", "trained_lionz_model", "click_model"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -89,6 +89,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         )
 
 
+from fixtures_clicks import *  # noqa: E402, F403
 from fixtures_cohorts import *  # noqa: E402, F403
 from fixtures_lionz import *  # noqa: E402, F403
 from fixtures_nnunet import *  # noqa: E402, F403

@@ -2,7 +2,8 @@
 network at ``lion predict --clicks`` on the right voxels, and without clicks it is automatic.
 
 The data set is tiny (four 24^3 PETs at 6 mm, a hot ball of tumor in each, patch 16^3, 4 base
-features) so that the stock commands run in well under a minute on 2 cores. Four iterations
+features; the session fixture ``click_model`` of tests/fixtures_clicks.py) so that the stock
+commands run in well under a minute on 2 cores. Four iterations
 teach the network nothing, so where the click must land is checked with a network whose answer
 is known by hand: the trained model's inner network is swapped for one whose tumor logit is
 ``10 * (tumor channel - background channel) - 5``, i.e. tumor where the tumor click's distance
@@ -13,71 +14,17 @@ a trained model is measured in ``benchmarks/clicks.py``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
 import torch
-from fixtures_nnunet import run_stock
+from fixtures_clicks import CLICK_SHAPE as SHAPE
+from fixtures_clicks import CLICK_SPACING as SPACING
+from fixtures_clicks import use_known_answer
 
 from lion_nnunet.cli import main
 from lion_nnunet.interactive.clickfile import Clicks, write_clicks
-from lion_nnunet.labels import get_label_set
-
-TRAINER = "nnUNetTrainer_LION_Clicks_1ep_4it"
-SPACING = 6.0
-SHAPE = (24, 24, 24)  # z, y, x
-DATASET = 993
-
-
-@pytest.fixture(scope="module")
-def click_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A click model trained 4 iterations by the stock commands on four tiny PETs."""
-    root = tmp_path_factory.mktemp("click_trainer")
-    env = dict(os.environ)
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        env[var] = str(root / var)
-        Path(env[var]).mkdir()
-    env.update(nnUNet_compile="false", nnUNet_n_proc_DA="0", OMP_NUM_THREADS="2")
-    raw = root / "nnUNet_raw" / f"Dataset{DATASET}_CLICKS"
-    (raw / "imagesTr").mkdir(parents=True)
-    (raw / "labelsTr").mkdir()
-    rng = np.random.default_rng(0)
-    zz, yy, xx = np.indices(SHAPE)
-    for k in range(4):
-        centre = rng.integers(7, 17, 3)
-        ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= 9
-        suv = rng.uniform(0.5, 1.5, SHAPE).astype(np.float32) + 6.0 * ball
-        pairs = ((suv, raw / "imagesTr" / f"c{k}_0000.nii.gz"),
-                 (ball.astype(np.uint8), raw / "labelsTr" / f"c{k}.nii.gz"))  # fmt: skip
-        for array, path in pairs:
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing((SPACING,) * 3)
-            sitk.WriteImage(image, str(path))
-    dataset_json = {"channel_names": {"0": "PET"}, "labels": get_label_set("fdg").labels(),
-                    "numTraining": 4, "file_ending": ".nii.gz"}  # fmt: skip
-    (raw / "dataset.json").write_text(json.dumps(dataset_json))
-    did = str(DATASET)
-    run_stock("nnUNetv2_extract_fingerprint", "-d", did, "-np", "1", env=env)
-    run_stock("lion", "plans", "install", "--dataset", did, "--tracer", "fdg", "--patch-size",
-              "16", "16", "16", "--spacing", "dataset", "--base-features", "4",
-              "--blocks-per-stage", "1", env=env)  # fmt: skip
-    run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
-              "-np", "1", env=env)  # fmt: skip
-    pre = root / "nnUNet_preprocessed" / raw.name
-    (pre / "splits_final.json").write_text(json.dumps([{"train": ["c0", "c1", "c2"],
-                                                        "val": ["c3"]}]))  # fmt: skip
-    run_stock("nnUNetv2_train", did, "3d_fullres", "0", "-p", "LIONPlans", "-tr", TRAINER,
-              "-device", "cpu", env=env)  # fmt: skip
-    images = root / "images"
-    images.mkdir()
-    image = sitk.GetImageFromArray(np.ones(SHAPE, np.float32))  # no lesion: only clicks tell
-    image.SetSpacing((SPACING,) * 3)
-    sitk.WriteImage(image, str(images / "case1_0000.nii.gz"))
-    model = root / "nnUNet_results" / raw.name / f"{TRAINER}__LIONPlans__3d_fullres"
-    return {"model": model, "images": images, "root": root}
 
 
 def _predict(click_model: dict, out: Path, *more: str) -> int:
@@ -88,19 +35,6 @@ def _predict(click_model: dict, out: Path, *more: str) -> int:
 
 def _tumor(out: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(out / "case1" / "tumor.nii.gz")))
-
-
-class _KnownAnswer(torch.nn.Module):
-    """Tumor logit 10 * (tumor clicks - background clicks) - 5; every other class 0."""
-
-    def __init__(self, classes: int) -> None:
-        super().__init__()
-        self.classes = classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros((x.shape[0], self.classes, *x.shape[2:]), dtype=x.dtype)
-        out[:, 1] = 10 * (x[:, 1] - x[:, 2]) - 5
-        return out
 
 
 def test_click_model_is_found_trains_and_predicts_automatically(click_model: dict, tmp_path):
@@ -121,27 +55,9 @@ def test_click_model_is_found_trains_and_predicts_automatically(click_model: dic
         "click_mode"] == "click model"  # fmt: skip
 
 
-def _known_answer(monkeypatch, built: dict) -> None:
-    """Every LionPredictor built from now on runs :class:`_KnownAnswer` inside its click model."""
-    from lion_nnunet.inference.predict import LionPredictor
-
-    original = LionPredictor.__init__
-
-    def with_known_answer(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        wrapper = self.predictor.network
-        wrapper.network = _KnownAnswer(self.predictor.label_manager.num_segmentation_heads)
-        self.predictor.list_of_parameters = [{}]  # nothing to load into the known answer
-        wrapper.load_state_dict = lambda params: None
-        built["encoding"] = self.click_encoding
-        built["predictor"] = self
-
-    monkeypatch.setattr(LionPredictor, "__init__", with_known_answer)
-
-
 def test_clicks_reach_the_network_on_the_clicked_voxels(click_model: dict, tmp_path, monkeypatch):
     built: dict = {}
-    _known_answer(monkeypatch, built)
+    use_known_answer(monkeypatch, built)
     click = (5, 9, 14)  # (i, j, k): numpy (z, y, x) = (14, 9, 5)
     write_clicks(Clicks(tumor=(click,), background=((20, 20, 3),)), tmp_path / "c.json")
     assert _predict(click_model, tmp_path / "clicked", "--clicks", str(tmp_path / "c.json")) == 0
@@ -163,7 +79,7 @@ def test_refinement_session_runs_the_click_model_around_the_click(click_model: d
     from lion_nnunet.interactive.model_session import ClickModelSession
 
     built: dict = {}
-    _known_answer(monkeypatch, built)
+    use_known_answer(monkeypatch, built)
     predictor = LionPredictor(check_model_folder(click_model["model"], ["0"]), "cpu", False)
     session = ClickModelSession(predictor)
     shape = (60, 24, 24)  # z: the click's crop (40 mm reach + half a patch) ends at z 28

@@ -94,6 +94,7 @@ def run_review(args: argparse.Namespace) -> int:
         f"decisions -> {result['reviews']}); Ctrl-C stops",
         flush=True,
     )
+    print(server.corrections.click_methods_line(), flush=True)  # type: ignore[attr-defined]
     try:
         server.serve_forever()
     except KeyboardInterrupt:

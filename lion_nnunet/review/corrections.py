@@ -19,8 +19,10 @@ writes, next to ``tumor.nii.gz`` and ``report.json`` which stay as ``lion predic
 * ``corrections.json``: ``case_id``, ``prediction`` and its ``prediction_sha256``, ``model``
   (report.json's), ``mask_sha256`` (of tumor_corrected.nii.gz) and ``edits``, in order: each
   with ``n``, ``kind`` (``mask`` or ``clicks``), ``time`` (UTC), ``reviewer``, the clicks given
-  (``tumor``, ``background``, voxel indices (i, j, k)) and ``method`` for clicks, the voxels
-  ``added`` and ``removed``, and the ``tmtv_ml`` and ``lesion_count`` after it.
+  (``tumor``, ``background``, voxel indices (i, j, k)) and ``method`` for clicks (``click
+  model``, with ``model``, ``fold``, ``encoding`` and the ``earlier_clicks`` it read, or
+  ``rule-based edit``, with its ``rule``, and ``fallback``: why a click model was not used),
+  the voxels ``added`` and ``removed``, and the ``tmtv_ml`` and ``lesion_count`` after it.
 
 Atomic as a set: the new files are first written under temporary names, then a journal listing
 the renames is written (atomically), then the renames are made, corrections.json last, and the
@@ -189,14 +191,24 @@ class CorrectionStore:
 
     def __init__(self, pred_dir: str | Path, book, pet_dir: str | Path | None = None) -> None:
         from .cases import case_folders
+        from .click_methods import ClickModels
 
         self.pred_dir = Path(pred_dir)
         self.book = book
         self.pet_dir = Path(pet_dir) if pet_dir is not None else None
+        self.click_models = ClickModels()  # each click model loaded once per server
         self.folders: dict[str, Path] = {}
         for folder in case_folders(self.pred_dir):
             report = json.loads((folder / "report.json").read_text())
             self.folders[str(report.get("case_id") or folder.name)] = folder
+
+    def click_methods_line(self) -> str:
+        """Which method each case's clicks get, in one line
+        (:func:`~lion_nnunet.review.click_methods.methods_line`)."""
+        from .click_methods import methods_line
+
+        return methods_line({case_id: json.loads((folder / "report.json").read_text())
+                             for case_id, folder in self.folders.items()})  # fmt: skip
 
     def _pet(self, case_id: str, folder: Path, report: dict) -> tuple[sitk.Image, np.ndarray]:
         from .volumes import find_case_pet, pet_candidates
@@ -243,16 +255,27 @@ class CorrectionStore:
                               {"kind": "mask"}, reviewer)  # fmt: skip
 
     def save_clicks(self, case_id: str, data: object, reviewer: str = "") -> dict:
-        """Refine the case's current mask with tumor and background clicks: the interactive
-        session's rule-based edit (:mod:`lion_nnunet.interactive.session`), as ``lion predict
-        --clicks`` applies it."""
+        """Refine the case's current mask with tumor and background clicks, as ``lion predict
+        --clicks`` would: with the click model the case was predicted with when it is one, else
+        with the rule-based edit (:func:`~lion_nnunet.review.click_methods.case_method`; a click
+        model whose folder is gone or whose checkpoint changed falls back to the rule-based edit,
+        and the answer and corrections.json say why, as ``fallback``). The answer and the edit
+        record name the ``method``.
+
+        A reader's clicks on a case come one request after another, and a click model reads
+        every click so far (its click channels), as in one session: the new clicks are given
+        after the clicks of the case's earlier click edits (corrections.json, in order) that the
+        current mask still agrees with, a tumor click on a voxel that is tumor, a background
+        click on one that is background. So an earlier click is forgotten when the mask was made
+        to disagree with it since: undone (the page's undo saves the mask as it was), painted
+        over, or not followed by the model, which a reader answers by clicking again. Only the
+        new clicks change the mask, each within its own crop
+        (:class:`~lion_nnunet.interactive.model_session.ClickModelSession`); the earlier ones
+        are already in it. The rule-based edit reads only the new clicks.
+        """
         from lion_nnunet.interactive.clickfile import parse_clicks
-        from lion_nnunet.interactive.session import (
-            RULE_BASED,
-            RefinementSession,
-            apply_clicks,
-            rule_settings,
-        )
+
+        from .click_methods import case_method
 
         folder = self.folders[case_id]
         with case_lock(folder):
@@ -260,16 +283,40 @@ class CorrectionStore:
             clicks = parse_clicks(data, f"clicks of {case_id}", image=pet_image)
             if not len(clicks):
                 raise LionError(f"clicks of {case_id}: no tumor or background click given")
-            session = RefinementSession()
-            session.set_image(suv, pet_image.GetSpacing()[::-1])  # arrays (z, y, x)
+            method = case_method(report)
+            if method.fallback:
+                log.warning("%s: %s", case_id, method.fallback)
             mask = before.astype(np.uint8)  # the session edits it in place
+            spacing = pet_image.GetSpacing()[::-1]  # arrays (z, y, x)
+            if method.model is not None:
+                earlier = _agreed_clicks(read_corrections(folder) or {}, before)
+                edit = self._model_clicks(method, suv, spacing, mask, earlier, clicks)
+            else:
+                edit = _rule_clicks(suv, spacing, mask, clicks)
+            edit.update({"tumor": [list(p) for p in clicks.tumor],
+                         "background": [list(p) for p in clicks.background]})  # fmt: skip
+            if method.fallback:
+                edit["fallback"] = method.fallback
+            answer = self._save(case_id, folder, report, pet_image, suv, before, mask > 0, edit,
+                                reviewer)  # fmt: skip
+            return {**answer, "method": method.describe(),
+                    **({"fallback": method.fallback} if method.fallback else {})}  # fmt: skip
+
+    def _model_clicks(self, method, suv, spacing, mask, earlier, clicks) -> dict:
+        """``clicks`` through ``method``'s click model after the ``earlier`` ones; the edit's
+        record."""
+        from lion_nnunet.interactive.session import apply_clicks
+
+        with self.click_models.session(method) as session:
+            session.set_image(suv, spacing)
             session.set_target_buffer(mask)
+            session.clicks = earlier  # in its channels, not applied again
             apply_clicks(session, clicks)
-            edit = {"kind": "clicks", "method": RULE_BASED, "rule": rule_settings(session),
-                    "tumor": [list(p) for p in clicks.tumor],
-                    "background": [list(p) for p in clicks.background]}  # fmt: skip
-            return self._save(case_id, folder, report, pet_image, suv, before, mask > 0, edit,
-                              reviewer)  # fmt: skip
+        given = {"tumor": [list(p) for p in earlier.tumor],
+                 "background": [list(p) for p in earlier.background]}  # fmt: skip
+        return {"kind": "clicks", "method": method.name, "model": str(method.model.folder),
+                "fold": method.model.folds[0], "encoding": session.encoding,
+                "earlier_clicks": given}  # fmt: skip
 
     def _save(self, case_id, folder, report, pet_image, suv, before, mask, edit, reviewer) -> dict:
         from lion_nnunet.inference.lesion_files import color_table
@@ -411,3 +458,36 @@ def _organs(folder: Path):
     path = folder / "organs.nii.gz"
     organs = sitk.GetArrayFromImage(read_image(path, "organs")) if path.is_file() else None
     return label_set, organs
+
+
+def _rule_clicks(suv: np.ndarray, spacing, mask: np.ndarray, clicks) -> dict:
+    """The rule-based edit of ``mask`` (z, y, x, uint8; in place) by ``clicks``; its record."""
+    from lion_nnunet.interactive.session import (
+        RULE_BASED,
+        RefinementSession,
+        apply_clicks,
+        rule_settings,
+    )
+
+    session = RefinementSession()
+    session.set_image(suv, spacing)
+    session.set_target_buffer(mask)
+    apply_clicks(session, clicks)
+    return {"kind": "clicks", "method": RULE_BASED, "rule": rule_settings(session)}
+
+
+def _agreed_clicks(record: dict, mask: np.ndarray):
+    """The clicks of corrections.json's click edits, in order, that ``mask`` (z, y, x) agrees
+    with: tumor clicks on tumor voxels, background clicks on background voxels."""
+    from lion_nnunet.interactive.clickfile import Clicks
+
+    clicks = Clicks()
+    for edit in record.get("edits") or []:
+        if edit.get("kind") != "clicks":
+            continue
+        for name, tumor in (("tumor", True), ("background", False)):
+            for i, j, k in edit.get(name) or []:
+                inside = all(0 <= p < n for p, n in zip((k, j, i), mask.shape, strict=True))
+                if inside and bool(mask[k, j, i]) == tumor:
+                    clicks = clicks.added(name, (int(i), int(j), int(k)))
+    return clicks

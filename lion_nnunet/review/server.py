@@ -10,7 +10,9 @@ Standard library only (``http.server``). What it answers (the HTTP interface, do
 * ``POST /api/reviews`` with ``{case_id, decision, comment, reviewer, lesions}``: replaces that
   case's row of ``GALLERY/reviews.csv`` (:class:`~lion_nnunet.review.reviews.ReviewBook`).
 * ``POST /api/cases/<case_id>/mask`` and ``POST /api/cases/<case_id>/clicks``: a corrected mask
-  (:mod:`.corrections`, only when the server knows the prediction folder).
+  (:mod:`.corrections`, only when the server knows the prediction folder); clicks are refined
+  by the case's click model, else by the rule-based edit (:mod:`.click_methods`), and the
+  answer's ``method`` says which.
 * ``GET /api/cases/<case_id>/mask``: the case's current mask (the corrected one where it exists)
   in the raw form ``POST .../mask`` takes (gzip'd uint8 voxels, i fastest), with headers
   ``X-Lion-Corrected: true|false`` and ``X-Lion-Size: nx,ny,nz``.
@@ -270,8 +272,9 @@ def make_server(
     """A server (not yet running) for ``gallery_dir`` on ``host:port`` (port 0: a free one).
 
     ``pred_dir`` (``lion predict``'s output folder) enables the mask and clicks API
-    (:class:`~lion_nnunet.review.corrections.CorrectionStore`, PET from ``pet_dir`` or the
-    case folders). ``token`` defaults to a fresh random one (``server.token``). Call
+    (:class:`~lion_nnunet.review.corrections.CorrectionStore`, ``server.corrections``; PET
+    from ``pet_dir`` or the case folders). ``token`` defaults to a fresh random one
+    (``server.token``). Call
     ``serve_forever()`` on it (in a thread, or until Ctrl-C) and ``server_close()`` after.
     """
     gallery_dir = Path(gallery_dir)
@@ -294,6 +297,7 @@ def make_server(
             "(--serve PORT, or --serve 0 for a free one)"
         ) from None
     server.token = token  # type: ignore[attr-defined]
+    server.corrections = corrections  # type: ignore[attr-defined]
     return server
 
 
