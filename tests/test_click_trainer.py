@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 from fixtures_clicks import CLICK_SHAPE as SHAPE
@@ -113,7 +114,7 @@ def test_click_steps_equal_separate_predictions_with_one_model_load(
 
     built: dict = {}
     if known_answer:
-        _known_answer(monkeypatch, built)
+        use_known_answer(monkeypatch, built)
     loads: list = []
     init = LionPredictor.__init__
 
