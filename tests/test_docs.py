@@ -36,6 +36,7 @@ DOC_TESTS: dict[str, tuple[tuple[str, ...], str]] = {
     "data-preparation": (("docs/data-preparation.md",), "workflow"),
     "training": (("docs/training.md",), "workflow"),
     "inference+metrics": (("docs/inference.md", "docs/metrics.md"), "workflow"),
+    "fine-tuning": (("docs/fine-tuning.md",), "workflow"),
     "interactive": (("docs/interactive.md",), "workflow"),
     "cohort": (("docs/cohort.md",), "workflow"),
     "quickstart": (("docs/quickstart.md",), "empty"),
