@@ -571,6 +571,16 @@ def organ_context_block() -> str:
     return f"Stored run: {provenance(s)}\n{organ_context(s)}"
 
 
+def quiet_load(suite: dict) -> str:
+    """How loaded the machine was during the quiet suite run, in words."""
+    if suite.get("load_average_during") is None:  # runs stored before the load was sampled
+        return f"at load average {fmt(suite['load_average_1min']['start'], 1)}"
+    return (
+        "with nothing else running (mean load average "
+        f"{fmt(suite['load_average_during'], 1)}, all of it the suite's own processes)"
+    )
+
+
 def loaded_suite() -> str:
     """The README's clause on the suite under load (results/suite_loaded/), or nothing."""
     s = load("suite_loaded")
@@ -590,7 +600,7 @@ def readme_block() -> str:
     demo, suite = load("demo"), load("suite")
     if demo is None or suite is None or "over_seeds" not in demo:
         raise FileNotFoundError(2, "missing", str(RESULTS / ("suite" if demo else "demo")))
-    o, load_ = demo["over_seeds"], suite["load_average_1min"]
+    o = demo["over_seeds"]
     same = demo["repeat_identical"]
     repeat = {True: "printed the same table", False: "printed DIFFERENT tables",
               None: "was not repeated"}[same]  # fmt: skip
@@ -599,11 +609,10 @@ def readme_block() -> str:
         "Measured here (2 CPU cores; stored in [benchmarks/results/suite](benchmarks/results/suite/"
         "summary.json) and [benchmarks/results/demo](benchmarks/results/demo/summary.json)): "
         "`make test`'s "
-        f"pytest run took {fmt(suite['pytest_minutes'], 1)} min at load average "
-        f"{fmt(suite.get('load_average_during') or load_['start'], 1)} "
-        f"({suite['tests_passed']} passed, {suite['tests_failed']} "
-        f"failed, {suite['tests_skipped']} skipped; the slowest test "
-        f"{fmt(suite['slowest_test_seconds'], 0)} s){loaded_suite()}. `lion demo` took "
+        f"pytest run took {fmt(suite['pytest_minutes'], 1)} min {quiet_load(suite)}: "
+        f"{suite['tests_passed']} passed, {suite['tests_failed']} "
+        f"failed, {suite['tests_skipped']} skipped, the slowest test "
+        f"{fmt(suite['slowest_test_seconds'], 0)} s{loaded_suite()}. `lion demo` took "
         f"{fmt(demo['repeat_minutes'] if same is not None else seed0['minutes'], 1)} min (seed 0); "
         f"seed 0 run twice {repeat}. Over {o['seeds']} seeds organ context had less FP volume "
         f"at hot organs than tumor-only in {o['organs_less_fp_at_hot_organs']} of {o['seeds']} "
