@@ -30,17 +30,23 @@ BROWSER_ARGS = ("--headless=new", "--no-sandbox", "--hide-scrollbars", "--use-an
                 "--enable-unsafe-swiftshader", "--force-device-scale-factor=1")  # fmt: skip
 
 
-def screenshot(index: Path, out: Path, size: tuple[int, int] = (1400, 1000)) -> Path:
-    """Save a PNG of ``index`` as headless Chromium shows it at ``size`` pixels."""
+def _chromium(size: tuple[int, int]):
+    """Debian's headless Chromium (software WebGL) at ``size`` pixels, through selenium."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for arg in (*BROWSER_ARGS, f"--window-size={size[0]},{size[1]}"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def screenshot(index: Path, out: Path, size: tuple[int, int] = (1400, 1000)) -> Path:
+    """Save a PNG of ``index`` as headless Chromium shows it at ``size`` pixels."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chromium(size)
     try:
         driver.get(index.as_uri())
         WebDriverWait(driver, 20).until(lambda d: d.execute_script(
@@ -56,15 +62,9 @@ def screenshot(index: Path, out: Path, size: tuple[int, int] = (1400, 1000)) -> 
 def viewer_screenshot(url: str, lesion_id: int, out: Path, size=(1400, 900)) -> Path:
     """Save a PNG of the served page at ``url`` with the viewer open at ``#view=`` and the
     crosshair on lesion ``lesion_id`` (a click on its row of the lesion table)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (*BROWSER_ARGS, f"--window-size={size[0]},{size[1]}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = _chromium(size)
     try:
         driver.get(url)
         ready = "const v = document.querySelector('.viewer'); return v && v.dataset.state"
