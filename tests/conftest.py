@@ -10,6 +10,13 @@ import os
 # subprocess a test starts inherits it, and the LION trainers honour it on CPU. A value the
 # caller exported wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# nnU-Net's pools for the tests' tiny cases: one worker per pool (nnU-Net's validation export,
+# metrics, fingerprint and preprocessing pools are spawned processes, and each one imports torch
+# and nnU-Net, about 5 s of CPU, for a few milliseconds of work here) and augmentation in the
+# training process. The README's sandbox measured 92 s of CPU with 2 workers, 68 s with these.
+os.environ.setdefault("nnUNet_compile", "false")
+os.environ.setdefault("nnUNet_def_n_proc", "1")
+os.environ.setdefault("nnUNet_n_proc_DA", "0")
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +24,9 @@ from pathlib import Path
 import pytest
 
 from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+
+#: What the nnU-Net folders fixtures set: the values above (a value the caller exported wins).
+TEST_NNUNET_ENV = {key: os.environ[key] for key in CPU_FRIENDLY_ENV}
 
 # session fixtures that train a model with the stock nnU-Net commands (minutes each)
 TRAINED = {"trained_fdg_model", "trained_psma_model", "trained_lionz_model", "click_model"}
@@ -52,8 +62,8 @@ def _set_nnunet_env(mp: pytest.MonkeyPatch, root: Path) -> dict[str, Path]:
         dirs[var] = root / var
         dirs[var].mkdir(parents=True, exist_ok=True)
         mp.setenv(var, str(dirs[var]))
-    for key, value in CPU_FRIENDLY_ENV.items():
-        mp.setenv(key, value)
+    for key in CPU_FRIENDLY_ENV:
+        mp.setenv(key, TEST_NNUNET_ENV[key])
     return dirs
 
 

@@ -64,6 +64,8 @@ SHRINK: list[tuple[str, str]] = [
         r"^(\s*lion plans install\b(?!.*--blocks-per-stage).*?)(\s*(#.*)?)$",
         r"\1 --blocks-per-stage 1\2",
     ),
+    # nnUNetv2_preprocess starts 4 workers unless told (nnUNet_def_n_proc does not apply)
+    (r"^(\s*nnUNetv2_(plan_and_)?preprocess\b(?!.*-np\b).*?)(\s*(#.*)?)$", r"\1 -np 1\3"),
     (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
 ]
 
@@ -109,7 +111,8 @@ def _environment(sandbox: Path) -> dict[str, str]:
                      ("nnUNet_results", "results")):  # fmt: skip
         env[var] = str(sandbox / "nnunet" / sub)
         Path(env[var]).mkdir(parents=True, exist_ok=True)
-    env.update(nnUNet_compile="false", nnUNet_n_proc_DA="2", nnUNet_def_n_proc="2")
+    # one worker per nnU-Net pool, augmentation in the training process (as tests/conftest.py sets)
+    env.update(nnUNet_compile="false", nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1")
     return env
 
 
