@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # training process. The README's sandbox measured 92 s of CPU with 2 workers, 68 s with these.
 os.environ.setdefault("nnUNet_compile", "false")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
-os.environ.setdefault("nnUNet_n_proc_DA", "0")
+os.environ.setdefault("nnUNet_n_proc_DA", "1")
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -48,6 +48,30 @@ def test_nnunet_lookup_finds_lion_classes_not_stock_ones(name: str) -> None:
     assert cls.__module__.startswith("lion_nnunet.trainers"), cls.__module__
 
 
+def test_quick_lookup_gives_what_nnunets_own_search_gives() -> None:
+    """lion_trainer_class skips nnU-Net's search (stock trainers first, then nnUNet_extTrainer):
+    for every class lion-nnunet offers to that search, and for stock names (not ours), the
+    answer must be the one nnU-Net's search gives."""
+    import contextlib
+    import io
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from lion_nnunet.trainers import all as lion_trainers
+    from lion_nnunet.trainers.discovery import lion_trainer_class
+
+    names = [n for n, c in vars(lion_trainers).items() if isinstance(c, type)]
+    assert set(LION_TRAINERS) <= set(names)
+    for name in names:
+        with contextlib.redirect_stdout(io.StringIO()):
+            found = recursive_find_trainer_class_by_name(name)
+        quick = lion_trainer_class(name)
+        assert quick is found or (quick is None and found.__module__.startswith("nnunetv2.")), name
+    assert all(lion_trainer_class(name) is not None for name in LION_TRAINERS)
+    for stock in ("nnUNetTrainer", "nnUNetTrainerDA5", "nnUNetTrainer_5epochs"):
+        assert lion_trainer_class(stock) is None, stock
+
+
 def test_short_schedules_are_what_their_names_say() -> None:
     import re
 

@@ -277,7 +277,7 @@ class LionPredictor:
     ) -> None:
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-        from lion_nnunet.trainers.discovery import register_ext_trainer_folder
+        from lion_nnunet.trainers.discovery import quick_lion_lookup, register_ext_trainer_folder
 
         register_ext_trainer_folder()  # LION trainers findable by name
         self.model = model
@@ -295,7 +295,7 @@ class LionPredictor:
             )
         folds = [f if f == "all" else int(f) for f in model.folds]
         try:
-            with captured("nnunetv2"):
+            with captured("nnunetv2"), quick_lion_lookup():
                 self.predictor.initialize_from_trained_model_folder(
                     str(model.folder), tuple(folds), checkpoint
                 )
