@@ -68,7 +68,7 @@ def train_lionz_model(trained_fdg_model: dict) -> dict:
     run_stock("lion", "plans", "install", "--dataset", did, "--tracer", "fdg",
               "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
-              "-np", "2")  # fmt: skip
+              "-np", "1")  # fmt: skip
     from nnunetv2.run.run_training import get_trainer_from_args
 
     from lion_nnunet.trainers.discovery import register_ext_trainer_folder

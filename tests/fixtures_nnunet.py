@@ -52,7 +52,7 @@ def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0"
     run_stock("lion", "plans", "install", "--dataset", did, "--tracer", tracer,
               "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
-              "-np", "2")  # fmt: skip
+              "-np", "1")  # fmt: skip
     run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,
               "-device", "cpu")  # fmt: skip
     results = Path(os.environ["nnUNet_results"]) / dataset_dir.name
