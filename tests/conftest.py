@@ -12,8 +12,9 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # nnU-Net's pools for the tests' tiny cases: one worker per pool (nnU-Net's validation export,
 # metrics, fingerprint and preprocessing pools are spawned processes, and each one imports torch
-# and nnU-Net, about 5 s of CPU, for a few milliseconds of work here) and augmentation in the
-# training process. The README's sandbox measured 92 s of CPU with 2 workers, 68 s with these.
+# and nnU-Net, about 5 s of CPU, for a few milliseconds of work here) and one augmentation worker
+# (forked, cheap; 0 would crash nnU-Net 2.8's planner: torch.set_num_threads(0) in
+# static_estimate_VRAM_usage). The README's sandbox: 92 s of CPU with 2 + 2 workers, 68 s with 1.
 os.environ.setdefault("nnUNet_compile", "false")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
 os.environ.setdefault("nnUNet_n_proc_DA", "1")
