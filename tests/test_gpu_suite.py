@@ -54,7 +54,8 @@ def test_quick_cpu_suite_runs_every_step(tmp_path: Path) -> None:
     assert pred["label_maps_equal"]
     assert pred["tta"] is False
     # the gpu-marked tests were collected and skipped/deselected here, not failed
-    assert result["gpu_tests"]["returncode"] in (0, 5), result["gpu_tests"]
+    assert result["gpu_tests"]["returncode"] == 0, result["gpu_tests"]
+    assert "skipped" in result["gpu_tests"]["summary"], result["gpu_tests"]  # found, no CUDA
     assert "LION / stock step time" in summary
     assert "label maps equal: True" in summary
     # a stored result renders into docs/benchmarks.md (benchmarks/make_docs.py)

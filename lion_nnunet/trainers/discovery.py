@@ -57,9 +57,6 @@ def find_trainer(name: str) -> type | None:
 
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    found = lion_trainer_class(name)
-    if found is not None:
-        return found
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net narrates its search on stdout
             return recursive_find_trainer_class_by_name(name)
@@ -70,13 +67,20 @@ def find_trainer(name: str) -> type | None:
 @contextlib.contextmanager
 def quick_lion_lookup() -> Iterator[None]:
     """Within the block, nnU-Net's predictor finds LION trainers by :func:`lion_trainer_class`
-    (other names: nnU-Net's own search, unchanged). Saves ``lion predict`` about 3 s per start."""
+    (other names: nnU-Net's own search, unchanged). Saves ``lion predict`` about 3 s per start.
+
+    Only where the shim folder is on ``nnUNet_extTrainer`` (:func:`register_ext_trainer_folder`,
+    which the predictor calls first), as nnU-Net's search would then find the same class;
+    :func:`find_trainer` (``lion doctor``) keeps nnU-Net's own search, which is what it checks.
+    """
     import nnunetv2.inference.predict_from_raw_data as raw
 
     search = raw.recursive_find_trainer_class_by_name
 
     def lookup(name: str) -> type:
-        return lion_trainer_class(name) or search(name)
+        listed = os.environ.get(EXT_TRAINER_VAR, "").split(os.pathsep)
+        found = lion_trainer_class(name) if str(shim_folder()) in listed else None
+        return found or search(name)
 
     raw.recursive_find_trainer_class_by_name = lookup
     try:
