@@ -587,7 +587,8 @@ def loaded_suite() -> str:
     if s is None:
         return ""
     return (
-        f"; beside {s['busy_processes_beside']} busy processes (mean load average "
+        f"; on commit {s['commit']}, beside {s['busy_processes_beside']} busy processes "
+        "(mean load average "
         f"{fmt(s['load_average_during'], 1)}, "
         "[benchmarks/results/suite_loaded](benchmarks/results/suite_loaded/summary.json)) it "
         f"took {fmt(s['pytest_minutes'], 1)} min ({s['tests_passed']} passed, "
