@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 
 from store import Run
+from suite import COMMAND  # make test's pytest command
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST_MAIN = "pytest/__main__.py"  # sys.argv[0] of ``python -m pytest``
-COMMAND = ["-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider"]
 
 #: The sitecustomize every Python process of the run loads (LION_CPU_LOG names the log).
 LOGGER = """
