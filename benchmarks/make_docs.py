@@ -86,6 +86,7 @@ BENCHMARKS = {
     "confidence": "per-lesion confidence and fold agreement: true vs false positives (AUROC)",
     "gpu_suite": "GPU memory and speed at the autoPET size, LION vs stock nnU-Net",
     "clicks": "clicks on the demo phantoms: click model vs rule-based edit vs no clicks",
+    "suite_cpu": "where `make test`'s CPU time goes: per test and per command",
 }
 
 
@@ -468,10 +469,34 @@ def clicks(s: dict) -> str:
     )
 
 
+def suite_cpu(s: dict) -> str:
+    """The suite's CPU: totals, the tests whose processes used most, the commands."""
+    tests = rows("suite_cpu", "tests")[:15]
+    commands = rows("suite_cpu", "commands")[:12]
+    part = f" (pytest arguments: `{' '.join(s['pytest_args'])}`)" if s["pytest_args"] else ""
+    return (
+        f"The pytest run{part} took {fmt(s['pytest_seconds'], 0)} s and "
+        f"{fmt(s['cpu_seconds'], 0)} s of CPU: the two xdist workers' own (tests run in-process) "
+        f"{fmt(s['workers_own_cpu_seconds'], 0)} s, the processes they waited for "
+        f"{fmt(s['workers_children_cpu_seconds'], 0)} s. On 2 cores the wall time cannot be "
+        "under half the CPU time. How it is counted, and what it cannot see: "
+        "`benchmarks/suite_cpu.py`'s docstring.\n\n"
+        "Tests whose processes used the most CPU (children included):\n\n"
+        + table(["test", "CPU s", "processes"],
+                [[r["test"], r["cpu_seconds"], r["processes"]] for r in tests])
+        + "\nCommands (every run in the suite; own CPU, and with the pool workers and other "
+        "children it waited for):\n\n"
+        + table(["command", "runs", "own CPU s", "with children CPU s"],
+                [[r["command"], r["runs"], r["own_cpu_seconds"], r["with_children_cpu_seconds"]]
+                 for r in commands])
+    )  # fmt: skip
+
+
 RENDER: dict[str, Callable[[dict], str]] = {
     "convert": convert, "train_step": train_step, "side_by_side": side_by_side,
     "predict": predict, "cohort": cohort, "evaluate": evaluate, "organ_context": organ_context,
     "confidence": confidence, "demo": demo_seeds, "gpu_suite": gpu_suite, "clicks": clicks,
+    "suite_cpu": suite_cpu,
 }  # fmt: skip
 
 

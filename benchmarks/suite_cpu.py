@@ -72,6 +72,8 @@ def command_name(argv: list[str]) -> str:
     if not argv:
         return "?"
     name = Path(argv[0]).name
+    if name == "-c":  # python -c: inline scripts, and the children of a -c process
+        return "python -c"
     if name == "lion" and len(argv) > 1:
         return f"lion {argv[1]}"
     return name
