@@ -16,7 +16,8 @@ predict``, ``nnUNetv2_train``, ...; count, own CPU, with children). Limits: a pr
 signal (nnU-Net's pool workers, ended by ``Pool.terminate``) writes no line, but its CPU is in
 its parent's children figure once reaped; non-Python processes (Chromium, node, bash) count only
 in the figure of the Python process that waited for them; in-process tests count in the workers'
-own CPU, not per test.
+own CPU, not per test; where bash ends a script by ``exec``-ing its last command (the docs tests'
+blocks), that command's children figure also holds the block's earlier commands.
 """
 
 from __future__ import annotations
