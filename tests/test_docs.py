@@ -111,8 +111,7 @@ def _environment(sandbox: Path) -> dict[str, str]:
                      ("nnUNet_results", "results")):  # fmt: skip
         env[var] = str(sandbox / "nnunet" / sub)
         Path(env[var]).mkdir(parents=True, exist_ok=True)
-    # one worker per nnU-Net pool and one augmentation worker (as tests/conftest.py sets)
-    env.update(nnUNet_compile="false", nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1")
+    # nnUNet_compile, nnUNet_def_n_proc, nnUNet_n_proc_DA: as tests/conftest.py set them
     return env
 
 
