@@ -39,8 +39,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ``gpu``-marked tests skipped where torch sees no CUDA device.
 
     The tests that use a session-scoped trained model share one group (one worker), so each
-    model is trained once per run; the docs test (one long chain of CLI runs) is a group of its
-    own; every other test goes to whichever worker is free.
+    model is trained once per run: by fixture name, or by a parameter naming the fixture
+    (``request.getfixturevalue(which)``, which pytest cannot see at collection; such a test on
+    the other worker trained its own copy of the model). Every other test goes to whichever
+    worker is free.
     """
     gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
     if gpu:
@@ -51,10 +53,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             for item in gpu:
                 item.add_marker(skip)
     for item in items:
-        if item.get_closest_marker("xdist_group") is None and TRAINED & set(
-            getattr(item, "fixturenames", ())
-        ):
+        if item.get_closest_marker("xdist_group") is None and TRAINED & _fixtures_asked(item):
             item.add_marker(pytest.mark.xdist_group("main"))
+
+
+def _fixtures_asked(item: pytest.Item) -> set[str]:
+    """The fixtures a test uses, and the string parameters it may look up as fixtures."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        names |= {v for v in callspec.params.values() if isinstance(v, str)}
+    return names
 
 
 def _set_nnunet_env(mp: pytest.MonkeyPatch, root: Path) -> dict[str, Path]:
