@@ -42,6 +42,9 @@ class DemoSettings:
     #: classes do not dilute the tumor's Dice), a short CPU schedule (trainers/cpu_demo.py).
     trainer: str = "nnUNetTrainer_LION_tumorDice_demo"
     seed: int = 0
+    #: The lesions the masks hold: those a reader could see in the scanned PET (Rose SNR >= 5;
+    #: docs/phantoms.md), as in a real annotated cohort; "all" keeps every painted lesion.
+    annotate: str = "visible"
     device: str = "cpu"
     dataset_id: int = 901
     #: z, y, x voxels of the 96 x 40 x 48 phantoms (6 mm)
@@ -234,8 +237,10 @@ def run_demo(settings: DemoSettings) -> dict:
     data = out / "data"
     wf.call(
         "synthetic cohort",
-        lambda: make_cohort(data, settings.tracer, settings.cases, seed=settings.seed),
-        signature=f"{settings.tracer}:{settings.cases}:{settings.seed}",
+        lambda: make_cohort(
+            data, settings.tracer, settings.cases, seed=settings.seed, annotate=settings.annotate
+        ),
+        signature=f"{settings.tracer}:{settings.cases}:{settings.seed}:{settings.annotate}",
     )
     plan = AblationPlan(
         root=out, studies=data / "studies", organs=data / "organs",

@@ -293,3 +293,71 @@ def test_followups_truth_agrees_with_the_written_studies(tmp_path: Path) -> None
         assert (out / "organs/SYNFDG_0000" / study / "liver.nii.gz").is_file()
     assert {"vanish", "appear"} <= set(truth["change"])
     assert (truth.query("change == 'appear'")["baseline_lesion"].isna()).all()
+
+
+def _snr_scene(contrast: float, noise_sd: float, side: int = 4) -> float:
+    """Rose SNR of a cube lesion ``contrast`` SUV above a uniform background of 1 SUV, with
+    Gaussian noise of ``noise_sd`` (a fixed draw) added to the noise-free scanned image."""
+    from scipy.ndimage import gaussian_filter
+
+    from lion_nnunet.synthetic import phantom_anatomy as anat
+    from lion_nnunet.synthetic.phantom_case import lesion_snr
+
+    grid = anat.Grid((20, 20, 20), (6.0, 6.0, 6.0), (0.0, 0.0, 0.0))
+    activity = np.ones(grid.shape_zyx, dtype=np.float64)
+    lesion = np.zeros(grid.shape_zyx, dtype=np.uint16)
+    lesion[8 : 8 + side, 8 : 8 + side, 8 : 8 + side] = 1
+    activity[lesion > 0] += contrast
+    fwhm = 7.5
+    sigma = fwhm / 2.3548 / 6.0
+    expected = gaussian_filter(gaussian_filter(activity, sigma=sigma), sigma=0.5)
+    noise = np.random.default_rng(0).normal(0.0, 1.0, activity.shape)
+    return lesion_snr(lesion, activity, expected + noise_sd * noise, grid, fwhm)[0]
+
+
+def test_rose_snr_scales_as_contrast_over_noise_times_root_size() -> None:
+    """Rose's SNR is linear in contrast, inverse in noise: checked by its physics, not a copy."""
+    base = _snr_scene(2.0, 0.3)
+    assert base > 5  # a 2-SUV-hot 13.8 ml cube in 0.3 SUV of noise is plainly seen
+    # the scanner's filters are linear: twice the contrast, twice the SNR; twice the noise, half
+    assert _snr_scene(4.0, 0.3) == pytest.approx(2 * base, rel=1e-9)
+    assert _snr_scene(2.0, 0.6) == pytest.approx(base / 2, rel=1e-9)
+    assert abs(_snr_scene(0.0, 0.3)) < 1e-9  # no contrast: nothing to see, whatever its size
+    assert _snr_scene(-0.5, 0.3) < 0  # colder than its surroundings
+
+
+def test_visible_annotation_keeps_the_images_and_drops_only_unseen_lesions(
+    tmp_path: Path,
+) -> None:
+    every, seen = tmp_path / "all", tmp_path / "seen"
+    make_cohort(every, "fdg", 12, seed=1, progress=False)
+    make_cohort(seen, "fdg", 12, seed=1, progress=False, annotate="visible")
+    all_rows, seen_rows = pd.read_csv(every / "lesions.csv"), pd.read_csv(seen / "lesions.csv")
+    keys = ["patient_id", "lesion"]
+    dropped = all_rows.merge(seen_rows[keys], on=keys, how="left", indicator=True)
+    dropped = dropped[dropped._merge == "left_only"]
+    # some lesions of these phantoms are too faint to see, most are not; every one left out is
+    # under Rose's 5 and every one kept is at least 5
+    assert 0 < len(dropped) < len(all_rows)
+    assert (dropped.rose_snr < 5).all() and (seen_rows.rose_snr >= 5).all()
+    cases = pd.read_csv(seen / "cases.csv")
+    for row in cases.itertuples():
+        study = f"studies/{row.study_dir}"
+        suv_all = sitk.GetArrayFromImage(_img(every / study / "SUV.nii.gz"))
+        suv_seen = sitk.GetArrayFromImage(_img(seen / study / "SUV.nii.gz"))
+        assert np.array_equal(suv_all, suv_seen)  # the same scan, only the mask differs
+        seg_all = sitk.GetArrayFromImage(_img(every / study / "SEG.nii.gz")) > 0
+        seg = sitk.GetArrayFromImage(_img(seen / study / "SEG.nii.gz")) > 0
+        assert not (seg & ~seg_all).any()
+        mine = seen_rows[seen_rows.patient_id == row.patient_id]
+        assert len(mine) == row.n_lesions == cc3d.connected_components(seg, connectivity=26).max()
+        assert mine.volume_ml.sum() == pytest.approx(row.tumor_volume_ml, abs=1e-3)
+        # the voxels that left the mask are the dropped lesions' voxels, no more, no fewer
+        gone_ml = (seg_all & ~seg).sum() * 0.216  # 6 mm voxels
+        mine_dropped = dropped[dropped.patient_id == row.patient_id]
+        assert mine_dropped.volume_ml.sum() == pytest.approx(gone_ml, abs=1e-3)
+    assert json.loads((seen / ".phantoms" / "settings.json").read_text())["annotate"] == "visible"
+    with pytest.raises(LionError, match="--annotate visible is for baseline studies only"):
+        make_cohort(tmp_path / "f", "fdg", 2, followups=1, annotate="visible", progress=False)
+    with pytest.raises(LionError, match="unknown --annotate 'seen'"):
+        make_cohort(tmp_path / "g", "fdg", 2, annotate="seen", progress=False)

@@ -23,6 +23,7 @@ EXAMPLES = """\
   lion phantoms --tracer fdg --cases 20 --diseases lymphoma:3,melanoma:1 --out mixed_synth
   lion phantoms --tracer fdg --cases 2 --size wholebody --out fdg_wholebody   # benchmarks
   lion phantoms --tracer fdg --cases 3 --followups 2 --out fdg_followups   # for lion response
+  lion phantoms --tracer fdg --cases 40 --annotate visible --out fdg_seen  # as lion demo
 """
 
 
@@ -71,6 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="later studies per patient (study_02, ...) with known lesion changes (shrink, grow, "
         "vanish, split, appear) and a patient shift/rotation; truth in followups.csv",
     )
+    p.add_argument(
+        "--annotate",
+        choices=("all", "visible"),
+        default="all",
+        help="lesions in SEG.nii.gz: all painted ones, or those a reader can see (Rose SNR >= 5 "
+        "in the scanned PET: brighter than their surroundings, noise considered); the images "
+        "are the same either way",
+    )
     add_processes(p)
     add_overwrite(p)
     add_no_pbar(p)
@@ -101,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.tracer, args.cases, seed=args.seed, size=args.size,
         organ_format=args.organ_format, diseases=parse_diseases(args.diseases),
         num_processes=args.num_processes, overwrite=args.overwrite, progress=not args.no_pbar,
-        followups=args.followups,
+        followups=args.followups, annotate=args.annotate,
     )  # fmt: skip
     counts = {str(k): int(v) for k, v in table["disease"].value_counts().items()}
     if args.json:

@@ -11,7 +11,7 @@ direction (LPS: x to the patient's left, y posterior, z superior).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cc3d
 import numpy as np
@@ -108,6 +108,10 @@ SIZES = {
 #: are typically far hotter than FDG-avid ones against their (lower) background.
 CONTRAST: dict[str, tuple[float, float]] = {"fdg": (1.8, 10.0), "psma": (3.0, 40.0)}
 
+#: Rose criterion (Rose 1948): a lesion is seen when its signal-to-noise ratio, contrast over
+#: noise standard deviation times the square root of its size in voxels, is at least 5.
+ROSE_SNR = 5.0
+
 #: Chance that a lesion is placed against a hot organ (anat.NEAR_ORGANS of its disease).
 NEAR_ORGAN_FRACTION = 0.3
 MAX_LESIONS = 8
@@ -131,6 +135,8 @@ class PhantomCase:
     seg: np.ndarray  # uint8 {0, 1}
     lesions: list[dict] = field(default_factory=list)
     activity: np.ndarray | None = field(default=None, repr=False)  # noise-free SUV before the PSF
+    #: uint16 lesion map: row ``lesions[i]`` is ``lesion_map == lesions[i]["lesion"] + 1``
+    lesion_map: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def voxel_ml(self) -> float:
@@ -293,11 +299,13 @@ def _add_lesions(
     body: np.ndarray,
     activity: np.ndarray,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Paint lesions into ``activity`` (in place); return the tumor mask and one row per lesion."""
+    """Paint lesions into ``activity`` (in place); return the lesion map (lesion ``i`` has value
+    ``i + 1``) and one row per lesion."""
     tumor = np.zeros(pet.shape_zyx, dtype=bool)
+    lesion_map = np.zeros(pet.shape_zyx, dtype=np.uint16)
     regions = anat.DISEASE_REGIONS[disease]
     if not regions:
-        return tumor, []
+        return lesion_map, []
     hot_names = list(anat.HOT_NEIGHBOURS[tracer])
     hot = organ_label_map(pet, anatomy, hot_names)
     voxel_ml = float(np.prod(pet.spacing_xyz)) / 1000.0
@@ -315,6 +323,7 @@ def _add_lesions(
         lesion_suv = max(local * contrast, 1.5 * UPTAKE[tracer]["body"][1])
         activity[box][mask] = np.maximum(activity[box][mask], lesion_suv)
         tumor[box] |= mask
+        lesion_map[box][mask] = len(rows) + 1
         padded, grown = _grow(mask, box, pet.shape_zyx)
         touching = np.bincount(hot[padded][grown], minlength=len(hot_names) + 1)[1:]
         idx = np.argwhere(mask).mean(0) + [s.start for s in box]  # (z, y, x) centroid
@@ -328,7 +337,61 @@ def _add_lesions(
                 "center_z_mm": round(center[2], 1),
             }
         )  # fmt: skip
-    return tumor, rows
+    return lesion_map, rows
+
+
+def lesion_snr(
+    lesion_map: np.ndarray, activity: np.ndarray, suv: np.ndarray, pet: anat.Grid, fwhm_mm: float
+) -> list[float]:
+    """Rose signal-to-noise ratio of each lesion in the scanned image (:data:`ROSE_SNR`).
+
+    For lesion ``i`` (``lesion_map == i + 1``, N voxels): its contrast is the mean of the
+    noise-free image the scanner would give (PSF and reconstruction filter, no counting noise)
+    over the lesion minus that over a 2-voxel shell around it (other lesions left out), so a
+    lesion no brighter than what surrounds it, a hot organ included, has none. The noise is the
+    standard deviation of ``suv`` minus that image over lesion and shell. SNR = contrast / noise x
+    sqrt(N) (the noise is taken per voxel, as if independent, as Rose's criterion does).
+
+    Args:
+        lesion_map: lesion ``i`` has value ``i + 1`` (z, y, x).
+        activity: noise-free SUV before the PSF.
+        suv: the scanned SUV (PSF, Poisson counts, reconstruction filter), not clipped.
+        pet: the grid (voxel size).
+        fwhm_mm: the PSF's full width at half maximum (mm).
+
+    Returns:
+        One SNR per lesion number 1 .. max (NaN for a number no voxel has).
+    """
+    sigma = fwhm_mm / 2.3548 / np.array(pet.spacing_xyz)[::-1]
+    expected = gaussian_filter(gaussian_filter(activity, sigma=sigma), sigma=0.5)
+    noise = suv - expected
+    tumor = lesion_map > 0
+    out = []
+    for i in range(1, int(lesion_map.max()) + 1):
+        mask = lesion_map == i
+        if not mask.any():  # a number no lesion has (e.g. one gone at a follow-up)
+            out.append(float("nan"))
+            continue
+        shell = binary_dilation(mask, iterations=2) & ~tumor
+        contrast = expected[mask].mean() - expected[shell].mean()
+        sd = float(noise[mask | shell].std())
+        out.append(float(contrast / sd * np.sqrt(mask.sum())) if sd > 0 else float("inf"))
+    return out
+
+
+def annotate_visible(case: PhantomCase, min_snr: float = ROSE_SNR) -> PhantomCase:
+    """The study as a reader would annotate it: only lesions with a Rose SNR of at least
+    ``min_snr`` in the tumor mask and the lesion rows; the images stay as they are.
+
+    A lesion whose SNR is under 5 is not distinguishable from noise (Rose 1948), or no brighter
+    than the organ it lies against; a reader does not label it, so no real dataset's mask holds
+    it. The lesion rows keep their ``lesion`` numbers, so the ones left out leave gaps.
+    """
+    if case.lesion_map is None:
+        raise ValueError(f"{case.patient_id}: no lesion map to annotate from")
+    keep = [row for row in case.lesions if row["rose_snr"] >= min_snr]
+    seg = np.isin(case.lesion_map, [row["lesion"] + 1 for row in keep]).astype(np.uint8)
+    return replace(case, seg=seg, lesions=keep)
 
 
 def synthesize_case(
@@ -367,10 +430,12 @@ def synthesize_case(
         anat.paint(ct, pet, shape, place, HU.get(name, 50.0))
     activity *= body
 
-    tumor, lesions = _add_lesions(rng, tracer, disease, preset, pet, anatomy, body, activity)
+    lesion_map, lesions = _add_lesions(rng, tracer, disease, preset, pet, anatomy, body, activity)
 
     fwhm = scanner.fwhm_mm * preset.psf_scale
     noisy = scan(activity, pet, scanner, fwhm, rng)
+    for row, snr in zip(lesions, lesion_snr(lesion_map, activity, noisy, pet, fwhm), strict=True):
+        row["rose_snr"] = round(snr, 1)
     ct += rng.normal(0, 15, ct.shape).astype(np.float32)
     patient, study = f"SYN{tracer.upper()}_{index:04d}", "study_01"
     return PhantomCase(
@@ -385,9 +450,10 @@ def synthesize_case(
         anatomy=anatomy,
         suv=np.clip(noisy, 0, None).astype(np.float32),
         ct=np.clip(ct, -1024, 3000).astype(np.int16),
-        seg=tumor.astype(np.uint8),
+        seg=(lesion_map > 0).astype(np.uint8),
         lesions=[{"patient_id": patient, "study": study, **row} for row in lesions],
         activity=activity,
+        lesion_map=lesion_map,
     )
 
 

@@ -30,7 +30,13 @@ import SimpleITK as sitk
 from scipy.ndimage import binary_dilation, distance_transform_edt
 
 from lion_nnunet.synthetic import phantom_anatomy as anat
-from lion_nnunet.synthetic.phantom_case import PhantomCase, organ_label_map, scan, to_image
+from lion_nnunet.synthetic.phantom_case import (
+    PhantomCase,
+    lesion_snr,
+    organ_label_map,
+    scan,
+    to_image,
+)
 
 SCENARIOS = ("response", "progression", "complete")
 EXPECTED_PERCIST = {"response": "PMR", "progression": "PMD", "complete": "CMR"}
@@ -238,7 +244,9 @@ def synthesize_followup(
         for name, array in {"activity": activity, "labels": label_map}.items()
     }
     ct = _move(case.ct.astype(np.float32), grid, motion, labels=False, fill=-1000.0)
-    suv = np.clip(scan(moved["activity"], grid, case.scanner, case.psf_fwhm_mm, rng), 0, None)
+    scanned = scan(moved["activity"], grid, case.scanner, case.psf_fwhm_mm, rng)
+    snrs = lesion_snr(moved["labels"], moved["activity"], scanned, grid, case.psf_fwhm_mm)
+    suv = np.clip(scanned, 0, None)
     study = f"study_{k + 1:02d}"
     seg = moved["labels"] > 0
     voxel_ml = case.voxel_ml
@@ -267,20 +275,22 @@ def synthesize_followup(
     follow = replace(
         case, study=study, suv=suv.astype(np.float32),
         ct=np.clip(ct, -1024, 3000).astype(np.int16), seg=seg.astype(np.uint8),
-        lesions=[_lesion_row(r) for r in rows if r["followup_lesion"] != ""],
-        activity=moved["activity"],
+        lesions=[_lesion_row(r, snrs[r["followup_lesion"]]) for r in rows
+                 if r["followup_lesion"] != ""],
+        activity=moved["activity"], lesion_map=moved["labels"],
     )  # fmt: skip
     return follow, rows, motion
 
 
-def _lesion_row(truth: dict) -> dict:
-    """A follow-up lesion's lesions.csv row (region unknown after the change: empty)."""
+def _lesion_row(truth: dict, snr: float) -> dict:
+    """A follow-up lesion's lesions.csv row (region unknown after the change: empty), with its
+    Rose SNR in the follow-up scan (:func:`~lion_nnunet.synthetic.phantom_case.lesion_snr`)."""
     return {
         "patient_id": truth["patient_id"], "study": truth["study"],
         "lesion": truth["followup_lesion"], "region": "", "near_organ": "",
         "volume_ml": truth["followup_volume_ml"], "suv": truth["followup_suv"],
         "center_x_mm": truth["followup_x_mm"], "center_y_mm": truth["followup_y_mm"],
-        "center_z_mm": truth["followup_z_mm"],
+        "center_z_mm": truth["followup_z_mm"], "rose_snr": round(snr, 1),
     }  # fmt: skip
 
 

@@ -50,6 +50,7 @@ from lion_nnunet.synthetic.phantom_case import (
     DISEASES,
     SIZES,
     PhantomCase,
+    annotate_visible,
     organ_label_map,
     synthesize_case,
     to_image,
@@ -59,10 +60,15 @@ from lion_nnunet.synthetic.phantom_followup import move_ct_labels, synthesize_fo
 log = logging.getLogger(__name__)
 
 ORGAN_FORMATS = ("masks", "ml")
+#: What the lesion masks hold: every painted lesion, or those a reader can see (Rose SNR >= 5).
+ANNOTATE = ("all", "visible")
 STUDY_FILES = ("SUV.nii.gz", "CTres.nii.gz", "SEG.nii.gz")
 STATE_DIR = ".phantoms"
 
-__all__ = ["DISEASES", "ORGAN_FORMATS", "SIZES", "assign_diseases", "make_cohort", "write_case"]
+__all__ = [
+    "ANNOTATE", "DISEASES", "ORGAN_FORMATS", "SIZES", "assign_diseases", "make_cohort",
+    "write_case",
+]  # fmt: skip
 
 
 def _ts_ids() -> dict[str, tuple[str, int]]:
@@ -131,6 +137,7 @@ class _CaseSpec:
     organ_format: str
     disease: str
     followups: int = 0
+    annotate: str = "all"
 
 
 def _patient_id(tracer: str, index: int) -> str:
@@ -144,6 +151,8 @@ def _record_path(out: Path, tracer: str, index: int) -> Path:
 def _make_case(spec: _CaseSpec) -> dict:
     """Build and write one case; return its cases.csv row and lesion rows (pickled to workers)."""
     case = synthesize_case(spec.tracer, spec.index, spec.seed, spec.size, spec.disease)
+    if spec.annotate == "visible":
+        case = annotate_visible(case)
     out = Path(spec.out)
     write_case(case, out, spec.organ_format)
     record = {"case": case.row(), "lesions": case.lesions}
@@ -254,6 +263,7 @@ def make_cohort(
     overwrite: bool = False,
     progress: bool = True,
     followups: int = 0,
+    annotate: str = "all",
 ) -> pd.DataFrame:
     """Write a synthetic PET cohort (autoPET layout + organ masks + cases.csv); return cases.
 
@@ -275,6 +285,10 @@ def make_cohort(
         progress: show a progress bar.
         followups: later studies per patient (study_02, ...) with known lesion changes and a
             patient shift/rotation (:mod:`phantom_followup`); the truth goes to followups.csv.
+        annotate: which lesions SEG.nii.gz, lesions.csv and cases.csv hold: "all" (every painted
+            lesion) or "visible" (those a reader can see: Rose SNR >= 5 in the scanned image,
+            :func:`~lion_nnunet.synthetic.phantom_case.annotate_visible`; the images are the
+            same). Not with ``followups``.
 
     Returns:
         The cases table (also written to ``out_dir/cases.csv``); lesions go to lesions.csv with
@@ -299,6 +313,13 @@ def make_cohort(
     if isinstance(followups, bool) or int(followups) != followups or followups < 0:
         raise LionError(f"--followups must be a whole number >= 0, got {followups!r}")
     followups = int(followups)
+    if annotate not in ANNOTATE:
+        raise LionError(f"unknown --annotate {annotate!r}; choose from {', '.join(ANNOTATE)}")
+    if annotate != "all" and followups:
+        raise LionError(
+            f"--annotate {annotate} is for baseline studies only; drop --followups or use "
+            "--annotate all"
+        )
     weights = _disease_weights(tracer, diseases)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -309,6 +330,8 @@ def make_cohort(
     }  # fmt: skip
     if followups:  # absent when 0, so cohorts written before --followups existed still match
         settings["followups"] = followups
+    if annotate != "all":  # likewise for --annotate
+        settings["annotate"] = annotate
     _prepare_output(out, settings, overwrite)
     write_json(settings, out / STATE_DIR / "settings.json")
 
@@ -317,9 +340,8 @@ def make_cohort(
         if _is_complete(out, tracer, i, organ_format, followups):
             records[i] = json.loads(_record_path(out, tracer, i).read_text())
         else:
-            todo.append(
-                _CaseSpec(str(out), tracer, i, int(seed), size, organ_format, disease, followups)
-            )
+            spec = (str(out), tracer, i, int(seed), size, organ_format, disease, followups)
+            todo.append(_CaseSpec(*spec, annotate))
     if records:
         log.info("%d of %d cases already written; skipping them", len(records), cases)
     extra = len(list((out / STATE_DIR).glob("SYN*_study_01.json"))) - len(records)
@@ -335,7 +357,7 @@ def make_cohort(
     ordered = [records[i] for i in range(int(cases))]
     table = pd.DataFrame([c for r in ordered for c in [r["case"], *r.get("followup_cases", [])]])
     lesion_columns = ["patient_id", "study", "lesion", "region", "near_organ", "volume_ml", "suv"]
-    lesion_columns += ["center_x_mm", "center_y_mm", "center_z_mm"]
+    lesion_columns += ["center_x_mm", "center_y_mm", "center_z_mm", "rose_snr"]
     lesions = pd.DataFrame(
         [les for r in ordered for les in [*r["lesions"], *r.get("followup_lesions", [])]],
         columns=lesion_columns,
