@@ -64,8 +64,12 @@ SHRINK: list[tuple[str, str]] = [
         r"^(\s*lion plans install\b(?!.*--blocks-per-stage).*?)(\s*(#.*)?)$",
         r"\1 --blocks-per-stage 1\2",
     ),
-    # nnUNetv2_preprocess starts 4 workers unless told (nnUNet_def_n_proc does not apply)
+    # nnUNetv2_preprocess starts 4 workers unless told (nnUNet_def_n_proc does not apply), and
+    # nnUNetv2_plan_and_preprocess 8 fingerprint workers (-npfp): each spawned worker imports
+    # torch and nnU-Net (about 5 s of CPU) for a few ms of work on the docs' phantoms
+    (r"^(\s*nnUNetv2_(plan_and_)?preprocess\b.*?\s-np) \d+\b", r"\1 1"),
     (r"^(\s*nnUNetv2_(plan_and_)?preprocess\b(?!.*-np\b).*?)(\s*(#.*)?)$", r"\1 -np 1\3"),
+    (r"^(\s*nnUNetv2_plan_and_preprocess\b(?!.*-npfp\b).*?)(\s*(#.*)?)$", r"\1 -npfp 1\2"),
     (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
 ]
 
@@ -94,6 +98,12 @@ def test_shrink_rules() -> None:
     assert "--patch-size 64 32 32 --base-features 8 --blocks-per-stage 1  # x" in install
     assert shrink("lion plans install -d 5 --base-features 4\n").count("--base-features") == 1
     assert shrink("make demo\n").startswith(": skipped")
+    assert shrink("nnUNetv2_preprocess -d 5 -c 3d_fullres -np 2  # x\n") == (
+        "nnUNetv2_preprocess -d 5 -c 3d_fullres -np 1  # x\n"
+    )
+    assert shrink("nnUNetv2_plan_and_preprocess -d 5 -c 3d_fullres -np 2\n") == (
+        "nnUNetv2_plan_and_preprocess -d 5 -c 3d_fullres -np 1 -npfp 1\n"
+    )
     assert "-tr nnUNetTrainer_LION_noweights" in shrink("x -tr nnUNetTrainer_LION_noweights\n")
     assert shrink("x -tr nnUNetTrainer_LION_Clicks_demo\n").startswith(
         "x -tr nnUNetTrainer_LION_Clicks_1ep_4it"
