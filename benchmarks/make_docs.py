@@ -229,6 +229,12 @@ def train_step(s: dict) -> str:
         + table(["trainer", "median ms per iteration", "iterations"], body)
         + f"\nLION / stock iteration time: {fmt(s['ratio'])} ({s['difference_pct']:+.1f} %; "
         f"target: within {s['target_pct']} %).\n"
+        + (
+            f"LION with its weights channels-last / the same trainer in nnU-Net's weight layout: "
+            f"{fmt(s['layout_ratio'])} ({s['threads']} thread(s)).\n"
+            if s.get("layout_ratio") is not None
+            else ""
+        )
     )
 
 
@@ -401,7 +407,8 @@ def demo_seeds(s: dict) -> str:
     return (
         f"`lion demo --seed K` for {o['seeds']} seeds, each a fresh cohort, holdout, split and "
         "training (`LION_SEED`), both arms with "
-        f"`{s['trainer']}`. Organ context had less FP volume at hot organs than tumor-only in "
+        f"`{s['trainer']}`{_masks(s)}. Organ context had less FP volume at hot organs than "
+        "tumor-only in "
         f"{o['organs_less_fp_at_hot_organs']} of {o['seeds']} seeds and a higher median Dice in "
         f"{o['organs_higher_median_dice']} of {o['seeds']}; median over seeds of the median Dice: "
         f"organs {fmt(o['organs_median_dice_median'], 2)}, tumor-only "
@@ -409,6 +416,16 @@ def demo_seeds(s: dict) -> str:
         f"{fmt(o['organs_min_median_dice'], 2)}; the longest run {fmt(o['max_minutes'], 1)} min. "
         f"Seed 0 run a second time printed {repeat}.\n\n" + table(header, body)
     )
+
+
+def _masks(s: dict) -> str:
+    """What the demo's tumor masks held (``lion demo``'s ``annotate`` setting), if it was said."""
+    if s.get("settings", {}).get("annotate") == "visible":
+        return (
+            "; tumor masks with the lesions a reader could see (Rose SNR >= 5, "
+            "[phantoms.md](phantoms.md))"
+        )
+    return ""
 
 
 def gpu_suite(s: dict) -> str:

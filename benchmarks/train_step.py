@@ -4,6 +4,9 @@ Builds a small synthetic FDG dataset with the LION plans (in a temporary nnU-Net
 times ``train_step`` of both trainers on batches from their own data loaders (single-threaded
 loading, so data loading counts for both), alternating blocks of iterations A/B/A/B to cancel
 drift. The LION trainer adds tumor-focused sampling and a weighted CE; the target is < 5 %.
+On CPU it also keeps its convolution weights channels-last (``lion_channels_last_cpu``); a third
+arm, the same LION trainer with its weights put back into nnU-Net's layout, measures what that
+layout alone changes (``layout_ratio``: channels-last / nnU-Net's layout).
 
     python benchmarks/train_step.py            # 6 blocks x 10 iterations per trainer
     python benchmarks/train_step.py --quick    # 2 blocks x 4 iterations
@@ -25,6 +28,8 @@ from run_all import SUMMARY_MARK
 #: LION's iteration may take at most this much longer than stock nnU-Net's (%)
 TARGET_PCT = 5
 BIN = Path(sys.executable).parent
+#: The third arm (CPU): the LION trainer with its weights in nnU-Net's (contiguous) layout.
+LION_PLAIN = "nnUNetTrainer_LION, nnU-Net's weight layout"
 
 
 def _prepare(
@@ -85,6 +90,10 @@ def main() -> None:
             "stock nnUNetTrainer": _trainer("nnUNetTrainer", args.device),
             "nnUNetTrainer_LION": _trainer("nnUNetTrainer_LION", args.device),
         }
+        if args.device == "cpu":
+            plain = _trainer("nnUNetTrainer_LION", args.device)
+            plain.network.to(memory_format=torch.contiguous_format)
+            trainers[LION_PLAIN] = plain
         times: dict[str, list[float]] = {k: [] for k in trainers}
         rows = []
         for t in trainers.values():  # warm-up
@@ -105,6 +114,7 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["nnUNetTrainer_LION"] / med["stock nnUNetTrainer"]
+    layout = med["nnUNetTrainer_LION"] / med[LION_PLAIN] if LION_PLAIN in med else None
     print(f"{SUMMARY_MARK} ({args.device}; LION plans shrunk to the phantoms, batch of the plans)")
     for k, v in med.items():
         print(f"{k:>20}: median {v * 1000:.0f} ms/iteration over {len(times[k])} iterations")
@@ -112,10 +122,13 @@ def main() -> None:
         f"LION / stock iteration time: {ratio:.3f} ({(ratio - 1) * 100:+.1f} %; "
         f"target within {TARGET_PCT} %)"
     )
+    if layout is not None:
+        print(f"LION channels-last / nnU-Net's weight layout: {layout:.3f}")
     run.store(
         {"device": args.device, "median_ms": {k: v * 1000 for k, v in med.items()},
          "iterations": {k: len(v) for k, v in times.items()}, "ratio": ratio,
-         "difference_pct": (ratio - 1) * 100, "target_pct": TARGET_PCT},
+         "difference_pct": (ratio - 1) * 100, "target_pct": TARGET_PCT,
+         "layout_ratio": layout, "threads": torch.get_num_threads()},
         {"iterations": rows},
     )  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -263,3 +264,61 @@ def test_cpu_training_honours_omp_num_threads(
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_weights_channels_last_compute_what_nnunets_layout_computes(
+    trained_fdg_model: dict,
+) -> None:
+    """On CPU the LION trainer's convolution weights are channels-last (faster oneDNN kernels,
+    benchmarks/train_step.py); the loss and the gradients of a batch are those of the same weights
+    in nnU-Net's own layout (the reference: nnU-Net's network as it builds it)."""
+    trainer = _trainer("nnUNetTrainer_LION_1ep_2it", trained_fdg_model)
+    convs = [p for p in trainer.network.parameters() if p.dim() == 5]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)  # really another layout, not a no-op
+    batch = next(_train_loader(trainer))
+    data = batch["data"]
+    target = batch["target"]
+
+    def loss_and_grads(network) -> tuple[float, list[torch.Tensor]]:
+        network.zero_grad()
+        loss = trainer.loss(network(data), target)
+        loss.backward()
+        grads = [p.grad for p in network.parameters()]  # None where a parameter is unused
+        return float(loss.detach()), [None if g is None else g.detach().clone() for g in grads]
+
+    trainer.network.train()
+    torch.manual_seed(0)
+    mine, grads = loss_and_grads(trainer.network)
+    plain = copy.deepcopy(trainer.network).to(memory_format=torch.contiguous_format)
+    assert all(p.is_contiguous() for p in plain.parameters())
+    torch.manual_seed(0)
+    ref, ref_grads = loss_and_grads(plain)
+    assert mine == pytest.approx(ref, rel=1e-5)
+    assert sum(g is not None for g in grads) > 10
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert (g is None) == (r is None)
+        if g is not None:
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_augmentation_off_trains_on_the_patches_as_cut(trained_fdg_model: dict) -> None:
+    """``lion_augmentation = False`` (the demo's trainer): every value of a training batch is a
+    value of the preprocessed cases (cut, not rotated, scaled, brightened or noised); with nnU-Net's
+    augmentation (the LION trainer's default) most are not."""
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    trainer = _trainer("nnUNetTrainer_LION", trained_fdg_model)
+    folder = trainer.preprocessed_dataset_folder
+    dataset = infer_dataset_class(folder)(folder)
+    cases = [dataset.load_case(k)[0][:].ravel() for k in dataset.identifiers]
+    values = np.unique(np.concatenate(cases))
+
+    def share_seen(name: str) -> float:
+        loader = _train_loader(_trainer(name, trained_fdg_model))
+        batch = next(loader)["data"].numpy().ravel()
+        batch = batch[batch != 0]  # padding outside the image
+        return float(np.isin(batch, values).mean())
+
+    assert share_seen("nnUNetTrainer_LION_tumorDice_demo") == 1.0
+    assert share_seen("nnUNetTrainer_LION") < 0.5

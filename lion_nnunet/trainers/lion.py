@@ -15,6 +15,9 @@
   every core, so two trainings side by side would each run as many threads as there are cores
   (oversubscribed and slower per iteration than a share each: benchmarks/side_by_side.py, its
   stored result in benchmarks/results/side_by_side/);
+* on CPU, convolution weights in the channels-last 3-D layout, which oneDNN convolves faster
+  (the same arithmetic; a training step of the demo's network took about a quarter less time:
+  ``benchmarks/cpu_layout.py``, stored in benchmarks/results/cpu_layout/);
 * opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
   stock nnU-Net training is not seeded;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
@@ -65,6 +68,11 @@ class nnUNetTrainer_LION(nnUNetTrainer):
     #: Mirroring augmentation and test-time mirroring (8 passes per patch in 3-D); the short CPU
     #: schedules turn it off, as nnU-Net's own ``*_NoMirroring`` variants do.
     lion_mirroring: bool = True
+    #: nnU-Net's training augmentation (spatial, intensity, noise, blur, resolution); False trains
+    #: on the patches as cut, with nnU-Net's validation transforms, as ``nnUNetTrainerNoDA`` does.
+    lion_augmentation: bool = True
+    #: On CPU, keep the network's weights in the channels-last 3-D layout (faster convolutions).
+    lion_channels_last_cpu: bool = True
 
     def __init__(
         self,
@@ -89,6 +97,24 @@ class nnUNetTrainer_LION(nnUNetTrainer):
             seed_everything(self.lion_seed)
             self.print_to_log_file(f"{SEED_VAR}={self.lion_seed}: seeded, deterministic kernels")
 
+    def initialize(self) -> None:  # nnU-Net's hook: builds network, optimizer and loss
+        super().initialize()
+        if self.lion_channels_last_cpu and self.device.type == "cpu":
+            # in place: the optimizer keeps the same parameter objects
+            self.network.to(memory_format=torch.channels_last_3d)
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales,
+                                mirror_axes, do_dummy_2d_data_aug, **kwargs):  # fmt: skip
+        if self.lion_augmentation:  # nnU-Net's (or a mixed-in variant's, e.g. DA5) pipeline
+            return super().get_training_transforms(
+                patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                do_dummy_2d_data_aug, **kwargs,
+            )  # fmt: skip
+        return self.get_validation_transforms(
+            deep_supervision_scales, kwargs.get("is_cascaded", False),
+            kwargs.get("foreground_labels"), kwargs.get("regions"), kwargs.get("ignore_label"),
+        )  # fmt: skip
+
     def get_dataloaders(self):
         # nnU-Net's initialize() already set dataset_class (blosc2 or numpy); wrap whichever it is
         if self.lion_tumor_focused_sampling:
@@ -103,9 +129,11 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         rotation, dummy_2d, initial_patch_size, mirror_axes = (
             super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         )
-        if not self.lion_mirroring:
+        if not self.lion_mirroring or not self.lion_augmentation:
             mirror_axes = None
             self.inference_allowed_mirroring_axes = None
+        if not self.lion_augmentation:  # no rotation or scaling: cut the patch size itself
+            initial_patch_size = self.configuration_manager.patch_size
         return rotation, dummy_2d, initial_patch_size, mirror_axes
 
     def _dice_class_weights(self) -> list[float] | None:
