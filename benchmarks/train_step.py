@@ -11,6 +11,7 @@ layout alone changes (``layout_ratio``: channels-last / nnU-Net's layout).
     python benchmarks/train_step.py            # 6 blocks x 10 iterations per trainer
     python benchmarks/train_step.py --quick    # 2 blocks x 4 iterations
     python benchmarks/train_step.py --device cuda
+    python benchmarks/train_step.py --threads 1 --base-features 8   # one arm of lion demo
 """
 
 from __future__ import annotations
@@ -76,16 +77,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--base-features", type=int, default=16,
+                        help="first-stage features (lion demo: 8)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads on CPU (lion demo trains two arms with 1 each); "
+                             "default: torch's own")  # fmt: skip
     args = parser.parse_args()
     from store import Run
 
     run = Run("train_step")
     blocks, per_block = (2, 4) if args.quick else (6, 10)
     with tempfile.TemporaryDirectory() as tmp:
-        _prepare(Path(tmp))
+        _prepare(Path(tmp), base_features=args.base_features)
         import torch
 
         torch.manual_seed(0)
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the LION trainers honour it
+            torch.set_num_threads(args.threads)
         trainers = {
             "stock nnUNetTrainer": _trainer("nnUNetTrainer", args.device),
             "nnUNetTrainer_LION": _trainer("nnUNetTrainer_LION", args.device),
@@ -128,7 +137,8 @@ def main() -> None:
         {"device": args.device, "median_ms": {k: v * 1000 for k, v in med.items()},
          "iterations": {k: len(v) for k, v in times.items()}, "ratio": ratio,
          "difference_pct": (ratio - 1) * 100, "target_pct": TARGET_PCT,
-         "layout_ratio": layout, "threads": torch.get_num_threads()},
+         "layout_ratio": layout, "threads": torch.get_num_threads(),
+         "base_features": args.base_features},
         {"iterations": rows},
     )  # fmt: skip
 

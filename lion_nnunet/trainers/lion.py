@@ -16,8 +16,9 @@
   (oversubscribed and slower per iteration than a share each: benchmarks/side_by_side.py, its
   stored result in benchmarks/results/side_by_side/);
 * on CPU, convolution weights in the channels-last 3-D layout, which oneDNN convolves faster
-  (the same arithmetic; a training step of the demo's network took about a quarter less time:
-  ``benchmarks/cpu_layout.py``, stored in benchmarks/results/cpu_layout/);
+  (the same arithmetic; a training step of the demo's network on one thread, augmentation
+  included, took about a sixth less time: ``benchmarks/train_step.py``, stored in
+  benchmarks/results/train_step/);
 * opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
   stock nnU-Net training is not seeded;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
