@@ -231,11 +231,19 @@ def train_step(s: dict) -> str:
         f"target: within {s['target_pct']} %).\n"
         + (
             f"LION with its weights channels-last / the same trainer in nnU-Net's weight layout: "
-            f"{fmt(s['layout_ratio'])} ({s['threads']} thread(s)).\n"
+            f"{fmt(s['layout_ratio'])} ({s['threads']} thread(s)). The LION hooks alone (LION in "
+            "nnU-Net's layout / stock), what the target is about: "
+            f"{fmt(_hooks_ratio(s))}.\n"
             if s.get("layout_ratio") is not None
             else ""
         )
     )
+
+
+def _hooks_ratio(s: dict) -> float:
+    """LION's hooks alone: its iteration in nnU-Net's layout over stock's (stored medians)."""
+    plain = next(k for k in s["median_ms"] if "weight layout" in k)
+    return s["median_ms"][plain] / s["median_ms"]["stock nnUNetTrainer"]
 
 
 def side_by_side(s: dict) -> str:

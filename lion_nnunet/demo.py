@@ -35,7 +35,8 @@ class DemoSettings:
 
     out: Path
     tracer: str = "fdg"
-    #: 40 phantoms, 30 % holdout: 12 holdout cases, 9 of them with tumor (the rest "negative").
+    #: 40 phantoms, 30 % holdout: 12 holdout cases, about 9 of them with tumor ("negative"
+    #: studies, and studies whose lesions are all too faint to see, have none).
     cases: int = 40
     test_fraction: float = 0.3
     #: Same trainer for both arms: Dice over the tumor only + CE over every class (so the organ
@@ -237,8 +238,15 @@ def run_demo(settings: DemoSettings) -> dict:
     data = out / "data"
     wf.call(
         "synthetic cohort",
+        # overwrite: the step reruns only when its signature changed (e.g. a cohort written by
+        # an older lion demo), and the folder is the demo's own
         lambda: make_cohort(
-            data, settings.tracer, settings.cases, seed=settings.seed, annotate=settings.annotate
+            data,
+            settings.tracer,
+            settings.cases,
+            seed=settings.seed,
+            annotate=settings.annotate,
+            overwrite=True,
         ),
         signature=f"{settings.tracer}:{settings.cases}:{settings.seed}:{settings.annotate}",
     )

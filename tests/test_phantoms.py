@@ -295,9 +295,10 @@ def test_followups_truth_agrees_with_the_written_studies(tmp_path: Path) -> None
     assert (truth.query("change == 'appear'")["baseline_lesion"].isna()).all()
 
 
-def _snr_scene(contrast: float, noise_sd: float, side: int = 4) -> float:
-    """Rose SNR of a cube lesion ``contrast`` SUV above a uniform background of 1 SUV, with
-    Gaussian noise of ``noise_sd`` (a fixed draw) added to the noise-free scanned image."""
+def _snr_scene(contrast: float, noise_sd: float, side: int = 4, air_from_z: int = 20) -> float:
+    """Rose SNR of a cube lesion ``contrast`` SUV above a uniform body of 1 SUV (air from slice
+    ``air_from_z`` on), with independent per-voxel noise of SD ``noise_sd`` (a fixed draw) put
+    through the scanner's 0.5-voxel reconstruction filter, as :func:`scan` does."""
     from scipy.ndimage import gaussian_filter
 
     from lion_nnunet.synthetic import phantom_anatomy as anat
@@ -305,18 +306,21 @@ def _snr_scene(contrast: float, noise_sd: float, side: int = 4) -> float:
 
     grid = anat.Grid((20, 20, 20), (6.0, 6.0, 6.0), (0.0, 0.0, 0.0))
     activity = np.ones(grid.shape_zyx, dtype=np.float64)
+    activity[air_from_z:] = 0.0
     lesion = np.zeros(grid.shape_zyx, dtype=np.uint16)
-    lesion[8 : 8 + side, 8 : 8 + side, 8 : 8 + side] = 1
+    z0 = min(8, air_from_z - side)
+    lesion[z0 : z0 + side, 8 : 8 + side, 8 : 8 + side] = 1
     activity[lesion > 0] += contrast
     fwhm = 7.5
     sigma = fwhm / 2.3548 / 6.0
     expected = gaussian_filter(gaussian_filter(activity, sigma=sigma), sigma=0.5)
-    noise = np.random.default_rng(0).normal(0.0, 1.0, activity.shape)
-    return lesion_snr(lesion, activity, expected + noise_sd * noise, grid, fwhm)[0]
+    white = np.random.default_rng(0).normal(0.0, 1.0, activity.shape)
+    noisy = expected + noise_sd * gaussian_filter(white, sigma=0.5)
+    return lesion_snr(lesion, activity, noisy, grid, fwhm)[0]
 
 
-def test_rose_snr_scales_as_contrast_over_noise_times_root_size() -> None:
-    """Rose's SNR is linear in contrast, inverse in noise: checked by its physics, not a copy."""
+def test_rose_snr_is_contrast_over_independent_noise_times_root_size() -> None:
+    """Rose's SNR: checked by its physics and by a hand estimate, not by a copy of the code."""
     base = _snr_scene(2.0, 0.3)
     assert base > 5  # a 2-SUV-hot 13.8 ml cube in 0.3 SUV of noise is plainly seen
     # the scanner's filters are linear: twice the contrast, twice the SNR; twice the noise, half
@@ -324,6 +328,14 @@ def test_rose_snr_scales_as_contrast_over_noise_times_root_size() -> None:
     assert _snr_scene(2.0, 0.6) == pytest.approx(base / 2, rel=1e-9)
     assert abs(_snr_scene(0.0, 0.3)) < 1e-9  # no contrast: nothing to see, whatever its size
     assert _snr_scene(-0.5, 0.3) < 0  # colder than its surroundings
+    # by hand: an 8-voxel cube 1 SUV above the body, noise SD 1 before the filter: its blurred
+    # edges and the spill into the shell leave 0.6-0.95 SUV of contrast, times sqrt(512) = 22.6.
+    # Taking the filtered noise's SD (about half) as the noise would double it.
+    assert 0.6 * 512**0.5 < _snr_scene(1.0, 1.0, side=8) < 0.95 * 512**0.5
+    # a lesion as bright as the body it lies in, at the body's edge: the air beyond the skin
+    # is not its background (counting the air, its SNR would be about 4); the PSF's spill into
+    # the air leaves it a little darker than the tissue beside it
+    assert -1.0 < _snr_scene(0.0, 0.3, air_from_z=12) <= 0.0
 
 
 def test_visible_annotation_keeps_the_images_and_drops_only_unseen_lesions(
@@ -346,6 +358,8 @@ def test_visible_annotation_keeps_the_images_and_drops_only_unseen_lesions(
         suv_all = sitk.GetArrayFromImage(_img(every / study / "SUV.nii.gz"))
         suv_seen = sitk.GetArrayFromImage(_img(seen / study / "SUV.nii.gz"))
         assert np.array_equal(suv_all, suv_seen)  # the same scan, only the mask differs
+        ct_all = sitk.GetArrayFromImage(_img(every / study / "CTres.nii.gz"))
+        assert np.array_equal(ct_all, sitk.GetArrayFromImage(_img(seen / study / "CTres.nii.gz")))
         seg_all = sitk.GetArrayFromImage(_img(every / study / "SEG.nii.gz")) > 0
         seg = sitk.GetArrayFromImage(_img(seen / study / "SEG.nii.gz")) > 0
         assert not (seg & ~seg_all).any()

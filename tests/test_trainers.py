@@ -315,8 +315,11 @@ def test_augmentation_off_trains_on_the_patches_as_cut(trained_fdg_model: dict) 
     values = np.unique(np.concatenate(cases))
 
     def share_seen(name: str) -> float:
-        loader = _train_loader(_trainer(name, trained_fdg_model))
-        batch = next(loader)["data"].numpy().ravel()
+        trainer = _trainer(name, trained_fdg_model)
+        batch = next(_train_loader(trainer))["data"]
+        # cut at the patch size itself (no larger patch for rotation/scaling to crop from)
+        assert list(batch.shape[2:]) == list(trainer.configuration_manager.patch_size)
+        batch = batch.numpy().ravel()
         batch = batch[batch != 0]  # padding outside the image
         return float(np.isin(batch, values).mean())
 

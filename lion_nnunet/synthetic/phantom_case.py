@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import cc3d
 import numpy as np
 import SimpleITK as sitk
-from scipy.ndimage import binary_dilation, gaussian_filter
+from scipy.ndimage import binary_dilation, find_objects, gaussian_filter
 
 from lion_nnunet.synthetic import phantom_anatomy as anat
 
@@ -107,6 +107,9 @@ SIZES = {
 #: Lesion SUV / local SUV, drawn log-uniformly per lesion: subtle to obvious. PSMA-avid lesions
 #: are typically far hotter than FDG-avid ones against their (lower) background.
 CONTRAST: dict[str, tuple[float, float]] = {"fdg": (1.8, 10.0), "psma": (3.0, 40.0)}
+
+#: The reconstruction filter of :func:`scan`: a Gaussian of this sigma in voxels.
+RECON_SIGMA = 0.5
 
 #: Rose criterion (Rose 1948): a lesion is seen when its signal-to-noise ratio, contrast over
 #: noise standard deviation times the square root of its size in voxels, is at least 5.
@@ -347,10 +350,13 @@ def lesion_snr(
 
     For lesion ``i`` (``lesion_map == i + 1``, N voxels): its contrast is the mean of the
     noise-free image the scanner would give (PSF and reconstruction filter, no counting noise)
-    over the lesion minus that over a 2-voxel shell around it (other lesions left out), so a
-    lesion no brighter than what surrounds it, a hot organ included, has none. The noise is the
-    standard deviation of ``suv`` minus that image over lesion and shell. SNR = contrast / noise x
-    sqrt(N) (the noise is taken per voxel, as if independent, as Rose's criterion does).
+    over the lesion minus that over a 2-voxel shell around it inside the body (other lesions and
+    air left out), so a lesion no brighter than the tissue around it, a hot organ included, has
+    none. The noise is the standard deviation of ``suv`` minus that image over lesion and shell,
+    divided by what the reconstruction filter leaves of independent per-voxel noise (about 0.51
+    for its 0.5-voxel Gaussian): the counting noise before the filter, which is independent per
+    voxel, as Rose's criterion assumes (the filter lowers the per-voxel noise but not that of
+    the lesion's mean). SNR = contrast / noise x sqrt(N).
 
     Args:
         lesion_map: lesion ``i`` has value ``i + 1`` (z, y, x).
@@ -363,18 +369,24 @@ def lesion_snr(
         One SNR per lesion number 1 .. max (NaN for a number no voxel has).
     """
     sigma = fwhm_mm / 2.3548 / np.array(pet.spacing_xyz)[::-1]
-    expected = gaussian_filter(gaussian_filter(activity, sigma=sigma), sigma=0.5)
-    noise = suv - expected
-    tumor = lesion_map > 0
+    expected = gaussian_filter(gaussian_filter(activity, sigma=sigma), sigma=RECON_SIGMA)
+    impulse = np.zeros((9, 9, 9))
+    impulse[4, 4, 4] = 1.0
+    # per-voxel noise SD after the filter / before it (independent noise): sqrt(sum k^2)
+    gain = float(np.sqrt((gaussian_filter(impulse, sigma=RECON_SIGMA) ** 2).sum()))
     out = []
-    for i in range(1, int(lesion_map.max()) + 1):
-        mask = lesion_map == i
-        if not mask.any():  # a number no lesion has (e.g. one gone at a follow-up)
+    for i, box in enumerate(find_objects(lesion_map), start=1):
+        if box is None:  # a number no lesion has (e.g. one gone at a follow-up)
             out.append(float("nan"))
             continue
-        shell = binary_dilation(mask, iterations=2) & ~tumor
-        contrast = expected[mask].mean() - expected[shell].mean()
-        sd = float(noise[mask | shell].std())
+        # the lesion's box grown by the shell's 2 voxels (clipped at the image's edge)
+        box = tuple(slice(max(b.start - 2, 0), b.stop + 2) for b in box)
+        labels = lesion_map[box]
+        mask = labels == i
+        shell = binary_dilation(mask, iterations=2) & (labels == 0) & (activity[box] > 0)
+        near = expected[box]
+        contrast = near[mask].mean() - near[shell].mean() if shell.any() else 0.0
+        sd = float((suv[box] - near)[mask | shell].std()) / gain
         out.append(float(contrast / sd * np.sqrt(mask.sum())) if sd > 0 else float("inf"))
     return out
 
@@ -474,4 +486,4 @@ def scan(
     """
     blurred = gaussian_filter(activity, sigma=fwhm_mm / 2.3548 / np.array(pet.spacing_xyz)[::-1])
     counts = rng.poisson(np.clip(blurred, 0, None) * scanner.counts_per_suv)
-    return gaussian_filter(counts.astype(np.float32) / scanner.counts_per_suv, sigma=0.5)
+    return gaussian_filter(counts.astype(np.float32) / scanner.counts_per_suv, sigma=RECON_SIGMA)

@@ -186,6 +186,11 @@ def synthesize_followup(
         (no baseline lesion), volumes (ml), follow-up SUV, centres (mm, each study's own frame),
         the motion and the scenario's expected PERCIST category.
     """
+    if case.lesion_map is not None and not np.array_equal(case.seg > 0, case.lesion_map > 0):
+        raise ValueError(
+            f"{case.patient_id}: its mask leaves out painted lesions (annotate_visible); a "
+            "follow-up needs every lesion of the baseline"
+        )
     index = int(case.patient_id.rsplit("_", 1)[-1])
     rng = np.random.default_rng([rng_seed, index, 1000 + k])
     scenario = SCENARIOS[(index + k) % len(SCENARIOS)]

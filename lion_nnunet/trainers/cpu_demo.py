@@ -32,10 +32,10 @@ class nnUNetTrainer_LION_tumorDice_demo(_CpuAdamW):
     has tumor): a 48 x 32 x 32 patch covers a third of a demo phantom, so background is in every
     patch anyway, and the iterations a CPU affords are spent where the lesions are. Patches are
     used as cut (nnU-Net's ``nnUNetTrainerNoDA`` transforms): in 1,400 iterations augmentation
-    slows learning more than it helps (in two development runs on seeds 1 and 2, one training
-    each, not stored: the organ arm's holdout median Dice was 0.06 and 0.07 higher without it,
-    and an epoch about a tenth shorter). 28 epochs: what the channels-last weights
-    (``lion_channels_last_cpu``) let the demo train in the time 20 epochs took before.
+    slowed learning more than it helped (two development runs on seeds 1 and 2, one training
+    each, not stored, so no numbers are quoted), and an epoch is shorter without it. 28 epochs:
+    what the channels-last weights (``lion_channels_last_cpu``) let the demo train in about the
+    time 20 epochs took before.
     """
 
     lion_tumor_dice_share = 1.0

@@ -16,9 +16,9 @@
   (oversubscribed and slower per iteration than a share each: benchmarks/side_by_side.py, its
   stored result in benchmarks/results/side_by_side/);
 * on CPU, convolution weights in the channels-last 3-D layout, which oneDNN convolves faster
-  (the same arithmetic; a training step of the demo's network on one thread, augmentation
-  included, took about a sixth less time: ``benchmarks/train_step.py``, stored in
-  benchmarks/results/train_step/);
+  (the same results to float rounding, summed in another order; a training step of the demo's
+  network on one thread, augmentation included, took about a sixth less time:
+  ``benchmarks/train_step.py``, stored in benchmarks/results/train_step/);
 * opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
   stock nnU-Net training is not seeded;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
@@ -70,7 +70,8 @@ class nnUNetTrainer_LION(nnUNetTrainer):
     #: schedules turn it off, as nnU-Net's own ``*_NoMirroring`` variants do.
     lion_mirroring: bool = True
     #: nnU-Net's training augmentation (spatial, intensity, noise, blur, resolution); False trains
-    #: on the patches as cut, with nnU-Net's validation transforms, as ``nnUNetTrainerNoDA`` does.
+    #: on the patches as cut, with nnU-Net's validation transforms, and turns mirroring off in
+    #: training and at test time, as ``nnUNetTrainerNoDA`` does.
     lion_augmentation: bool = True
     #: On CPU, keep the network's weights in the channels-last 3-D layout (faster convolutions).
     lion_channels_last_cpu: bool = True
