@@ -299,7 +299,9 @@ def test_cpu_weights_channels_last_compute_what_nnunets_layout_computes(
     for g, r in zip(grads, ref_grads, strict=True):
         assert (g is None) == (r is None)
         if g is not None:
-            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+            # float rounding, summed in another order: small against the tensor's own scale
+            # (a layout mix-up would move whole gradients, not their last digits)
+            torch.testing.assert_close(g, r, rtol=1e-3, atol=1e-4 * float(r.abs().max()) + 1e-9)
 
 
 def test_augmentation_off_trains_on_the_patches_as_cut(trained_fdg_model: dict) -> None:
