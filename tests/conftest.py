@@ -41,8 +41,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     The tests that use a session-scoped trained model share one group (one worker), so each
     model is trained once per run: by fixture name, or by a parameter naming the fixture
     (``request.getfixturevalue(which)``, which pytest cannot see at collection; such a test on
-    the other worker trained its own copy of the model). Every other test goes to whichever
-    worker is free.
+    the other worker trained its own copy of the model). The other tests that use a
+    module-scoped fixture run on one worker per module (group: the module's name), so the
+    fixture is built once, not once per worker. Every other test goes to whichever worker is free.
     """
     gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
     if gpu:
@@ -55,6 +56,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None and TRAINED & _fixtures_asked(item):
             item.add_marker(pytest.mark.xdist_group("main"))
+    for item in items:  # a module's fixture (a model, a cohort, a cluster) built on one worker
+        if item.get_closest_marker("xdist_group") is None and _uses_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
 
 def _fixtures_asked(item: pytest.Item) -> set[str]:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 from test_convert_dicom import dicom_tree  # noqa: F401  (the DICOM tree fixture)
 from test_organs_run import fake_ts, weights  # noqa: F401  (TotalSegmentator's network replaced)
 
@@ -68,7 +69,8 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory):
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cohort_model") / "Dataset991_RANDOM"
     return make_random_model(root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
-                             patch_size=(16, 16, 32), spacing=(16.0, 16.0, 16.0))  # fmt: skip
+                             patch_size=(16, 16, 32), spacing=(16.0, 16.0, 16.0),
+                             **SMALL_RANDOM_NET)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.inference.dicom_seg import read_dicom_seg, write_dicom_seg
@@ -48,7 +49,7 @@ def test_predict_dicom_root_with_dicom_seg(tmp_path: Path, fdg_cohort: Path) -> 
     files = write_pet_series(suv, tmp_path / "dicom" / "pt", patient_id="PAT7")
     model = make_random_model(
         tmp_path / "Dataset992_R" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
-        patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0),
+        patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0), **SMALL_RANDOM_NET,
     )  # fmt: skip
     out = tmp_path / "out"
     assert main(["predict", "-i", str(tmp_path / "dicom"), "-o", str(out), "-m", str(model),

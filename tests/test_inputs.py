@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.errors import LionError
@@ -75,7 +76,7 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("inputs_model") / "Dataset991_RANDOM"
     return make_random_model(
         root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg", patch_size=(96, 48, 48),
-        spacing=(6.0, 6.0, 6.0), folds=("0",),
+        spacing=(6.0, 6.0, 6.0), folds=("0",), **SMALL_RANDOM_NET,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.errors import LionError
@@ -234,6 +235,7 @@ def test_predict_lionz_subjects_threshold_gif_and_bqml(
     model = make_random_model(
         tmp_path / "Dataset993_R" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
         patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0),  # one window covers the phantom
+        **SMALL_RANDOM_NET,
     )  # fmt: skip
     _predict_everywhere(model, get_label_set("fdg").tumor_label)
     first = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[0]

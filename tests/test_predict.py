@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.inference.model import check_model_folder, make_random_model
@@ -29,7 +30,7 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("random_model") / "Dataset990_RANDOM"
     return make_random_model(
         root / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg", patch_size=(96, 48, 48),
-        spacing=(6.0, 6.0, 6.0), folds=("0", "1"),
+        spacing=(6.0, 6.0, 6.0), folds=("0", "1"), **SMALL_RANDOM_NET,
     )  # fmt: skip
 
 
@@ -278,7 +279,7 @@ def test_confidence_and_fold_agreement_match_nnunets_own_predictions(
     model = make_random_model(
         tmp_path / "Dataset992_TWOFOLDS" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
         patch_size=(48, 32, 32), spacing=(12.0, 12.0, 12.0), folds=("0", "1"),
-        labels={"background": 0, "tumor": 1},
+        labels={"background": 0, "tumor": 1}, **SMALL_RANDOM_NET,
     )  # fmt: skip
     study = next((fdg_cohort / "studies").rglob("SUV.nii.gz"))
     images = tmp_path / "imagesTs"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.inference.model import make_random_model
@@ -37,7 +38,7 @@ def _suv(seed: int, hot: float) -> sitk.Image:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("results")
-    make = {"patch_size": (16, 16, 16), "spacing": SPACING}
+    make = {"patch_size": (16, 16, 16), "spacing": SPACING, **SMALL_RANDOM_NET}
     return {
         "a": make_random_model(root / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres",
                                "fdg", folds=("0", "1"), **make),

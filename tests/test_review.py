@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from fixtures_nnunet import SMALL_RANDOM_NET
 
 from lion_nnunet.cli import main
 from lion_nnunet.review.gallery import build_gallery
@@ -566,6 +567,7 @@ def test_browser_gallery_of_real_lion_predict_output(browser, fdg_cohort, tmp_pa
     model = make_random_model(
         tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
         patch_size=(32, 32, 32), spacing=(18.0, 18.0, 18.0),  # one window per case
+        **SMALL_RANDOM_NET,
     )  # fmt: skip
     cases = tmp_path / "cases.csv"
     ids = ["SYNFDG_0000", "SYNFDG_0003"]

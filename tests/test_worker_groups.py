@@ -1,5 +1,6 @@
 """``make test``'s two xdist workers: every test that uses a trained model runs in the "main"
-group, so each session-scoped model is trained once per run, not once per worker."""
+group, so each session-scoped model is trained once per run, not once per worker; the tests on
+one module's module-scoped fixture share one worker, so that fixture is built once."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_tests_that_look_up_a_trained_model_by_parameter_share_its_worker(tmp_pa
         "GROUPS_OUT": str(out),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
-    files = ["tests/test_nnunet_e2e.py", "tests/test_seeding.py", "tests/test_labels.py"]
+    files = ["tests/test_nnunet_e2e.py", "tests/test_seeding.py", "tests/test_labels.py",
+             "tests/test_cohort.py"]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "groups_plugin",
          "-p", "no:cacheprovider", *files],
@@ -49,3 +51,9 @@ def test_tests_that_look_up_a_trained_model_by_parameter_share_its_worker(tmp_pa
     assert groups[seeding] == "main"
     # a test that needs no model is left free
     assert {v for k, v in groups.items() if "test_labels" in k} == {None}
+    # tests on a module-scoped fixture (test_cohort's cluster and predictions) share a worker;
+    # its tests without one stay free
+    cohort = "tests/test_cohort.py::"
+    assert groups[cohort + "test_predict_on_dask_equals_single_process"] == "test_cohort"
+    assert groups[cohort + "test_truncated_case_failed_others_ok"] == "test_cohort"
+    assert None in {v for k, v in groups.items() if k.startswith(cohort)}

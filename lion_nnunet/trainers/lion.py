@@ -21,6 +21,10 @@
   ``benchmarks/train_step.py``, stored in benchmarks/results/train_step/);
 * opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
   stock nnU-Net training is not seeded;
+* opt-in ``LION_FINAL_VALIDATION=0``: skip nnU-Net's final validation after training (predicting,
+  exporting and scoring the fold's validation cases, which on CPU starts two worker processes
+  that each import torch and nnU-Net); ``nnUNetv2_train ... --val`` runs it later, whatever
+  the variable says;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
@@ -50,6 +54,9 @@ from lion_nnunet.trainers.seeding import (
     seed_everything,
     seed_from_environment,
 )
+
+#: ``LION_FINAL_VALIDATION=0`` skips nnU-Net's final validation right after training.
+FINAL_VALIDATION_VAR = "LION_FINAL_VALIDATION"
 
 
 class nnUNetTrainer_LION(nnUNetTrainer):
@@ -104,6 +111,22 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         if self.lion_channels_last_cpu and self.device.type == "cpu":
             # in place: the optimizer keeps the same parameter objects
             self.network.to(memory_format=torch.channels_last_3d)
+
+    def on_train_end(self) -> None:  # nnU-Net's hook, after the last epoch
+        super().on_train_end()
+        self.lion_trained_here = True
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        """nnU-Net's final validation, unless this process just trained and
+        ``LION_FINAL_VALIDATION=0`` asks to skip it (``--val`` always validates)."""
+        skip = os.environ.get(FINAL_VALIDATION_VAR, "").strip() == "0"
+        if skip and getattr(self, "lion_trained_here", False):
+            self.print_to_log_file(
+                f"{FINAL_VALIDATION_VAR}=0: final validation skipped; run it with "
+                "nnUNetv2_train ... --val"
+            )
+            return
+        super().perform_actual_validation(save_probabilities)
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales,
                                 mirror_axes, do_dummy_2d_data_aug, **kwargs):  # fmt: skip
