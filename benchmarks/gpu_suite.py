@@ -423,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     blocks, per_block = (1, 2) if args.quick else (3, 10)
-    processes = 2 if args.quick else min(8, os.cpu_count() or 1)
+    # --quick: 3 tiny cases, one worker per nnU-Net pool (each spawned worker imports torch and
+    # nnU-Net, seconds of CPU, for milliseconds of work)
+    processes = 1 if args.quick else min(8, os.cpu_count() or 1)
     settings = {"device": args.device, "quick": args.quick, "budget_s": args.budget_s,
                 "blocks": blocks, "iterations_per_block": per_block}  # fmt: skip
     suite = Suite(args.out.resolve(), args.budget_s, settings)

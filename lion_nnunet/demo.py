@@ -142,6 +142,13 @@ def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]
     return env
 
 
+def worker_processes(env: dict[str, str]) -> int:
+    """``-np`` of the demo's conversion, fingerprint and preprocessing: nnU-Net's own default,
+    ``nnUNet_def_n_proc`` (2 unless the user exported another number)."""
+    value = env.get("nnUNet_def_n_proc", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 2
+
+
 def pictures(result: dict) -> list[Path]:
     """PNG files a person should look at: prediction MIPs and TOM heatmaps."""
     found: list[Path] = []
@@ -229,7 +236,8 @@ def run_demo(settings: DemoSettings) -> dict:
     start = time.perf_counter()
     out: Path = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    wf = Workflow(out, env=demo_environment(out, settings.seed))
+    env = demo_environment(out, settings.seed)
+    wf = Workflow(out, env=env)
     if settings.device == "cuda":
         import torch
 
@@ -257,6 +265,7 @@ def run_demo(settings: DemoSettings) -> dict:
         device=settings.device, test_fraction=settings.test_fraction, seed=settings.seed,
         patch_size=settings.patch_size, spacing="dataset", base_features=settings.base_features,
         blocks_per_stage=settings.blocks_per_stage, parallel=settings.parallel,
+        num_processes=worker_processes(env),
     )  # fmt: skip
     result = run_ablation(plan, wf)
     scores = ablation_scores(result, settings.tracer)

@@ -66,8 +66,10 @@ def click_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pre = root / "nnUNet_preprocessed" / raw.name
     (pre / "splits_final.json").write_text(json.dumps([{"train": ["c0", "c1", "c2"],
                                                         "val": ["c3"]}]))  # fmt: skip
+    # no final validation (LION_FINAL_VALIDATION=0): no test reads it, and docs/interactive.md
+    # trains the click trainer with it
     run_stock("nnUNetv2_train", did, "3d_fullres", "0", "-p", "LIONPlans", "-tr", CLICK_TRAINER,
-              "-device", "cpu", env=env)  # fmt: skip
+              "-device", "cpu", env={**env, "LION_FINAL_VALIDATION": "0"})  # fmt: skip
     images = root / "images"
     images.mkdir()
     image = sitk.GetImageFromArray(np.ones(CLICK_SHAPE, np.float32))  # no lesion: only clicks tell

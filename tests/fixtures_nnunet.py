@@ -42,8 +42,13 @@ def run_stock(*cmd: str, env: dict | None = None) -> subprocess.CompletedProcess
     return proc
 
 
-def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0") -> dict:
-    """Convert, plan, preprocess and train a short LION model; return where everything is."""
+def train_lion_model(
+    cohort: Path, tracer: str, dataset_id: int, fold: str = "0", validate: bool = True
+) -> dict:
+    """Convert, plan, preprocess and train a short LION model; return where everything is.
+
+    ``validate=False``: ``LION_FINAL_VALIDATION=0``, no final validation (about 10 s of CPU in
+    two spawned worker processes) for a model whose users never read ``validation/``."""
     cases = discover_autopet(cohort / "studies", cohort / "organs", tracer, cohort / "cases.csv")
     test = choose_test_cases([c.case_id for c in cases], 0.2, seed=0)
     for c in cases:
@@ -56,8 +61,9 @@ def train_lion_model(cohort: Path, tracer: str, dataset_id: int, fold: str = "0"
               "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
               "-np", "1")  # fmt: skip
+    env = {**os.environ, **({} if validate else {"LION_FINAL_VALIDATION": "0"})}
     run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,
-              "-device", "cpu")  # fmt: skip
+              "-device", "cpu", env=env)  # fmt: skip
     results = Path(os.environ["nnUNet_results"]) / dataset_dir.name
     return {
         "dataset_id": dataset_id,
@@ -79,5 +85,5 @@ def trained_fdg_model(session_nnunet_env: dict, fdg_cohort: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def trained_psma_model(session_nnunet_env: dict, psma_cohort: Path) -> dict:
-    """A LION PSMA model (dataset 602) trained the same way."""
-    return train_lion_model(psma_cohort, "psma", 602)
+    """A LION PSMA model (dataset 602) trained the same way, without the final validation."""
+    return train_lion_model(psma_cohort, "psma", 602, validate=False)

@@ -56,3 +56,12 @@ def test_one_count_decided_the_other_not() -> None:
     assert first == (
         "organ context better on Dice; not decided on FP at hot organs (the CI contains 0)."
     )
+
+
+def test_worker_processes_follow_nnunet_def_n_proc() -> None:
+    from lion_nnunet.demo import worker_processes
+
+    assert worker_processes({"nnUNet_def_n_proc": "1"}) == 1  # the tests' setting
+    assert worker_processes({"nnUNet_def_n_proc": "6"}) == 6
+    assert worker_processes({"nnUNet_def_n_proc": "0"}) == 2  # not a worker count
+    assert worker_processes({}) == 2

@@ -1,4 +1,5 @@
-"""``LION_SEED``: the stock ``nnUNetv2_train`` with a LION trainer gives the same weights twice.
+"""``LION_SEED``: the stock ``nnUNetv2_train`` with a LION trainer gives the same weights twice;
+``LION_FINAL_VALIDATION=0`` skips nnU-Net's final validation (``--val`` still runs it).
 
 Judged by the effect, on checkpoints written by the stock command: the same seed gives equal
 weights, bit for bit, with nnU-Net's augmentation worker processes on (the path nnU-Net makes
@@ -7,6 +8,7 @@ non-deterministic); another seed gives other weights.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,26 +17,35 @@ import pytest
 import torch
 from fixtures_nnunet import BIN
 
+from lion_nnunet.trainers.lion import FINAL_VALIDATION_VAR
+
 TRAINER = "nnUNetTrainer_LION_1ep_2it"
 
 
-def _train(model: dict, results: Path, seed: str | None, n_proc_da: str) -> subprocess.Popen:
+def _train(model: dict, results: Path, seed: str | None, n_proc_da: str, validate: bool = True,
+           *more: str) -> subprocess.Popen:  # fmt: skip
     env = {**os.environ, "nnUNet_results": str(results), "nnUNet_n_proc_DA": n_proc_da,
            "OMP_NUM_THREADS": "1"}  # fmt: skip
     env.pop("LION_SEED", None)
+    env.pop(FINAL_VALIDATION_VAR, None)
     if seed is not None:
         env["LION_SEED"] = seed
+    if not validate:
+        env[FINAL_VALIDATION_VAR] = "0"
     cmd = [str(BIN / "nnUNetv2_train"), str(model["dataset_id"]), "3d_fullres", "0", "-p",
-           "LIONPlans", "-tr", TRAINER, "-device", "cpu"]  # fmt: skip
-    results.mkdir(parents=True)
-    with (results / "train.log").open("w") as log:
+           "LIONPlans", "-tr", TRAINER, "-device", "cpu", *more]  # fmt: skip
+    results.mkdir(parents=True, exist_ok=True)
+    with (results / "train.log").open("a") as log:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)  # fmt: skip
 
 
+def _fold(results: Path, model: dict) -> Path:
+    return results / model["dataset_dir"].name / f"{TRAINER}__LIONPlans__3d_fullres" / "fold_0"
+
+
 def _weights(results: Path, model: dict) -> dict[str, torch.Tensor]:
-    folder = results / model["dataset_dir"].name / f"{TRAINER}__LIONPlans__3d_fullres" / "fold_0"
-    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu",
+    checkpoint = torch.load(_fold(results, model) / "checkpoint_final.pth", map_location="cpu",
                             weights_only=False)  # fmt: skip
     return checkpoint["network_weights"]
 
@@ -43,7 +54,8 @@ def _weights(results: Path, model: dict) -> dict[str, torch.Tensor]:
 def test_same_seed_same_weights_other_seed_other_weights(
     trained_fdg_model: dict, tmp_path: Path
 ) -> None:
-    runs = {"a": ("3", "2"), "b": ("3", "2"), "c": ("4", "2")}
+    # (seed, augmentation workers, final validation): LION_FINAL_VALIDATION=0 in a and c
+    runs = {"a": ("3", "2", False), "b": ("3", "2", True), "c": ("4", "2", False)}
     procs = {k: _train(trained_fdg_model, tmp_path / k, *v) for k, v in runs.items()}
     for key, proc in procs.items():
         assert proc.wait(timeout=600) == 0, (tmp_path / key / "train.log").read_text()[-3000:]
@@ -54,6 +66,16 @@ def test_same_seed_same_weights_other_seed_other_weights(
     assert any(not torch.equal(a[n], c[n]) for n in a), "LION_SEED=3 and 4: equal weights"
     log = next((tmp_path / "a").rglob("training_log_*.txt")).read_text()
     assert "LION_SEED=3: seeded" in log
+    # LION_FINAL_VALIDATION=0 skipped nnU-Net's final validation; the default ran it
+    assert "final validation skipped" in log
+    assert not (_fold(tmp_path / "a", trained_fdg_model) / "validation").exists()
+    validated = _fold(tmp_path / "b", trained_fdg_model) / "validation" / "summary.json"
+    assert json.loads(validated.read_text())["foreground_mean"]["Dice"] >= 0
+    # --val validates the saved model later, whatever the variable says
+    later = _train(trained_fdg_model, tmp_path / "c", "4", "2", False, "--val")
+    assert later.wait(timeout=600) == 0, (tmp_path / "c" / "train.log").read_text()[-3000:]
+    summary = _fold(tmp_path / "c", trained_fdg_model) / "validation" / "summary.json"
+    assert json.loads(summary.read_text())["metric_per_case"], "no case validated"
 
 
 def test_bad_seed_is_one_sentence() -> None:
