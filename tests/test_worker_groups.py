@@ -34,8 +34,12 @@ def test_tests_that_look_up_a_trained_model_by_parameter_share_its_worker(tmp_pa
         "GROUPS_OUT": str(out),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
-    files = ["tests/test_nnunet_e2e.py", "tests/test_seeding.py", "tests/test_labels.py",
-             "tests/test_cohort.py"]
+    files = [
+        "tests/test_nnunet_e2e.py",
+        "tests/test_seeding.py",
+        "tests/test_labels.py",
+        "tests/test_cohort.py",
+    ]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "groups_plugin",
          "-p", "no:cacheprovider", *files],
