@@ -87,3 +87,27 @@ def trained_fdg_model(session_nnunet_env: dict, fdg_cohort: Path) -> dict:
 def trained_psma_model(session_nnunet_env: dict, psma_cohort: Path) -> dict:
     """A LION PSMA model (dataset 602) trained the same way, without the final validation."""
     return train_lion_model(psma_cohort, "psma", 602, validate=False)
+
+
+@pytest.fixture(scope="session")
+def stock_predicted(tmp_path_factory: pytest.TempPathFactory):
+    """``stock_predicted(model)``: the folder where the stock ``nnUNetv2_predict
+    --save_probabilities`` wrote ``model``'s test-set label maps and probabilities (read-only),
+    run once per model and session (the e2e test checks them; test_predict reads the
+    probabilities)."""
+    done: dict[int, Path] = {}
+
+    def predict(model: dict) -> Path:
+        if model["dataset_id"] not in done:
+            out = tmp_path_factory.mktemp(f"stock_pred_{model['dataset_id']}")
+            run_stock(
+                "nnUNetv2_predict", "-i", str(model["images_ts"]), "-o", str(out), "-d",
+                str(model["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr",
+                model["trainer"], "-f", model["fold"], "-device", "cpu", "-npp", "1", "-nps",
+                "1", "--save_probabilities",
+            )  # fmt: skip
+            done[model["dataset_id"]] = out
+        return done[model["dataset_id"]]
+
+    return predict
+

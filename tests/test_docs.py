@@ -5,7 +5,10 @@ starts either from an empty sandbox or, where it continues the README's workflow
 use the dataset, model or predictions the README made), from a copy of the sandbox in which
 README.md's blocks ran: that sandbox is made once per run and shared by the pytest-xdist
 workers (a file lock; the first worker that needs it builds it). Pages listed together run in
-one sandbox, in order (metrics.md compares the predictions inference.md made). Commands are
+one sandbox, in order (metrics.md compares the predictions inference.md made). A workflow page's
+opening blocks that repeat README.md's commands word for word and in README's order (training.md
+recaps README's fingerprint, plans, preprocessing and training) are not run again: their outputs
+are in the copied sandbox; from the first block that differs, every block runs. Commands are
 shrunk for a 2-core CPU by the SHRINK rules below (a GPU-sized training becomes a few CPU
 iterations); that is the only change made to what the docs say. Blocks fenced as ```text or
 ```console are not run: use them only for commands that need what a test machine cannot have
@@ -113,6 +116,24 @@ def test_shrink_rules() -> None:
     )
 
 
+def test_only_opening_blocks_that_repeat_readme_are_skipped() -> None:
+    ran = ["a x", "b y", "c z", "d"]
+    assert already_ran(["b y", "c z"], ran, None) == 1
+    assert already_ran(["d"], ran, 3) == 3 and already_ran(["d"], ran, 2) is None
+    assert already_ran(["b y", "d"], ran, None) is None  # not in README's order
+    assert already_ran([], ran, None) is None
+    # docs/training.md opens with README's fingerprint, plans and preprocessing, then training
+    readme = workflow_commands()
+    blocks = bash_blocks((ROOT / "docs/training.md").read_text())
+    first = [c for c in map(_command, shrink(blocks[0]).splitlines()) if c]
+    at = already_ran(first, readme, None)
+    assert at is not None and first[0].startswith("nnUNetv2_extract_fingerprint")
+    second = [c for c in map(_command, shrink(blocks[1]).splitlines()) if c]
+    assert already_ran(second, readme, at + len(first)) is not None
+    fourth = [c for c in map(_command, shrink(blocks[3]).splitlines()) if c]
+    assert already_ran(fourth, readme, None) is None  # fold 1 on new splits: runs
+
+
 def _environment(sandbox: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -125,12 +146,38 @@ def _environment(sandbox: Path) -> dict[str, str]:
     return env
 
 
-def run_pages(docs: tuple[str, ...], sandbox: Path) -> list[str]:
-    """Run every bash block of ``docs`` in ``sandbox``; the timing lines, or a failure."""
+def _command(line: str) -> str:
+    """A shrunk line without its comment and spacing, for comparing commands."""
+    return " ".join(line.split("  #")[0].split())
+
+
+def already_ran(lines: list[str], ran: list[str], at: int | None) -> int | None:
+    """Where in ``ran`` the commands ``lines`` run word for word (from index ``at`` when given,
+    else anywhere); None when they do not."""
+    n = len(lines)
+    starts = [at] if at is not None else range(len(ran) - n + 1)
+    return next((j for j in starts if n and ran[j : j + n] == lines), None)
+
+
+def run_pages(docs: tuple[str, ...], sandbox: Path, ran: list[str] | None = None) -> list[str]:
+    """Run every bash block of ``docs`` in ``sandbox``; the timing lines, or a failure.
+
+    ``ran``: the command lines that made ``sandbox`` (README.md's, for a workflow page): the
+    page's opening commands that repeat them word for word, in the same order, are not run again
+    (their outputs are in the copied sandbox already): whole blocks, each continuing where the
+    previous one stopped in ``ran``; from the first block that differs, every block runs."""
     env = _environment(sandbox)
     said = []
+    ran, at = list(ran or []), None
     for doc in docs:
         for i, block in enumerate(bash_blocks((ROOT / doc).read_text())):
+            lines = [c for c in map(_command, shrink(block).splitlines()) if c]
+            found = already_ran(lines, ran, at)
+            if found is not None:
+                at = found + len(lines)
+                said.append(f"    0.0 s  {doc} block {i + 1}: ran by {WORKFLOW} in this sandbox")
+                continue
+            ran = []  # from here on, everything runs
             script = "set -euo pipefail\n" + shrink(block)
             started = time.perf_counter()
             proc = subprocess.run(
@@ -179,12 +226,21 @@ def test_docs_commands_run(name: str, tmp_path: Path, request: pytest.FixtureReq
         print((request.getfixturevalue("workflow_sandbox") / ".built").read_text())
         return
     sandbox = tmp_path / "sandbox"
+    ran = None
     if start == "workflow":
         built = request.getfixturevalue("workflow_sandbox")
         shutil.copytree(built, sandbox, symlinks=True)
+        ran = workflow_commands()
     else:
         sandbox.mkdir()
-    print("\n".join(run_pages(docs, sandbox)))
+    print("\n".join(run_pages(docs, sandbox, ran)))
+
+
+def workflow_commands() -> list[str]:
+    """README.md's command lines after its last ``export`` of the nnU-Net folders, shrunk."""
+    blocks = bash_blocks((ROOT / WORKFLOW).read_text())
+    lines = [c for b in blocks for c in map(_command, shrink(b).splitlines()) if c]
+    return [c for c in lines if not c.startswith(("export ", ":"))]
 
 
 def test_every_page_with_commands_is_tested() -> None:

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from fixtures_nnunet import run_stock
 
 from lion_nnunet.labels import get_label_set
 
 pytestmark = pytest.mark.slow
 
 
-def _predict_stock(model: dict, out: Path) -> list[Path]:
-    run_stock(
-        "nnUNetv2_predict", "-i", str(model["images_ts"]), "-o", str(out), "-d",
-        str(model["dataset_id"]), "-c", "3d_fullres", "-p", "LIONPlans", "-tr", model["trainer"],
-        "-f", model["fold"], "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities",
-    )  # fmt: skip
-    return sorted(out.glob("*.nii.gz"))
-
-
 @pytest.mark.parametrize("which", ["trained_fdg_model", "trained_psma_model"])
-def test_stock_train_and_predict_give_lion_label_maps(which: str, request, tmp_path: Path) -> None:
+def test_stock_train_and_predict_give_lion_label_maps(
+    which: str, request: pytest.FixtureRequest, stock_predicted
+) -> None:
     model = request.getfixturevalue(which)
     plans = json.loads((model["model_dir"] / "plans.json").read_text())
     assert plans["plans_name"] == "LIONPlans"
     assert plans["configurations"]["3d_fullres"]["normalization_schemes"] == ["CTNormalization"]
     assert (model["model_dir"] / "fold_0" / "checkpoint_final.pth").is_file()
     label_set = get_label_set(model["tracer"])
-    preds = _predict_stock(model, tmp_path / "pred")
+    predicted = stock_predicted(model)  # nnUNetv2_predict --save_probabilities
+    preds = sorted(predicted.glob("*.nii.gz"))
     inputs = sorted(model["images_ts"].glob("*_0000.nii.gz"))
     assert len(preds) == len(inputs) >= 1
     seen: set[int] = set()
@@ -44,5 +36,5 @@ def test_stock_train_and_predict_give_lion_label_maps(which: str, request, tmp_p
     # the network predicts exactly the label set's classes: background, tumor, organs 2..K
     # (a 10-iteration CPU model is not asked to be accurate; lion demo and
     # benchmarks/organ_context.py show what longer training learns)
-    probabilities = np.load(sorted((tmp_path / "pred").glob("*.npz"))[0])["probabilities"]
+    probabilities = np.load(sorted(predicted.glob("*.npz"))[0])["probabilities"]
     assert probabilities.shape[0] == label_set.num_classes == len(label_set.labels())

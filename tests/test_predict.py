@@ -49,25 +49,21 @@ def two_cases(fdg_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
-def _model_predicting_tumor(m: dict, where: Path, share: float = 0.01) -> Path:
+def _model_predicting_tumor(m: dict, probe: Path, where: Path, share: float = 0.01) -> Path:
     """A copy of the short model whose tumor logit is raised so that ``share`` of voxels are tumor.
 
     Ten training iterations may or may not teach the tumor class; the stock-vs-lion comparison
     means something only when both have tumor to keep. Adding a constant to the bias of the
     last segmentation layer's tumor channel adds it to every tumor logit (sliding-window
     averaging, mirroring and linear resampling keep a constant), so the margin
-    log(max other probability) - log(tumor probability) from a stock run says which constant
-    turns the lowest ``share`` of voxels into tumor.
+    log(max other probability) - log(tumor probability) from a stock run (``probe``: the
+    probabilities nnUNetv2_predict wrote for the unchanged model) says which constant turns the
+    lowest ``share`` of voxels into tumor.
     """
     import torch
-    from fixtures_nnunet import run_stock
 
     model = where / "model" / m["model_dir"].name
     shutil.copytree(m["model_dir"], model)
-    probe = where / "probe"
-    run_stock("nnUNetv2_predict_from_modelfolder", "-i", str(m["images_ts"]), "-o", str(probe),
-              "-m", str(model), "-f", m["fold"], "-device", "cpu", "-npp", "1", "-nps", "1",
-              "--save_probabilities")  # fmt: skip
     margins = []
     for npz in sorted(probe.glob("*.npz")):
         p = np.clip(np.load(npz)["probabilities"].astype(np.float64), 1e-300, None)
@@ -84,12 +80,14 @@ def _model_predicting_tumor(m: dict, where: Path, share: float = 0.01) -> Path:
     return model
 
 
-def test_predict_matches_stock_nnunet_predict(trained_fdg_model: dict, tmp_path: Path) -> None:
+def test_predict_matches_stock_nnunet_predict(
+    trained_fdg_model: dict, stock_predicted, tmp_path: Path
+) -> None:
     """Done-when: lion predict == stock nnUNetv2_predict + lion postprocess, mask for mask."""
     from fixtures_nnunet import run_stock
 
     m = trained_fdg_model
-    model = _model_predicting_tumor(m, tmp_path)
+    model = _model_predicting_tumor(m, stock_predicted(m), tmp_path)
     ours, stock, post = tmp_path / "lion", tmp_path / "stock", tmp_path / "post"
     args = ["-m", str(model), "-f", m["fold"], "--device", "cpu", "--no-pbar"]
     assert main(["predict", "-i", str(m["images_ts"]), "-o", str(ours), *args,
