@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]:
     """The environment of the demo's subprocesses: its own nnU-Net folders, CPU-friendly, and
     ``LION_SEED`` so that training is seeded and deterministic (trainers/seeding.py)."""
-    from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV
+    from lion_nnunet.nnunet_env import CPU_FRIENDLY_ENV, FINAL_VALIDATION_VAR
     from lion_nnunet.trainers.seeding import SEED_VAR
 
     env = dict(os.environ)
@@ -137,6 +137,10 @@ def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]
     # augmentation in the training process: on 2 cores, worker processes only take CPU from
     # torch's two compute threads (each demo batch augments in a few tens of ms)
     env.setdefault("nnUNet_n_proc_DA", "0")
+    # the demo scores its holdout with lion predict: nnU-Net's final validation of each fold
+    # (predicting the fold's validation cases, then two spawned worker processes that export and
+    # score them) is not used, so it is skipped (nnUNetv2_train ... --val runs it later)
+    env.setdefault(FINAL_VALIDATION_VAR, "0")
     for key, value in CPU_FRIENDLY_ENV.items():
         env.setdefault(key, value)
     return env

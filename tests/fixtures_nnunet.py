@@ -110,4 +110,3 @@ def stock_predicted(tmp_path_factory: pytest.TempPathFactory):
         return done[model["dataset_id"]]
 
     return predict
-

@@ -17,7 +17,7 @@ import pytest
 import torch
 from fixtures_nnunet import BIN
 
-from lion_nnunet.trainers.lion import FINAL_VALIDATION_VAR
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR
 
 TRAINER = "nnUNetTrainer_LION_1ep_2it"
 

@@ -46,6 +46,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from lion_nnunet.labels import TUMOR_LABEL
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR
 from lion_nnunet.trainers.losses import ClassWeightedSoftDiceLoss, deep_supervision
 from lion_nnunet.trainers.sampling import tumor_focused
 from lion_nnunet.trainers.seeding import (
@@ -54,9 +55,6 @@ from lion_nnunet.trainers.seeding import (
     seed_everything,
     seed_from_environment,
 )
-
-#: ``LION_FINAL_VALIDATION=0`` skips nnU-Net's final validation right after training.
-FINAL_VALIDATION_VAR = "LION_FINAL_VALIDATION"
 
 
 class nnUNetTrainer_LION(nnUNetTrainer):
