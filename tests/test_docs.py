@@ -73,7 +73,8 @@ SHRINK: list[tuple[str, str]] = [
     (r"^(\s*nnUNetv2_(plan_and_)?preprocess\b.*?\s-np) \d+\b", r"\1 1"),
     (r"^(\s*nnUNetv2_(plan_and_)?preprocess\b(?!.*-np\b).*?)(\s*(#.*)?)$", r"\1 -np 1\3"),
     (r"^(\s*nnUNetv2_plan_and_preprocess\b(?!.*-npfp\b).*?)(\s*(#.*)?)$", r"\1 -npfp 1\2"),
-    (r"^(\s*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
+    # (after any VAR=value prefixes of the command)
+    (r"^(\s*(?:\w+=\S*\s+)*nnUNetv2_train\b(?!.*-device).*?)(\s*(#.*)?)$", r"\1 -device cpu\2"),
 ]
 
 
@@ -96,6 +97,9 @@ def shrink(script: str) -> str:
 def test_shrink_rules() -> None:
     assert shrink("nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr nnUNetTrainer_LION\n") == (
         f"nnUNetv2_train 501 3d_fullres 0 -p LIONPlans -tr {TINY_TRAINER} -device cpu\n"
+    )
+    assert shrink("LION_FINAL_VALIDATION=0 nnUNetv2_train 5 3d_fullres all -tr X\n") == (
+        "LION_FINAL_VALIDATION=0 nnUNetv2_train 5 3d_fullres all -tr X -device cpu\n"
     )
     install = shrink("lion plans install --dataset 5 --tracer fdg  # x\n")
     assert "--patch-size 64 32 32 --base-features 8 --blocks-per-stage 1  # x" in install
