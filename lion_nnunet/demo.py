@@ -78,8 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="first-stage features of the network")  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device")
     p.add_argument("--parallel", type=int, default=DemoSettings.parallel, metavar="N",
-                   help="train the two arms side by side (CPU: each with its share of the "
-                        "cores); 1 = one after the other")  # fmt: skip
+                   help="prepare and train the two arms side by side (CPU: each training with "
+                        "its share of the cores); 1 = one after the other")  # fmt: skip
     p.add_argument("--seed", type=int, default=DemoSettings.seed,
                    help="seed of everything random: phantoms, holdout, splits, training "
                         "(LION_SEED); same seed, same machine, same table")  # fmt: skip

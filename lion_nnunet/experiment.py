@@ -142,8 +142,11 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
     preprocessed_root = Path(env["nnUNet_preprocessed"])
     arms = plan.arms()
     datasets = {arm.key: raw / f"Dataset{arm.dataset_id:03d}_{arm.name}" for arm in arms}
+    phases: dict[str, list[Step]] = {"convert": [], "fingerprint": [], "plans": [], "prep": []}
+    organ_fingerprint = preprocessed_root / datasets["organs"].name / "dataset_fingerprint.json"
     for arm in arms:
         dataset = datasets[arm.key]
+        preprocessed = preprocessed_root / dataset.name
         convert = _lion(
             "convert", "autopet", "--input", plan.studies, "--tracer", plan.tracer,
             "--dataset-id", arm.dataset_id, "--name", arm.name, "--test-fraction",
@@ -151,17 +154,17 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
         )  # fmt: skip
         convert += ["--organs", plan.organs] if arm.with_organs else ["--no-organs"]
         convert += ["--metadata", plan.metadata] if plan.metadata else []
-        wf.run(
-            f"{arm.key}: convert", convert, outputs=[dataset / "dataset.json"],
-            inputs=lambda: digest(folder_digest(plan.studies), folder_digest(plan.organs),
-                                  file_digest(plan.metadata) if plan.metadata else ""),
-        )  # fmt: skip
-        wf.run(
+        phases["convert"].append(Step(
+            f"{arm.key}: convert", convert, [dataset / "dataset.json"],
+            lambda: digest(folder_digest(plan.studies), folder_digest(plan.organs),
+                           file_digest(plan.metadata) if plan.metadata else ""),
+        ))  # fmt: skip
+        phases["fingerprint"].append(Step(
             f"{arm.key}: fingerprint",
             _nn("nnUNetv2_extract_fingerprint", "-d", arm.dataset_id, "-np", plan.num_processes),
-            outputs=[preprocessed_root / dataset.name / "dataset_fingerprint.json"],
-            inputs=lambda d=dataset: folder_digest(d),
-        )
+            [preprocessed / "dataset_fingerprint.json"],
+            lambda d=dataset: folder_digest(d),
+        ))  # fmt: skip
         install = _lion("plans", "install", "--dataset", arm.dataset_id, "--tracer", plan.tracer)
         install += ["--intensity-from", arms[0].dataset_id, "--overwrite"]
         if plan.patch_size:
@@ -172,23 +175,26 @@ def run_ablation(plan: AblationPlan, wf: Workflow) -> dict:
             install += ["--base-features", plan.base_features]
         if plan.blocks_per_stage:
             install += ["--blocks-per-stage", *plan.blocks_per_stage]
-        preprocessed = preprocessed_root / dataset.name
-        organ_fingerprint = preprocessed_root / datasets["organs"].name / "dataset_fingerprint.json"
-        wf.run(
-            f"{arm.key}: LION plans",
-            install,
-            outputs=[preprocessed / f"{PLANS}.json", preprocessed / "dataset.json"],
-            inputs=lambda p=preprocessed, o=organ_fingerprint: digest(
-                file_digest(p / "dataset_fingerprint.json"), file_digest(o)
-            ),
-        )
-        wf.run(
+        phases["plans"].append(Step(
+            f"{arm.key}: LION plans", install,
+            [preprocessed / f"{PLANS}.json", preprocessed / "dataset.json"],
+            lambda p=preprocessed: digest(file_digest(p / "dataset_fingerprint.json"),
+                                          file_digest(organ_fingerprint)),
+        ))  # fmt: skip
+        phases["prep"].append(Step(
             f"{arm.key}: preprocess",
             _nn("nnUNetv2_preprocess", "-d", arm.dataset_id, "-plans_name", PLANS, "-c",
                 CONFIGURATION, "-np", plan.num_processes),
-            inputs=lambda p=preprocessed, d=dataset: digest(file_digest(p / f"{PLANS}.json"),
-                                                           folder_digest(d)),
-        )  # fmt: skip
+            [],
+            lambda p=preprocessed, d=dataset: digest(file_digest(p / f"{PLANS}.json"),
+                                                     folder_digest(d)),
+        ))  # fmt: skip
+    # phase by phase (the tumor-only plans read the organ arm's fingerprint); both arms of a
+    # phase side by side when the trainings are (--parallel), else one after the other
+    side = max(1, plan.parallel) if wf.client is None else 1
+    for steps in phases.values():
+        for batch in [steps[i : i + side] for i in range(0, len(steps), side)]:
+            wf.run_parallel(batch)
     split_files = [preprocessed_root / d.name / "splits_final.json" for d in datasets.values()]
     cases_csv = datasets["organs"] / "lion_cases.csv"
     wf.call(
@@ -423,8 +429,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="further trainers for the organ arm, each compared with tumor-only "
                         "(e.g. nnUNetTrainer_LION_tumorDice)")  # fmt: skip
     a.add_argument("--parallel", type=int, default=1, metavar="N",
-                   help="train N models side by side (CPU: each gets its share of the cores; "
-                        "default 1: one after the other)")  # fmt: skip
+                   help="prepare both arms and train N models side by side (CPU: each training "
+                        "gets its share of the cores; default 1: one after the other)")  # fmt: skip
     for p in (a,):
         p.add_argument("--trainer", default="nnUNetTrainer_LION", help="nnU-Net trainer class")
         p.add_argument("--fold", default="0", help="fold to train (0-4 or all)")
