@@ -66,8 +66,8 @@ def click_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pre = root / "nnUNet_preprocessed" / raw.name
     (pre / "splits_final.json").write_text(json.dumps([{"train": ["c0", "c1", "c2"],
                                                         "val": ["c3"]}]))  # fmt: skip
-    # no final validation (LION_FINAL_VALIDATION=0): no test reads it, and docs/interactive.md
-    # trains the click trainer with it
+    # no final validation (LION_FINAL_VALIDATION=0): no test reads it; the click trainer's final
+    # validation (image-only input through its click network) runs in docs/interactive.md's test
     run_stock("nnUNetv2_train", did, "3d_fullres", "0", "-p", "LIONPlans", "-tr", CLICK_TRAINER,
               "-device", "cpu", env={**env, "LION_FINAL_VALIDATION": "0"})  # fmt: skip
     images = root / "images"

@@ -68,6 +68,10 @@ def train_lionz_model(trained_fdg_model: dict) -> dict:
     # nnU-Net's fingerprint of 611 is 601's, byte for byte: the same images, and it reads the
     # labels only as foreground (label > 0), which the relabelling keeps; copied, not recomputed
     # (extracting samples 10^8 foreground voxels: about 12 s of CPU for these tiny cases)
+    for path in sorted((src / "labelsTr").glob("*.nii.gz")):
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(dst / "labelsTr" / path.name)))
+        assert ((a > 0) == (b > 0)).all(), f"{path.name}: relabelling changed the foreground"
     preprocessed = Path(os.environ["nnUNet_preprocessed"])
     (preprocessed / dst.name).mkdir(parents=True)
     shutil.copy2(preprocessed / src.name / "dataset_fingerprint.json", preprocessed / dst.name)

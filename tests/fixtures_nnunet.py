@@ -47,8 +47,9 @@ def train_lion_model(
 ) -> dict:
     """Convert, plan, preprocess and train a short LION model; return where everything is.
 
-    ``validate=False``: ``LION_FINAL_VALIDATION=0``, no final validation (about 10 s of CPU in
-    two spawned worker processes) for a model whose users never read ``validation/``."""
+    ``validate=False``: ``LION_FINAL_VALIDATION=0``, no final validation (nnU-Net's spawned
+    export and scoring pools, each worker importing torch and nnU-Net: about 10 s of CPU here)
+    for a model whose users never read ``validation/``."""
     cases = discover_autopet(cohort / "studies", cohort / "organs", tracer, cohort / "cases.csv")
     test = choose_test_cases([c.case_id for c in cases], 0.2, seed=0)
     for c in cases:

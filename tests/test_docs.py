@@ -6,9 +6,11 @@ use the dataset, model or predictions the README made), from a copy of the sandb
 README.md's blocks ran: that sandbox is made once per run and shared by the pytest-xdist
 workers (a file lock; the first worker that needs it builds it). Pages listed together run in
 one sandbox, in order (metrics.md compares the predictions inference.md made). A workflow page's
-opening blocks that repeat README.md's commands word for word and in README's order (training.md
-recaps README's fingerprint, plans, preprocessing and training) are not run again: their outputs
-are in the copied sandbox; from the first block that differs, every block runs. Commands are
+opening blocks whose commands are README.md's, in README's order (compared after SHRINK, comments
+dropped: training.md recaps README's fingerprint, plans, preprocessing and fold-0 training) are
+not run again: their outputs are in the copied sandbox, and running them again on README's end
+state would write the same (fingerprint, plans, preprocessed data, the same fold's training);
+from the first block that differs, every block runs. Commands are
 shrunk for a 2-core CPU by the SHRINK rules below (a GPU-sized training becomes a few CPU
 iterations); that is the only change made to what the docs say. Blocks fenced as ```text or
 ```console are not run: use them only for commands that need what a test machine cannot have
@@ -166,10 +168,11 @@ def already_ran(lines: list[str], ran: list[str], at: int | None) -> int | None:
 def run_pages(docs: tuple[str, ...], sandbox: Path, ran: list[str] | None = None) -> list[str]:
     """Run every bash block of ``docs`` in ``sandbox``; the timing lines, or a failure.
 
-    ``ran``: the command lines that made ``sandbox`` (README.md's, for a workflow page): the
-    page's opening commands that repeat them word for word, in the same order, are not run again
-    (their outputs are in the copied sandbox already): whole blocks, each continuing where the
-    previous one stopped in ``ran``; from the first block that differs, every block runs."""
+    ``ran``: the command lines that made ``sandbox`` (README.md's, for a workflow page, as
+    :func:`workflow_commands` lists them): the page's opening blocks whose commands are a run of
+    consecutive lines of ``ran`` (after SHRINK, comments dropped) are not run again, their
+    outputs being in the copied sandbox already; each such block continues where the previous one
+    stopped in ``ran``; from the first block that differs, every block runs."""
     env = _environment(sandbox)
     said = []
     ran, at = list(ran or []), None
@@ -241,10 +244,10 @@ def test_docs_commands_run(name: str, tmp_path: Path, request: pytest.FixtureReq
 
 
 def workflow_commands() -> list[str]:
-    """README.md's command lines after its last ``export`` of the nnU-Net folders, shrunk."""
+    """README.md's command lines, shrunk, comments dropped, in order (exports included: a page's
+    blocks match a run of consecutive lines)."""
     blocks = bash_blocks((ROOT / WORKFLOW).read_text())
-    lines = [c for b in blocks for c in map(_command, shrink(b).splitlines()) if c]
-    return [c for c in lines if not c.startswith(("export ", ":"))]
+    return [c for b in blocks for c in map(_command, shrink(b).splitlines()) if c]
 
 
 def test_every_page_with_commands_is_tested() -> None:

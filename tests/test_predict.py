@@ -205,11 +205,16 @@ def test_predict_refuses_nifti_that_is_not_suv(
 
 
 @pytest.mark.gpu
-def test_cuda_prediction_equals_cpu_prediction(random_model: Path, fdg_cohort: Path) -> None:
-    """The same random-weight model on CUDA (nnU-Net's everything-on-device path) and on CPU:
-    the same tumor mask and organ map up to a few voxels at logit ties, the same TMTV."""
+def test_cuda_prediction_equals_cpu_prediction(fdg_cohort: Path, tmp_path: Path) -> None:
+    """The same random-weight model (ResEnc-M's full width) on CUDA (nnU-Net's
+    everything-on-device path) and on CPU: the same tumor mask and organ map up to a few voxels
+    at logit ties, the same TMTV."""
     import lion_nnunet
 
+    random_model = make_random_model(
+        tmp_path / "Dataset990_RANDOM" / "nnUNetTrainer__LIONPlans__3d_fullres", "fdg",
+        patch_size=(96, 48, 48), spacing=(6.0, 6.0, 6.0), folds=("0",),
+    )  # fmt: skip
     first = sorted((fdg_cohort / "studies").rglob("SUV.nii.gz"))[0]
     pet = sitk.ReadImage(str(first))
     cpu = lion_nnunet.load_model(random_model, device="cpu", use_mirroring=False).segment(pet)
