@@ -147,8 +147,9 @@ def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]
 
 
 def worker_processes(env: dict[str, str]) -> int:
-    """``-np`` of the demo's conversion, fingerprint and preprocessing: nnU-Net's own default,
-    ``nnUNet_def_n_proc`` (2 unless the user exported another number)."""
+    """``-np`` of the demo's conversion, fingerprint and preprocessing: ``nnUNet_def_n_proc``
+    (nnU-Net's default pool size; the demo's environment sets 2 unless the user exported
+    another number)."""
     value = env.get("nnUNet_def_n_proc", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else 2
 

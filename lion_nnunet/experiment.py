@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lion_nnunet.errors import LionError
-from lion_nnunet.nnunet_env import require_folder
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR, require_folder
 from lion_nnunet.progress import default_processes
 from lion_nnunet.provenance import digest, file_digest, folder_digest, training_digest
 from lion_nnunet.workflow import Step, Workflow, console_script
@@ -352,9 +352,12 @@ def run_scaling(plan: ScalingPlan, wf: Workflow) -> dict:
                                             CONFIGURATION))  # fmt: skip
 
     trainings = [training(fold, size) for fold, size in enumerate(plan.subset_sizes)]
-    # one after the other here; every subset at once as tasks of a Dask cluster (--cluster)
+    # one after the other here; every subset at once as tasks of a Dask cluster (--cluster);
+    # each subset is scored on its fold's validation, which nnU-Net's final validation writes
+    # (whatever LION_FINAL_VALIDATION says in the user's environment)
+    validate = {FINAL_VALIDATION_VAR: "1"}
     for batch in [trainings] if wf.client is not None else [[t] for t in trainings]:
-        wf.run_parallel(batch)
+        wf.run_parallel(batch, env=validate)
     rows = []
     for fold, size in enumerate(plan.subset_sizes):
         evaluation = plan.root / "evaluation" / f"fold_{fold}"

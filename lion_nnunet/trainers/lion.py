@@ -22,9 +22,10 @@
 * opt-in seeded, deterministic training with ``LION_SEED`` (:mod:`lion_nnunet.trainers.seeding`);
   stock nnU-Net training is not seeded;
 * opt-in ``LION_FINAL_VALIDATION=0``: skip nnU-Net's final validation after training (predicting,
-  exporting and scoring the fold's validation cases, which on CPU starts two worker processes
-  that each import torch and nnU-Net); ``nnUNetv2_train ... --val`` runs it later, whatever
-  the variable says;
+  exporting and scoring the fold's validation cases through two spawned pools of
+  ``nnUNet_def_n_proc`` workers, each importing torch and nnU-Net); ``nnUNetv2_train ... --val``
+  runs it later, whatever the variable says, and a ``--disable_checkpointing`` run, which keeps
+  no checkpoint, always validates;
 * the schedule as class attributes (``lion_*``), so a variant is one or two lines and the
   constructor signature stays nnU-Net's (checkpoints record it).
 
@@ -116,9 +117,10 @@ class nnUNetTrainer_LION(nnUNetTrainer):
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         """nnU-Net's final validation, unless this process just trained and
-        ``LION_FINAL_VALIDATION=0`` asks to skip it (``--val`` always validates)."""
+        ``LION_FINAL_VALIDATION=0`` asks to skip it (``--val`` always validates; so does a run
+        with ``--disable_checkpointing``, whose validation is all it keeps)."""
         skip = os.environ.get(FINAL_VALIDATION_VAR, "").strip() == "0"
-        if skip and getattr(self, "lion_trained_here", False):
+        if skip and getattr(self, "lion_trained_here", False) and not self.disable_checkpointing:
             self.print_to_log_file(
                 f"{FINAL_VALIDATION_VAR}=0: final validation skipped; run it with "
                 "nnUNetv2_train ... --val"
