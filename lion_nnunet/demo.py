@@ -138,8 +138,8 @@ def demo_environment(out: Path, seed: int = DemoSettings.seed) -> dict[str, str]
     # torch's two compute threads (each demo batch augments in a few tens of ms)
     env.setdefault("nnUNet_n_proc_DA", "0")
     # the demo scores its holdout with lion predict: nnU-Net's final validation of each fold
-    # (predicting the fold's validation cases, then two spawned worker processes that export and
-    # score them) is not used, so it is skipped (nnUNetv2_train ... --val runs it later)
+    # (predicting the fold's validation cases, then spawned worker pools that export and score
+    # them) is not used, so it is skipped (nnUNetv2_train ... --val runs it later)
     env.setdefault(FINAL_VALIDATION_VAR, "0")
     for key, value in CPU_FRIENDLY_ENV.items():
         env.setdefault(key, value)

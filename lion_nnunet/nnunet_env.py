@@ -10,12 +10,12 @@ from lion_nnunet.errors import LionError
 
 NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
-#: Settings that make nnU-Net behave on a small CPU machine (2 cores): no torch.compile, few
-#: augmentation workers. Applied only where the user has not set them.
 #: ``LION_FINAL_VALIDATION=0``: the LION trainers skip nnU-Net's final validation right after
 #: training (trainers/lion.py); ``nnUNetv2_train ... --val`` runs it whatever the value.
 FINAL_VALIDATION_VAR = "LION_FINAL_VALIDATION"
 
+#: Settings that make nnU-Net behave on a small CPU machine (2 cores): no torch.compile, few
+#: augmentation workers. Applied only where the user has not set them.
 CPU_FRIENDLY_ENV = {
     "nnUNet_compile": "false",
     "nnUNet_n_proc_DA": "2",

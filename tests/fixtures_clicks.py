@@ -22,6 +22,7 @@ import torch
 from fixtures_nnunet import run_stock
 
 from lion_nnunet.labels import get_label_set
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR
 
 CLICK_TRAINER = "nnUNetTrainer_LION_Clicks_1ep_4it"
 CLICK_SPACING = 6.0
@@ -69,7 +70,7 @@ def click_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # no final validation (LION_FINAL_VALIDATION=0): no test reads it; the click trainer's final
     # validation (image-only input through its click network) runs in docs/interactive.md's test
     run_stock("nnUNetv2_train", did, "3d_fullres", "0", "-p", "LIONPlans", "-tr", CLICK_TRAINER,
-              "-device", "cpu", env={**env, "LION_FINAL_VALIDATION": "0"})  # fmt: skip
+              "-device", "cpu", env={**env, FINAL_VALIDATION_VAR: "0"})  # fmt: skip
     images = root / "images"
     images.mkdir()
     image = sitk.GetImageFromArray(np.ones(CLICK_SHAPE, np.float32))  # no lesion: only clicks tell

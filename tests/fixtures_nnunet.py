@@ -17,6 +17,7 @@ import pytest
 from lion_nnunet.dataset_conversion.autopet import discover_autopet
 from lion_nnunet.dataset_conversion.raw_dataset import choose_test_cases, convert_cohort
 from lion_nnunet.labels import get_label_set
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR
 
 BIN = Path(sys.executable).parent
 E2E_TRAINER = "nnUNetTrainer_LION_2ep_5it"
@@ -62,7 +63,7 @@ def train_lion_model(
               "--patch-size", *PATCH, "--spacing", "dataset", *SMALL_NET)  # fmt: skip
     run_stock("nnUNetv2_preprocess", "-d", did, "-plans_name", "LIONPlans", "-c", "3d_fullres",
               "-np", "1")  # fmt: skip
-    env = {**os.environ, **({} if validate else {"LION_FINAL_VALIDATION": "0"})}
+    env = {**os.environ, **({} if validate else {FINAL_VALIDATION_VAR: "0"})}
     run_stock("nnUNetv2_train", did, "3d_fullres", fold, "-p", "LIONPlans", "-tr", E2E_TRAINER,
               "-device", "cpu", env=env)  # fmt: skip
     results = Path(os.environ["nnUNet_results"]) / dataset_dir.name

@@ -237,19 +237,15 @@ def make_random_model(
 
     from lion_nnunet import __version__
     from lion_nnunet.labels import get_label_set
-    from lion_nnunet.plans.templates import CONFIGURATION, architecture, build_plans
+    from lion_nnunet.plans.templates import CONFIGURATION, build_plans, rebuild_architecture
 
     out_dir = Path(out_dir)
     label_set = get_label_set(tracer)
     plans = build_plans(tracer, spacing=spacing, patch_size=patch_size, batch_size=2)
     plans["dataset_name"] = out_dir.parent.name
     if base_features is not None or blocks_per_stage is not None:
-        config = plans["configurations"][CONFIGURATION]
-        features = config["architecture"]["arch_kwargs"]["features_per_stage"][0]
-        config["architecture"], config["patch_size"] = architecture(
-            tuple(config["spacing"]), tuple(config["patch_size"]),
-            base_features=int(base_features or features), blocks_per_stage=blocks_per_stage,
-        )  # fmt: skip
+        rebuild_architecture(plans["configurations"][CONFIGURATION], None, base_features,
+                             blocks_per_stage)  # fmt: skip
     # CTNormalization statistics of SUV (clip 0..20, mean 2, std 3): what a fingerprint would hold
     plans["foreground_intensity_properties_per_channel"] = {
         "0": {

@@ -22,7 +22,7 @@ from lion_nnunet.errors import LionError
 from lion_nnunet.io import write_json
 from lion_nnunet.nnunet_env import find_dataset_name, require_folder
 from lion_nnunet.plans.splits import install_default_splits
-from lion_nnunet.plans.templates import CONFIGURATION, architecture, load_template
+from lion_nnunet.plans.templates import CONFIGURATION, load_template, rebuild_architecture
 
 
 def _median(values: list[list[float]]) -> list[float]:
@@ -81,14 +81,7 @@ def install_plans(
     if base_features is not None and base_features < 1:
         raise LionError(f"--base-features must be at least 1, got {base_features}")
     if any(v is not None for v in (patch_size, spacing, base_features, blocks_per_stage)):
-        features = config["architecture"]["arch_kwargs"]["features_per_stage"][0]
-        arch, patch = architecture(
-            tuple(config["spacing"]),
-            tuple(patch_size or config["patch_size"]),
-            base_features=int(base_features or features),
-            blocks_per_stage=tuple(blocks_per_stage) if blocks_per_stage else None,
-        )
-        config["architecture"], config["patch_size"] = arch, patch
+        rebuild_architecture(config, patch_size, base_features, blocks_per_stage)
     if batch_size is not None:
         if batch_size < 1:
             raise LionError(f"--batch-size must be at least 1, got {batch_size}")

@@ -92,6 +92,24 @@ def architecture(
     return arch, [int(p) for p in patch]
 
 
+def rebuild_architecture(
+    config: dict,
+    patch_size: tuple[int, ...] | None = None,
+    base_features: int | None = None,
+    blocks_per_stage: tuple[int, ...] | None = None,
+) -> None:
+    """Rebuild a plans configuration's ``architecture`` and ``patch_size`` in place for its
+    ``spacing`` and the given patch, first-stage features and blocks (None: keep the config's
+    patch and features; the template's ResEnc-M blocks)."""
+    features = config["architecture"]["arch_kwargs"]["features_per_stage"][0]
+    config["architecture"], config["patch_size"] = architecture(
+        tuple(config["spacing"]),
+        tuple(patch_size or config["patch_size"]),
+        base_features=int(base_features or features),
+        blocks_per_stage=tuple(blocks_per_stage) if blocks_per_stage else None,
+    )
+
+
 def _blocks(blocks: tuple[int, ...] | None, n_stages: int) -> list[int]:
     if not blocks:
         return list(BLOCKS_PER_STAGE[:n_stages])

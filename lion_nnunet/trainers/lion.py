@@ -101,6 +101,8 @@ class nnUNetTrainer_LION(nnUNetTrainer):
             torch.set_num_threads(int(threads))
         #: ``LION_SEED`` (None: nnU-Net's unseeded training); seeded before the network is built
         self.lion_seed = seed_from_environment()
+        #: set by on_train_end: this process trained (LION_FINAL_VALIDATION applies only then)
+        self.lion_trained_here = False
         if self.lion_seed is not None:
             seed_everything(self.lion_seed)
             self.print_to_log_file(f"{SEED_VAR}={self.lion_seed}: seeded, deterministic kernels")
@@ -120,7 +122,7 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         ``LION_FINAL_VALIDATION=0`` asks to skip it (``--val`` always validates; so does a run
         with ``--disable_checkpointing``, whose validation is all it keeps)."""
         skip = os.environ.get(FINAL_VALIDATION_VAR, "").strip() == "0"
-        if skip and getattr(self, "lion_trained_here", False) and not self.disable_checkpointing:
+        if skip and self.lion_trained_here and not self.disable_checkpointing:
             self.print_to_log_file(
                 f"{FINAL_VALIDATION_VAR}=0: final validation skipped; run it with "
                 "nnUNetv2_train ... --val"
