@@ -14,6 +14,18 @@ NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 #: training (trainers/lion.py); ``nnUNetv2_train ... --val`` runs it whatever the value.
 FINAL_VALIDATION_VAR = "LION_FINAL_VALIDATION"
 
+
+def skip_final_validation(environ: dict[str, str] | None = None) -> bool:
+    """True when ``LION_FINAL_VALIDATION`` is 0; unset, empty or 1: False; else a LionError."""
+    value = (os.environ if environ is None else environ).get(FINAL_VALIDATION_VAR, "").strip()
+    if value not in ("", "0", "1"):
+        raise LionError(
+            f"{FINAL_VALIDATION_VAR}={value!r}: expected 0 (skip nnU-Net's final validation "
+            "after training) or 1 (run it)"
+        )
+    return value == "0"
+
+
 #: Settings that make nnU-Net behave on a small CPU machine (2 cores): no torch.compile, few
 #: augmentation workers. Applied only where the user has not set them.
 CPU_FRIENDLY_ENV = {

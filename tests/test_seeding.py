@@ -78,6 +78,17 @@ def test_same_seed_same_weights_other_seed_other_weights(
     assert json.loads(summary.read_text())["metric_per_case"], "no case validated"
 
 
+def test_bad_final_validation_value_is_one_sentence() -> None:
+    from lion_nnunet.errors import LionError
+    from lion_nnunet.nnunet_env import skip_final_validation
+
+    assert skip_final_validation({FINAL_VALIDATION_VAR: "0"}) is True
+    assert skip_final_validation({FINAL_VALIDATION_VAR: " 1 "}) is False
+    assert skip_final_validation({}) is False
+    with pytest.raises(LionError, match=r"LION_FINAL_VALIDATION='no': expected 0 \(skip"):
+        skip_final_validation({FINAL_VALIDATION_VAR: "no"})
+
+
 def test_bad_seed_is_one_sentence() -> None:
     from lion_nnunet.errors import LionError
     from lion_nnunet.trainers.seeding import seed_from_environment

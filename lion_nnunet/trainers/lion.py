@@ -47,7 +47,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from lion_nnunet.labels import TUMOR_LABEL
-from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR
+from lion_nnunet.nnunet_env import FINAL_VALIDATION_VAR, skip_final_validation
 from lion_nnunet.trainers.losses import ClassWeightedSoftDiceLoss, deep_supervision
 from lion_nnunet.trainers.sampling import tumor_focused
 from lion_nnunet.trainers.seeding import (
@@ -103,6 +103,7 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         self.lion_seed = seed_from_environment()
         #: set by on_train_end: this process trained (LION_FINAL_VALIDATION applies only then)
         self.lion_trained_here = False
+        self.lion_skip_final_validation = skip_final_validation()  # a bad value stops here
         if self.lion_seed is not None:
             seed_everything(self.lion_seed)
             self.print_to_log_file(f"{SEED_VAR}={self.lion_seed}: seeded, deterministic kernels")
@@ -121,8 +122,11 @@ class nnUNetTrainer_LION(nnUNetTrainer):
         """nnU-Net's final validation, unless this process just trained and
         ``LION_FINAL_VALIDATION=0`` asks to skip it (``--val`` always validates; so does a run
         with ``--disable_checkpointing``, whose validation is all it keeps)."""
-        skip = os.environ.get(FINAL_VALIDATION_VAR, "").strip() == "0"
-        if skip and self.lion_trained_here and not self.disable_checkpointing:
+        if (
+            self.lion_skip_final_validation
+            and self.lion_trained_here
+            and (not self.disable_checkpointing)
+        ):
             self.print_to_log_file(
                 f"{FINAL_VALIDATION_VAR}=0: final validation skipped; run it with "
                 "nnUNetv2_train ... --val"
