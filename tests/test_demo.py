@@ -65,3 +65,12 @@ def test_worker_processes_follow_nnunet_def_n_proc() -> None:
     assert worker_processes({"nnUNet_def_n_proc": "6"}) == 6
     assert worker_processes({"nnUNet_def_n_proc": "0"}) == 2  # not a worker count
     assert worker_processes({}) == 2
+
+
+def test_a_low_organ_dice_is_said_and_a_good_one_is_not() -> None:
+    # organs' Dice = tumor-only's (0.5, 0.6, 0.4, 0.55, 0.45) + the differences: by hand
+    # 0.2, 0.3, 0.1, 0.25, 0.15 -> median 0.20; 0.6, 0.7, 0.5, 0.65, 0.55 -> median 0.60
+    low = verdict(_arms([-0.3] * 5, [0.0] * 6))
+    assert "organ context's median Dice 0.20 is under the 0.5 the demo is sized for" in low
+    good = verdict(_arms([0.1] * 5, [0.0] * 6))
+    assert "is sized for" not in good
