@@ -1,7 +1,8 @@
 """Clicks on the demo phantoms: the click model vs the plain LION model, autoPET IV protocol, CPU.
 
-On ``lion demo``'s phantom cohort (its organ arm, Dataset901_DemoFDG_organs: 40 FDG phantoms,
-12 in the holdout), with models trained by the stock command on the demo's dataset
+On ``lion demo``'s phantom cohort (its organ arm, Dataset901_DemoFDG_organs; the stored run's:
+``lion demo --cases 40``, 40 FDG phantoms, 12 in the holdout), with models trained by the stock
+command on the demo's dataset
 (``nnUNetv2_train 901 3d_fullres 0 -p LIONPlans -tr <trainer> -device cpu``, the demo's
 environment and ``LION_SEED``):
 
