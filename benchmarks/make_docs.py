@@ -660,9 +660,15 @@ def readme_block() -> str:
     seed0 = next(p for p in demo["per_seed"] if p["seed"] == 0)
     low = [r for r in rows("demo", "seeds")
            if r["model"] == "organs" and float(r["median_dice"]) < DEMO_DICE_TARGET]  # fmt: skip
-    low_seeds = " ({})".format(", ".join(
-        f"seed {r['seed']}: {fmt(float(r['median_dice']), 2)}" for r in low
-    )) if low else ""  # fmt: skip
+    target = fmt(DEMO_DICE_TARGET, 1)
+    sized = (
+        f"the organ arm's median Dice was under the {target} the demo is sized for in {len(low)} "
+        f"of {o['seeds']} seeds ("
+        + ", ".join(f"seed {r['seed']}: {fmt(float(r['median_dice']), 2)}" for r in low) + ")"
+        if low else
+        f"the organ arm's median Dice reached the {target} the demo is sized for in every seed "
+        f"(lowest {fmt(o['organs_min_median_dice'], 2)})"
+    )  # fmt: skip
     return (
         "Measured here (2 CPU cores; stored in [benchmarks/results/suite](benchmarks/results/suite/"
         "summary.json) and [benchmarks/results/demo](benchmarks/results/demo/summary.json)): "
@@ -676,9 +682,8 @@ def readme_block() -> str:
         f"at hot organs than tumor-only in {o['organs_less_fp_at_hot_organs']} of {o['seeds']} "
         f"and a higher median Dice in {o['organs_higher_median_dice']} of {o['seeds']} (median "
         f"over seeds: organs {fmt(o['organs_median_dice_median'], 2)}, tumor-only "
-        f"{fmt(o['tumor_only_median_dice_median'], 2)}); the organ arm's median Dice was under "
-        f"the {fmt(DEMO_DICE_TARGET, 1)} the demo is sized for in {len(low)} of {o['seeds']} "
-        f"seeds{low_seeds}; each seed's table is in [docs/benchmarks.md](docs/benchmarks.md).\n"
+        f"{fmt(o['tumor_only_median_dice_median'], 2)}); {sized}; each seed's table is in "
+        "[docs/benchmarks.md](docs/benchmarks.md).\n"
     )
 
 
