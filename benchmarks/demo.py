@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from store import Run, load_average
+from store import Run, code_version, load_average
 
 WORK = Path(__file__).resolve().parent / "work"
 MEASURES = ("median_dice", "lesion_f1", "fp_at_hot_organs_ml", "fp_elsewhere_ml")
@@ -125,14 +125,22 @@ def _seed_run(seed: int) -> dict:
     """One seed's demo, or the one a cut-off benchmark already finished (its record kept)."""
     out = WORK / f"demo_seed{seed}"
     record = out.parent / f"demo_seed{seed}.json"
+    code = code_version()
     if record.is_file() and (out / "summary.json").is_file():
         done = json.loads(record.read_text())
-        if done["summary_mtime"] == (out / "summary.json").stat().st_mtime:
+        # kept only when run by the same code (a run of older code, or of uncommitted changes,
+        # is not what this benchmark stores) and its folder was not rewritten since
+        if (
+            done.get("code") == code
+            and "uncommitted" not in code
+            and (done["summary_mtime"] == (out / "summary.json").stat().st_mtime)
+        ):
             print(f"seed {seed}: finished earlier ({done['minutes']} min), kept", flush=True)
             return {**done, "folder": out, **_read(out)}
     result = run_demo(seed, out)
     keep = {k: result[k] for k in ("seed", "printed", "minutes", "load_start", "load_end")}
     keep["summary_mtime"] = (out / "summary.json").stat().st_mtime
+    keep["code"] = code
     record.write_text(json.dumps(keep))
     print(f"seed {seed}: {result['minutes']} min\n{result['printed']}", flush=True)
     return result

@@ -51,6 +51,23 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch_version}  # fmt: skip
 
 
+def code_version(script: str = "benchmarks/demo.py") -> str:
+    """The code a run measures: git's tree ids of lion_nnunet and ``script`` (they change only
+    when that code does, not with a docs commit), ``+uncommitted changes`` when either differs
+    from them; "unknown" outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    try:
+        trees = git("rev-parse", "HEAD:lion_nnunet", f"HEAD:{script}").split()
+        dirty = git("status", "--porcelain", "--", "lion_nnunet", script)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return " ".join(t[:12] for t in trees) + (" +uncommitted changes" if dirty else "")
+
+
 def _commit(script: str) -> str:
     """Short commit; ``+uncommitted changes`` when lion_nnunet or the script differ from it."""
 

@@ -35,11 +35,11 @@ class DemoSettings:
 
     out: Path
     tracer: str = "fdg"
-    #: 80 phantoms, 30 % holdout: 24 holdout cases, about three quarters of them with tumor
-    #: ("negative" studies, and studies whose lesions are all too faint to see, have none). Was
-    #: 40: a 12-case holdout's median Dice moved with the few lesions one draw put in it (organ
-    #: arm 0.32 to 0.63 over 5 seeds), and 28 training cases left lesion kinds unseen; 80 cost
-    #: about 0.7 min more (benchmarks/results/demo).
+    #: 80 phantoms, 30 % holdout: 24 holdout cases, 11 to 19 of them with tumor in the stored
+    #: seeds ("negative" studies, and studies whose lesions are all too faint to see, have none).
+    #: Was 40: a 12-case holdout's median Dice moved with the few lesions one draw put in it
+    #: (organ arm 0.32 to 0.63 over 5 seeds), and 28 training cases left lesion kinds unseen
+    #: (docs/reproducing.md); runs took 6.2-6.7 min (benchmarks/results/demo).
     cases: int = 80
     test_fraction: float = 0.3
     #: Same trainer for both arms: Dice over the tumor only + CE over every class (so the organ

@@ -23,7 +23,7 @@ EXAMPLES = """\
   lion phantoms --tracer fdg --cases 20 --diseases lymphoma:3,melanoma:1 --out mixed_synth
   lion phantoms --tracer fdg --cases 2 --size wholebody --out fdg_wholebody   # benchmarks
   lion phantoms --tracer fdg --cases 3 --followups 2 --out fdg_followups   # for lion response
-  lion phantoms --tracer fdg --cases 40 --annotate visible --out fdg_seen  # as lion demo
+  lion phantoms --tracer fdg --cases 80 --annotate visible --out fdg_seen  # as lion demo
 """
 
 
