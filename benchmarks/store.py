@@ -51,15 +51,16 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch_version}  # fmt: skip
 
 
+def git(*args: str) -> str:
+    """A git command's output in this checkout (raises CalledProcessError, OSError)."""
+    return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
 def code_version(script: str = "benchmarks/demo.py") -> str:
     """The code a run measures: git's tree ids of lion_nnunet and ``script`` (they change only
     when that code does, not with a docs commit), ``+uncommitted changes`` when either differs
     from them; "unknown" outside git."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
-
     try:
         trees = git("rev-parse", "HEAD:lion_nnunet", f"HEAD:{script}").split()
         dirty = git("status", "--porcelain", "--", "lion_nnunet", script)
@@ -70,10 +71,6 @@ def code_version(script: str = "benchmarks/demo.py") -> str:
 
 def _commit(script: str) -> str:
     """Short commit; ``+uncommitted changes`` when lion_nnunet or the script differ from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
 
     try:
         out = git("rev-parse", "--short", "HEAD")

@@ -218,7 +218,7 @@ def verdict(arms: dict[str, dict]) -> str:
     if found < DEMO_DICE_TARGET:  # NaN (no case with tumor) compares False: nothing said
         lines.append(
             f"organ context's median Dice {found:.2f} is under the {DEMO_DICE_TARGET} the demo "
-            "is sized for: this holdout's lesions were missed or drawn smaller than they are"
+            "is sized for: look at its MIPs (missed lesions, too small or too large)"
         )
     return "\n".join([head, *(f"  {line}" for line in lines)])
 
